@@ -1,0 +1,26 @@
+# Two commands: `make report` (the main job) and `make test`. Both create .venv on first use
+# and install the project with every framework, pinned by constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: report test bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
+	touch $(INSTALLED)
+
+report: $(INSTALLED)
+	$(BIN)/gradparity report
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -n auto
+
+bench: $(INSTALLED)
+	$(BIN)/gradparity bench
+
+clean:
+	rm -rf $(VENV) reports/latest .pytest_cache .hypothesis

@@ -1,0 +1,65 @@
+"""Registry of backends. A framework is imported only inside its own module, and only
+when that backend is loaded (normally inside its worker process)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+
+from core.errors import SpecError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where a backend lives, what it needs installed and the environment it runs under."""
+
+    module: str
+    requires: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, BackendEntry] = {
+    "numpy": BackendEntry("backends.numpy"),
+    "finite-diff": BackendEntry("backends.finite_diff"),
+    "jax": BackendEntry("backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}),
+    "torch": BackendEntry("backends.torch", ("torch",)),
+    "tensorflow": BackendEntry("backends.tensorflow", ("tensorflow",)),
+    "keras-tensorflow": BackendEntry("backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"}),
+    "keras-jax": BackendEntry("backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}),
+    "keras-torch": BackendEntry("backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}),
+}
+GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}
+
+
+def resolve(names: list[str] | None) -> list[str]:
+    """Expand ``keras``/``all`` and check every name; ``None`` means every registered backend."""
+    if not names:
+        return list(REGISTRY)
+    resolved: list[str] = []
+    for name in names:
+        if name not in REGISTRY and name not in GROUPS:
+            raise SpecError(f"unknown backend {name!r}; choose from {', '.join([*REGISTRY, *GROUPS])}")
+        for member in GROUPS.get(name, (name,)):
+            if member not in resolved:
+                resolved.append(member)
+    return resolved
+
+
+def missing_requirement(name: str) -> str | None:
+    """Why ``name`` cannot run here (a framework that is not installed), or None; imports nothing."""
+    for package in REGISTRY[name].requires:
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed (pip install 'gradparity[{package}]')"
+    return None
+
+
+def load(name: str, device: str = "cpu", allow_tf32: bool = False):
+    """Import the backend's module in this process and return its ``Adapter``. Sets the
+    entry's environment first (``KERAS_BACKEND``, ``JAX_ENABLE_X64``), so call it in a fresh
+    process, before the framework is first imported there."""
+    entry = REGISTRY[name]
+    os.environ.update(entry.environment)
+    module = importlib.import_module(entry.module)
+    return module.Adapter(name, device=device, allow_tf32=allow_tf32)

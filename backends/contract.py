@@ -1,0 +1,59 @@
+"""The small contract every framework adapter implements, in the reference layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from core.cases import Case
+
+
+@dataclass
+class Evaluation:
+    """One forward and backward pass: cost J, gradients keyed ``W1, b1, ...`` in the
+    reference layout, the activations ``[A1, ..., AL]`` and the dtype actually computed in."""
+
+    cost: float
+    gradients: dict[str, np.ndarray]
+    activations: list[np.ndarray]
+    dtype_used: str
+
+
+@dataclass
+class Trajectory:
+    """``case.steps`` steps of full-batch gradient descent with the framework's own training
+    machinery: J before each update, the final parameters and the dtype computed in."""
+
+    costs: list[float]
+    params: dict[str, np.ndarray]
+    dtype_used: str
+
+
+class Adapter(Protocol):
+    """A framework behind the contract. Each ``backends/<framework>.py`` defines
+    ``class Adapter`` with this constructor and these methods."""
+
+    def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
+
+    def version(self) -> str:
+        """The framework's version string, e.g. ``torch 2.13.0``."""
+
+    def flags(self) -> dict[str, str]:
+        """Settings that move numbers (x64, TF32, oneDNN, Keras backend and epsilon...)."""
+
+    def evaluate(self, case: Case) -> Evaluation:
+        """Cost, gradients and activations of ``case.params`` on ``case.X, case.Y``."""
+
+    def train(self, case: Case) -> Trajectory:
+        """``case.steps`` gradient-descent steps at ``case.learning_rate`` from ``case.params``."""
+
+    def bench_modes(self) -> dict[str, str | None]:
+        """Each timing mode (``eager``, ``compiled``) mapped to None when it runs here, or to
+        the reason it does not (e.g. ``torch.compile`` unavailable on this CPU)."""
+
+    def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
+        """A zero-argument callable doing one full training step (forward, backward, update)
+        on data already placed on the device, blocking until the result is ready."""

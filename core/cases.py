@@ -1,0 +1,164 @@
+"""The case catalogue: named networks, data and parameters that every backend is run on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from core import datasets
+from core.errors import GradparityError
+from core.network import NetworkSpec, check_dtype, check_params
+from core.reference import Params, check_training, initial_params
+
+
+@dataclass
+class Case:
+    """A network, its data and its starting parameters, all in one dtype.
+
+    ``steps`` and ``learning_rate`` drive the training trajectory; ``tolerance`` maps a
+    quantity kind (``cost``, ``gradients``, ``activations``, ``trajectory``) to an rtol that
+    replaces the policy's for this case.
+    """
+
+    name: str
+    description: str
+    spec: NetworkSpec
+    X: np.ndarray = field(repr=False)
+    Y: np.ndarray = field(repr=False)
+    params: Params = field(repr=False)
+    dtype: str = "float64"
+    learning_rate: float = 0.5
+    steps: int = 10
+    tolerance: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def key(self) -> str:
+        """``name/dtype``, unique within a run."""
+        return f"{self.name}/{self.dtype}"
+
+    def with_steps(self, steps: int | None) -> Case:
+        """The same case with another trajectory length (``None`` keeps it)."""
+        if steps is None:
+            return self
+        check_training(self.learning_rate, steps)
+        return replace(self, steps=int(steps))
+
+
+def make_case(
+    name: str,
+    description: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    params: Params,
+    spec: NetworkSpec,
+    dtype: str = "float64",
+    learning_rate: float = 0.5,
+    steps: int = 10,
+) -> Case:
+    """Check data and parameters against ``spec`` and cast everything to ``dtype``."""
+    numpy_dtype = check_dtype(dtype)
+    datasets.check_data(X, Y, spec.loss)
+    if X.shape[0] != spec.layer_sizes[0] or Y.shape[0] != spec.layer_sizes[-1]:
+        raise GradparityError(
+            f"data has {X.shape[0]} features and {Y.shape[0]} output rows, "
+            f"but the network's layers are {list(spec.layer_sizes)}"
+        )
+    check_params(spec, params)
+    check_training(learning_rate, steps)
+    cast = lambda array: np.ascontiguousarray(array, dtype=numpy_dtype)  # noqa: E731
+    return Case(
+        name, description, spec, cast(X), cast(Y), {k: cast(v) for k, v in params.items()},
+        dtype, learning_rate, steps,
+    )
+
+
+def _dataset_case(
+    name: str,
+    description: str,
+    dataset: str,
+    hidden: list[int],
+    activation: str,
+    loss: str,
+    init: str,
+    learning_rate: float,
+    steps: int = 10,
+) -> Callable[[str], Case]:
+    def build(dtype: str) -> Case:
+        X, Y = datasets.load_dataset(dataset, loss)
+        spec = NetworkSpec((X.shape[0], *hidden, Y.shape[0]), activation, loss)
+        params = initial_params(spec, init)
+        return make_case(name, description, X, Y, params, spec, dtype, learning_rate, steps)
+
+    return build
+
+
+def _signs_shape(dtype: str) -> Case:
+    X, Y = datasets.load_dataset("signs-synthetic", "softmax-ce")
+    spec = NetworkSpec((12288, 25, 12, 6), "relu", "softmax-ce")
+    params = initial_params(spec, "xavier", seed=1)
+    return make_case(
+        "signs-shape", "The document's TensorFlow network 12288-25-12-6 (relu, softmax) on seeded synthetic data, m = 1080",
+        X, Y, params, spec, dtype, learning_rate=0.05, steps=3,
+    )
+
+
+def _saturated(dtype: str) -> Case:
+    X, Y = datasets.load_dataset("flower", "bce")
+    spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
+    params = initial_params(spec, "xavier", seed=3)
+    params["W1"] *= 4.0
+    params["W2"] = np.full((1, 4), 40.0)
+    params["b2"] = np.full((1, 1), -80.0)
+    return make_case(
+        "saturated", "Large output weights: |Z2| up to 80, sigmoid outputs at 1 - 1e-12 and beyond, on both sides",
+        X, Y, params, spec, dtype, learning_rate=0.01,
+    )
+
+
+def _single_example(dtype: str) -> Case:
+    X, Y = datasets.load_dataset("flower", "bce")
+    spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
+    return make_case(
+        "single-example", "One example (m = 1): every sum over examples has a single term",
+        X[:, :1], Y[:, :1], initial_params(spec, "xavier", seed=4), spec, dtype, learning_rate=1.2,
+    )
+
+
+CATALOGUE: dict[str, Callable[[str], Case]] = {
+    "seed-2layer": _dataset_case(
+        "seed-2layer", "The document's set-up: flower data, hidden [4], sigmoid, bce, seeded 0.01 init",
+        "flower", [4], "sigmoid", "bce", "seed", 1.2),
+    "deep-sigmoid": _dataset_case(
+        "deep-sigmoid", "Four sigmoid layers, hidden [16, 8, 4], on the flower data",
+        "flower", [16, 8, 4], "sigmoid", "bce", "xavier", 0.5),
+    "tanh": _dataset_case(
+        "tanh", "The document's network with tanh hidden units", "flower", [4], "tanh", "bce", "xavier", 1.2),
+    "relu": _dataset_case(
+        "relu", "ReLU hidden layers [8, 4] with He init", "flower", [8, 4], "relu", "bce", "he", 0.5),
+    "softmax-digits": _dataset_case(
+        "softmax-digits", "The document's multi-class extension: 8x8 digits, hidden [25, 12] relu, softmax-ce",
+        "digits", [25, 12], "relu", "softmax-ce", "he", 0.1),
+    "signs-shape": _signs_shape,
+    "keras-mse": _dataset_case(
+        "keras-mse", "The document's Keras model: hidden [4] sigmoid, sigmoid output, mean squared error",
+        "flower", [4], "sigmoid", "mse", "seed", 1.2),
+    "breast-cancer": _dataset_case(
+        "breast-cancer", "Real data: 30 standardised features, hidden [16, 8] relu, bce",
+        "breast-cancer", [16, 8], "relu", "bce", "he", 0.1),
+    "saturated": _saturated,
+    "single-example": _single_example,
+}
+
+
+def build_case(name: str, dtype: str = "float64", steps: int | None = None) -> Case:
+    """The catalogue case ``name`` in ``dtype``, with ``steps`` overriding its trajectory length."""
+    if name not in CATALOGUE:
+        raise GradparityError(f"unknown case {name!r}; choose from {', '.join(CATALOGUE)}")
+    check_dtype(dtype)
+    return CATALOGUE[name](dtype).with_steps(steps)

@@ -1,0 +1,164 @@
+"""Comparison of a backend's numbers with the reference: metrics, tolerance policy, verdicts.
+
+For an actual array ``a`` and the reference ``b`` (compared in float64):
+
+    abs error   |a - b| elementwise, its maximum ``max_abs_error``
+    rel error   max|a - b| / max|b|  (normwise: the headline figure; elementwise
+                |a - b| / |b| is also kept as ``max_rel_error``)
+    ulps        max|a - b| / (eps(dtype) * max|b|): the error in units of the last place
+                of the largest reference element
+    cosine      <a, b> / (|a| |b|)
+    allowed     |a - b| <= atol + rtol |b|, with atol = rtol * max|b|
+
+The absolute floor ``atol`` is proportional to the quantity's own size because gradients
+are sums over m examples: entries near zero come out of cancellation and carry the absolute
+error of their largest terms, so an elementwise relative test would fail them by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from core.network import NetworkSpec
+
+KINDS = ("cost", "activations", "gradients", "trajectory")
+SAFETY_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """An rtol, the atol it implies for a quantity, and the sentence that justifies both."""
+
+    rtol: float
+    reason: str
+
+
+def tolerance(kind: str, dtype: str, spec: NetworkSpec, m: int, layer: int | None = None,
+              steps: int = 1, override: float | None = None) -> Tolerance:
+    """rtol = 4 eps(dtype) * depth * sqrt(n) [* steps], n the longest reduction (widest layer or m).
+
+    Rounding in a length-n dot product grows like sqrt(n) eps; every layer passed through adds
+    its own, so the depth is l for A[l], L for the cost, 2L (forward then backward) for the
+    gradients, and a trajectory of K steps accumulates K gradient errors.
+    """
+    if override is not None:
+        return Tolerance(float(override), f"rtol {override:.3g} set explicitly for this case")
+    eps = float(np.finfo(dtype).eps)
+    n = spec.max_reduction(m)
+    depth = {"activations": layer or spec.depth, "cost": spec.depth}.get(kind, 2 * spec.depth)
+    factor = steps if kind == "trajectory" else 1
+    rtol = SAFETY_FACTOR * eps * depth * np.sqrt(n) * factor
+    reason = f"4 x eps({dtype}) x depth {depth} x sqrt(n = {n})" + (f" x {steps} steps" if factor > 1 else "")
+    return Tolerance(float(rtol), reason)
+
+
+@dataclass
+class Check:
+    """The comparison of one quantity (cost, dW1, A2, trajectory W1, ...) with the reference."""
+
+    quantity: str
+    kind: str
+    max_abs_error: float
+    max_rel_error: float
+    rel_error: float
+    ulps: float
+    cosine: float
+    worst_index: list[int]
+    mismatched: int
+    total: int
+    rtol: float
+    atol: float
+    tolerance_reason: str
+    verdict: str
+    message: str | None = None
+    deviation: dict | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, dtype: str,
+            tol: Tolerance, backend: str = "backend", mask: np.ndarray | None = None) -> Check:
+    """Compare ``actual`` with the reference ``expected`` under ``tol``; ``mask`` restricts the
+    comparison to the entries that were computed (finite differences on a sampled subset)."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        return _shape_mismatch(quantity, kind, a.shape, b.shape, tol, backend)
+    selected = np.ones(b.shape, bool) if mask is None else np.asarray(mask, bool)
+    a_sel, b_sel = a[selected], b[selected]
+    scale = float(np.max(np.abs(b_sel), initial=0.0))
+    diff = np.abs(a - b)
+    atol = tol.rtol * scale
+    allowed = atol + tol.rtol * np.abs(b)
+    over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
+    max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")
+    worst = np.unravel_index(int(np.argmax(np.where(selected, np.nan_to_num(diff / allowed, nan=np.inf), -1.0))), b.shape) if b.size else ()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elementwise = np.where(b_sel != 0, np.abs(a_sel - b_sel) / np.abs(b_sel), np.where(a_sel == b_sel, 0.0, np.inf))
+    eps = float(np.finfo(dtype).eps)
+    rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    check = Check(
+        quantity=quantity, kind=kind, max_abs_error=max_abs,
+        max_rel_error=float(np.max(elementwise, initial=0.0)), rel_error=rel, ulps=rel / eps,
+        cosine=_cosine(a_sel, b_sel), worst_index=[int(i) for i in worst], mismatched=int(over.sum()),
+        total=int(selected.sum()), rtol=tol.rtol, atol=atol, tolerance_reason=tol.reason,
+        verdict="pass" if not over.any() else "fail",
+    )
+    if over.any():
+        check.message = mismatch_message(check, backend, dtype, tol.rtol * np.abs(b[tuple(worst)]) + atol)
+    return check
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """<a, b> / (|a| |b|); 1 when both are zero, 0 when only one is."""
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if norms == 0 or not np.isfinite(norms):
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float(np.dot(a.ravel(), b.ravel()) / norms)
+
+
+def _shape_mismatch(quantity: str, kind: str, got: tuple, want: tuple, tol: Tolerance, backend: str) -> Check:
+    message = f"{quantity} of {backend} has shape {got}, the reference has {want}"
+    return Check(quantity, kind, float("inf"), float("inf"), float("inf"), float("inf"), 0.0, [],
+                 int(np.prod(want)), int(np.prod(want)), tol.rtol, 0.0, tol.reason, "fail", message)
+
+
+def mismatch_message(check: Check, backend: str, dtype: str, allowed_at_worst: float) -> str:
+    """The torch.testing.assert_close style account of a failed check."""
+    where = tuple(check.worst_index)
+    share = 100.0 * check.mismatched / max(check.total, 1)
+    return (
+        f"{check.quantity} of {backend} is not close to the reference ({dtype}).\n"
+        f"Mismatched elements: {check.mismatched} / {check.total} ({share:.1f}%)\n"
+        f"Greatest absolute difference: {check.max_abs_error:.3g} at index {where} "
+        f"(up to {allowed_at_worst:.3g} allowed)\n"
+        f"Greatest relative difference: {check.rel_error:.3g} of the largest element, "
+        f"{check.ulps:.3g} ulps (up to rtol {check.rtol:.3g} allowed)"
+    )
+
+
+def first_divergent_layer(checks: list[Check]) -> int | None:
+    """The earliest l whose activation A[l] breaks tolerance, or None."""
+    layers = [int(c.quantity[1:]) for c in checks if c.kind == "activations" and c.verdict != "pass"]
+    return min(layers) if layers else None
+
+
+def backend_status(checks: list[Check]) -> str:
+    """fail if any check fails, known_deviation if any is one, else pass."""
+    verdicts = {c.verdict for c in checks}
+    for status in ("fail", "known_deviation"):
+        if status in verdicts:
+            return status
+    return "pass"
+
+
+def worst_check(checks: list[Check]) -> dict | None:
+    """The check with the largest relative error: quantity, rel error and ulps."""
+    measured = [c for c in checks if c.kind != "dtype"]
+    if not measured:
+        return None
+    worst = max(measured, key=lambda c: c.rel_error)
+    return {"quantity": worst.quantity, "rel_error": worst.rel_error, "ulps": worst.ulps}

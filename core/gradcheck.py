@@ -1,0 +1,113 @@
+"""Central finite differences in float64: the ground truth the reference is checked against.
+
+    dJ/dtheta_k ~ (J(theta + h e_k) - J(theta - h e_k)) / 2h
+
+A perturbation of ``W[l][i, j]`` by h only moves row i of ``Z[l]`` by ``h A[l-1][j, :]`` (of
+``b[l][i]``: by h), so each difference re-evaluates the network from layer l upwards only.
+Parameters with more than ``max_entries`` entries are checked on a seeded random subset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.network import NetworkSpec
+from core.reference import Params, activate, cost, cost_and_gradients, forward
+
+STEP = 1e-6
+MAX_ENTRIES = 2000
+SAMPLED_ENTRIES = 400
+THRESHOLD = 1e-7
+
+
+@dataclass
+class GradcheckResult:
+    """Relative difference ||g - g_num|| / (||g|| + ||g_num||) over the checked entries, the
+    worst entry, and the numerical gradients (NaN where an entry was not sampled)."""
+
+    relative_difference: float
+    worst: dict
+    checked: int
+    total: int
+    sampled: list[str]
+    numerical: Params = field(repr=False)
+    masks: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.relative_difference < THRESHOLD
+
+
+def entries_to_check(shape: tuple[int, ...], name: str, max_entries: int, seed: int) -> np.ndarray:
+    """Flat indices of the entries of one parameter to difference: all of them, or a seeded
+    sample of ``SAMPLED_ENTRIES`` when the parameter has more than ``max_entries``."""
+    size = int(np.prod(shape))
+    if size <= max_entries:
+        return np.arange(size)
+    generator = np.random.default_rng([seed, sum(map(ord, name))])
+    return np.sort(generator.choice(size, SAMPLED_ENTRIES, replace=False))
+
+
+def cost_above(params: Params, Z: np.ndarray, layer: int, Y: np.ndarray, spec: NetworkSpec) -> float:
+    """J as a function of ``Z[layer]``: the layers above it evaluated from there."""
+    A = activate(Z, spec.activation(layer))
+    for upper in range(layer + 1, spec.depth + 1):
+        Z = params[f"W{upper}"] @ A + params[f"b{upper}"]
+        A = activate(Z, spec.activation(upper))
+    return cost(Z, A, Y, spec.loss)
+
+
+def numerical_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
+                        max_entries: int = MAX_ENTRIES, seed: int = 0, step: float = STEP) -> tuple[Params, dict[str, np.ndarray]]:
+    """Central differences of J in float64 for every (or every sampled) parameter entry.
+    Returns the gradients (NaN where not sampled) and the boolean masks of checked entries."""
+    params = {name: np.asarray(value, np.float64) for name, value in params.items()}
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    cache = forward(params, X, spec)
+    gradients, masks = {}, {}
+    for name, value in params.items():
+        layer = int(name[1:])
+        A_below, Z = cache.A[layer - 1], cache.Z[layer]
+        numerical = np.full(value.shape, np.nan)
+        for flat in entries_to_check(value.shape, name, max_entries, seed):
+            row, column = np.unravel_index(flat, value.shape)
+            shift = step * (A_below[column] if name[0] == "W" else 1.0)
+            costs = []
+            for sign in (1.0, -1.0):
+                perturbed = Z.copy()
+                perturbed[row] += sign * shift
+                costs.append(cost_above(params, perturbed, layer, Y, spec))
+            numerical[row, column] = (costs[0] - costs[1]) / (2 * step)
+        gradients[name], masks[name] = numerical, ~np.isnan(numerical)
+    return gradients, masks
+
+
+def gradcheck(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
+              max_entries: int = MAX_ENTRIES, seed: int = 0) -> GradcheckResult:
+    """Compare the reference backward pass (in float64) with central differences."""
+    params64 = {name: np.asarray(value, np.float64) for name, value in params.items()}
+    _, analytic, _ = cost_and_gradients(params64, np.asarray(X, np.float64), np.asarray(Y, np.float64), spec)
+    numerical, masks = numerical_gradients(params64, X, Y, spec, max_entries, seed)
+    g = np.concatenate([analytic[name][masks[name]] for name in analytic])
+    g_num = np.concatenate([numerical[name][masks[name]] for name in analytic])
+    denominator = np.linalg.norm(g) + np.linalg.norm(g_num)
+    difference = float(np.linalg.norm(g - g_num) / denominator) if denominator > 0 else 0.0
+    return GradcheckResult(
+        difference, _worst_entry(analytic, numerical, masks), int(g.size),
+        sum(value.size for value in params64.values()),
+        [name for name, mask in masks.items() if not mask.all()], numerical, masks,
+    )
+
+
+def _worst_entry(analytic: Params, numerical: Params, masks: dict[str, np.ndarray]) -> dict:
+    """The checked entry with the greatest |g - g_num|: parameter, index and both values."""
+    best = {"parameter": None, "index": [], "analytic": 0.0, "numerical": 0.0, "abs_difference": -1.0}
+    for name, mask in masks.items():
+        difference = np.where(mask, np.abs(analytic[name] - np.nan_to_num(numerical[name])), -1.0)
+        index = np.unravel_index(int(np.argmax(difference)), difference.shape)
+        if difference[index] > best["abs_difference"]:
+            best = {"parameter": name, "index": [int(i) for i in index], "analytic": float(analytic[name][index]),
+                    "numerical": float(numerical[name][index]), "abs_difference": float(difference[index])}
+    return best

@@ -1,0 +1,217 @@
+"""The hand-derived backpropagation of the document: the reference every backend is held to.
+
+Column layout throughout: ``X`` is ``(n0, m)``, ``Y`` is ``(nL, m)``, ``W[l]`` is
+``(n_l, n_{l-1})`` and ``b[l]`` is ``(n_l, 1)``, broadcast over the m columns.
+
+    forward:   Z[l] = W[l] A[l-1] + b[l],   A[l] = g[l](Z[l]),   A[0] = X
+    backward:  dZ[L] = dJ/dZ[L]  (= (A[L] - Y)/m for bce and softmax-ce)
+               dZ[l] = W[l+1]^T dZ[l+1] * g'[l](Z[l])
+               dW[l] = dZ[l] A[l-1]^T,      db[l] = sum(dZ[l], axis=1)
+    update:    W[l] -= lr dW[l],            b[l] -= lr db[l]
+
+Every function computes in the dtype of its inputs and never changes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import GradparityError, SpecError
+from core.network import NetworkSpec, check_choice, check_params
+
+Params = dict[str, np.ndarray]
+INITS = ("seed", "xavier", "he")
+
+
+def sigmoid(Z: np.ndarray) -> np.ndarray:
+    """sigma(z) = 1 / (1 + e^-z), evaluated as e^z / (1 + e^z) for z < 0 so exp never overflows."""
+    E = np.exp(-np.abs(Z))
+    A = 1.0 / (1.0 + E)
+    np.multiply(A, E, out=A, where=Z < 0)
+    return A
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """softmax(z)_i = e^(z_i - max z) / sum_j e^(z_j - max z), per column."""
+    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    E /= E.sum(axis=0, keepdims=True)
+    return E
+
+
+def activate(Z: np.ndarray, name: str) -> np.ndarray:
+    """A = g(Z) for g in sigmoid, tanh, relu (max(z, 0)) or softmax."""
+    if name == "sigmoid":
+        return sigmoid(Z)
+    if name == "tanh":
+        return np.tanh(Z)
+    if name == "relu":
+        return np.maximum(Z, 0)
+    if name == "softmax":
+        return softmax(Z)
+    raise SpecError(f"unknown activation {name!r}")
+
+
+def activation_derivative(A: np.ndarray, name: str) -> np.ndarray:
+    """g'(Z) written in terms of A = g(Z): sigmoid A(1-A), tanh 1-A^2, relu [A > 0]."""
+    if name == "sigmoid":
+        return A * (1 - A)
+    if name == "tanh":
+        return 1 - A * A
+    if name == "relu":
+        return (A > 0).astype(A.dtype)
+    raise SpecError(f"unknown activation {name!r}")
+
+
+@dataclass
+class ForwardPass:
+    """The cache of one forward pass: ``A = [A0, A1, ..., AL]`` and ``Z = [None, Z1, ..., ZL]``."""
+
+    A: list[np.ndarray]
+    Z: list[np.ndarray | None]
+
+    @property
+    def ZL(self) -> np.ndarray:
+        return self.Z[-1]
+
+
+def forward(params: Params, X: np.ndarray, spec: NetworkSpec) -> ForwardPass:
+    """Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]) for l = 1..L, with A[0] = X."""
+    A, Z = [X], [None]
+    for layer in range(1, spec.depth + 1):
+        Z.append(params[f"W{layer}"] @ A[-1])
+        Z[-1] += params[f"b{layer}"]
+        A.append(activate(Z[-1], spec.activation(layer)))
+    return ForwardPass(A, Z)
+
+
+def cost(ZL: np.ndarray, AL: np.ndarray, Y: np.ndarray, loss: str) -> float:
+    """The cost J of the output layer, from the logits ZL where that is the stable form.
+
+    bce:        J = 1/m sum(max(z, 0) - z y + log(1 + e^-|z|)), equal to the document's
+                -1/m sum(y log a + (1 - y) log(1 - a)) where that is finite
+    softmax-ce: J = -1/m sum(y (z - max z - log sum e^(z - max z)))
+    mse:        J = 1/(nL m) sum((a - y)^2)
+    """
+    m = Y.shape[1]
+    if loss == "bce":
+        losses = np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL)))
+        return float(losses.sum() / m)
+    if loss == "softmax-ce":
+        shifted = ZL - ZL.max(axis=0, keepdims=True)
+        log_A = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+        return float(-(Y * log_A).sum() / m)
+    if loss == "mse":
+        return float(np.square(AL - Y).sum() / Y.size)
+    raise SpecError(f"unknown loss {loss!r}")
+
+
+def output_delta(AL: np.ndarray, Y: np.ndarray, loss: str) -> np.ndarray:
+    """dZ[L] = dJ/dZ[L]: (A - Y)/m for bce and softmax-ce, 2/(nL m) (A - Y) A (1 - A) for mse."""
+    m = Y.shape[1]
+    if loss == "mse":
+        return (2.0 / Y.size) * (AL - Y) * activation_derivative(AL, "sigmoid")
+    return (AL - Y) / m
+
+
+def backward(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
+    """Backpropagate the cached dZ: dW[l] = dZ[l] A[l-1]^T, db[l] = sum(dZ[l], axis=1),
+    dZ[l-1] = W[l]^T dZ[l] * g'(Z[l-1]). Returns the gradients keyed by parameter:
+    ``{"W1": dJ/dW1, "b1": dJ/db1, ...}``."""
+    A = cache.A
+    grads: Params = {}
+    dZ = output_delta(A[-1], Y, spec.loss)
+    for layer in range(spec.depth, 0, -1):
+        grads[f"W{layer}"] = dZ @ A[layer - 1].T
+        grads[f"b{layer}"] = dZ.sum(axis=1, keepdims=True)
+        if layer > 1:
+            dZ = params[f"W{layer}"].T @ dZ
+            dZ *= activation_derivative(A[layer - 1], spec.hidden_activation)
+    return {name: grads[name] for name in spec.param_shapes()}
+
+
+def update_params(params: Params, grads: Params, learning_rate: float) -> None:
+    """Gradient-descent step in place: W[l] -= lr dW[l], b[l] -= lr db[l]."""
+    for name, value in params.items():
+        value -= learning_rate * grads[name]
+
+
+def initial_params(spec: NetworkSpec, init: str = "seed", seed: int | None = None, dtype: str = "float64") -> Params:
+    """Initial W and b (b = 0) in layer order.
+
+    seed:   the document's ``inital_params``: legacy RNG seeded with 2 (or ``seed``),
+            ``W[l] = randn(n_l, n_{l-1}) * 0.01`` for each layer in order
+    xavier: ``W[l] ~ N(0, 1) * sqrt(1 / n_{l-1})``,  he: ``W[l] ~ N(0, 1) * sqrt(2 / n_{l-1})``,
+            drawn from ``numpy.random.default_rng(seed)`` (seed 0 when not given)
+    """
+    check_choice("init", init, INITS)
+    if init == "seed":
+        legacy = np.random.RandomState(2 if seed is None else seed)
+        draw = legacy.randn
+        scale = lambda fan_in: 0.01  # noqa: E731 - the document's fixed scale
+    else:
+        generator = np.random.default_rng(0 if seed is None else seed)
+        draw = lambda *shape: generator.standard_normal(shape)  # noqa: E731
+        gain = 1.0 if init == "xavier" else 2.0
+        scale = lambda fan_in: np.sqrt(gain / fan_in)  # noqa: E731
+    params: Params = {}
+    for name, shape in spec.param_shapes().items():
+        if name.startswith("b"):
+            params[name] = np.zeros(shape, dtype=dtype)
+        else:
+            params[name] = (draw(*shape) * scale(shape[1])).astype(dtype)
+    return params
+
+
+def cost_and_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> tuple[float, Params, ForwardPass]:
+    """One forward and backward pass: (J, gradients keyed W1, b1, ..., the forward cache)."""
+    cache = forward(params, X, spec)
+    J = cost(cache.ZL, cache.A[-1], Y, spec.loss)
+    return J, backward(params, cache, Y, spec), cache
+
+
+@dataclass
+class TrainingResult:
+    """What ``model`` returns: the cost before each update and the trained parameters."""
+
+    costs: list[float]
+    params: Params = field(repr=False)
+
+
+def model(
+    params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, learning_rate: float, iterations: int
+) -> TrainingResult:
+    """Full-batch gradient descent as the document's ``model()``: ``iterations`` steps from a
+    copy of ``params``, recording J before each step's update."""
+    check_training(learning_rate, iterations)
+    check_params(spec, params)
+    params = {name: value.copy() for name, value in params.items()}
+    costs = []
+    for _ in range(iterations):
+        J, grads, _cache = cost_and_gradients(params, X, Y, spec)
+        costs.append(J)
+        update_params(params, grads, learning_rate)
+    return TrainingResult(costs, params)
+
+
+def check_training(learning_rate: float, iterations: int) -> None:
+    """Raise unless the learning rate is positive and finite and iterations a positive integer."""
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise GradparityError(f"learning rate must be a positive number, got {learning_rate}")
+    if int(iterations) != iterations or iterations < 1:
+        raise GradparityError(f"iterations must be a positive integer, got {iterations}")
+
+
+def predict(params: Params, X: np.ndarray, spec: NetworkSpec) -> np.ndarray:
+    """Predicted labels: ``A[L] > 0.5`` for one sigmoid output, the arg-max row one-hot otherwise."""
+    AL = forward(params, X, spec).A[-1]
+    if AL.shape[0] == 1:
+        return (AL > 0.5).astype(AL.dtype)
+    return (AL == AL.max(axis=0, keepdims=True)).astype(AL.dtype)
+
+
+def evaluate(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> float:
+    """Accuracy in percent: the share of examples whose every output label is predicted right."""
+    predictions = predict(params, X, spec)
+    return float(np.mean(np.all(predictions == np.round(Y), axis=0)) * 100.0)
