@@ -47,19 +47,19 @@ def resolve(names: list[str] | None) -> list[str]:
     return resolved
 
 
-def missing_requirement(name: str) -> str | None:
-    """Why ``name`` cannot run here (a framework that is not installed), or None; imports nothing."""
-    for package in REGISTRY[name].requires:
+def missing_requirement(entry: BackendEntry) -> str | None:
+    """Why ``entry`` cannot run here (a framework that is not installed), or None; imports nothing."""
+    for package in entry.requires:
         if importlib.util.find_spec(package) is None:
             return f"{package} is not installed (pip install 'gradparity[{package}]')"
     return None
 
 
-def load(name: str, device: str = "cpu", allow_tf32: bool = False):
+def load(name: str, device: str = "cpu", allow_tf32: bool = False, entry: BackendEntry | None = None):
     """Import the backend's module in this process and return its ``Adapter``. Sets the
     entry's environment first (``KERAS_BACKEND``, ``JAX_ENABLE_X64``), so call it in a fresh
     process, before the framework is first imported there."""
-    entry = REGISTRY[name]
+    entry = entry or REGISTRY[name]
     os.environ.update(entry.environment)
     module = importlib.import_module(entry.module)
     return module.Adapter(name, device=device, allow_tf32=allow_tf32)

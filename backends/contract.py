@@ -14,12 +14,14 @@ if TYPE_CHECKING:
 @dataclass
 class Evaluation:
     """One forward and backward pass: cost J, gradients keyed ``W1, b1, ...`` in the
-    reference layout, the activations ``[A1, ..., AL]`` and the dtype actually computed in."""
+    reference layout, the activations ``[A1, ..., AL]`` and the dtype actually computed in.
+    ``checked`` marks the gradient entries actually computed, where that is a subset."""
 
     cost: float
     gradients: dict[str, np.ndarray]
     activations: list[np.ndarray]
     dtype_used: str
+    checked: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -34,7 +36,10 @@ class Trajectory:
 
 class Adapter(Protocol):
     """A framework behind the contract. Each ``backends/<framework>.py`` defines
-    ``class Adapter`` with this constructor and these methods."""
+    ``class Adapter`` with this constructor and these methods; ``provides`` defaults to all
+    four quantities (finite differences give only cost and gradients)."""
+
+    provides: tuple[str, ...]  # which of "cost", "gradients", "activations", "trajectory"
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
 

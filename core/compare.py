@@ -29,10 +29,20 @@ SAFETY_FACTOR = 4.0
 
 @dataclass(frozen=True)
 class Tolerance:
-    """An rtol, the atol it implies for a quantity, and the sentence that justifies both."""
+    """An rtol, an absolute floor under the atol it implies, and the sentence that justifies both."""
 
     rtol: float
     reason: str
+    atol_floor: float = 0.0
+
+
+def finite_difference_tolerance(policy: Tolerance, cost: float, step: float) -> Tolerance:
+    """Central differences round J(theta + h) - J(theta - h), so they carry an absolute error of
+    about eps64 |J| / h on top of the h^2 truncation: rtol = max(1e-7, policy) and an absolute
+    floor of 10 eps64 max(|J|, 1) / h."""
+    floor = 10 * float(np.finfo(np.float64).eps) * max(abs(cost), 1.0) / step
+    return Tolerance(max(policy.rtol, 1e-7), f"finite differences: max(1e-7, {policy.reason}), "
+                     f"atol >= 10 eps64 max(|J|, 1) / h = {floor:.2g}", floor)
 
 
 def tolerance(kind: str, dtype: str, spec: NetworkSpec, m: int, layer: int | None = None,
@@ -91,7 +101,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     a_sel, b_sel = a[selected], b[selected]
     scale = float(np.max(np.abs(b_sel), initial=0.0))
     diff = np.abs(a - b)
-    atol = tol.rtol * scale
+    atol = max(tol.rtol * scale, tol.atol_floor)
     allowed = atol + tol.rtol * np.abs(b)
     over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
     max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")

@@ -1,0 +1,44 @@
+"""Central finite differences in float64: the ground truth, as a backend (cost and gradients)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from backends.contract import Evaluation, Trajectory
+from core.cases import Case
+from core.gradcheck import numerical_gradients
+from core.reference import cost, forward
+
+
+class Adapter:
+    """Differences the float64 cost; gives no activations, trajectory or timings."""
+
+    provides = ("cost", "gradients")
+
+    def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
+        self.name = name
+
+    def version(self) -> str:
+        return f"central differences, numpy {np.__version__}"
+
+    def flags(self) -> dict[str, str]:
+        return {"precision": "float64 always", "step": "1e-6"}
+
+    def evaluate(self, case: Case) -> Evaluation:
+        X, Y = case.X.astype(np.float64), case.Y.astype(np.float64)
+        params = {name: value.astype(np.float64) for name, value in case.params.items()}
+        cache = forward(params, X, case.spec)
+        gradients, masks = numerical_gradients(params, X, Y, case.spec)
+        J = cost(cache.ZL, cache.A[-1], Y, case.spec.loss)
+        return Evaluation(J, gradients, [], "float64", checked=masks)
+
+    def train(self, case: Case) -> Trajectory:
+        raise NotImplementedError("finite differences give no training trajectory")
+
+    def bench_modes(self) -> dict[str, str | None]:
+        return {"eager": "finite differences are a check, not a training step"}
+
+    def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
+        raise NotImplementedError("finite differences are a check, not a training step")

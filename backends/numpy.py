@@ -1,0 +1,57 @@
+"""The NumPy reference behind the contract: ``core.reference`` forward, backward and ``model``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from backends.contract import Evaluation, Trajectory
+from backends.layout import check_device, dtype_name
+from core import reference
+from core.errors import GradparityError
+
+if TYPE_CHECKING:
+    from core.cases import Case
+
+
+class Adapter:
+    """The hand-derived backprop of ``core.reference``, on the CPU only."""
+
+    def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
+        self.name = name
+        if check_device(device) != "cpu":
+            raise GradparityError("cuda requested but NumPy runs on the CPU only")
+
+    def version(self) -> str:
+        return f"numpy {np.__version__}"
+
+    def flags(self) -> dict[str, str]:
+        """The BLAS NumPy was built with: it decides how matrix products are summed."""
+        blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
+        return {"blas": f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()}
+
+    def evaluate(self, case: Case) -> Evaluation:
+        """``reference.cost_and_gradients``: J, dJ/dW, dJ/db and ``[A1, ..., AL]``."""
+        J, grads, cache = reference.cost_and_gradients(case.params, case.X, case.Y, case.spec)
+        return Evaluation(J, grads, cache.A[1:], dtype_name(grads["W1"].dtype))
+
+    def train(self, case: Case) -> Trajectory:
+        """``reference.model``: the document's full-batch gradient descent."""
+        result = reference.model(case.params, case.X, case.Y, case.spec, case.learning_rate, case.steps)
+        return Trajectory(result.costs, result.params, dtype_name(result.params["W1"].dtype))
+
+    def bench_modes(self) -> dict[str, str | None]:
+        return {"eager": None, "compiled": "NumPy has no compiler"}
+
+    def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
+        """One reference step (forward, backward, in-place update) on a private copy of the params."""
+        if mode != "eager":
+            raise GradparityError(f"numpy cannot time mode {mode!r}: {self.bench_modes().get(mode, 'unknown mode')}")
+        params = {name: value.copy() for name, value in case.params.items()}
+
+        def step() -> None:
+            _J, grads, _cache = reference.cost_and_gradients(params, case.X, case.Y, case.spec)
+            reference.update_params(params, grads, case.learning_rate)
+
+        return step

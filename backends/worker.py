@@ -1,0 +1,57 @@
+"""The worker process of one backend: loads the framework once, then serves every case.
+
+Messages to the parent, in order: ``("ready", version, flags, import_seconds)`` or
+``("fatal", message)``; then per case ``("result", index, evaluation, trajectory, seconds)``
+or ``("error", index, message)``; finally ``("done",)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+from backends import BackendEntry, load
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """Give every math library in this process the same thread count (set before any import)."""
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+
+
+def describe(error: BaseException) -> str:
+    """One line: the exception type, its message and where it was raised."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
+    message = " ".join(str(error).split()) or "no message"
+    return f"{type(error).__name__}: {message[:400]}{where}"
+
+
+def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection) -> None:
+    """Entry point of the spawned process: load ``entry`` as ``name``, run each received case."""
+    limit_threads(options.get("threads", 1))
+    started = time.perf_counter()
+    try:
+        adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
+    except BaseException as error:  # an import failure is this backend's result, not a crash
+        results.send(("fatal", describe(error)))
+        return
+    results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started))
+    provides = getattr(adapter, "provides", ("cost", "gradients", "activations", "trajectory"))
+    while (message := jobs.recv()) is not None:
+        index, case = message
+        began = time.perf_counter()
+        try:
+            evaluation = adapter.evaluate(case)
+            trajectory = adapter.train(case) if "trajectory" in provides else None
+            results.send(("result", index, evaluation, trajectory, time.perf_counter() - began))
+        except Exception as error:
+            results.send(("error", index, describe(error)))
+    results.send(("done",))
+

@@ -1,0 +1,60 @@
+"""The environment fingerprint: everything that can move the numbers of a run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numpy_blas() -> str:
+    """NumPy's BLAS library and version, as its build configuration records them."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+
+
+def git_commit() -> str | None:
+    """The commit of the suite's checkout (with ``+dirty`` when it has changes), or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def fingerprint(outcomes: dict, device: str, allow_tf32: bool) -> dict:
+    """Python, platform, CPU, NumPy and BLAS, each backend's version and flags, device, commit."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "numpy": np.__version__,
+        "blas": numpy_blas(),
+        "frameworks": {name: o.version for name, o in outcomes.items() if o.version},
+        "flags": {name: o.flags for name, o in outcomes.items() if o.flags},
+        "device": device,
+        "allow_tf32": allow_tf32,
+        "git_commit": git_commit(),
+    }
