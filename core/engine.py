@@ -12,6 +12,7 @@ import numpy as np
 from backends import REGISTRY, BackendEntry, resolve
 from backends.contract import Evaluation, Trajectory
 from core import deviations
+from core.boundary import trained_boundary
 from core.cases import Case
 from core.compare import (Check, backend_status, compare, finite_difference_tolerance, first_divergent_layer,
                           tolerance, worst_check)
@@ -27,7 +28,8 @@ DEFAULT_TIMEOUT = 600.0
 @dataclass
 class RunOptions:
     """How to run: which backends (registry names, or extra entries injected through the API),
-    device, TF32, per-backend timeout in seconds, workers at a time, arrays in the document."""
+    device, TF32, per-backend timeout in seconds, workers at a time, arrays in the document,
+    and the decision boundary of the trained reference for 2-D float64 cases (for reports)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -36,6 +38,7 @@ class RunOptions:
     timeout: float = DEFAULT_TIMEOUT
     parallel: int | None = None
     include_arrays: bool = False
+    decision_boundaries: bool = False
 
 
 @dataclass
@@ -68,6 +71,9 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress)
     results = [case_result(index, case, reference_result(case), outcomes, options.include_arrays)
                for index, case in enumerate(cases)]
+    if options.decision_boundaries:
+        for case, result in zip(cases, results):
+            result["reference"]["decision_boundary"] = trained_boundary(case) if case.dtype == "float64" else None
     return {
         "schema": SCHEMA,
         "environment": fingerprint(outcomes, options.device, options.allow_tf32),

@@ -5,6 +5,8 @@
 A perturbation of ``W[l][i, j]`` by h only moves row i of ``Z[l]`` by ``h A[l-1][j, :]`` (of
 ``b[l][i]``: by h), so each difference re-evaluates the network from layer l upwards only.
 Parameters with more than ``max_entries`` entries are checked on a seeded random subset.
+ReLU is not differentiable at 0: an entry whose perturbation moves any ReLU input across (or
+off) zero has no two-sided derivative there, so it is left unchecked and counted as such.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ THRESHOLD = 1e-7
 @dataclass
 class GradcheckResult:
     """Relative difference ||g - g_num|| / (||g|| + ||g_num||) over the checked entries, the
-    worst entry, and the numerical gradients (NaN where an entry was not sampled)."""
+    worst entry, how many sampled entries sat at a ReLU kink, and the numerical gradients
+    (NaN where an entry was not checked)."""
 
     relative_difference: float
     worst: dict
     checked: int
+    at_kinks: int
     total: int
     sampled: list[str]
     numerical: Params = field(repr=False)
@@ -50,19 +54,30 @@ def entries_to_check(shape: tuple[int, ...], name: str, max_entries: int, seed: 
     return np.sort(generator.choice(size, SAMPLED_ENTRIES, replace=False))
 
 
-def cost_above(params: Params, Z: np.ndarray, layer: int, Y: np.ndarray, spec: NetworkSpec) -> float:
-    """J as a function of ``Z[layer]``: the layers above it evaluated from there."""
-    A = activate(Z, spec.activation(layer))
-    for upper in range(layer + 1, spec.depth + 1):
-        Z = params[f"W{upper}"] @ A + params[f"b{upper}"]
+def cost_above(params: Params, Z: np.ndarray, layer: int, Y: np.ndarray, spec: NetworkSpec) -> tuple[float, list]:
+    """J as a function of ``Z[layer]``: the layers above it evaluated from there; with the
+    sign pattern ``Z > 0`` of every ReLU layer on the way (empty for smooth activations)."""
+    signs = []
+    for upper in range(layer, spec.depth + 1):
+        if upper > layer:
+            Z = params[f"W{upper}"] @ A + params[f"b{upper}"]
+        if spec.activation(upper) == "relu":
+            signs.append(Z > 0)
         A = activate(Z, spec.activation(upper))
-    return cost(Z, A, Y, spec.loss)
+    return cost(Z, A, Y, spec.loss), signs
+
+
+def shifted_row(Z: np.ndarray, row: int, delta: np.ndarray | float) -> np.ndarray:
+    """A copy of Z with ``delta`` added to one row."""
+    shifted = Z.copy()
+    shifted[row] += delta
+    return shifted
 
 
 def numerical_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
                         max_entries: int = MAX_ENTRIES, seed: int = 0, step: float = STEP) -> tuple[Params, dict[str, np.ndarray]]:
     """Central differences of J in float64 for every (or every sampled) parameter entry.
-    Returns the gradients (NaN where not sampled) and the boolean masks of checked entries."""
+    Returns the gradients (NaN where not sampled or at a ReLU kink) and the masks of checked entries."""
     params = {name: np.asarray(value, np.float64) for name, value in params.items()}
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     cache = forward(params, X, spec)
@@ -74,12 +89,10 @@ def numerical_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: Netw
         for flat in entries_to_check(value.shape, name, max_entries, seed):
             row, column = np.unravel_index(flat, value.shape)
             shift = step * (A_below[column] if name[0] == "W" else 1.0)
-            costs = []
-            for sign in (1.0, -1.0):
-                perturbed = Z.copy()
-                perturbed[row] += sign * shift
-                costs.append(cost_above(params, perturbed, layer, Y, spec))
-            numerical[row, column] = (costs[0] - costs[1]) / (2 * step)
+            (J_plus, signs_plus), (J_minus, signs_minus) = (
+                cost_above(params, shifted_row(Z, row, sign * shift), layer, Y, spec) for sign in (1.0, -1.0))
+            if all(np.array_equal(p, q) for p, q in zip(signs_plus, signs_minus)):
+                numerical[row, column] = (J_plus - J_minus) / (2 * step)
         gradients[name], masks[name] = numerical, ~np.isnan(numerical)
     return gradients, masks
 
@@ -94,10 +107,11 @@ def gradcheck(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
     g_num = np.concatenate([numerical[name][masks[name]] for name in analytic])
     denominator = np.linalg.norm(g) + np.linalg.norm(g_num)
     difference = float(np.linalg.norm(g - g_num) / denominator) if denominator > 0 else 0.0
+    attempted = sum(len(entries_to_check(value.shape, name, max_entries, seed)) for name, value in params64.items())
     return GradcheckResult(
-        difference, _worst_entry(analytic, numerical, masks), int(g.size),
+        difference, _worst_entry(analytic, numerical, masks), int(g.size), attempted - int(g.size),
         sum(value.size for value in params64.values()),
-        [name for name, mask in masks.items() if not mask.all()], numerical, masks,
+        [name for name, value in params64.items() if value.size > max_entries], numerical, masks,
     )
 
 

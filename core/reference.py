@@ -180,18 +180,20 @@ class TrainingResult:
 
 
 def model(
-    params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, learning_rate: float, iterations: int
+    params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, learning_rate: float, iterations: int,
+    record_every: int = 1,
 ) -> TrainingResult:
     """Full-batch gradient descent as the document's ``model()``: ``iterations`` steps from a
-    copy of ``params``, recording J before each step's update."""
+    copy of ``params``, recording J before the update of every ``record_every``-th step."""
     check_training(learning_rate, iterations)
     check_params(spec, params)
     params = {name: value.copy() for name, value in params.items()}
     costs = []
-    for _ in range(iterations):
-        J, grads, _cache = cost_and_gradients(params, X, Y, spec)
-        costs.append(J)
-        update_params(params, grads, learning_rate)
+    for iteration in range(iterations):
+        cache = forward(params, X, spec)
+        if iteration % record_every == 0:
+            costs.append(cost(cache.ZL, cache.A[-1], Y, spec.loss))
+        update_params(params, backward(params, cache, Y, spec), learning_rate)
     return TrainingResult(costs, params)
 
 

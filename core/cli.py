@@ -1,0 +1,367 @@
+"""The ``gradparity`` command line: train, gradcheck, run, report, bench.
+
+Bad input is one line on stderr and exit status 2; a failed check is exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import datasets
+from core.errors import GradparityError
+from core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
+from core.reference import INITS, check_training, evaluate, initial_params, model
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(GradparityError):
+    """A command-line option that cannot be honoured."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit status 2, without the usage dump."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def hidden_units(text: str) -> list[int]:
+    """``4`` or ``16,8,4`` (spaces allowed) -> the hidden layer sizes."""
+    try:
+        return [int(part) for part in text.replace(" ", ",").split(",") if part] if text.strip() else []
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden units must be integers like 4 or 16,8,4, got {text!r}") from None
+
+
+def comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_network_options(parser: argparse.ArgumentParser, with_dataset: bool = True) -> None:
+    """Options shared by train and gradcheck: data, architecture, init and dtype."""
+    source = parser.add_mutually_exclusive_group()
+    if with_dataset:
+        source.add_argument("--dataset", default="flower", choices=datasets.DATASETS, metavar="NAME",
+                            help=f"bundled dataset: {', '.join(datasets.DATASETS)} (default: flower)")
+    source.add_argument("--data", metavar="FILE", help=".npz with X (n0, m) and Y (nL, m), or .csv with the label last")
+    parser.add_argument("--hidden", type=hidden_units, default=[4], metavar="UNITS",
+                        help="hidden layer sizes, e.g. 4 or 16,8,4 (default: 4)")
+    parser.add_argument("--activation", default="sigmoid", metavar="NAME",
+                        help=f"hidden activation: {', '.join(HIDDEN_ACTIVATIONS)} (default: sigmoid)")
+    parser.add_argument("--loss", default="bce", metavar="NAME",
+                        help=f"output and loss: {', '.join(LOSSES)} (default: bce)")
+    parser.add_argument("--init", default="seed", metavar="NAME",
+                        help=f"initialisation: {', '.join(INITS)}; seed = the document's (default: seed)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the initialisation (seed: 2, others: 0)")
+    parser.add_argument("--dtype", default="float64", choices=DTYPES, help="dtype computed in (default: float64)")
+
+
+def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    if args.data:
+        return datasets.load_file(args.data, args.loss)
+    return datasets.load_dataset(getattr(args, "dataset", None) or "flower", args.loss)
+
+
+def network_from_args(args: argparse.Namespace):
+    """Data (cast to --dtype), the spec and the initial parameters the options describe."""
+    X, Y = load_data(args)
+    spec = NetworkSpec((X.shape[0], *args.hidden, Y.shape[0]), args.activation, args.loss)
+    datasets.check_data(X, Y, args.loss)
+    params = initial_params(spec, args.init, args.seed, args.dtype)
+    return X.astype(args.dtype), Y.astype(args.dtype), spec, params
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """Gradient descent as the document's model(): cost lines, accuracy, optional JSON and plots."""
+    check_training(args.lr, args.iterations)
+    X, Y, spec, params = network_from_args(args)
+    started = time.perf_counter()
+    trained = model(params, X, Y, spec, args.lr, args.iterations, record_every=args.print_every)
+    seconds = time.perf_counter() - started
+    history = [{"iteration": i * args.print_every, "cost": c} for i, c in enumerate(trained.costs)]
+    for entry in history:
+        print(f"cost after {entry['iteration']} iterations: {entry['cost']}")
+    accuracy = evaluate(trained.params, X, Y, spec)
+    print(f"accuracy: {accuracy:g}%")
+    print(f"trained {spec.describe()} in {args.dtype} for {args.iterations} iterations in {seconds:.3f} s")
+    if args.json:
+        write_json(args.json, {"network": spec.describe(), "layers": list(spec.layer_sizes), "dtype": args.dtype,
+                               "learning_rate": args.lr, "iterations": args.iterations, "costs": history,
+                               "accuracy": accuracy, "training_seconds": seconds})
+    if args.plot:
+        from reports.training import plot_training
+
+        for path in plot_training(history, trained.params, X, Y, spec, Path(args.plot)):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def command_gradcheck(args: argparse.Namespace) -> int:
+    """Reference gradients against central differences; exit 1 above the threshold."""
+    from core.gradcheck import gradcheck
+
+    X, Y, spec, params = network_from_args(args)
+    result = gradcheck(params, X, Y, spec, seed=args.sample_seed)
+    worst = result.worst
+    print(f"network {spec.describe()}, m = {X.shape[1]}, central differences in float64 (h = 1e-6)")
+    print(f"checked {result.checked} of {result.total} parameter entries"
+          + (f" (seeded sample of {', '.join(result.sampled)})" if result.sampled else " (all)")
+          + (f"; {result.at_kinks} left out: a ReLU kink lies within +-h" if result.at_kinks else ""))
+    print(f"relative difference ||g - g_num|| / (||g|| + ||g_num||) = {result.relative_difference:.3e}"
+          f" (threshold {args.threshold:g})")
+    print(f"worst entry: {worst['parameter']}{tuple(worst['index'])} analytic {worst['analytic']:.12g}"
+          f" numerical {worst['numerical']:.12g}")
+    passed = result.relative_difference < args.threshold
+    print("PASS" if passed else "FAIL")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def write_json(path: str | os.PathLike, document: dict) -> None:
+    """Write ``document`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target} is a directory, not a JSON file")
+    if not target.parent.exists():
+        raise UsageError(f"directory {target.parent} does not exist")
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
+    temporary.replace(target)
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by run and report: which cases, backends, dtypes and how to run them."""
+    from core.cases import CATALOGUE
+
+    parser.add_argument("--case", action="append", metavar="NAME",
+                        help=f"catalogue case (repeatable; default: all): {', '.join(CATALOGUE)}")
+    parser.add_argument("--backends", type=comma_list, metavar="LIST",
+                        help="comma-separated backends (default: all installed): numpy, finite-diff, jax, torch, "
+                             "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
+    parser.add_argument("--dtype", type=comma_list, default=["float64", "float32"], metavar="LIST",
+                        help="dtypes to run, comma-separated (default: float64,float32)")
+    parser.add_argument("--steps", type=positive_int, metavar="K", help="training steps of each trajectory (default: per case)")
+    parser.add_argument("--data", metavar="FILE", help="your own data: .npz with X, Y (or .csv); needs --params")
+    parser.add_argument("--params", metavar="FILE", help="your own parameters: .npz with W1, b1, ..., WL, bL; needs --data")
+    parser.add_argument("--hidden", type=hidden_units, metavar="UNITS", help="with --params: sizes they must have")
+    parser.add_argument("--activation", default="sigmoid", metavar="NAME", help="with --params: hidden activation")
+    parser.add_argument("--loss", default="bce", metavar="NAME", help="with --params: output and loss")
+    parser.add_argument("--lr", type=float, default=0.5, help="with --params: learning rate of the trajectory")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
+    parser.add_argument("--allow-tf32", action="store_true", help="on CUDA, let frameworks use TF32 for float32 matmuls")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="limit per backend (default: 600)")
+
+
+def cases_from_args(args: argparse.Namespace) -> list:
+    """The catalogue cases (or the user's own network) in every requested dtype."""
+    from core.cases import build_case, make_case
+    from core.network import check_dtype
+
+    for dtype in args.dtype:
+        check_dtype(dtype)
+    if bool(args.data) != bool(args.params):
+        raise UsageError("--data and --params go together: give both to check your own network")
+    if not args.data:
+        if args.hidden is not None:
+            raise UsageError("--hidden only applies with --params (catalogue cases fix their own layers)")
+        return [build_case(name, dtype, args.steps) for name in (args.case or list_catalogue()) for dtype in args.dtype]
+    if args.case:
+        raise UsageError("--case and --data/--params exclude each other")
+    X, Y = datasets.load_file(args.data, args.loss)
+    params = load_params(args.params)
+    spec = spec_from_params(params, args.activation, args.loss)
+    if args.hidden is not None and list(spec.layer_sizes[1:-1]) != args.hidden:
+        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    name = Path(args.params).stem
+    return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
+                      args.lr, args.steps or 10) for dtype in args.dtype]
+
+
+def list_catalogue() -> list[str]:
+    from core.cases import CATALOGUE
+
+    return list(CATALOGUE)
+
+
+def load_params(path: str) -> dict[str, np.ndarray]:
+    """``W1, b1, ..., WL, bL`` from an .npz file, as float64 arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: np.asarray(archive[name], dtype=np.float64) for name in archive.files}
+    except FileNotFoundError:
+        raise UsageError(f"parameter file {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read parameter file {path} as .npz: {error}") from None
+
+
+def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> dict:
+    """Run the selected cases on the selected backends, with a progress bar on a terminal."""
+    from core.engine import RunOptions, run
+
+    cases = cases_from_args(args)
+    options = RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
+                         timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
+                         decision_boundaries=decision_boundaries)
+    with progress_bar(len(cases), options) as progress:
+        return run(cases, options, progress)
+
+
+def progress_bar(case_count: int, options):
+    """A rich progress bar over (backend, case) pairs on a terminal, a no-op elsewhere."""
+    import contextlib
+
+    from backends import REGISTRY, missing_requirement, resolve
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from rich.progress import Progress
+
+    runnable = [name for name in resolve(options.backends) if not missing_requirement(REGISTRY[name])]
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(transient=True) as progress:
+            task = progress.add_task("running backends", total=case_count * max(len(runnable), 1))
+            yield lambda backend, case: progress.update(task, advance=1, description=f"{backend}: {case}")
+
+    return bar()
+
+
+STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "fail": "bold red", "error": "red", "skipped": "dim"}
+STATUS_LABEL = {"pass": "pass", "known_deviation": "known dev.", "fail": "FAIL", "error": "error", "skipped": "skipped"}
+
+
+def print_summary(document: dict) -> None:
+    """The case x backend table (status and worst error in ulps), then failures and errors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    backends = document["options"]["backends"]
+    table = Table(title="gradparity: every backend against the NumPy reference (worst error in ulps)")
+    table.add_column("case")
+    for name in backends:
+        table.add_column(name, justify="center")
+    for result in document["results"]:
+        table.add_row(f"{result['case']} {result['dtype']}", *(summary_cell(result["backends"][n]) for n in backends))
+    console = Console(width=max(120, 14 * (len(backends) + 2)))
+    console.print(table)
+    counts = document["summary"]
+    console.print(", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()))
+    for result in document["results"]:
+        for name, backend in result["backends"].items():
+            if backend["status"] in ("fail", "error"):
+                console.print(f"[{STATUS_STYLE[backend['status']]}]{name} on {result['case']} {result['dtype']}: "
+                              f"{backend['status']}[/]\n{backend['reason']}", markup=True, highlight=False)
+
+
+def summary_cell(backend: dict) -> str:
+    status = backend["status"]
+    worst = backend.get("worst")
+    figure = f" {worst['ulps']:.3g}" if worst and status in ("pass", "known_deviation", "fail") else ""
+    return f"[{STATUS_STYLE[status]}]{STATUS_LABEL[status]}{figure}[/]"
+
+
+def exit_status(document: dict) -> int:
+    """0 when everything passed or is a known deviation (skips allowed), 1 on a failure or error."""
+    summary = document["summary"]
+    return EXIT_FAILED if summary["failed"] or summary["errors"] else EXIT_OK
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """The parity matrix: summary table, optional JSON document."""
+    document = run_parity(args)
+    print_summary(document)
+    if args.json:
+        write_json(args.json, document)
+        print(f"wrote {args.json}")
+    return exit_status(document)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """The parity matrix written as report.html, report.md, report.json and plots."""
+    from reports import write_report
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    bench = json.loads(Path(args.bench).read_text()) if args.bench else None
+    document = run_parity(args, decision_boundaries=True)
+    print_summary(document)
+    paths = write_report(document, out, bench)
+    print(f"report: {paths['html'] if 'html' in paths else out / 'report.html'}")
+    return exit_status(document)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="gradparity", description=(
+        "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras "
+        "compute the same costs and gradients for the same network, and report how closely."))
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train the reference network as the document's model() does",
+                                description="Full-batch gradient descent with the hand-derived NumPy backprop.")
+    add_network_options(train)
+    train.add_argument("--lr", type=float, default=1.2, help="learning rate (default: 1.2)")
+    train.add_argument("--iterations", type=positive_int, default=10000, help="gradient steps (default: 10000)")
+    train.add_argument("--print-every", type=positive_int, default=1000, metavar="N",
+                       help="print and record the cost every N iterations (default: 1000)")
+    train.add_argument("--json", metavar="FILE", help="write costs (taken before each update) and accuracy as JSON")
+    train.add_argument("--plot", metavar="DIR", help="write the cost curve and, for 2-D data, the decision boundary")
+    train.set_defaults(handler=command_train)
+
+    check = commands.add_parser("gradcheck", help="reference gradients against central finite differences",
+                                description="Central differences in float64 over every parameter entry "
+                                            "(a seeded sample of 400 for parameters with more than 2000).")
+    add_network_options(check)
+    check.add_argument("--threshold", type=float, default=1e-7, help="largest relative difference allowed (default: 1e-7)")
+    check.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries (default: 0)")
+    check.set_defaults(handler=command_gradcheck)
+
+    run = commands.add_parser("run", help="run the parity matrix: cases x backends x dtypes",
+                              description="Every case on every backend, each in its own worker process, "
+                                          "compared with the reference. Exit 0: all pass or known deviations; "
+                                          "1: a check failed or a backend errored; 2: bad usage or input.")
+    add_selection_options(run)
+    run.add_argument("--json", metavar="FILE", help="write the gradparity/1 result document")
+    run.add_argument("--include-arrays", action="store_true", help="put the gradients themselves in the JSON")
+    run.set_defaults(handler=command_run)
+
+    report = commands.add_parser("report", help="run the parity matrix and write HTML, Markdown, JSON and plots",
+                                 description="As run, then write report.html (self-contained), report.md, "
+                                             "report.json and plots/ into --out, atomically.")
+    add_selection_options(report)
+    report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
+    report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
+    report.set_defaults(handler=command_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gradparity`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except GradparityError as error:
+        print(f"gradparity: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradparity: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
