@@ -1,0 +1,115 @@
+"""The command line: the document's training output, JSON, plots, gradcheck, and one-line
+errors with exit status 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user would meet it."""
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_train_prints_the_documents_cost_lines_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    assert main(["train", "--iterations", "2000", "--print-every", "500", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("cost after 0 iterations: 0.6931")
+    assert [line.split()[2] for line in lines[:4]] == ["0", "500", "1000", "1500"]
+    document = json.loads(out.read_text())
+    assert [entry["iteration"] for entry in document["costs"]] == [0, 500, 1000, 1500]
+    assert document["costs"][0]["cost"] == pytest.approx(0.6931247519503794, rel=1e-12)
+    assert 50.0 < document["accuracy"] <= 100.0
+    assert any(line.startswith(f"accuracy: {document['accuracy']:g}%") for line in lines)
+
+
+def test_train_plot_writes_cost_curve_and_decision_boundary(tmp_path):
+    assert main(["train", "--iterations", "300", "--plot", str(tmp_path / "plots")]) == 0
+    files = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert files == ["cost.png", "decision_boundary.png"]
+    assert all((tmp_path / "plots" / name).stat().st_size > 5000 for name in files)
+
+
+def test_train_on_user_csv_with_softmax(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    path = tmp_path / "data.csv"
+    np.savetxt(path, np.column_stack([X, labels]), delimiter=",")
+    assert main(["train", "--data", str(path), "--loss", "softmax-ce", "--hidden", "5", "--init", "xavier",
+                 "--lr", "0.5", "--iterations", "200", "--print-every", "100"]) == 0
+    assert "trained 3-5-3 sigmoid/softmax-ce" in capsys.readouterr().out
+
+
+def test_float32_training_is_float32(tmp_path):
+    out = tmp_path / "t.json"
+    assert main(["train", "--dtype", "float32", "--iterations", "10", "--print-every", "5", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["dtype"] == "float32"
+
+
+def test_gradcheck_passes_and_fails_by_threshold(capsys):
+    assert main(["gradcheck", "--hidden", "8,4", "--activation", "tanh", "--init", "xavier"]) == 0
+    out = capsys.readouterr().out
+    assert "checked 65 of 65 parameter entries (all)" in out and out.rstrip().endswith("PASS")
+    assert main(["gradcheck", "--hidden", "8,4", "--init", "xavier", "--threshold", "1e-14"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("FAIL")
+
+
+def test_gradcheck_samples_large_layers_and_says_so(capsys):
+    assert main(["gradcheck", "--dataset", "digits", "--loss", "softmax-ce", "--hidden", "40",
+                 "--init", "xavier"]) == 0
+    assert "seeded sample of W1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "nope"], "invalid choice: 'nope'"),
+    (["train", "--activation", "swish"], "unknown activation 'swish'"),
+    (["train", "--loss", "hinge"], "unknown loss 'hinge'"),
+    (["train", "--init", "glorot"], "unknown init 'glorot'"),
+    (["train", "--lr", "0"], "learning rate must be a positive number"),
+    (["train", "--lr", "-1"], "learning rate must be a positive number"),
+    (["train", "--iterations", "0"], "must be a positive integer"),
+    (["train", "--hidden", "4,0"], "layer 2 has 0 units"),
+    (["train", "--hidden", "four"], "hidden units must be integers"),
+    (["train", "--data", "/no/such/file.npz"], "/no/such/file.npz"),
+    (["run", "--backends", "nope"], "unknown backend 'nope'"),
+    (["run", "--case", "nope"], "unknown case 'nope'"),
+    (["run", "--dtype", "float16"], "unknown dtype 'float16'"),
+    (["run", "--data", "x.npz"], "--data and --params go together"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_non_numeric_and_nan_data_files_are_refused(tmp_path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("1,2,0\n3,x,1\n")
+    result = run_cli("train", "--data", str(bad_csv))
+    assert result.returncode == 2 and "line 2" in result.stderr and "Traceback" not in result.stderr
+    nan_npz = tmp_path / "nan.npz"
+    np.savez(nan_npz, X=np.array([[np.nan, 1.0]]), Y=np.array([[0.0, 1.0]]))
+    result = run_cli("train", "--data", str(nan_npz))
+    assert result.returncode == 2 and "NaN" in result.stderr
+
+
+def test_help_explains_every_option():
+    for command in ("train", "gradcheck", "run", "report"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0
+        for option in {"train": ["--dataset", "--hidden", "--activation", "--loss", "--init", "--lr", "--iterations",
+                                 "--print-every", "--dtype", "--json", "--plot", "--data"],
+                       "gradcheck": ["--threshold", "--hidden"],
+                       "run": ["--case", "--backends", "--dtype", "--steps", "--json", "--include-arrays", "--params"],
+                       "report": ["--out", "--case", "--backends"]}[command]:
+            assert option in result.stdout, (command, option)
