@@ -1,0 +1,126 @@
+"""The engine's isolation and verdicts, with misbehaving backends injected through the API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backends import BackendEntry
+from core import deviations
+from core.cases import build_case
+from core.compare import compare, tolerance
+from core.engine import RunOptions, run
+from core.network import NetworkSpec
+
+
+def fake(name: str) -> BackendEntry:
+    """A backend entry whose Adapter is ``parity_tests/fake_backends.<name>``."""
+    return BackendEntry("fake_backend_" + name.lower())
+
+
+@pytest.fixture(autouse=True)
+def fake_modules(tmp_path, monkeypatch):
+    """One importable module per fake adapter (the spawned workers inherit sys.path)."""
+    for name in ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport"):
+        (tmp_path / f"fake_backend_{name.lower()}.py").write_text(
+            f"from fake_backends import {name} as Adapter\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+
+def run_fakes(*names: str, cases=("seed-2layer", "single-example"), timeout: float = 60.0) -> dict:
+    selected = [build_case(case) for case in cases]
+    options = RunOptions(backends=["numpy"], extra_backends={n: fake(n) for n in names}, timeout=timeout)
+    return run(selected, options)
+
+
+def statuses(document: dict, backend: str) -> list[str]:
+    return [result["backends"][backend]["status"] for result in document["results"]]
+
+
+def test_a_wrong_gradient_fails_with_an_assert_close_message():
+    document = run_fakes("WrongGradient")
+    assert statuses(document, "numpy") == ["pass", "pass"]
+    assert statuses(document, "WrongGradient") == ["fail", "fail"]
+    result = document["results"][0]["backends"]["WrongGradient"]
+    failed = [check["quantity"] for check in result["checks"] if check["verdict"] == "fail"]
+    assert failed == ["dW1"]
+    assert result["reason"].startswith("dW1 of WrongGradient is not close to the reference (float64).")
+    assert "Mismatched elements: 8 / 8 (100.0%)" in result["reason"]
+    assert "Greatest absolute difference" in result["reason"] and "allowed" in result["reason"]
+    assert document["summary"]["failed"] == 2
+
+
+def test_a_silent_float32_backend_fails_as_such():
+    document = run_fakes("SilentFloat32", cases=("seed-2layer",))
+    result = document["results"][0]["backends"]["SilentFloat32"]
+    assert result["status"] == "fail" and result["dtype_used"] == "float32"
+    assert result["checks"][0]["quantity"] == "dtype"
+    assert "computed in float32 although float64 was asked" in result["reason"]
+
+
+def test_crash_hang_exception_and_import_failure_are_contained():
+    document = run_fakes("Crash", "Hang", "Raises", "BrokenImport", timeout=10.0)
+    assert statuses(document, "numpy") == ["pass", "pass"]
+    crash = document["results"][0]["backends"]["Crash"]
+    assert crash["status"] == "error" and "worker process died (exit code 3)" in crash["reason"]
+    assert statuses(document, "Hang") == ["error", "error"]
+    assert "timed out after 10 s" in document["results"][0]["backends"]["Hang"]["reason"]
+    assert statuses(document, "Raises") == ["pass", "error"]
+    assert "RuntimeError: boom on purpose" in document["results"][1]["backends"]["Raises"]["reason"]
+    broken = document["results"][0]["backends"]["BrokenImport"]
+    assert broken["status"] == "error" and "failed to import on purpose" in broken["reason"]
+    assert document["summary"]["errors"] == 7
+    json.dumps(document)
+
+
+def test_a_missing_framework_is_skipped_with_the_reason():
+    options = RunOptions(backends=["numpy"], extra_backends={"ghost": BackendEntry("x", ("no_such_framework",))})
+    document = run([build_case("single-example")], options)
+    ghost = document["results"][0]["backends"]["ghost"]
+    assert ghost["status"] == "skipped" and "no_such_framework is not installed" in ghost["reason"]
+    assert document["summary"] == {"passed": 1, "failed": 0, "known_deviations": 0, "skipped": 1, "errors": 0}
+
+
+def test_a_registered_deviation_turns_a_failure_into_a_known_deviation(monkeypatch):
+    entry = deviations.KnownDeviation("WrongGradient", "seed-2layer", "float64", "dW1",
+                                      "dW1 scaled by 1 + 1e-6 on purpose", 2e-6)
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
+    document = run_fakes("WrongGradient", cases=("seed-2layer",))
+    result = document["results"][0]["backends"]["WrongGradient"]
+    assert result["status"] == "known_deviation"
+    check = next(c for c in result["checks"] if c["quantity"] == "dW1")
+    assert check["deviation"]["cause"] == "dW1 scaled by 1 + 1e-6 on purpose"
+    assert check["rel_error"] == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_a_deviation_that_outgrows_its_bound_fails_again(monkeypatch):
+    entry = deviations.KnownDeviation("WrongGradient", "*", "*", "dW1", "too small a bound", 1e-7)
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
+    document = run_fakes("WrongGradient", cases=("seed-2layer",))
+    assert document["results"][0]["backends"]["WrongGradient"]["status"] == "fail"
+
+
+def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():
+    from core.compare import first_divergent_layer
+
+    spec = NetworkSpec((2, 3, 3, 1))
+    reference = [np.ones((3, 4)), np.ones((3, 4)), np.ones((1, 4))]
+    broken = [reference[0], reference[1] * (1 + 1e-9), reference[2] * (1 + 1e-9)]
+    checks = [compare(f"A{l}", "activations", a, b, "float64", tolerance("activations", "float64", spec, 4, l))
+              for l, (a, b) in enumerate(zip(broken, reference), 1)]
+    assert [c.verdict for c in checks] == ["pass", "fail", "fail"]
+    assert first_divergent_layer(checks) == 2
+
+
+def test_metrics_of_a_known_difference():
+    spec = NetworkSpec((2, 1))
+    expected = np.array([[1.0, -2.0, 4.0]])
+    actual = expected + np.array([[0.0, 0.0, 4.0 * 2.0**-52]])
+    check = compare("dW1", "gradients", actual, expected, "float64", tolerance("gradients", "float64", spec, 3))
+    assert check.max_abs_error == 4.0 * 2.0**-52
+    assert check.rel_error == 2.0**-52 and check.ulps == pytest.approx(1.0)
+    assert check.worst_index == [0, 2] and check.mismatched == 0 and check.verdict == "pass"
+    assert check.cosine == pytest.approx(1.0, abs=1e-15)
