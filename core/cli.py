@@ -302,7 +302,7 @@ def command_report(args: argparse.Namespace) -> int:
     document = run_parity(args, decision_boundaries=True)
     print_summary(document)
     paths = write_report(document, out, bench)
-    print(f"report: {paths['html'] if 'html' in paths else out / 'report.html'}")
+    print(f"report: {paths['report.html']}")
     return exit_status(document)
 
 
@@ -347,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
     report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
     report.set_defaults(handler=command_report)
+    from core.bench import add_bench_parser
+    add_bench_parser(commands)
     return parser
 
 

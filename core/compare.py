@@ -86,7 +86,10 @@ class Check:
     deviation: dict | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain data for JSON: NaN and infinite metrics (nothing to measure, or a NaN/inf
+        result) become null."""
+        return {key: None if isinstance(value, float) and not np.isfinite(value) else value
+                for key, value in asdict(self).items()}
 
 
 def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, dtype: str,

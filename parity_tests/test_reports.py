@@ -1,0 +1,361 @@
+"""The report renderer on a synthetic, well-formed result document: every section and plot is
+written, the HTML is self-contained, the writer is atomic and the output deterministic."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reports
+from reports import DocumentError, OutputError, validate_bench, validate_document, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+EPS = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
+STATUSES = {"numpy": "pass", "jax": "pass", "torch": "fail", "keras-torch": "known_deviation",
+            "tensorflow": "error", "keras-jax": "skipped"}
+FAILURE_MESSAGE = ("Tensor-likes are not close!\n\nMismatched elements: 2 / 8 (25.0%)\n"
+                   "Greatest absolute difference: 3.2e-03 at index (1, 0) (up to 1e-12 allowed)\n"
+                   "Greatest relative difference: 4.1e-02 at index (1, 0) (up to 1e-10 allowed)")
+ERROR_REASON = ('Traceback (most recent call last):\n  File "<worker>", line 1, in <module>\n'
+                "RuntimeError: tensorflow worker exited with signal 11 (SIGSEGV)")
+SKIP_REASON = "keras is not installed (pip install 'gradparity[keras]')"
+CAUSE = "Keras clips probabilities to [1e-7, 1 - 1e-7] in binary cross-entropy."
+SECTIONS = ("How to read this report", "Summary", "Known deviations", "Failures and errors", "Cases",
+            "Run time", "Performance", "Environment")
+CASES = {"seed-2layer": ([2, 4, 1], True), "deep-tanh": ([3, 5, 4, 1], False)}
+
+
+def make_check(quantity: str, kind: str, dtype: str, rel: float, verdict: str = "pass",
+               message: str | None = None, deviation: dict | None = None) -> dict:
+    """One comparison record, its numbers consistent with ``rel``."""
+    rtol = 64 * EPS[dtype]
+    return {"quantity": quantity, "kind": kind, "max_abs_error": rel * 0.5, "max_rel_error": rel * 3,
+            "rel_error": rel, "ulps": rel / EPS[dtype], "cosine": 1 - rel ** 2, "worst_index": [1, 0],
+            "mismatched": 0 if verdict == "pass" else 2, "total": 8, "rtol": rtol, "atol": rtol / 10,
+            "tolerance_reason": f"{kind}: 64 eps({dtype}) for fan-in up to 5", "verdict": verdict,
+            "message": message, "deviation": deviation}
+
+
+def make_backend(name: str, case: str, dtype: str, layers: list[int], reference: list[float]) -> dict:
+    """A backend result with the status ``STATUSES`` gives it."""
+    status = STATUSES[name]
+    if status in ("error", "skipped"):
+        return {"status": status, "reason": ERROR_REASON if status == "error" else SKIP_REASON,
+                "dtype_used": None, "cost": None, "costs": None, "checks": [],
+                "first_divergent_layer": None, "worst": None}
+    eps = EPS[dtype]
+    checks = [make_check("cost", "cost", dtype, 2 * eps)]
+    for layer in range(1, len(layers)):
+        for grad in (f"dW{layer}", f"db{layer}"):
+            rel = (layer + 1) * eps
+            if status == "fail" and grad == "dW1":
+                checks.append(make_check(grad, "gradients", dtype, 4.1e-2, "fail", FAILURE_MESSAGE))
+            elif status == "known_deviation" and layer == len(layers) - 1:
+                deviation = {"cause": CAUSE, "measured": "3.1e-07 relative", "backend": name,
+                             "case": case, "quantity": grad}
+                checks.append(make_check(grad, "gradients", dtype, 3.1e-7, "known_deviation",
+                                         deviation=deviation))
+            else:
+                checks.append(make_check(grad, "gradients", dtype, rel))
+    checks += [make_check(f"A{l}", "activations", dtype, eps) for l in range(1, len(layers))]
+    drift = 1e-3 if status == "fail" else eps
+    costs = [c + drift * k for k, c in enumerate(reference)]
+    costs[0] = reference[0]  # an exact zero difference, drawn at the floor
+    checks.append(make_check("trajectory cost", "trajectory", dtype, drift,
+                             "fail" if status == "fail" else "pass",
+                             FAILURE_MESSAGE if status == "fail" else None))
+    worst = max(checks, key=lambda c: c["rel_error"])
+    return {"status": status, "reason": "dW1 is not close" if status == "fail" else "",
+            "dtype_used": dtype, "cost": reference[0], "costs": costs, "checks": checks,
+            "first_divergent_layer": 1 if status == "fail" else None,
+            "worst": {"quantity": worst["quantity"], "rel_error": worst["rel_error"], "ulps": worst["ulps"]}}
+
+
+def make_boundary() -> dict:
+    xs, ys = [-1.0, -0.5, 0.0, 0.5, 1.0], [-1.0, 0.0, 0.5, 1.0]
+    probability = [[1 / (1 + math.exp(-4 * (x + y))) for x in xs] for y in ys]
+    points = [[-0.8, -0.3, 0.2, 0.7, 0.9, -0.6], [-0.7, -0.2, 0.4, 0.6, -0.1, 0.8]]
+    labels = [[0, 0, 1, 1, 1, 1]]  # the reference's (1, m) row
+    return {"x": xs, "y": ys, "probability": probability, "points": points, "labels": labels,
+            "accuracy": 83.3, "iterations": 5000}
+
+
+def make_document(cases: tuple[str, ...] = tuple(CASES)) -> dict:
+    """``cases`` × 2 dtypes × 6 backends, one of each status, following "gradparity/1"."""
+    results = []
+    for case in cases:
+        layers, two_d = CASES[case]
+        for dtype in ("float64", "float32"):
+            reference = [0.693 * math.exp(-0.1 * k) for k in range(6)]
+            results.append({
+                "case": case, "description": f"{case}: a synthetic case for the renderer tests.",
+                "dtype": dtype, "layers": layers, "hidden_activation": "tanh" if "tanh" in case else "sigmoid",
+                "loss": "bce", "m": 400, "learning_rate": 1.2, "steps": 6,
+                "reference": {"cost": reference[0], "costs": reference,
+                              "decision_boundary": make_boundary() if two_d else None},
+                "backends": {name: make_backend(name, case, dtype, layers, reference) for name in STATUSES}})
+    per_status = {s: len(results) * list(STATUSES.values()).count(s) for s in set(STATUSES.values())}
+    return {
+        "schema": "gradparity/1",
+        "environment": {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "cpu": "Synthetic CPU @ 3 GHz",
+                        "cores": 2, "numpy": "2.4.6", "blas": "openblas 0.3.27", "device": "cpu",
+                        "frameworks": {"torch": "torch 2.13.0", "jax": "jax 0.10.2"},
+                        "flags": {"torch": {"tf32": "off"}, "jax": {"jax_enable_x64": "on"}},
+                        "allow_tf32": False, "git_commit": "abc123"},
+        "options": {"cases": list(cases), "backends": list(STATUSES), "dtypes": ["float64", "float32"],
+                    "steps": None},
+        "results": results,
+        "summary": {"passed": per_status["pass"], "failed": per_status["fail"],
+                    "known_deviations": per_status["known_deviation"], "skipped": per_status["skipped"],
+                    "errors": per_status["error"]},
+        "run": {"date": "2026-01-02T03:04:05+00:00", "duration_s": 12.5,
+                "backend_seconds": {"numpy": 0.4, "jax": 3.2, "torch": 2.1, "keras-torch": 4.0,
+                                    "tensorflow": 1.5}},
+    }
+
+
+def make_bench() -> dict:
+    rows = [("numpy", "eager", 1e-4, None), ("torch", "eager", 3e-4, None),
+            ("torch", "compiled", None, "torch.compile is unavailable here"), ("jax", "eager", 2e-3, None),
+            ("jax", "compiled", 5e-5, None)]
+    return {"schema": "gradparity-bench/1", "environment": {"python": "3.11.7", "threads": 2},
+            "results": [{"shape": "seed", "dtype": "float64", "backend": b, "mode": mode, "median_s": t,
+                         "min_s": t and t * 0.9, "max_s": t and t * 1.3, "compile_s": 0.8 if mode == "compiled" and t else None,
+                         "ratio_to_reference": t and t / 1e-4, "note": note} for b, mode, t, note in rows]}
+
+
+@pytest.fixture
+def document() -> dict:
+    return make_document()
+
+
+@pytest.fixture
+def small() -> dict:
+    """One case (two dtypes): enough for the writer's tests, and quick to render."""
+    return make_document(("seed-2layer",))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[dict[str, Path], str, str]:
+    """The fixture document rendered once with a benchmark: (paths, html, markdown)."""
+    paths = write_report(make_document(), tmp_path_factory.mktemp("report") / "out", make_bench())
+    return paths, paths["report.html"].read_text("utf-8"), paths["report.md"].read_text("utf-8")
+
+
+def test_fixture_is_valid():
+    assert validate_document(make_document()) == []
+    assert validate_bench(make_bench()) == []
+
+
+def _delete_schema(d): del d["schema"]
+def _bad_status(d): d["results"][0]["backends"]["numpy"]["status"] = "passed"
+def _bad_verdict(d): d["results"][1]["backends"]["jax"]["checks"][0]["verdict"] = "ok"
+def _string_cost(d): d["results"][0]["backends"]["jax"]["cost"] = "0.69"
+def _nan_error(d): d["results"][0]["backends"]["jax"]["checks"][2]["rel_error"] = float("nan")
+def _wrong_count(d): d["summary"]["passed"] += 1
+def _ragged_grid(d): d["results"][0]["reference"]["decision_boundary"]["probability"][0].pop()
+def _bool_for_int(d): d["results"][2]["m"] = True
+def _results_dict(d): d["results"] = {}
+def _missing_reason(d): del d["results"][3]["backends"]["keras-jax"]["reason"]
+def _bad_deviation(d): d["results"][0]["backends"]["keras-torch"]["checks"][-2]["deviation"] = {"cause": "x"}
+
+
+@pytest.mark.parametrize("breaks, expected", [
+    (_delete_schema, "document.schema: missing"),
+    (_bad_status, "results[0].backends.numpy.status: 'passed' is not one of"),
+    (_bad_verdict, "results[1].backends.jax.checks[0].verdict: 'ok' is not one of"),
+    (_string_cost, "results[0].backends.jax.cost: expected number or null, got str"),
+    (_nan_error, "results[0].backends.jax.checks[2].rel_error: nan is not valid JSON"),
+    (_wrong_count, "summary.passed: 9 but 8 backend results"),
+    (_ragged_grid, "decision_boundary.probability: expected 4 rows of 5 values"),
+    (_bool_for_int, "results[2].m: expected int, got bool"),
+    (_results_dict, "document.results: expected list, got dict"),
+    (_missing_reason, "results[3].backends.keras-jax.reason: missing"),
+    (_bad_deviation, "deviation.measured: missing"),
+])
+def test_validate_document_names_the_problem(document, breaks, expected):
+    breaks(document)
+    problems = validate_document(document)
+    assert any(expected in p for p in problems), problems
+
+
+def test_validate_rejects_non_objects():
+    assert validate_document([]) == ["document: expected an object, got list"]
+    bench = make_bench()
+    bench["results"][0]["mode"] = "jit"
+    assert validate_bench(bench) == ["bench.results[0].mode: 'jit' is not one of eager, compiled"]
+
+
+def test_every_file_is_written(written):
+    paths, _, _ = written
+    stems = ("seed-2layer", "deep-tanh")
+    expected = {"report.html", "report.md", "report.json", "plots/backend-time.png", "plots/performance.png",
+                "plots/boundary-seed-2layer.png",
+                *(f"plots/{kind}-{stem}.png" for kind in ("cost", "divergence", "errors") for stem in stems)}
+    assert set(paths) == expected
+    for name, path in paths.items():
+        assert path.is_absolute() and path.stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(paths["report.json"].read_text()) == make_document()
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_every_section_is_present(written, section):
+    _, html, markdown = written
+    assert re.search(rf'<h2 id="[a-z-]+">{re.escape(section)}</h2>', html)
+    assert f"\n## {section}\n" in markdown
+
+
+def test_html_is_self_contained(written):
+    _, html, _ = written
+    assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert len(sources) == 9 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))
+    assert "@media print" in html
+
+
+def test_markdown_links_the_plot_files(written):
+    paths, _, markdown = written
+    links = re.findall(r"\]\((plots/[^)]+\.png)\)", markdown)
+    assert sorted(links) == sorted(name for name in paths if name.startswith("plots/"))
+
+
+def test_failures_and_errors_are_shown_in_full(written):
+    _, html, markdown = written
+    for line in FAILURE_MESSAGE.splitlines() + ERROR_REASON.splitlines():
+        assert line in markdown
+    assert "Greatest relative difference: 4.1e-02 at index (1, 0) (up to 1e-10 allowed)" in html
+    assert "in &lt;module&gt;" in html and "<module>" not in html  # escaped
+    assert SKIP_REASON.replace("'", "&#x27;") in html
+
+
+def test_summary_verdict_and_status_colours(written):
+    _, html, markdown = written
+    verdict = ("2 of 5 backends disagree with the reference: torch failed 4 of 4 runs; tensorflow errored "
+               "on 4 of 4 runs; 4 known deviations; 4 skipped")
+    assert f'<p class="verdict st-fail">{verdict}</p>' in html
+    assert f"**{verdict}**" in markdown
+    for status in ("pass", "known_deviation", "fail", "error", "skipped"):
+        assert f'<td class="st-{status}">' in html
+    assert "| seed-2layer | float64 | ✓ pass · 6.7e-16 · 3.0 ulp · dW2 |" in markdown
+    assert "Keras clips probabilities to \\[1e-7, 1 - 1e-7\\] in binary cross-entropy." in markdown
+
+
+def test_all_agree_verdict(tmp_path, small):
+    for result in small["results"]:
+        result["backends"] = {n: b for n, b in result["backends"].items() if n in ("numpy", "jax")}
+    small["summary"] = {"passed": 4, "failed": 0, "known_deviations": 0, "skipped": 0, "errors": 0}
+    html = write_report(small, tmp_path / "out")["report.html"].read_text()
+    assert '<p class="verdict st-pass">All 2 backends agree with the reference on 2 case×dtype runs</p>' in html
+
+
+def test_plots_without_data_are_left_out(tmp_path, document):
+    for result in document["results"]:
+        result["backends"] = {"tensorflow": result["backends"]["tensorflow"]}
+    document["summary"] = {"passed": 0, "failed": 0, "known_deviations": 0, "skipped": 0, "errors": 4}
+    paths = write_report(document, tmp_path / "out")
+    assert {name for name in paths if name.startswith("plots/")} == {"plots/backend-time.png",
+                                                                      "plots/boundary-seed-2layer.png"}
+    markdown = paths["report.md"].read_text()
+    assert "tensorflow — error on 4 runs" in markdown and markdown.count(ERROR_REASON) == 1
+
+
+def test_same_document_gives_identical_files(tmp_path, small):
+    first = write_report(small, tmp_path / "a", make_bench())
+    second = write_report(copy.deepcopy(small), tmp_path / "b", make_bench())
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name].read_bytes() == second[name].read_bytes(), name
+
+
+def test_saved_json_renders_the_same_report(tmp_path, small):
+    first = write_report(small, tmp_path / "a")
+    saved = json.loads(first["report.json"].read_text())
+    second = write_report(saved, tmp_path / "b")
+    assert first["report.md"].read_bytes() == second["report.md"].read_bytes()
+
+
+def test_failed_render_keeps_the_previous_report(tmp_path, small, monkeypatch):
+    out = tmp_path / "out"
+    before = {n: p.read_bytes() for n, p in write_report(small, out).items()}
+    small["run"]["date"] = "2030-01-01T00:00:00+00:00"
+
+    def broken(**_):
+        raise RuntimeError("plot exploded")
+
+    monkeypatch.setattr("reports.plots.cost_curves", broken)
+    with pytest.raises(RuntimeError, match="plot exploded"):
+        write_report(small, out)
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left behind
+
+    monkeypatch.undo()
+    after = write_report(small, out)
+    assert "2030-01-01" in after["report.md"].read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_replaced_report_drops_stale_plots(tmp_path, document):
+    out = tmp_path / "out"
+    write_report(document, out)
+    document["results"] = [r for r in document["results"] if r["case"] == "deep-tanh"]
+    document["summary"] = {k: v // 2 for k, v in document["summary"].items()}
+    write_report(document, out)
+    assert not (out / "plots" / "boundary-seed-2layer.png").exists()
+
+
+def test_invalid_document_writes_nothing(tmp_path, small):
+    small["results"][0]["backends"]["numpy"]["status"] = "passed"
+    with pytest.raises(DocumentError, match="is not one of"):
+        write_report(small, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path, small):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match="notes.txt"):
+        write_report(small, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_import_does_not_load_matplotlib():
+    code = "import sys, reports; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_public_api():
+    assert reports.__all__ == ["DocumentError", "OutputError", "validate_bench", "validate_document",
+                               "write_report"]
+
+
+def test_interrupted_first_render_leaves_nothing(tmp_path, small, monkeypatch):
+    def interrupted(**_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("reports.plots.gradient_errors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(small, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_accepts_the_engine_variants(tmp_path, small):
+    """Per-case steps as a list, no decision boundary key, a dtype check without metrics."""
+    small["options"]["steps"] = [3, 10]
+    del small["results"][0]["reference"]["decision_boundary"]
+    small["results"][1]["reference"]["decision_boundary"] = None
+    dtype_check = make_check("dtype", "dtype", "float32", 0.0, "fail", "jax computed in float32 although float64 was asked")
+    dtype_check.update(dict.fromkeys(("max_abs_error", "max_rel_error", "rel_error", "ulps", "cosine")))
+    small["results"][0]["backends"]["torch"]["checks"].insert(0, dtype_check)
+    assert validate_document(small) == []
+    paths = write_report(small, tmp_path / "out")
+    assert "plots/boundary-seed-2layer.png" not in paths
+    assert "jax computed in float32 although float64 was asked" in paths["report.md"].read_text()
