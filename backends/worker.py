@@ -1,8 +1,11 @@
 """The worker process of one backend: loads the framework once, then serves every case.
 
+What it does with a case is the job named by ``options["job"]``: ``parity`` (the default)
+answers ``(evaluation, trajectory)``, ``bench`` answers ``(timings,)``, one entry per bench mode.
+
 Messages to the parent, in order: ``("ready", version, flags, import_seconds)`` or
-``("fatal", message)``; then per case ``("result", index, evaluation, trajectory, seconds)``
-or ``("error", index, message)``; finally ``("done",)``.
+``("fatal", message)``; then per case ``("result", index, *answer, seconds)`` or
+``("error", index, message)``; finally ``("done",)``.
 """
 
 from __future__ import annotations
@@ -43,15 +46,37 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
         results.send(("fatal", describe(error)))
         return
     results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started))
-    provides = getattr(adapter, "provides", ("cost", "gradients", "activations", "trajectory"))
+    job = JOBS[options.get("job", "parity")]
     while (message := jobs.recv()) is not None:
         index, case = message
         began = time.perf_counter()
         try:
-            evaluation = adapter.evaluate(case)
-            trajectory = adapter.train(case) if "trajectory" in provides else None
-            results.send(("result", index, evaluation, trajectory, time.perf_counter() - began))
+            results.send(("result", index, *job(adapter, case, options), time.perf_counter() - began))
         except Exception as error:
             results.send(("error", index, describe(error)))
     results.send(("done",))
+
+
+def parity_job(adapter, case, options: dict) -> tuple:
+    """``(evaluation, trajectory)``: the trajectory is None where the adapter provides none."""
+    provides = getattr(adapter, "provides", ("cost", "gradients", "activations", "trajectory"))
+    return adapter.evaluate(case), adapter.train(case) if "trajectory" in provides else None
+
+
+def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:
+    """``(timings,)``: one training step of ``case`` timed in every mode the adapter names
+    (``core.bench.time_step``); a mode that does not run, or fails, carries the reason."""
+    from core.bench import measured, time_step, unmeasured
+
+    timings = []
+    for mode, reason in adapter.bench_modes().items():
+        try:
+            timings.append(unmeasured(mode, reason) if reason else
+                           measured(mode, time_step(adapter.bench_step(case, mode), **options["bench"])))
+        except Exception as error:
+            timings.append(unmeasured(mode, describe(error)))
+    return (timings,)
+
+
+JOBS = {"parity": parity_job, "bench": bench_job}
 

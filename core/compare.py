@@ -8,11 +8,11 @@ For an actual array ``a`` and the reference ``b`` (compared in float64):
     ulps        max|a - b| / (eps(dtype) * max|b|): the error in units of the last place
                 of the largest reference element
     cosine      <a, b> / (|a| |b|)
-    allowed     |a - b| <= atol + rtol |b|, with atol = rtol * max|b|
+    allowed     |a - b| <= atol + rtol |b|, with atol = rtol * max(M, max|b|)
 
-The absolute floor ``atol`` is proportional to the quantity's own size because gradients
-are sums over m examples: entries near zero come out of cancellation and carry the absolute
-error of their largest terms, so an elementwise relative test would fail them by design.
+M is the magnitude of the terms an entry sums, where it is known (gradients): a dot product
+rounds to |fl(x.y) - x.y| <= n eps |x|.|y|, so an entry that cancels to near zero still
+carries the error of its largest terms. Elsewhere the floor is the quantity's largest element.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from core.network import NetworkSpec
+from core.reference import ForwardPass, Params, activation_derivative, output_delta
 
 KINDS = ("cost", "activations", "gradients", "trajectory")
 SAFETY_FACTOR = 4.0
@@ -92,10 +93,28 @@ class Check:
                 for key, value in asdict(self).items()}
 
 
+def gradient_magnitudes(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
+    """M for each gradient: backpropagation of magnitudes, the scale of each entry's rounding.
+
+        |dZ[L]| = |dJ/dZ[L]|,   |dZ[l]| = |W[l+1]|^T |dZ[l+1]| * |g'(Z[l])|
+        M(dW[l]) = |dZ[l]| |A[l-1]|^T,   M(db[l]) = sum(|dZ[l]|, axis=1)
+    """
+    magnitudes: Params = {}
+    dZ = np.abs(output_delta(cache.A[-1], Y, spec.loss))
+    for layer in range(spec.depth, 0, -1):
+        magnitudes[f"W{layer}"] = dZ @ np.abs(cache.A[layer - 1]).T
+        magnitudes[f"b{layer}"] = dZ.sum(axis=1, keepdims=True)
+        if layer > 1:
+            dZ = (np.abs(params[f"W{layer}"]).T @ dZ) * np.abs(activation_derivative(cache.A[layer - 1], spec.hidden_activation))
+    return magnitudes
+
+
 def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, dtype: str,
-            tol: Tolerance, backend: str = "backend", mask: np.ndarray | None = None) -> Check:
+            tol: Tolerance, backend: str = "backend", mask: np.ndarray | None = None,
+            magnitude: np.ndarray | None = None) -> Check:
     """Compare ``actual`` with the reference ``expected`` under ``tol``; ``mask`` restricts the
-    comparison to the entries that were computed (finite differences on a sampled subset)."""
+    comparison to the entries that were computed (finite differences on a sampled subset) and
+    ``magnitude`` gives each entry's term magnitude M (see the module docstring)."""
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
@@ -104,7 +123,8 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     a_sel, b_sel = a[selected], b[selected]
     scale = float(np.max(np.abs(b_sel), initial=0.0))
     diff = np.abs(a - b)
-    atol = max(tol.rtol * scale, tol.atol_floor)
+    floor = scale if magnitude is None else np.maximum(np.asarray(magnitude, np.float64), scale)
+    atol = np.maximum(tol.rtol * floor, tol.atol_floor)
     allowed = atol + tol.rtol * np.abs(b)
     over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
     max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")
@@ -117,11 +137,12 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
         quantity=quantity, kind=kind, max_abs_error=max_abs,
         max_rel_error=float(np.max(elementwise, initial=0.0)), rel_error=rel, ulps=rel / eps,
         cosine=_cosine(a_sel, b_sel), worst_index=[int(i) for i in worst], mismatched=int(over.sum()),
-        total=int(selected.sum()), rtol=tol.rtol, atol=atol, tolerance_reason=tol.reason,
+        total=int(selected.sum()), rtol=tol.rtol, atol=float(np.max(atol, initial=0.0)),
+        tolerance_reason=tol.reason + ("; atol from the magnitude of the summed terms" if magnitude is not None else ""),
         verdict="pass" if not over.any() else "fail",
     )
     if over.any():
-        check.message = mismatch_message(check, backend, dtype, tol.rtol * np.abs(b[tuple(worst)]) + atol)
+        check.message = mismatch_message(check, backend, dtype, float(allowed[tuple(worst)]))
     return check
 
 

@@ -15,7 +15,7 @@ from core import deviations
 from core.boundary import trained_boundary
 from core.cases import Case
 from core.compare import (Check, backend_status, compare, finite_difference_tolerance, first_divergent_layer,
-                          tolerance, worst_check)
+                          gradient_magnitudes, tolerance, worst_check)
 from core.gradcheck import STEP
 from core.environment import fingerprint
 from core.reference import cost_and_gradients, model
@@ -43,10 +43,12 @@ class RunOptions:
 
 @dataclass
 class ReferenceResult:
-    """The reference's numbers for one case: evaluation and training trajectory."""
+    """The reference's numbers for one case: evaluation, training trajectory and the term
+    magnitudes of its gradients (the scale of their rounding)."""
 
     evaluation: Evaluation
     trajectory: Trajectory
+    magnitudes: dict[str, np.ndarray]
 
 
 def reference_result(case: Case) -> ReferenceResult:
@@ -56,6 +58,7 @@ def reference_result(case: Case) -> ReferenceResult:
     return ReferenceResult(
         Evaluation(J, gradients, cache.A[1:], case.dtype),
         Trajectory(trained.costs, trained.params, case.dtype),
+        gradient_magnitudes(case.params, cache, case.Y, case.spec),
     )
 
 
@@ -140,18 +143,21 @@ def compare_outputs(case: Case, backend: str, reference: ReferenceResult, evalua
     spec, m, dtype = case.spec, case.m, case.dtype
     ground_truth = evaluation.checked is not None
 
-    def check(quantity, kind, actual, expected, layer=None, mask=None) -> Check:
+    def check(quantity, kind, actual, expected, layer=None, mask=None, magnitude=None) -> Check:
         tol = tolerance(kind, dtype, spec, m, layer, case.steps, case.tolerance.get(kind))
         if ground_truth:
             tol = finite_difference_tolerance(tol, reference.evaluation.cost, STEP)
-        return known_or_failed(compare(quantity, kind, actual, expected, dtype, tol, backend, mask), backend, case)
+        return known_or_failed(compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude),
+                               backend, case)
 
-    wrong_dtype = evaluation.dtype_used != dtype and not ground_truth  # differences are float64 by design
-    checks = [dtype_check(backend, dtype, evaluation.dtype_used)] if wrong_dtype else []
+    used = {evaluation.dtype_used, trajectory.dtype_used if trajectory else evaluation.dtype_used}
+    wrong_dtype = used != {dtype} and not ground_truth  # differences are float64 by design
+    checks = [dtype_check(backend, dtype, ", ".join(sorted(used - {dtype})))] if wrong_dtype else []
     checks.append(check("cost", "cost", np.array(evaluation.cost), np.array(reference.evaluation.cost)))
     for name, expected in reference.evaluation.gradients.items():
         mask = evaluation.checked[name] if ground_truth else None
-        checks.append(check(f"d{name}", "gradients", evaluation.gradients[name], expected, mask=mask))
+        checks.append(check(f"d{name}", "gradients", evaluation.gradients[name], expected, mask=mask,
+                            magnitude=reference.magnitudes[name]))
     for layer, (actual, expected) in enumerate(zip(evaluation.activations, reference.evaluation.activations), 1):
         checks.append(check(f"A{layer}", "activations", actual, expected, layer=layer))
     if trajectory is not None:

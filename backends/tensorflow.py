@@ -1,0 +1,150 @@
+"""TensorFlow behind the contract: ``tf.GradientTape`` for the gradients, a ``tf.function``
+step with ``assign_sub`` on ``tf.Variable`` for training (the document's TF section, in TF 2)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable
+
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
+
+from backends.contract import Evaluation, Trajectory
+from backends.layout import check_device, dtype_name, no_gpu
+from core.errors import GradparityError
+from core.network import NetworkSpec
+
+if TYPE_CHECKING:
+    from core.cases import Case
+
+Variables = dict[str, tf.Variable]
+
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "sigmoid": tf.sigmoid,
+    "tanh": tf.tanh,
+    "relu": tf.nn.relu,
+    "softmax": lambda Z: tf.nn.softmax(Z, axis=0),
+}
+
+
+def select_device(device: str, allow_tf32: bool) -> str:
+    """The TF device name for ``cpu``/``cuda``; on cuda TF32 execution is switched off unless allowed."""
+    if check_device(device) == "cpu":
+        return "/CPU:0"
+    if not tf.config.list_physical_devices("GPU"):
+        raise no_gpu("tensorflow")
+    tf.config.experimental.enable_tensor_float_32_execution(allow_tf32)
+    return "/GPU:0"
+
+
+def flags() -> dict[str, str]:
+    """oneDNN (on by default on x86 Linux), TF32 execution, op determinism, thread pools."""
+    return {
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow default)"),
+        "tensor_float_32_execution": str(tf.config.experimental.tensor_float_32_execution_enabled()),
+        "op_determinism": str(tf_framework_config.is_op_determinism_enabled()),
+        "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
+        "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+    }
+
+
+def forward(params: Variables, X: tf.Tensor, spec: NetworkSpec) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]); returns ``[A1, ..., AL]`` and ZL."""
+    activations, A, Z = [], X, X
+    for layer in range(1, spec.depth + 1):
+        Z = tf.matmul(params[f"W{layer}"], A) + params[f"b{layer}"]
+        A = ACTIVATIONS[spec.activation(layer)](Z)
+        activations.append(A)
+    return activations, Z
+
+
+def cost(ZL: tf.Tensor, AL: tf.Tensor, Y: tf.Tensor, loss: str) -> tf.Tensor:
+    """J of ``core.reference.cost`` from TF's stable losses: bce = sigmoid_cross_entropy_with_logits
+    summed over all nL*m outputs / m; softmax-ce = softmax_cross_entropy_with_logits over the class
+    axis 0, summed / m; mse = mean((AL - Y)^2) over nL*m."""
+    m = Y.shape[1]
+    if loss == "bce":
+        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=Y, logits=ZL)) / m
+    if loss == "softmax-ce":
+        return tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=Y, logits=ZL, axis=0)) / m
+    return tf.reduce_mean(tf.square(AL - Y))
+
+
+def gradient_step(variables: Variables, X: tf.Tensor, Y: tf.Tensor, spec: NetworkSpec,
+                  learning_rate: float) -> Callable[[], tf.Tensor]:
+    """A step: J under a GradientTape, then ``v.assign_sub(lr * dJ/dv)``; returns J before the update."""
+
+    def step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            activations, ZL = forward(variables, X, spec)
+            J = cost(ZL, activations[-1], Y, spec.loss)
+        grads = tape.gradient(J, variables)
+        for name, variable in variables.items():
+            variable.assign_sub(learning_rate * grads[name])
+        return J
+
+    return step
+
+
+class Adapter:
+    """``tf.GradientTape`` and a ``tf.function`` gradient-descent step on the reference network."""
+
+    def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
+        self.name = name
+        self.device = select_device(device, allow_tf32)
+
+    def version(self) -> str:
+        return f"tensorflow {tf.__version__}"
+
+    def flags(self) -> dict[str, str]:
+        return flags()
+
+    def _placed(self, case: Case) -> tuple[Variables, tf.Tensor, tf.Tensor]:
+        """Parameters as tf.Variables, X and Y as constants, on the device (call inside ``tf.device``)."""
+        variables = {name: tf.Variable(value, name=name) for name, value in case.params.items()}
+        return variables, tf.constant(case.X), tf.constant(case.Y)
+
+    def evaluate(self, case: Case) -> Evaluation:
+        """J and ``[A1, ..., AL]`` under a GradientTape, then ``tape.gradient(J, variables)``."""
+        with tf.device(self.device):
+            variables, X, Y = self._placed(case)
+            with tf.GradientTape() as tape:
+                activations, ZL = forward(variables, X, case.spec)
+                J = cost(ZL, activations[-1], Y, case.spec.loss)
+            grads = tape.gradient(J, variables)
+        return Evaluation(
+            float(J), {name: grad.numpy() for name, grad in grads.items()},
+            [A.numpy() for A in activations], dtype_name(grads["W1"].dtype),
+        )
+
+    def train(self, case: Case) -> Trajectory:
+        """``case.steps`` calls of the ``tf.function``-compiled ``gradient_step``."""
+        with tf.device(self.device):
+            variables, X, Y = self._placed(case)
+            step = tf.function(gradient_step(variables, X, Y, case.spec, case.learning_rate))
+            costs = [step() for _ in range(case.steps)]
+        return Trajectory(
+            [float(J) for J in costs], {name: variable.numpy() for name, variable in variables.items()},
+            dtype_name(variables["W1"].dtype),
+        )
+
+    def bench_modes(self) -> dict[str, str | None]:
+        return {"eager": None, "compiled": None}
+
+    def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
+        """One gradient step, eagerly or as a ``tf.function`` graph; reading W1 back to the host
+        blocks until the step's ``assign_sub`` updates have run."""
+        if mode not in ("eager", "compiled"):
+            raise GradparityError(f"unknown bench mode {mode!r}; choose eager or compiled")
+        with tf.device(self.device):
+            variables, X, Y = self._placed(case)
+        step = gradient_step(variables, X, Y, case.spec, case.learning_rate)
+        if mode == "compiled":
+            step = tf.function(step)
+
+        def timed() -> None:
+            with tf.device(self.device):
+                step()
+            variables["W1"].numpy()
+
+        return timed

@@ -1,0 +1,165 @@
+"""PyTorch behind the contract: autograd for the gradients, ``torch.optim.SGD`` for training."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backends.contract import Evaluation, Trajectory
+from backends.layout import check_device, dtype_name, no_gpu
+from core.errors import GradparityError
+from core.network import NetworkSpec
+
+if TYPE_CHECKING:
+    from core.cases import Case
+
+Tensors = dict[str, torch.Tensor]
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "softmax": lambda Z: torch.softmax(Z, dim=0),
+}
+
+
+def select_device(device: str, allow_tf32: bool) -> torch.device:
+    """The torch device for ``cpu``/``cuda``; on cuda TF32 is switched off unless allowed."""
+    if check_device(device) == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise no_gpu("torch")
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    return torch.device("cuda")
+
+
+def flags() -> dict[str, str]:
+    """Threads, determinism and the TF32 switches of this process."""
+    return {
+        "num_threads": str(torch.get_num_threads()),
+        "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+        "cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+def forward(params: Tensors, X: torch.Tensor, spec: NetworkSpec) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]); returns ``[A1, ..., AL]`` and ZL."""
+    activations, A, Z = [], X, X
+    for layer in range(1, spec.depth + 1):
+        Z = params[f"W{layer}"] @ A + params[f"b{layer}"]
+        A = ACTIVATIONS[spec.activation(layer)](Z)
+        activations.append(A)
+    return activations, Z
+
+
+def cost(ZL: torch.Tensor, AL: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Tensor:
+    """J of ``core.reference.cost`` from torch's stable losses: bce = BCE-with-logits summed
+    over all nL*m outputs / m; softmax-ce = cross_entropy(ZL^T, Y^T) summed / m (probability
+    targets, one row per example); mse = mean((AL - Y)^2) over nL*m."""
+    m = Y.shape[1]
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(ZL, Y, reduction="sum") / m
+    if loss == "softmax-ce":
+        return F.cross_entropy(ZL.T, Y.T, reduction="sum") / m
+    return F.mse_loss(AL, Y)
+
+
+def objective(params: Tensors, X: torch.Tensor, Y: torch.Tensor, spec: NetworkSpec) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(J, [A1, ..., AL]) of one forward pass."""
+    activations, ZL = forward(params, X, spec)
+    return cost(ZL, activations[-1], Y, spec.loss), activations
+
+
+class Adapter:
+    """PyTorch autograd and ``torch.optim.SGD`` on the reference network."""
+
+    def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
+        self.name = name
+        self.device = select_device(device, allow_tf32)
+
+    def version(self) -> str:
+        return f"torch {torch.__version__}"
+
+    def flags(self) -> dict[str, str]:
+        return flags()
+
+    def _tensors(self, case: Case) -> tuple[Tensors, torch.Tensor, torch.Tensor]:
+        """Leaf parameter tensors that require grad, X and Y, all on the device."""
+        on_device = lambda array: torch.tensor(array, device=self.device)  # noqa: E731 - copies
+        params = {name: on_device(value).requires_grad_() for name, value in case.params.items()}
+        return params, on_device(case.X), on_device(case.Y)
+
+    def evaluate(self, case: Case) -> Evaluation:
+        """J.backward() once; gradients are the leaves' ``.grad``."""
+        params, X, Y = self._tensors(case)
+        J, activations = objective(params, X, Y, case.spec)
+        J.backward()
+        grads = {name: value.grad for name, value in params.items()}
+        return Evaluation(
+            J.item(), {name: to_numpy(grad) for name, grad in grads.items()},
+            [to_numpy(A) for A in activations], dtype_name(grads["W1"].dtype),
+        )
+
+    def train(self, case: Case) -> Trajectory:
+        """``case.steps`` steps of torch.optim.SGD; J is recorded before each update."""
+        params, X, Y = self._tensors(case)
+        optimizer = torch.optim.SGD(list(params.values()), lr=case.learning_rate)
+        step = sgd_step(objective, optimizer, params, X, Y, case.spec)
+        costs = [step() for _ in range(case.steps)]
+        return Trajectory(
+            [J.item() for J in costs], {name: to_numpy(value) for name, value in params.items()},
+            dtype_name(params["W1"].dtype),
+        )
+
+    def bench_modes(self) -> dict[str, str | None]:
+        """Eager always; compiled is ``torch.compile``, which on the CPU needs a C++ compiler
+        (the first timed call compiles, so a broken toolchain fails there)."""
+        try:
+            from torch._inductor import cpp_builder  # finds the compiler; compiles nothing
+
+            cpp_builder.get_cpp_compiler()
+        except Exception as error:  # noqa: BLE001 - any failure means no compiled mode
+            return {"eager": None, "compiled": f"torch.compile unavailable: {error}"}
+        return {"eager": None, "compiled": None}
+
+    def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
+        """One SGD step; ``compiled`` runs the forward and loss through ``torch.compile``
+        (its backward through AOTAutograd) and the optimizer step eagerly."""
+        if mode not in ("eager", "compiled"):
+            raise GradparityError(f"unknown bench mode {mode!r}; choose eager or compiled")
+        params, X, Y = self._tensors(case)
+        optimizer = torch.optim.SGD(list(params.values()), lr=case.learning_rate)
+        loss_fn = torch.compile(objective, dynamic=False) if mode == "compiled" else objective
+        step = sgd_step(loss_fn, optimizer, params, X, Y, case.spec)
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
+
+        def timed() -> None:
+            step()
+            synchronize()
+
+        return timed
+
+
+def sgd_step(loss_fn: Callable, optimizer: torch.optim.Optimizer, params: Tensors, X: torch.Tensor,
+             Y: torch.Tensor, spec: NetworkSpec) -> Callable[[], torch.Tensor]:
+    """A callable doing zero_grad, J = loss, J.backward(), optimizer.step(); returns J (before the update)."""
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad()
+        J, _activations = loss_fn(params, X, Y, spec)
+        J.backward()
+        optimizer.step()
+        return J.detach()
+
+    return step
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of ``tensor`` on the host, in the dtype torch computed."""
+    return tensor.detach().cpu().numpy()
