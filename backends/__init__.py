@@ -13,22 +13,27 @@ from core.errors import SpecError
 
 @dataclass(frozen=True)
 class BackendEntry:
-    """Where a backend lives, what it needs installed and the environment it runs under."""
+    """Where a backend lives, what it needs installed, the environment it runs under, and its
+    rough cost: seconds for the default catalogue on one core (``run.backend_seconds`` of a
+    ``gradparity run --json``), so the runner can start the costliest workers first."""
 
     module: str
     requires: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
+    seconds: float = 10.0
 
 
 REGISTRY: dict[str, BackendEntry] = {
-    "numpy": BackendEntry("backends.numpy"),
-    "finite-diff": BackendEntry("backends.finite_diff"),
-    "jax": BackendEntry("backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}),
-    "torch": BackendEntry("backends.torch", ("torch",)),
-    "tensorflow": BackendEntry("backends.tensorflow", ("tensorflow",)),
-    "keras-tensorflow": BackendEntry("backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"}),
-    "keras-jax": BackendEntry("backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}),
-    "keras-torch": BackendEntry("backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}),
+    "numpy": BackendEntry("backends.numpy", seconds=6),
+    "finite-diff": BackendEntry("backends.finite_diff", seconds=10),
+    "jax": BackendEntry("backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}, seconds=29),
+    "torch": BackendEntry("backends.torch", ("torch",), seconds=9),
+    "tensorflow": BackendEntry("backends.tensorflow", ("tensorflow",), seconds=10),
+    "keras-tensorflow": BackendEntry("backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"},
+                                     seconds=23),
+    "keras-jax": BackendEntry("backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"},
+                              seconds=40),
+    "keras-torch": BackendEntry("backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}, seconds=11),
 }
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}
 

@@ -103,17 +103,22 @@ def batch(case: Case) -> tuple[object, object]:
     return tuple(keras.ops.convert_to_tensor(array.T, dtype=case.dtype) for array in (case.X, case.Y))
 
 
+def as_list(outputs: object) -> list[object]:
+    """The probe's per-layer outputs as a list: a one-layer model returns its tensor bare."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def tensorflow_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, Y: object) -> Gradients:
     """(J, [A1..AL], dJ/d[kernel1, bias1, ...]) with ``tf.GradientTape``."""
     with tf.GradientTape() as tape:
-        outputs = probe(X, training=True)
+        outputs = as_list(probe(X, training=True))
         J = weight * loss(Y, outputs[-1])
     return J, outputs, tape.gradient(J, probe.trainable_variables)
 
 
 def torch_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, Y: object) -> Gradients:
     """(J, [A1..AL], dJ/d[kernel1, bias1, ...]) with ``J.backward()`` and the variables' ``.grad``."""
-    outputs = probe(X, training=True)
+    outputs = as_list(probe(X, training=True))
     J = weight * loss(Y, outputs[-1])
     J.backward()
     return J, outputs, [variable.value.grad for variable in probe.trainable_variables]
@@ -125,6 +130,7 @@ def jax_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, 
 
     def objective(trainable: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
         outputs, _ = probe.stateless_call(trainable, frozen, X, training=True)
+        outputs = as_list(outputs)
         return weight * loss(Y, outputs[-1]), outputs
 
     (J, outputs), grads = jax.value_and_grad(objective, has_aux=True)(

@@ -10,6 +10,7 @@ Messages to the parent, in order: ``("ready", version, flags, import_seconds)`` 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 import traceback
@@ -17,6 +18,8 @@ from multiprocessing.connection import Connection
 
 from backends import BackendEntry, load
 
+M_TOP_PAD = -2  # mallopt parameter of glibc's <malloc.h>
+HEAP_PAD_BYTES = 64 * 2**20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
@@ -25,7 +28,18 @@ def limit_threads(threads: int) -> None:
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning lines
     os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep ``HEAP_PAD_BYTES`` of freed heap (M_TOP_PAD) instead of handing it
+    back to the OS whenever the top of the heap is free, which otherwise makes every training
+    step page-fault its arrays of a few hundred KB in afresh. False where there is no mallopt."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_TOP_PAD, HEAP_PAD_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 def describe(error: BaseException) -> str:
@@ -65,9 +79,11 @@ def parity_job(adapter, case, options: dict) -> tuple:
 
 def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:
     """``(timings,)``: one training step of ``case`` timed in every mode the adapter names
-    (``core.bench.time_step``); a mode that does not run, or fails, carries the reason."""
+    (``core.bench.time_step``), with freed memory kept (``keep_freed_memory``) as for every
+    backend; a mode that does not run, or fails, carries the reason."""
     from core.bench import measured, time_step, unmeasured
 
+    keep_freed_memory()
     timings = []
     for mode, reason in adapter.bench_modes().items():
         try:

@@ -54,6 +54,7 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
             outcomes[name].status, outcomes[name].reason = "skipped", missing
         else:
             pending.append(name)
+    pending.sort(key=lambda name: -entries[name].seconds)  # costliest first: workers finish together
     context = multiprocessing.get_context("spawn")
     active: dict[Connection, _Worker] = {}
     while pending or active:

@@ -85,7 +85,7 @@ def test_a_missing_framework_is_skipped_with_the_reason():
 
 
 def test_a_registered_deviation_turns_a_failure_into_a_known_deviation(monkeypatch):
-    entry = deviations.KnownDeviation("WrongGradient", "seed-2layer", "float64", "dW1",
+    entry = deviations.KnownDeviation("WrongGradient", "seed-2layer", "float64", ("dW1",),
                                       "dW1 scaled by 1 + 1e-6 on purpose", 2e-6)
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
     document = run_fakes("WrongGradient", cases=("seed-2layer",))
@@ -97,7 +97,7 @@ def test_a_registered_deviation_turns_a_failure_into_a_known_deviation(monkeypat
 
 
 def test_a_deviation_that_outgrows_its_bound_fails_again(monkeypatch):
-    entry = deviations.KnownDeviation("WrongGradient", "*", "*", "dW1", "too small a bound", 1e-7)
+    entry = deviations.KnownDeviation("WrongGradient", "*", "*", ("dW1",), "too small a bound", 1e-7)
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
     document = run_fakes("WrongGradient", cases=("seed-2layer",))
     assert document["results"][0]["backends"]["WrongGradient"]["status"] == "fail"
