@@ -1,0 +1,99 @@
+"""Reports of a small real run: sections, plots, self-containment, the schema, an injected
+failing and a crashed backend, determinism, and the command's exit status."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from backends import BackendEntry
+from core.cases import build_case
+from core.cli import main
+from core.engine import RunOptions, run
+from reports import validate_document, write_report
+
+CASES = ("seed-2layer", "single-example")
+
+
+@pytest.fixture(scope="module")
+def fake_backend_path(tmp_path_factory):
+    """Importable modules for the injected fakes (spawned workers inherit PYTHONPATH)."""
+    folder = tmp_path_factory.mktemp("fakes")
+    for name in ("WrongGradient", "Crash"):
+        (folder / f"fake_backend_{name.lower()}.py").write_text(f"from fake_backends import {name} as Adapter\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def documents(fake_backend_path):
+    """The same small run twice: numpy, finite differences, torch, a wrong and a crashing backend."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(fake_backend_path))
+        patch.setenv("PYTHONPATH", str(fake_backend_path))
+        options = RunOptions(backends=["numpy", "finite-diff", "torch"], decision_boundaries=True,
+                             extra_backends={"wrong": BackendEntry("fake_backend_wronggradient"),
+                                             "crashed": BackendEntry("fake_backend_crash")})
+        return [run([build_case(c, d) for c in CASES for d in ("float64", "float32")], options) for _ in range(2)]
+
+
+@pytest.fixture(scope="module")
+def report(documents, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "latest"
+    write_report(documents[0], out)
+    return out
+
+
+def test_document_validates_against_the_schema(documents):
+    assert validate_document(documents[0]) == []
+    assert documents[0]["schema"] == "gradparity/1"
+
+
+def test_two_runs_differ_only_in_timings_and_timestamps(documents):
+    first, second = (copy.deepcopy(d) for d in documents)
+    assert first.pop("run")["date"] and second.pop("run")
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def test_every_section_and_plot_is_written(report):
+    html, markdown = (report / "report.html").read_text(), (report / "report.md").read_text()
+    for section in ("How to read this report", "Summary", "Failures and errors", "Cases", "Environment"):
+        assert section in html and section in markdown, section
+    plots = sorted((report / "plots").iterdir())
+    assert plots and all(p.stat().st_size > 1000 for p in plots)
+    for plot in plots:
+        assert f"plots/{plot.name}" in markdown
+    assert any("boundary" in p.name for p in plots), "the trained reference's decision boundary"
+
+
+def test_html_references_nothing_outside_itself(report):
+    html = (report / "report.html").read_text()
+    assert "<script" not in html
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(s.startswith(("data:image/png;base64,", "#")) for s in sources), sources
+    assert "http://" not in html.replace("http://www.w3.org", "") and "@import" not in html
+
+
+def test_injected_failure_and_crash_appear_with_their_messages(report, documents):
+    html = (report / "report.html").read_text()
+    assert "dW1 of wrong is not close to the reference (float64)." in html
+    assert "worker process died (exit code 3)" in html
+    for result in documents[0]["results"]:
+        # dW1 is off by 1e-6 relative: a failure in float64, within float32's tolerance
+        assert result["backends"]["wrong"]["status"] == ("fail" if result["dtype"] == "float64" else "pass")
+        assert result["backends"]["crashed"]["status"] == "error"
+        assert result["backends"]["numpy"]["status"] == "pass" and result["backends"]["torch"]["status"] == "pass"
+    saved = json.loads((report / "report.json").read_text())
+    assert saved["summary"] == documents[0]["summary"]
+
+
+def test_report_command_writes_the_report_and_exits_like_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    status = main(["report", "--case", "single-example", "--backends", "numpy,finite-diff", "--out", str(out)])
+    assert status == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"report.html", "report.md", "report.json", "plots"}
+    assert main(["report", "--case", "nope", "--out", str(out)]) == 2
+    assert (out / "report.html").exists(), "a failed run leaves the previous report in place"
