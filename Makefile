@@ -16,8 +16,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 report: $(INSTALLED)
 	$(BIN)/gradparity report
 
+# --dist loadfile: each test file runs in one worker, so the parity catalogue runs once.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(INSTALLED)
 	$(BIN)/gradparity bench

@@ -1,6 +1,6 @@
 """Every backend against the reference on every catalogue case, in both dtypes, plus
-hypothesis-generated architectures. Each backend runs once per session in its own worker;
-the tests read that run's document."""
+hypothesis-generated architectures. The catalogue runs once per session on every installed
+backend, workers in parallel as ``gradparity run`` does; the tests read that run's document."""
 
 from __future__ import annotations
 
@@ -24,36 +24,59 @@ EXPECTED_FAILURES = {
 STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow")
 
 
+
+
 def backend_param(name: str):
-    """A backend as a test parameter with its marker, grouped so xdist runs it in one worker."""
+    """A backend as a test parameter with its marker (``pytest -m torch``)."""
     marker = name.split("-")[0].replace("finite", "finite_diff")
-    return pytest.param(name, marks=[getattr(pytest.mark, marker), pytest.mark.xdist_group(name)], id=name)
+    return pytest.param(name, marks=getattr(pytest.mark, marker), id=name)
 
 
 BACKENDS = [backend_param(name) for name in REGISTRY]
-_documents: dict[str, dict] = {}
 
 
-def document_of(backend: str) -> dict:
-    """The catalogue on one backend, run once per session (skipped when not installed)."""
-    reason = missing_requirement(REGISTRY[backend])
-    if reason:
-        pytest.skip(reason)
-    if backend not in _documents:
-        cases = [build_case(name, dtype) for name in CATALOGUE for dtype in DTYPES]
-        _documents[backend] = run(cases, RunOptions(backends=[backend], timeout=900))
-    return _documents[backend]
+def backend_of(item: pytest.Item) -> str | None:
+    """The backend a collected test is parametrised with, if any."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("backend") if callspec else None
 
 
-def result_of(backend: str, case: str, dtype: str) -> dict:
-    document = document_of(backend)
-    return next(r for r in document["results"] if r["case"] == case and r["dtype"] == dtype)["backends"][backend]
+@pytest.fixture(scope="session")
+def catalogue(request) -> dict:
+    """The catalogue in both dtypes, run once on every installed backend that a selected test
+    of this module names (so ``pytest -m torch`` runs torch alone)."""
+    selected = {backend_of(item) for item in request.session.items if item.module.__name__ == __name__}
+    installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
+    cases = [build_case(name, dtype) for name in CATALOGUE for dtype in DTYPES]
+    return run(cases, RunOptions(backends=installed, timeout=900)) if installed else {"results": []}
+
+
+@pytest.fixture
+def document_of(catalogue):
+    """The catalogue document for one backend; skips a backend that is not installed."""
+    def document(backend: str) -> dict:
+        reason = missing_requirement(REGISTRY[backend])
+        if reason:
+            pytest.skip(reason)
+        assert catalogue["results"] and backend in catalogue["results"][0]["backends"]
+        return catalogue
+
+    return document
+
+
+@pytest.fixture
+def result_of(document_of):
+    def result(backend: str, case: str, dtype: str) -> dict:
+        document = document_of(backend)
+        return next(r for r in document["results"] if r["case"] == case and r["dtype"] == dtype)["backends"][backend]
+
+    return result
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", list(CATALOGUE))
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_backend_agrees_with_the_reference(backend, case, dtype):
+def test_backend_agrees_with_the_reference(result_of, backend, case, dtype):
     result = result_of(backend, case, dtype)
     expected_failure = EXPECTED_FAILURES.get((backend, dtype))
     if expected_failure:
@@ -73,7 +96,7 @@ def test_backend_agrees_with_the_reference(backend, case, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_every_quantity_is_checked(backend, dtype):
+def test_every_quantity_is_checked(result_of, backend, dtype):
     result = result_of(backend, "deep-sigmoid", dtype)
     quantities = {check["quantity"] for check in result["checks"]} - {"dtype"}
     gradients = {f"d{kind}{layer}" for layer in range(1, 5) for kind in "Wb"}
@@ -85,7 +108,7 @@ def test_every_quantity_is_checked(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", [backend_param(name) for name in STRICT_FLOAT64])
-def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(backend):
+def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(document_of, backend):
     worst = max((check["rel_error"], result["case"], check["quantity"])
                 for result in document_of(backend)["results"] if result["dtype"] == "float64"
                 and result["case"] != "saturated"
@@ -94,7 +117,7 @@ def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_known_deviations_of_a_backend_still_show(backend):
+def test_known_deviations_of_a_backend_still_show(document_of, backend):
     """A registry entry that no longer deviates is stale: it must be removed, not kept."""
     entries = [d for d in deviations.KNOWN_DEVIATIONS if d.backend == backend]
     shown = {check["deviation"]["cause"] for result in document_of(backend)["results"]
@@ -102,10 +125,8 @@ def test_known_deviations_of_a_backend_still_show(backend):
     assert shown == {entry.cause for entry in entries}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_finite_differences_agree_with_the_reference_to_1e7(backend):
-    if backend != "finite-diff":
-        pytest.skip("finite differences only")
+@pytest.mark.parametrize("backend", [backend_param("finite-diff")])
+def test_finite_differences_agree_with_the_reference_to_1e7(document_of, backend):
     for result in document_of(backend)["results"]:
         checks = [c for c in result["backends"]["finite-diff"]["checks"] if c["kind"] == "gradients"]
         assert checks and all(c["verdict"] == "pass" for c in checks), result["case"]
