@@ -77,13 +77,15 @@ def parity_job(adapter, case, options: dict) -> tuple:
     return adapter.evaluate(case), adapter.train(case) if "trajectory" in provides else None
 
 
-def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:
-    """``(timings,)``: one training step of ``case`` timed in every mode the adapter names
-    (``core.bench.time_step``), with freed memory kept (``keep_freed_memory``) as for every
-    backend; a mode that does not run, or fails, carries the reason."""
+def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:
+    """``(timings,)``: one training step of the ``core.bench.BenchCase``, built here, timed in
+    every mode the adapter names (``core.bench.time_step``), with freed memory kept
+    (``keep_freed_memory``) as for every backend; a mode that does not run, or fails, carries
+    the reason."""
     from core.bench import measured, time_step, unmeasured
 
     keep_freed_memory()
+    case = bench_case.build()
     timings = []
     for mode, reason in adapter.bench_modes().items():
         try:

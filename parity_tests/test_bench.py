@@ -1,0 +1,159 @@
+"""``gradparity bench``: the document's structure from a real tiny run, the timing loop on a fake
+clock, failed backends recorded beside working ones, one-line usage errors, and the reference's
+bench step doing exactly the reference's update. No timing assertions: the machines are noisy."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backends.numpy import Adapter as NumpyAdapter
+from core import bench, reference
+from core.bench import MIN_SAMPLE_S, WARMUP_CALLS, measured, result_rows, time_step, unmeasured
+from core.cli import main
+from core.runner import BackendOutcome
+from reports.schema import validate_bench
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+RESULT_KEYS = ["shape", "dtype", "backend", "mode", "median_s", "min_s", "max_s", "compile_s", "ratio_to_reference",
+               "note", "steps_per_sample"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[int, dict]:
+    """``bench --shapes seed --backends numpy,torch --repeats 3 --threads 1``: exit status and document."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    status = main(["bench", "--shapes", "seed", "--backends", "numpy,torch", "--repeats", "3", "--threads", "1",
+                   "--json", str(out)])
+    return status, json.loads(out.read_text())
+
+
+def test_tiny_run_writes_a_valid_bench_document(tiny_run):
+    status, document = tiny_run
+    assert status == 0
+    assert validate_bench(document) == []
+    assert document["schema"] == "gradparity-bench/1"
+    assert document["environment"]["threads"] == 1 and document["environment"]["repeats"] == 3
+    assert [(r["dtype"], r["backend"], r["mode"]) for r in document["results"]] == [
+        (dtype, backend, mode) for dtype in ("float64", "float32") for backend in ("numpy", "torch")
+        for mode in ("eager", "compiled")]
+    assert all(list(row) == RESULT_KEYS and row["shape"] == "seed" for row in document["results"])
+
+
+def test_tiny_run_timings_are_ordered_and_relative_to_the_reference(tiny_run):
+    rows = tiny_run[1]["results"]
+    for dtype in ("float64", "float32"):
+        reference_row = next(r for r in rows if (r["dtype"], r["backend"], r["mode"]) == (dtype, "numpy", "eager"))
+        assert reference_row["ratio_to_reference"] == 1.0
+        for row in (r for r in rows if r["dtype"] == dtype and r["median_s"] is not None):
+            assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
+            assert row["ratio_to_reference"] == pytest.approx(row["median_s"] / reference_row["median_s"], rel=1e-12)
+            assert row["note"] is None and row["steps_per_sample"] >= 1
+            assert (row["compile_s"] is not None) == (row["mode"] == "compiled")
+        for row in (r for r in rows if r["dtype"] == dtype and r["median_s"] is None):
+            assert row["note"] and row["min_s"] is row["max_s"] is row["compile_s"] is row["ratio_to_reference"] is None
+
+
+def test_tiny_run_reports_each_mode_that_cannot_run_with_its_reason(tiny_run):
+    notes = {(r["dtype"], r["backend"], r["mode"]): r["note"] for r in tiny_run[1]["results"]}
+    assert notes[("float64", "numpy", "compiled")] == "NumPy has no compiler"
+    if HAS_TORCH:
+        assert notes[("float64", "torch", "eager")] is None
+    else:
+        assert "torch is not installed" in notes[("float64", "torch", "eager")]
+
+
+def test_time_step_calibrates_samples_on_a_fake_clock(monkeypatch):
+    """One step = 1 ms of fake time: n = 32 is the first power of two reaching 20 ms."""
+    clock = {"now": 0.0, "calls": 0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+
+    def step() -> None:
+        clock["now"] += 1e-3
+        clock["calls"] += 1
+
+    timing = time_step(step, repeats=5, min_sample_s=MIN_SAMPLE_S)
+    assert timing.steps_per_sample == 32 and timing.first_s == pytest.approx(1e-3)
+    assert timing.samples == pytest.approx([1e-3] * 5)
+    assert clock["calls"] == 1 + WARMUP_CALLS + (1 + 2 + 4 + 8 + 16 + 32) + 5 * 32
+    entry = measured("compiled", timing)
+    assert entry["median_s"] == pytest.approx(1e-3) and entry["compile_s"] == pytest.approx(0.0, abs=1e-15)
+    assert measured("eager", timing)["compile_s"] is None
+
+
+def test_failed_and_missing_backends_are_recorded_beside_the_others():
+    cases = [bench.BenchCase("seed", "float64")]
+    timing = bench.Timing(2e-3, [1e-3, 2e-3, 3e-3], 4)
+    outcomes = {
+        "numpy": BackendOutcome("numpy", outputs={0: ([measured("eager", timing), unmeasured("compiled", "no")], 0.1)}),
+        "jax": BackendOutcome("jax", status="skipped", reason="jax is not installed"),
+        "torch": BackendOutcome("torch", errors={0: "worker process died (exit code -11)"}),
+    }
+    rows = {(r["backend"], r["mode"]): r for r in result_rows(cases, outcomes)}
+    assert rows[("numpy", "eager")]["median_s"] == 2e-3 and rows[("numpy", "eager")]["ratio_to_reference"] == 1.0
+    assert rows[("numpy", "compiled")]["note"] == "no"
+    for mode in ("eager", "compiled"):
+        assert rows[("jax", mode)]["note"] == "jax is not installed" and rows[("jax", mode)]["median_s"] is None
+        assert rows[("torch", mode)]["note"] == "worker process died (exit code -11)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shapes", "seed,cube"], "unknown shape 'cube'; choose from seed, deep, digits, signs"),
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--dtype", "float16"], "unknown dtype 'float16'"),
+    (["--backends", "numpy,caffe"], "unknown backend 'caffe'"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, message):
+    result = run_cli("bench", *args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_cuda_without_a_gpu_is_a_note_not_a_traceback(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "--shapes", "seed", "--dtype", "float32", "--backends", "torch", "--device", "cuda",
+                     "--repeats", "1", "--json", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rows = {(r["backend"], r["mode"]): r for r in json.loads(out.read_text())["results"]}
+    assert rows[("numpy", "eager")]["median_s"] > 0
+    for mode in ("eager", "compiled"):
+        assert "cuda requested but torch sees no GPU" in rows[("torch", mode)]["note"]
+
+
+def test_reference_bench_step_updates_exactly_like_update_params(flower_case, monkeypatch):
+    """One bench step goes through reference.update_params, on a private copy of the parameters,
+    and leaves them exactly where cost_and_gradients + update_params put a fresh copy."""
+    updated = []
+    real_update = reference.update_params
+
+    def spy(params, grads, learning_rate):
+        real_update(params, grads, learning_rate)
+        updated.append(params)
+
+    monkeypatch.setattr(reference, "update_params", spy)
+    before = {name: value.copy() for name, value in flower_case.params.items()}
+    NumpyAdapter("numpy").bench_step(flower_case, "eager")()
+    assert len(updated) == 1, "the numpy bench step did not go through reference.update_params"
+    expected = {name: value.copy() for name, value in before.items()}
+    _, grads, _ = reference.cost_and_gradients(before, flower_case.X, flower_case.Y, flower_case.spec)
+    real_update(expected, grads, flower_case.learning_rate)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(updated[0][name], value)
+        assert not np.array_equal(value, before[name]), name
+        np.testing.assert_array_equal(flower_case.params[name], before[name])
