@@ -115,7 +115,13 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     """Reference gradients against central differences; exit 1 above the threshold."""
     from core.gradcheck import gradcheck
 
-    X, Y, spec, params = network_from_args(args)
+    if args.case:
+        from core.cases import build_case
+
+        case = build_case(args.case)
+        X, Y, spec, params = case.X, case.Y, case.spec, case.params
+    else:
+        X, Y, spec, params = network_from_args(args)
     result = gradcheck(params, X, Y, spec, seed=args.sample_seed)
     worst = result.worst
     print(f"network {spec.describe()}, m = {X.shape[1]}, central differences in float64 (h = 1e-6)")
@@ -327,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Central differences in float64 over every parameter entry "
                                             "(a seeded sample of 400 for parameters with more than 2000).")
     add_network_options(check)
+    check.add_argument("--case", metavar="NAME", help="check a catalogue case's own data and parameters instead "
+                                                      "(see gradparity run --help)")
     check.add_argument("--threshold", type=float, default=1e-7, help="largest relative difference allowed (default: 1e-7)")
     check.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries (default: 0)")
     check.set_defaults(handler=command_gradcheck)

@@ -63,6 +63,12 @@ def test_gradcheck_passes_and_fails_by_threshold(capsys):
     assert capsys.readouterr().out.rstrip().endswith("FAIL")
 
 
+def test_gradcheck_of_a_catalogue_case(capsys):
+    assert main(["gradcheck", "--case", "relu"]) == 0
+    assert "network 2-8-4-1 relu/bce, m = 400" in capsys.readouterr().out
+    assert main(["gradcheck", "--case", "nope"]) == 2
+
+
 def test_gradcheck_samples_large_layers_and_says_so(capsys):
     assert main(["gradcheck", "--dataset", "digits", "--loss", "softmax-ce", "--hidden", "40",
                  "--init", "xavier"]) == 0
