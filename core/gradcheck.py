@@ -58,13 +58,14 @@ def cost_above(params: Params, Z: np.ndarray, layer: int, Y: np.ndarray, spec: N
     """J as a function of ``Z[layer]``: the layers above it evaluated from there; with the
     sign pattern ``Z > 0`` of every ReLU layer on the way (empty for smooth activations)."""
     signs = []
-    for upper in range(layer, spec.depth + 1):
-        if upper > layer:
-            Z = params[f"W{upper}"] @ A + params[f"b{upper}"]
-        if spec.activation(upper) == "relu":
+    while True:
+        if spec.activation(layer) == "relu":
             signs.append(Z > 0)
-        A = activate(Z, spec.activation(upper))
-    return cost(Z, A, Y, spec.loss), signs
+        A = activate(Z, spec.activation(layer))
+        if layer == spec.depth:
+            return cost(Z, A, Y, spec.loss), signs
+        layer += 1
+        Z = params[f"W{layer}"] @ A + params[f"b{layer}"]
 
 
 def shifted_row(Z: np.ndarray, row: int, delta: np.ndarray | float) -> np.ndarray:

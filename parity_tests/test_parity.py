@@ -162,3 +162,27 @@ def test_generated_architectures_agree_on_every_backend(backend, networks_drawn,
             assert outcome["reason"] == EXPECTED_FAILURES[(backend, dtype)]
         else:
             assert outcome["status"] == "pass", f"{result['description']}: {outcome['reason']}"
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU (checked in a subprocess, so this process stays framework-free)."""
+    import subprocess
+    import sys
+
+    if missing_requirement(REGISTRY["torch"]):
+        return False
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                           capture_output=True, text=True, timeout=120)
+    return probe.stdout.strip() == "True"
+
+
+@pytest.mark.torch
+def test_cuda_parity_with_tf32_off():
+    if not cuda_available():
+        pytest.skip("no CUDA GPU on this machine: the CUDA path is not exercised here")
+    document = run([build_case("seed-2layer", dtype) for dtype in DTYPES],
+                   RunOptions(backends=["torch", "jax", "tensorflow"], device="cuda"))
+    assert document["environment"]["device"] == "cuda" and not document["environment"]["allow_tf32"]
+    for result in document["results"]:
+        for name, outcome in result["backends"].items():
+            assert outcome["status"] in ("pass", "skipped"), f"{name}: {outcome['reason']}"
