@@ -159,7 +159,7 @@ def _heatmap(ax: Axes, rows: list[str], columns: list[str], cells: dict) -> Axes
     for (i, name), (j, quantity) in ((r, c) for r in enumerate(rows) for c in enumerate(columns)):
         check = cells.get((name, quantity))
         value = values[i, j]
-        text = "n/a" if np.isnan(value) else "0" if check["rel_error"] == 0 else f"{value:.1f}"
+        text = "n/a" if np.isnan(value) else "exact" if check["rel_error"] == 0 else f"{value:.1f}"
         dark = not np.isnan(value) and value > sum(LOG10_RANGE) / 2
         ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
         if check is not None and check["verdict"] in VERDICT_EDGE:
