@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core import datasets
+from core.cases import CATALOGUE, build_case, make_case
 from core.errors import GradparityError
 from core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from core.reference import INITS, check_training, evaluate, initial_params, model
@@ -116,8 +117,6 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     from core.gradcheck import gradcheck
 
     if args.case:
-        from core.cases import build_case
-
         case = build_case(args.case)
         X, Y, spec, params = case.X, case.Y, case.spec, case.params
     else:
@@ -151,8 +150,6 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by run and report: which cases, backends, dtypes and how to run them."""
-    from core.cases import CATALOGUE
-
     parser.add_argument("--case", action="append", metavar="NAME",
                         help=f"catalogue case (repeatable; default: all): {', '.join(CATALOGUE)}")
     parser.add_argument("--backends", type=comma_list, metavar="LIST",
@@ -174,7 +171,6 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def cases_from_args(args: argparse.Namespace) -> list:
     """The catalogue cases (or the user's own network) in every requested dtype."""
-    from core.cases import build_case, make_case
     from core.network import check_dtype
 
     for dtype in args.dtype:
@@ -184,7 +180,7 @@ def cases_from_args(args: argparse.Namespace) -> list:
     if not args.data:
         if args.hidden is not None:
             raise UsageError("--hidden only applies with --params (catalogue cases fix their own layers)")
-        return [build_case(name, dtype, args.steps) for name in (args.case or list_catalogue()) for dtype in args.dtype]
+        return [build_case(name, dtype, args.steps) for name in (args.case or CATALOGUE) for dtype in args.dtype]
     if args.case:
         raise UsageError("--case and --data/--params exclude each other")
     X, Y = datasets.load_file(args.data, args.loss)
@@ -195,12 +191,6 @@ def cases_from_args(args: argparse.Namespace) -> list:
     name = Path(args.params).stem
     return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
                       args.lr, args.steps or 10) for dtype in args.dtype]
-
-
-def list_catalogue() -> list[str]:
-    from core.cases import CATALOGUE
-
-    return list(CATALOGUE)
 
 
 def load_params(path: str) -> dict[str, np.ndarray]:

@@ -80,8 +80,8 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     return {
         "schema": SCHEMA,
         "environment": fingerprint(outcomes, options.device, options.allow_tf32),
-        "options": {"cases": sorted({case.name for case in cases}, key=[c.name for c in cases].index),
-                    "backends": list(entries), "dtypes": sorted({case.dtype for case in cases}, reverse=True),
+        "options": {"cases": list(dict.fromkeys(case.name for case in cases)),
+                    "backends": list(entries), "dtypes": list(dict.fromkeys(case.dtype for case in cases)),
                     "steps": sorted({case.steps for case in cases})},
         "results": results,
         "summary": summarize(results),
