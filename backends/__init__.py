@@ -8,7 +8,7 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 
-from core.errors import SpecError
+from gradparity.core.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,16 @@ class BackendEntry:
 
 
 REGISTRY: dict[str, BackendEntry] = {
-    "numpy": BackendEntry("backends.numpy", seconds=6),
-    "finite-diff": BackendEntry("backends.finite_diff", seconds=10),
-    "jax": BackendEntry("backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}, seconds=29),
-    "torch": BackendEntry("backends.torch", ("torch",), seconds=9),
-    "tensorflow": BackendEntry("backends.tensorflow", ("tensorflow",), seconds=10),
-    "keras-tensorflow": BackendEntry("backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"},
+    "numpy": BackendEntry("gradparity.backends.numpy", seconds=6),
+    "finite-diff": BackendEntry("gradparity.backends.finite_diff", seconds=10),
+    "jax": BackendEntry("gradparity.backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}, seconds=29),
+    "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=9),
+    "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=10),
+    "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"},
                                      seconds=23),
-    "keras-jax": BackendEntry("backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"},
+    "keras-jax": BackendEntry("gradparity.backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"},
                               seconds=40),
-    "keras-torch": BackendEntry("backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}, seconds=11),
+    "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}, seconds=11),
 }
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from core.cases import Case
+    from gradparity.core.cases import Case
 
 
 @dataclass

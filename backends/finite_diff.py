@@ -6,10 +6,10 @@ from typing import Callable
 
 import numpy as np
 
-from backends.contract import Evaluation, Trajectory
-from core.cases import Case
-from core.gradcheck import numerical_gradients
-from core.reference import cost, forward
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.core.cases import Case
+from gradparity.core.gradcheck import numerical_gradients
+from gradparity.core.reference import cost, forward
 
 
 class Adapter:

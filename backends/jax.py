@@ -13,13 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from backends.contract import Evaluation, Trajectory
-from backends.layout import check_device, dtype_name, no_gpu
-from core.errors import GradparityError
-from core.network import NetworkSpec
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.layout import check_device, dtype_name, no_gpu
+from gradparity.core.errors import GradparityError
+from gradparity.core.network import NetworkSpec
 
 if TYPE_CHECKING:
-    from core.cases import Case
+    from gradparity.core.cases import Case
 
 Arrays = dict[str, jax.Array]
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import keras
 import numpy as np
 
-from backends.contract import Evaluation, Trajectory
-from backends.layout import dtype_name
-from core.errors import GradparityError
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.layout import dtype_name
+from gradparity.core.errors import GradparityError
 
 BACKEND = keras.backend.backend()
 if BACKEND not in ("tensorflow", "jax", "torch"):
@@ -37,11 +37,11 @@ if BACKEND == "tensorflow":
     import tensorflow as tf  # torch autograd needs no import: J.backward() and .grad
 
 # The plain adapter of the same framework: device choice, TF32 switches and flags.
-FRAMEWORK = importlib.import_module(f"backends.{BACKEND}")
+FRAMEWORK = importlib.import_module(f"gradparity.backends.{BACKEND}")
 
 if TYPE_CHECKING:
-    from core.cases import Case
-    from core.network import NetworkSpec
+    from gradparity.core.cases import Case
+    from gradparity.core.network import NetworkSpec
 
 Params = dict[str, np.ndarray]
 Gradients = tuple[object, list[object], list[object]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import GradparityError
+from gradparity.core.errors import GradparityError
 
 DEVICES = ("cpu", "cuda")
 

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from backends.contract import Evaluation, Trajectory
-from backends.layout import check_device, dtype_name
-from core import reference
-from core.errors import GradparityError
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.layout import check_device, dtype_name
+from gradparity.core import reference
+from gradparity.core.errors import GradparityError
 
 if TYPE_CHECKING:
-    from core.cases import Case
+    from gradparity.core.cases import Case
 
 
 class Adapter:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
 
-from backends.contract import Evaluation, Trajectory
-from backends.layout import check_device, dtype_name, no_gpu
-from core.errors import GradparityError
-from core.network import NetworkSpec
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.layout import check_device, dtype_name, no_gpu
+from gradparity.core.errors import GradparityError
+from gradparity.core.network import NetworkSpec
 
 if TYPE_CHECKING:
-    from core.cases import Case
+    from gradparity.core.cases import Case
 
 Variables = dict[str, tf.Variable]
 

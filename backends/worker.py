@@ -16,7 +16,8 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 
-from backends import BackendEntry, load
+from gradparity.backends import BackendEntry, load
+from gradparity.backends.timing import measured, time_step, unmeasured
 
 M_TOP_PAD = -2  # mallopt parameter of glibc's <malloc.h>
 HEAP_PAD_BYTES = 64 * 2**20
@@ -78,12 +79,9 @@ def parity_job(adapter, case, options: dict) -> tuple:
 
 
 def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:
-    """``(timings,)``: one training step of the ``core.bench.BenchCase``, built here, timed in
-    every mode the adapter names (``core.bench.time_step``), with freed memory kept
-    (``keep_freed_memory``) as for every backend; a mode that does not run, or fails, carries
-    the reason."""
-    from core.bench import measured, time_step, unmeasured
-
+    """``(timings,)``: one training step of the ``BenchCase``, built here, timed in every mode
+    the adapter names (``time_step``), with freed memory kept (``keep_freed_memory``) as for
+    every backend; a mode that does not run, or fails, carries the reason."""
     keep_freed_memory()
     case = bench_case.build()
     timings = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.cases import Case
-from core.network import NetworkSpec
-from core.reference import Params, evaluate, forward, model
+from gradparity.core.cases import Case
+from gradparity.core.network import NetworkSpec
+from gradparity.core.reference import Params, evaluate, forward, model
 
 BOUNDARY_ITERATIONS = 5000
 RESOLUTION = 60

@@ -1,4 +1,5 @@
-"""The case catalogue: named networks, data and parameters that every backend is run on."""
+"""The case catalogue: named networks, data and parameters that every backend is run on, and
+the shapes `gradparity bench` times."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Callable
 
 import numpy as np
 
-from core import datasets
-from core.errors import GradparityError
-from core.network import NetworkSpec, check_dtype, check_params
-from core.reference import Params, check_training, initial_params
+from gradparity.core import datasets
+from gradparity.core.errors import GradparityError
+from gradparity.core.network import NetworkSpec, check_dtype, check_params
+from gradparity.core.reference import Params, check_training, initial_params
 
 
 @dataclass
@@ -162,3 +163,40 @@ def build_case(name: str, dtype: str = "float64", steps: int | None = None) -> C
         raise GradparityError(f"unknown case {name!r}; choose from {', '.join(CATALOGUE)}")
     check_dtype(dtype)
     return CATALOGUE[name](dtype).with_steps(steps)
+
+
+# The networks `gradparity bench` times one training step of. A worker receives only a
+# BenchCase (shape, dtype) and builds the Case itself, so no arrays are pickled while
+# another backend is being timed.
+
+def _deep(dtype: str) -> Case:
+    """The bench shape ``deep``: 20-16-8-4-1 sigmoid/bce on seeded synthetic data: X ~ N(0, 1) of shape (20, 400) from
+    ``default_rng(0)``, label y = [x1 x2 + x3 > 0]; Xavier init (seed 0), learning rate 0.5."""
+    X = np.random.default_rng(0).standard_normal((20, 400))
+    Y = (X[0] * X[1] + X[2] > 0).astype(np.float64)[np.newaxis, :]
+    spec = NetworkSpec((20, 16, 8, 4, 1), "sigmoid", "bce")
+    return make_case("deep", "20-16-8-4-1 sigmoid/bce on seeded synthetic data, m = 400",
+                     X, Y, initial_params(spec, "xavier"), spec, dtype, learning_rate=0.5)
+
+
+BENCH_SHAPES: dict[str, Callable[[str], Case]] = {
+    "seed": lambda dtype: build_case("seed-2layer", dtype),  # 2-4-1 sigmoid/bce, flower, m = 400
+    "deep": _deep,
+    "digits": lambda dtype: build_case("softmax-digits", dtype),  # 64-25-12-10 relu/softmax-ce, m = 1797
+    "signs": lambda dtype: build_case("signs-shape", dtype),  # 12288-25-12-6 relu/softmax-ce, m = 1080
+}
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """A bench shape in one dtype; a worker builds its ``Case`` (data and parameters) itself."""
+
+    shape: str
+    dtype: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.shape}/{self.dtype}"
+
+    def build(self) -> Case:
+        return BENCH_SHAPES[self.shape](self.dtype)

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.network import NetworkSpec
-from core.reference import ForwardPass, Params, activation_derivative, output_delta
+from gradparity.core.network import NetworkSpec
+from gradparity.core.reference import ForwardPass, Params, activation_derivative, output_delta
 
 KINDS = ("cost", "activations", "gradients", "trajectory")
 SAFETY_FACTOR = 4.0

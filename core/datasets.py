@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from core.errors import DataError
-from core.network import LOSSES, check_choice
+from gradparity.core.errors import DataError
+from gradparity.core.network import LOSSES, check_choice
 
 # A generator returns points (n_features, m), integer classes (m,) and the number of classes.
 Generated = tuple[np.ndarray, np.ndarray, int]

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 @dataclass(frozen=True)
 class KnownDeviation:
     """Glob patterns for where it shows, its cause in one sentence, and the largest relative
-    error measured (with ``python -m core.cli run``), which is also its bound."""
+    error measured (with ``gradparity run``), which is also its bound."""
 
     backend: str
     case: str

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.network import NetworkSpec
-from core.reference import Params, activate, cost, cost_and_gradients, forward
+from gradparity.core.network import NetworkSpec
+from gradparity.core.reference import Params, activate, cost, cost_and_gradients, forward
 
 STEP = 1e-6
 MAX_ENTRIES = 2000

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ParamsError, SpecError
+from gradparity.core.errors import ParamsError, SpecError
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LOSSES = ("bce", "softmax-ce", "mse")

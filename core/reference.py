@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import GradparityError, SpecError
-from core.network import NetworkSpec, check_choice, check_params
+from gradparity.core.errors import GradparityError, SpecError
+from gradparity.core.network import NetworkSpec, check_choice, check_params
 
 Params = dict[str, np.ndarray]
 INITS = ("seed", "xavier", "he")

@@ -31,6 +31,6 @@ def pytest_report_header(config) -> list[str]:
 
 @pytest.fixture
 def flower_case():
-    from core.cases import build_case
+    from gradparity.core.cases import build_case
 
     return build_case("seed-2layer")

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from backends.numpy import Adapter as ReferenceAdapter
+from gradparity.backends.numpy import Adapter as ReferenceAdapter
 
 
 class WrongGradient(ReferenceAdapter):

@@ -12,12 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from backends.numpy import Adapter as NumpyAdapter
-from core import bench, reference
-from core.bench import MIN_SAMPLE_S, WARMUP_CALLS, measured, result_rows, time_step, unmeasured
-from core.cli import main
-from core.runner import BackendOutcome
-from reports.schema import validate_bench
+from gradparity.backends.numpy import Adapter as NumpyAdapter
+from gradparity.backends.timing import MIN_SAMPLE_S, WARMUP_CALLS, Timing, measured, time_step, unmeasured
+from gradparity.bench import result_rows
+from gradparity.cli import main
+from gradparity.core import reference
+from gradparity.core.cases import BenchCase
+from gradparity.reports.schema import validate_bench
+from gradparity.runner import BackendOutcome
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 RESULT_KEYS = ["shape", "dtype", "backend", "mode", "median_s", "min_s", "max_s", "compile_s", "ratio_to_reference",
@@ -25,7 +27,7 @@ RESULT_KEYS = ["shape", "dtype", "backend", "mode", "median_s", "min_s", "max_s"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "gradparity", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_tiny_run_reports_each_mode_that_cannot_run_with_its_reason(tiny_run):
 def test_time_step_calibrates_samples_on_a_fake_clock(monkeypatch):
     """One step = 1 ms of fake time: n = 32 is the first power of two reaching 20 ms."""
     clock = {"now": 0.0, "calls": 0}
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("gradparity.backends.timing.time.perf_counter", lambda: clock["now"])
 
     def step() -> None:
         clock["now"] += 1e-3
@@ -91,8 +93,8 @@ def test_time_step_calibrates_samples_on_a_fake_clock(monkeypatch):
 
 
 def test_failed_and_missing_backends_are_recorded_beside_the_others():
-    cases = [bench.BenchCase("seed", "float64")]
-    timing = bench.Timing(2e-3, [1e-3, 2e-3, 3e-3], 4)
+    cases = [BenchCase("seed", "float64")]
+    timing = Timing(2e-3, [1e-3, 2e-3, 3e-3], 4)
     outcomes = {
         "numpy": BackendOutcome("numpy", outputs={0: ([measured("eager", timing), unmeasured("compiled", "no")], 0.1)}),
         "jax": BackendOutcome("jax", status="skipped", reason="jax is not installed"),

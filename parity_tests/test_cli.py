@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from core.cli import main
+from gradparity.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """The real console entry point in a subprocess, as a user would meet it."""
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "gradparity", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_train_prints_the_documents_cost_lines_and_writes_json(tmp_path, capsys):

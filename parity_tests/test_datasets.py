@@ -1,4 +1,4 @@
-"""core.datasets: shapes, label encodings, determinism, the flower recipe and every refusal."""
+"""gradparity.core.datasets: shapes, label encodings, determinism, the flower recipe and every refusal."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.datasets import DATASETS, check_data, load_dataset, load_file, one_hot
-from core.errors import DataError
+from gradparity.core.datasets import DATASETS, check_data, load_dataset, load_file, one_hot
+from gradparity.core.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 

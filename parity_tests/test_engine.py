@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from backends import BackendEntry
-from core import deviations
-from core.cases import build_case
-from core.compare import compare, tolerance
-from core.engine import RunOptions, run
-from core.network import NetworkSpec
+from gradparity.backends import BackendEntry
+from gradparity.core import deviations
+from gradparity.core.cases import build_case
+from gradparity.core.compare import compare, tolerance
+from gradparity.engine import RunOptions, run
+from gradparity.core.network import NetworkSpec
 
 
 def fake(name: str) -> BackendEntry:
@@ -104,7 +104,7 @@ def test_a_deviation_that_outgrows_its_bound_fails_again(monkeypatch):
 
 
 def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():
-    from core.compare import first_divergent_layer
+    from gradparity.core.compare import first_divergent_layer
 
     spec = NetworkSpec((2, 3, 3, 1))
     reference = [np.ones((3, 4)), np.ones((3, 4)), np.ones((1, 4))]

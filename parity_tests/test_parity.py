@@ -9,12 +9,12 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from backends import REGISTRY, missing_requirement
-from core import deviations
-from core.cases import CATALOGUE, build_case, make_case
-from core.engine import RunOptions, run
-from core.network import DTYPES, NetworkSpec
-from core.reference import initial_params
+from gradparity.backends import REGISTRY, missing_requirement
+from gradparity.core import deviations
+from gradparity.core.cases import CATALOGUE, build_case, make_case
+from gradparity.engine import RunOptions, run
+from gradparity.core.network import DTYPES, NetworkSpec
+from gradparity.core.reference import initial_params
 
 # Failures the suite expects, kept as data (backend, dtype) -> the reason they must give.
 EXPECTED_FAILURES = {

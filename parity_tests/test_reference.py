@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import GradparityError, ParamsError, SpecError
-from core.gradcheck import gradcheck
-from core.network import NetworkSpec, spec_from_params
-from core.reference import (
+from gradparity.core.errors import GradparityError, ParamsError, SpecError
+from gradparity.core.gradcheck import gradcheck
+from gradparity.core.network import NetworkSpec, spec_from_params
+from gradparity.core.reference import (
     cost, cost_and_gradients, evaluate, forward, initial_params, model, predict, sigmoid, update_params,
 )
 

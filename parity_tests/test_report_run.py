@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from backends import BackendEntry
-from core.cases import build_case
-from core.cli import main
-from core.engine import RunOptions, run
-from reports import validate_document, write_report
+from gradparity.backends import BackendEntry
+from gradparity.core.cases import build_case
+from gradparity.cli import main
+from gradparity.engine import RunOptions, run
+from gradparity.reports import validate_document, write_report
 
 CASES = ("seed-2layer", "single-example")
 

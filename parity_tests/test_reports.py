@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import reports
-from reports import DocumentError, OutputError, validate_bench, validate_document, write_report
+from gradparity import reports
+from gradparity.reports import DocumentError, OutputError, validate_bench, validate_document, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
@@ -292,7 +292,7 @@ def test_failed_render_keeps_the_previous_report(tmp_path, small, monkeypatch):
     def broken(**_):
         raise RuntimeError("plot exploded")
 
-    monkeypatch.setattr("reports.plots.cost_curves", broken)
+    monkeypatch.setattr("gradparity.reports.plots.cost_curves", broken)
     with pytest.raises(RuntimeError, match="plot exploded"):
         write_report(small, out)
     assert {n: (out / n).read_bytes() for n in before} == before
@@ -341,7 +341,7 @@ def test_interrupted_first_render_leaves_nothing(tmp_path, small, monkeypatch):
     def interrupted(**_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("reports.plots.gradient_errors", interrupted)
+    monkeypatch.setattr("gradparity.reports.plots.gradient_errors", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_report(small, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

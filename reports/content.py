@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from reports.schema import STATUSES
+from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
 MARKER = {"pass": "✓", "known_deviation": "≈", "fail": "✗", "error": "!", "skipped": "–"}

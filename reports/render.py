@@ -10,8 +10,8 @@ import re
 import struct
 from dataclasses import dataclass
 
-from reports import content
-from reports.content import (Block, Bullets, Cell, Figure, Heading, Legend, Paragraph,
+from gradparity.reports import content
+from gradparity.reports.content import (Block, Bullets, Cell, Figure, Heading, Legend, Paragraph,
                              Preformatted, Table)
 
 CSS = """
@@ -81,7 +81,7 @@ def render(document: dict, bench: dict | None = None) -> Rendered:
 
 def _draw(blocks: list[Block]) -> tuple[list[Block], dict[str, bytes]]:
     """Draw every figure; keep the blocks whose figure has data, and the PNGs by name."""
-    from reports import plots  # matplotlib only once a report is rendered
+    from gradparity.reports import plots  # matplotlib only once a report is rendered
 
     kept, images = [], {}
     for block in blocks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from core.errors import GradparityError
+from gradparity.core.errors import GradparityError
 
 SCHEMA = "gradparity/1"
 BENCH_SCHEMA = "gradparity-bench/1"

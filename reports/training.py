@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.boundary import decision_grid
-from core.network import NetworkSpec
+from gradparity.core.boundary import decision_grid
+from gradparity.core.network import NetworkSpec
 
 
 def plot_training(history: list[dict], params: dict, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,

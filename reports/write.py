@@ -10,9 +10,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.errors import GradparityError
-from reports.render import render
-from reports.schema import DocumentError, validate_bench, validate_document
+from gradparity.core.errors import GradparityError
+from gradparity.reports.render import render
+from gradparity.reports.schema import DocumentError, validate_bench, validate_document
 
 REPORT_FILES = ("report.html", "report.md", "report.json")
 MAX_PROBLEMS = 10  # listed in a DocumentError's message

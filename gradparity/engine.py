@@ -9,17 +9,17 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from backends import REGISTRY, BackendEntry, resolve
-from backends.contract import Evaluation, Trajectory
-from core import deviations
-from core.boundary import trained_boundary
-from core.cases import Case
-from core.compare import (Check, backend_status, compare, finite_difference_tolerance, first_divergent_layer,
+from gradparity.backends import REGISTRY, BackendEntry, resolve
+from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.core import deviations
+from gradparity.core.boundary import trained_boundary
+from gradparity.core.cases import Case
+from gradparity.core.compare import (Check, backend_status, compare, finite_difference_tolerance, first_divergent_layer,
                           gradient_magnitudes, tolerance, worst_check)
-from core.gradcheck import STEP
-from core.environment import fingerprint
-from core.reference import cost_and_gradients, model
-from core.runner import BackendOutcome, Progress, default_parallel, run_backends
+from gradparity.core.gradcheck import STEP
+from gradparity.environment import fingerprint
+from gradparity.core.reference import cost_and_gradients, model
+from gradparity.runner import BackendOutcome, Progress, default_parallel, run_backends
 
 SCHEMA = "gradparity/1"
 DEFAULT_TIMEOUT = 600.0

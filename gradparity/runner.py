@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable
 
-from backends import BackendEntry, missing_requirement
-from core.cases import Case
+from gradparity.backends import BackendEntry, missing_requirement
+from gradparity.backends.worker import serve
+from gradparity.core.cases import Case
 
 Progress = Callable[[str, str], None]
 
@@ -74,8 +75,6 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
 
 def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], options: dict,
            timeout: float) -> _Worker:
-    from backends.worker import serve
-
     jobs_child, jobs_parent = context.Pipe(duplex=False)
     results_parent, results_child = context.Pipe(duplex=False)
     process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child),

@@ -6,6 +6,7 @@ Bad input is one line on stderr and exit status 2; a failed check is exit status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,11 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from core import datasets
-from core.cases import CATALOGUE, build_case, make_case
-from core.errors import GradparityError
-from core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
-from core.reference import INITS, check_training, evaluate, initial_params, model
+from gradparity import bench
+from gradparity.backends import REGISTRY, missing_requirement, resolve
+from gradparity.backends.timing import MIN_SAMPLE_S
+from gradparity.core import datasets
+from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, build_case, make_case
+from gradparity.core.errors import GradparityError
+from gradparity.core.gradcheck import gradcheck
+from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
+from gradparity.core.reference import INITS, check_training, evaluate, initial_params, model
+from gradparity.engine import RunOptions, run
+from gradparity.reports import write_report
+from gradparity.reports.terminal import print_bench_table, print_summary
+from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -105,7 +114,7 @@ def command_train(args: argparse.Namespace) -> int:
                                "learning_rate": args.lr, "iterations": args.iterations, "costs": history,
                                "accuracy": accuracy, "training_seconds": seconds})
     if args.plot:
-        from reports.training import plot_training
+        from gradparity.reports.training import plot_training
 
         for path in plot_training(history, trained.params, X, Y, spec, Path(args.plot)):
             print(f"wrote {path}")
@@ -114,8 +123,6 @@ def command_train(args: argparse.Namespace) -> int:
 
 def command_gradcheck(args: argparse.Namespace) -> int:
     """Reference gradients against central differences; exit 1 above the threshold."""
-    from core.gradcheck import gradcheck
-
     if args.case:
         case = build_case(args.case)
         X, Y, spec, params = case.X, case.Y, case.spec, case.params
@@ -171,8 +178,6 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def cases_from_args(args: argparse.Namespace) -> list:
     """The catalogue cases (or the user's own network) in every requested dtype."""
-    from core.network import check_dtype
-
     for dtype in args.dtype:
         check_dtype(dtype)
     if bool(args.data) != bool(args.params):
@@ -206,27 +211,21 @@ def load_params(path: str) -> dict[str, np.ndarray]:
 
 def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> dict:
     """Run the selected cases on the selected backends, with a progress bar on a terminal."""
-    from core.engine import RunOptions, run
-
     cases = cases_from_args(args)
     options = RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                          timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                          decision_boundaries=decision_boundaries)
-    with progress_bar(len(cases), options) as progress:
+    with progress_bar(len(cases), options.backends) as progress:
         return run(cases, options, progress)
 
 
-def progress_bar(case_count: int, options):
+def progress_bar(case_count: int, backends: list[str] | None):
     """A rich progress bar over (backend, case) pairs on a terminal, a no-op elsewhere."""
-    import contextlib
-
-    from backends import REGISTRY, missing_requirement, resolve
-
     if not sys.stderr.isatty():
         return contextlib.nullcontext(None)
     from rich.progress import Progress
 
-    runnable = [name for name in resolve(options.backends) if not missing_requirement(REGISTRY[name])]
+    runnable = [name for name in resolve(backends) if not missing_requirement(REGISTRY[name])]
 
     @contextlib.contextmanager
     def bar():
@@ -235,40 +234,6 @@ def progress_bar(case_count: int, options):
             yield lambda backend, case: progress.update(task, advance=1, description=f"{backend}: {case}")
 
     return bar()
-
-
-STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "fail": "bold red", "error": "red", "skipped": "dim"}
-STATUS_LABEL = {"pass": "pass", "known_deviation": "known dev.", "fail": "FAIL", "error": "error", "skipped": "skipped"}
-
-
-def print_summary(document: dict) -> None:
-    """The case x backend table (status and worst error in ulps), then failures and errors."""
-    from rich.console import Console
-    from rich.table import Table
-
-    backends = document["options"]["backends"]
-    table = Table(title="gradparity: every backend against the NumPy reference (worst error in ulps)")
-    table.add_column("case")
-    for name in backends:
-        table.add_column(name, justify="center")
-    for result in document["results"]:
-        table.add_row(f"{result['case']} {result['dtype']}", *(summary_cell(result["backends"][n]) for n in backends))
-    console = Console(width=max(120, 14 * (len(backends) + 2)))
-    console.print(table)
-    counts = document["summary"]
-    console.print(", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()))
-    for result in document["results"]:
-        for name, backend in result["backends"].items():
-            if backend["status"] in ("fail", "error"):
-                console.print(f"[{STATUS_STYLE[backend['status']]}]{name} on {result['case']} {result['dtype']}: "
-                              f"{backend['status']}[/]\n{backend['reason']}", markup=True, highlight=False)
-
-
-def summary_cell(backend: dict) -> str:
-    status = backend["status"]
-    worst = backend.get("worst")
-    figure = f" {worst['ulps']:.3g}" if worst and status in ("pass", "known_deviation", "fail") else ""
-    return f"[{STATUS_STYLE[status]}]{STATUS_LABEL[status]}{figure}[/]"
 
 
 def exit_status(document: dict) -> int:
@@ -289,17 +254,66 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """The parity matrix written as report.html, report.md, report.json and plots."""
-    from reports import write_report
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
-    bench = json.loads(Path(args.bench).read_text()) if args.bench else None
+    timings = json.loads(Path(args.bench).read_text()) if args.bench else None
     document = run_parity(args, decision_boundaries=True)
     print_summary(document)
-    paths = write_report(document, out, bench)
+    paths = write_report(document, out, timings)
     print(f"report: {paths['report.html']}")
     return exit_status(document)
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    """Time the shapes on the backends, print the table and write the optional JSON document.
+    Exit 0 when every installed backend ran; 1 when one failed to load, crashed or timed out."""
+    repeats = bench.check_positive("--repeats", args.repeats)
+    threads = bench.check_positive("--threads", default_parallel() if args.threads is None else args.threads)
+    cases = bench.bench_cases(args.shapes, args.dtype)
+    names = bench.backend_names(args.backends)
+    with progress_bar(len(cases), names) as progress:
+        outcomes = bench.run_bench(cases, names, threads, repeats, args.device, args.timeout, progress)
+    document = bench.bench_document(cases, outcomes, threads, repeats, args.device, args.bandwidth)
+    print_bench_table(document)
+    if args.json:
+        write_json(args.json, document)
+        print(f"wrote {args.json}")
+    failed = bench.failed_backends(outcomes)
+    if failed:
+        print(f"failed: {', '.join(failed)} (see the notes)", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity bench`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "bench", help="time one training step per backend and mode against the NumPy reference",
+        description="Time ONE full training step (forward, backward, parameter update) per backend, eagerly and "
+                    "compiled where the framework has a compiler, each backend in its own process, one at a time, "
+                    "all with the same thread count. Reports the median and min-max per step over --repeats "
+                    f"samples (each >= {MIN_SAMPLE_S * 1e3:g} ms of steps, after warm-up), the one-off compile time "
+                    "(first call - median step) and the ratio to the NumPy reference (numpy, eager, always run, "
+                    "on the CPU). Exit 0: every installed backend ran; 1: one failed; 2: bad usage.")
+    parser.add_argument("--shapes", type=comma_list, default=list(BENCH_SHAPES), metavar="LIST",
+                        help="networks to time, comma-separated (default: all): seed = 2-4-1 sigmoid/bce flower m=400, "
+                             "deep = 20-16-8-4-1 sigmoid/bce m=400, digits = 64-25-12-10 relu/softmax-ce m=1797, "
+                             "signs = 12288-25-12-6 relu/softmax-ce m=1080")
+    parser.add_argument("--backends", type=comma_list, metavar="LIST",
+                        help="comma-separated backends (default: every installed one that trains): numpy, jax, torch, "
+                             "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras; numpy is always added")
+    parser.add_argument("--dtype", type=comma_list, default=list(DTYPES), metavar="LIST",
+                        help="dtypes, comma-separated (default: float64,float32)")
+    parser.add_argument("--repeats", type=int, default=bench.DEFAULT_REPEATS, metavar="N",
+                        help=f"timed samples per mode (default: {bench.DEFAULT_REPEATS})")
+    parser.add_argument("--threads", type=int, metavar="N", help="threads for every backend (default: all cores)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
+    parser.add_argument("--timeout", type=float, default=bench.DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"limit per backend (default: {bench.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--bandwidth", action="store_true",
+                        help="also measure NumPy's read bandwidth and compare the signs step with reading X twice")
+    parser.add_argument("--json", metavar="FILE", help="write the gradparity-bench/1 document")
+    parser.set_defaults(handler=command_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,7 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
     report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
     report.set_defaults(handler=command_report)
-    from core.bench import add_bench_parser
     add_bench_parser(commands)
     return parser
 
@@ -362,6 +375,3 @@ def main(argv: list[str] | None = None) -> int:
         print("gradparity: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,8 +31,11 @@ def numpy_blas() -> str:
 
 
 def git_commit() -> str | None:
-    """The commit of the suite's checkout (with ``+dirty`` when it has changes), or None."""
+    """The commit of the suite's checkout (with ``+dirty`` when it has changes), or None when
+    gradparity runs from an installed copy rather than a git checkout."""
     root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
                                 capture_output=True, text=True, timeout=5, check=True).stdout.strip()
