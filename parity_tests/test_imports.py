@@ -168,15 +168,16 @@ def test_importing_gradparity_and_its_core_imports_no_framework():
 @pytest.mark.slow
 def test_a_plain_install_is_gradparity_only(tmp_path):
     """In a fresh virtual environment, after a non-editable ``pip install`` of a copy of the
-    repository (its dependencies lent from this environment), from another folder."""
+    repository (by this environment's pip; the dependencies lent from this environment), from
+    another folder."""
     source = tmp_path / "source"
     shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "latest"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=300)
     python = str(venv / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
-                             capture_output=True, text=True, timeout=600)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+                              str(source)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr
     installed = Path(subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
                                     capture_output=True, text=True, check=True).stdout.strip())
