@@ -29,11 +29,12 @@ REGISTRY: dict[str, BackendEntry] = {
     "jax": BackendEntry("gradparity.backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}, seconds=29),
     "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=9),
     "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=10),
-    "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"), {"KERAS_BACKEND": "tensorflow"},
-                                     seconds=23),
-    "keras-jax": BackendEntry("gradparity.backends.keras", ("keras", "jax"), {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"},
-                              seconds=40),
-    "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"}, seconds=11),
+    "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"),
+                                     {"KERAS_BACKEND": "tensorflow"}, seconds=23),
+    "keras-jax": BackendEntry("gradparity.backends.keras", ("keras", "jax"),
+                              {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, seconds=40),
+    "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"},
+                                seconds=11),
 }
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}
 

@@ -165,13 +165,10 @@ def build_case(name: str, dtype: str = "float64", steps: int | None = None) -> C
     return CATALOGUE[name](dtype).with_steps(steps)
 
 
-# The networks `gradparity bench` times one training step of. A worker receives only a
-# BenchCase (shape, dtype) and builds the Case itself, so no arrays are pickled while
-# another backend is being timed.
-
 def _deep(dtype: str) -> Case:
-    """The bench shape ``deep``: 20-16-8-4-1 sigmoid/bce on seeded synthetic data: X ~ N(0, 1) of shape (20, 400) from
-    ``default_rng(0)``, label y = [x1 x2 + x3 > 0]; Xavier init (seed 0), learning rate 0.5."""
+    """Bench shape ``deep``: 20-16-8-4-1 sigmoid/bce on seeded synthetic data: X ~ N(0, 1) of
+    shape (20, 400) from ``default_rng(0)``, label y = [x1 x2 + x3 > 0]; Xavier init (seed 0),
+    learning rate 0.5."""
     X = np.random.default_rng(0).standard_normal((20, 400))
     Y = (X[0] * X[1] + X[2] > 0).astype(np.float64)[np.newaxis, :]
     spec = NetworkSpec((20, 16, 8, 4, 1), "sigmoid", "bce")
@@ -179,6 +176,7 @@ def _deep(dtype: str) -> Case:
                      X, Y, initial_params(spec, "xavier"), spec, dtype, learning_rate=0.5)
 
 
+# The networks `gradparity bench` times one training step of.
 BENCH_SHAPES: dict[str, Callable[[str], Case]] = {
     "seed": lambda dtype: build_case("seed-2layer", dtype),  # 2-4-1 sigmoid/bce, flower, m = 400
     "deep": _deep,
@@ -189,7 +187,8 @@ BENCH_SHAPES: dict[str, Callable[[str], Case]] = {
 
 @dataclass(frozen=True)
 class BenchCase:
-    """A bench shape in one dtype; a worker builds its ``Case`` (data and parameters) itself."""
+    """A bench shape in one dtype. A worker receives only this and builds the ``Case`` (data and
+    parameters) itself, so no arrays are pickled while another backend is being timed."""
 
     shape: str
     dtype: str

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import bench
+from gradparity import bench, engine
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core import datasets
@@ -24,7 +24,6 @@ from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
 from gradparity.core.reference import INITS, check_training, evaluate, initial_params, model
-from gradparity.engine import RunOptions, run
 from gradparity.reports import write_report
 from gradparity.reports.terminal import print_bench_table, print_summary
 from gradparity.runner import default_parallel
@@ -212,11 +211,11 @@ def load_params(path: str) -> dict[str, np.ndarray]:
 def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> dict:
     """Run the selected cases on the selected backends, with a progress bar on a terminal."""
     cases = cases_from_args(args)
-    options = RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
+    options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                          timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                          decision_boundaries=decision_boundaries)
     with progress_bar(len(cases), options.backends) as progress:
-        return run(cases, options, progress)
+        return engine.run(cases, options, progress)
 
 
 def progress_bar(case_count: int, backends: list[str] | None):

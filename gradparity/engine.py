@@ -14,11 +14,11 @@ from gradparity.backends.contract import Evaluation, Trajectory
 from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
-from gradparity.core.compare import (Check, backend_status, compare, finite_difference_tolerance, first_divergent_layer,
-                          gradient_magnitudes, tolerance, worst_check)
+from gradparity.core.compare import (Check, backend_status, compare, finite_difference_tolerance,
+                                     first_divergent_layer, gradient_magnitudes, tolerance, worst_check)
 from gradparity.core.gradcheck import STEP
-from gradparity.environment import fingerprint
 from gradparity.core.reference import cost_and_gradients, model
+from gradparity.environment import fingerprint
 from gradparity.runner import BackendOutcome, Progress, default_parallel, run_backends
 
 SCHEMA = "gradparity/1"

@@ -11,8 +11,8 @@ from gradparity.backends import BackendEntry
 from gradparity.core import deviations
 from gradparity.core.cases import build_case
 from gradparity.core.compare import compare, tolerance
-from gradparity.engine import RunOptions, run
 from gradparity.core.network import NetworkSpec
+from gradparity.engine import RunOptions, run
 
 
 def fake(name: str) -> BackendEntry:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from gradparity.backends import REGISTRY, missing_requirement
 from gradparity.core import deviations
 from gradparity.core.cases import CATALOGUE, build_case, make_case
-from gradparity.engine import RunOptions, run
 from gradparity.core.network import DTYPES, NetworkSpec
 from gradparity.core.reference import initial_params
+from gradparity.engine import RunOptions, run
 
 # Failures the suite expects, kept as data (backend, dtype) -> the reason they must give.
 EXPECTED_FAILURES = {

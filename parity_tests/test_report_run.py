@@ -10,8 +10,8 @@ import re
 import pytest
 
 from gradparity.backends import BackendEntry
-from gradparity.core.cases import build_case
 from gradparity.cli import main
+from gradparity.core.cases import build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
 

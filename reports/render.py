@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gradparity.reports import content
 from gradparity.reports.content import (Block, Bullets, Cell, Figure, Heading, Legend, Paragraph,
-                             Preformatted, Table)
+                                        Preformatted, Table)
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#eef1f4;--zebra:#f6f8fa}
