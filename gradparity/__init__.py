@@ -15,8 +15,6 @@ framework), ``gradparity.reports`` (renderers of a result document), and the app
 layer here (``cli``, ``engine``, ``runner``, ``bench``).
 """
 
-from importlib.metadata import version
-
 from gradparity.backends import BackendEntry
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
@@ -25,7 +23,7 @@ from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
 
-__version__ = version("gradparity")
+__version__ = "0.1.0"  # the one place of the version: pyproject.toml reads it from here
 
 __all__ = ["CATALOGUE", "BackendEntry", "Case", "GradparityError", "NetworkSpec", "RunOptions", "__version__",
            "build_case", "initial_params", "make_case", "run", "validate_document", "write_report"]
