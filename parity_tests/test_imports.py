@@ -165,6 +165,13 @@ def test_importing_gradparity_and_its_core_imports_no_framework():
     assert frameworks_imported_by("import gradparity, gradparity.cli, gradparity.backends, gradparity.reports") == ""
 
 
+def test_this_install_claims_no_generic_name(tmp_path):
+    """The environment the suite runs in (an editable install under ``make test``), outside the repository."""
+    probe = "import importlib.util as u; print([n for n in ('core', 'backends', 'reports') if u.find_spec(n)])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
 @pytest.mark.slow
 def test_a_plain_install_is_gradparity_only(tmp_path):
     """In a fresh virtual environment, after a non-editable ``pip install`` of a copy of the
