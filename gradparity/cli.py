@@ -212,8 +212,8 @@ def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> d
     """Run the selected cases on the selected backends, with a progress bar on a terminal."""
     cases = cases_from_args(args)
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
-                         timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
-                         decision_boundaries=decision_boundaries)
+                                timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
+                                decision_boundaries=decision_boundaries)
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
 
