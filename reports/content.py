@@ -7,14 +7,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
-from gradparity.reports.schema import STATUSES
+from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls,
+                                       figure, findings, gist, op_measure, run_key, status_label)
+from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
 
 TITLE = "gradparity report"
-MARKER = {"pass": "✓", "known_deviation": "≈", "fail": "✗", "error": "!", "skipped": "–"}
-LABEL = {"pass": "pass", "known_deviation": "known deviation", "fail": "fail", "error": "error",
-         "skipped": "skipped"}
 
 
 @dataclass(frozen=True)
@@ -50,20 +49,25 @@ class Legend:
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: its text, the status that colours it and a smaller second line."""
+    """A table cell: its text, the status that colours it, a smaller second line, and the
+    anchor its text links to (in the HTML)."""
 
     text: str
     status: str | None = None
     detail: str = ""
+    link: str = ""
 
 
 @dataclass(frozen=True)
 class Table:
-    """``align`` holds one letter per column, ``l`` or ``r`` (numbers); missing letters mean ``l``."""
+    """``align`` holds one letter per column, ``l`` or ``r`` (numbers); missing letters mean
+    ``l``. A ``matrix`` is the summary: narrow columns of status symbols, every non-passing
+    cell marked out."""
 
     header: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
     align: str = ""
+    matrix: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,15 @@ class Preformatted:
     """Text shown verbatim in a monospace block (assert_close messages, tracebacks)."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Details:
+    """Blocks folded away behind a one-line summary (HTML ``<details>``; in Markdown, the
+    summary in italics and the blocks after it)."""
+
+    summary: str
+    blocks: tuple[Block, ...]
 
 
 @dataclass(frozen=True)
@@ -84,39 +97,36 @@ class Figure:
     data: dict = field(compare=False)
 
 
-Block = Heading | Paragraph | Bullets | Legend | Table | Preformatted | Figure
+Block = Heading | Paragraph | Bullets | Legend | Table | Preformatted | Details | Figure
 
 
 def build(document: dict, bench: dict | None = None) -> list[Block]:
-    """Every block of the report, in reading order: title and verdict, how to read it, summary
-    matrix, known deviations, failures and errors, one section per case, run time,
-    performance (when ``bench`` is given) and the environment."""
+    """Every block of the report, in reading order: title and verdict, summary matrix, failures
+    and errors, known deviations (and stale entries), how to read it, one folded section per
+    case, run time, performance (when ``bench`` is given) and the environment."""
     anchors = _Anchors()
     backends = backend_order(document)
     text, status = verdict(document, backends)
+    top = anchors.new("top")  # the anchors linked to from the summary are made before it
+    found = [(f, anchors.new(f"{f.status}-{f.backend}")) for f in findings(document, backends)]
+    cases = {case: anchors.new(f"case-{case}") for case in _by_case(document["results"])}
+    strict = bool(document["options"].get("strict")) * " · strict: known deviations and stale entries fail"
     blocks: list[Block] = [
-        Heading(1, TITLE, anchors.new("top")),
+        Heading(1, TITLE, top),
         Paragraph(text, status),
         Paragraph(f"Run {document['run']['date']} · {_plural(len(document['results']), 'case×dtype run')}"
-                  f" · {_plural(len(backends), 'backend')} · schema {document['schema']}"),
+                  f" · {_plural(len(backends), 'backend')} · schema {document['schema']}{strict}"),
     ]
+    blocks += _summary(document, backends, anchors, found, cases)
+    blocks += _findings(document, found, ("fail", "error"), "Failures and errors", anchors)
+    blocks += _findings(document, found, ("known_deviation", "stale"), "Known deviations", anchors)
     blocks += _how_to_read(anchors)
-    blocks += _summary(document, backends, anchors)
-    blocks += _deviations(document, backends, anchors)
-    blocks += _failures(document, backends, anchors)
-    blocks += _cases(document, backends, anchors)
+    blocks += _cases(document, backends, anchors, cases)
     blocks += _run_time(document, backends, anchors)
     if bench is not None:
         blocks += _performance(bench, anchors)
     blocks += _environment(document, anchors)
     return blocks
-
-
-def backend_order(document: dict) -> list[str]:
-    """The backends of the results in the order the run asked for them, then any others sorted."""
-    present = {name for result in document["results"] for name in result["backends"]}
-    asked = [name for name in document["options"]["backends"] if name in present]
-    return asked + sorted(present - set(asked))
 
 
 def verdict(document: dict, backends: list[str]) -> tuple[str, str]:
@@ -128,6 +138,7 @@ def verdict(document: dict, backends: list[str]) -> tuple[str, str]:
     ran = [name for name in backends if set(statuses[name]) - {"skipped"}]
     bad = [name for name in backends if statuses[name]["fail"] or statuses[name]["error"]]
     tail = (f"; {_plural(total['known_deviation'], 'known deviation')}" * bool(total["known_deviation"])
+            + f"; {_plural(total['stale'], 'stale deviation entry', 'stale deviation entries')}" * bool(total["stale"])
             + f"; {total['skipped']} skipped" * bool(total["skipped"]))
     if bad:
         parts = [f"{name} {_failed(statuses[name])}" for name in bad]
@@ -136,8 +147,8 @@ def verdict(document: dict, backends: list[str]) -> tuple[str, str]:
     if not ran:
         return f"No backend ran: {_plural(total['skipped'], 'backend result')} skipped", "skipped"
     agree = f"All {len(ran)} backends agree" if len(ran) > 1 else f"The only backend, {ran[0]}, agrees"
-    return f"{agree} with the reference on {_plural(len(runs), 'case×dtype run')}{tail}", \
-        "known_deviation" if total["known_deviation"] else "pass"
+    colour = next((s for s in ("stale", "known_deviation") if total[s]), "pass")
+    return f"{agree} with the reference on {_plural(len(runs), 'case×dtype run')}{tail}", colour
 
 
 def _failed(counts: Counter) -> str:
@@ -154,7 +165,8 @@ def _how_to_read(anchors: _Anchors) -> list[Block]:
                   "reference; each quantity is compared with the reference element by element."),
         Bullets((
             "Status — pass: every quantity within tolerance; known deviation: outside tolerance for "
-            "a documented cause (listed below); fail: some quantity outside tolerance; error: the "
+            "a documented cause (listed below); stale: passes, but a registered deviation for it no "
+            "longer occurs (remove the entry); fail: some quantity outside tolerance; error: the "
             "backend raised; skipped: not run here (framework missing or dtype unsupported).",
             "Relative error is normwise: max|a − b| / max|b|, where b is the reference.",
             "ulps gives the same difference in units of the dtype's machine epsilon: "
@@ -163,123 +175,111 @@ def _how_to_read(anchors: _Anchors) -> list[Block]:
             "the dtype's eps and the problem size, and each case states what it applied and why.",
             "First divergent layer: the first layer (from the input) with a quantity outside "
             "tolerance — where to start looking.",
+            f"Control: {CONTROL}.",
+            "Failures and deviations are grouped by backend and cause: each group lists the runs it "
+            "hit, its worst figures, the framework operations found responsible (each probed alone "
+            "against NumPy in float64) and a standalone reproducer.",
         )),
     ]
 
 
-def _summary(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
-    counts = document["summary"]
-    line = " · ".join(f"{counts[key]} {word}" for key, word in (
-        ("passed", "passed"), ("known_deviations", "known deviations"), ("failed", "failed"),
-        ("errors", "errors"), ("skipped", "skipped")))
-    rows = tuple((Cell(r["case"]), Cell(r["dtype"]),
-                  *(_status_cell(r["backends"].get(name)) for name in backends))
-                 for r in document["results"])
+def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list[tuple[Finding, str]],
+             cases: dict[str, str]) -> list[Block]:
+    """The counts, the legend and the matrix: one row per case and dtype, one narrow column per
+    backend; a non-passing cell links to its finding, a case to its section."""
+    counts, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
+    line = " · ".join(f"{counts[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in counts)
+    links = {}
+    for finding, anchor in found:
+        for result in finding.runs:
+            links.setdefault((finding.backend, run_key(result)), anchor)
+    rows, previous = [], None
+    for r in document["results"]:
+        case = Cell("" if r["case"] == previous else r["case"], link="" if r["case"] == previous else cases[r["case"]])
+        rows.append((case, Cell(r["dtype"]), *(_status_cell(r["backends"].get(name), links.get((name, run_key(r))))
+                                                for name in backends)))
+        previous = r["case"]
+    header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(line), Legend(),
-            Table(("Case", "dtype", *backends), rows)]
+            Paragraph(f"Each cell: the status and {FIGURE}; below it, the quantity where it is worst."),
+            Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
 
 
-def _status_cell(backend: dict | None) -> Cell:
-    """Status, then the worst quantity's relative error and ulps."""
+def _status_cell(backend: dict | None, link: str | None) -> Cell:
+    """The status marker and the worst relative error, the worst quantity below."""
     if backend is None:
         return Cell("not run")
-    worst = backend["worst"]
-    if worst is None or backend["status"] in ("error", "skipped"):
-        detail = ""
-    elif worst["rel_error"] == 0:
-        detail = "exact"
-    else:
-        detail = f"{_sci(worst['rel_error'])} · {_ulps(worst['ulps'])} ulp · {worst['quantity']}"
-    return Cell(status_label(backend["status"]), backend["status"], detail)
+    status, worst = backend["status"], backend["worst"]
+    quantity = worst["quantity"] if worst and worst["rel_error"] and figure(backend) else ""
+    return Cell(f"{MARKER[status]} {figure(backend, 2)}".rstrip(), status, quantity, link or "")
 
 
-def status_label(status: str) -> str:
-    """The marker and word of a status, readable without colour."""
-    return f"{MARKER[status]} {LABEL[status]}"
+def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,
+              anchors: _Anchors) -> list[Block]:
+    """A section of the findings of ``statuses``: one block per (backend, cause)."""
+    blocks: list[Block] = [Heading(2, title, anchors.new(title))]
+    for finding, anchor in found:
+        if finding.status in statuses:
+            blocks += _finding(document, finding, anchor)
+    return blocks + [Paragraph("None.")] * (len(blocks) == 1)
 
 
-def _deviations(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
-    rows = []
-    for result, name, backend in _backend_runs(document, backends):
-        groups: dict[str, list[dict]] = {}
-        for check in backend["checks"]:
-            if check["deviation"] is not None:
-                groups.setdefault(check["deviation"]["cause"], []).append(check)
-        if not groups and backend["status"] == "known_deviation":
-            checks = [c for c in backend["checks"] if c["verdict"] == "known_deviation"]
-            rows.append(_deviation_row(name, result, checks, backend["reason"] or "not stated", "—"))
-        for cause, checks in groups.items():
-            worst = max(checks, key=lambda c: c["rel_error"] or 0.0)
-            rows.append(_deviation_row(name, result, checks, cause, worst["deviation"]["measured"]))
-    blocks: list[Block] = [Heading(2, "Known deviations", anchors.new("known-deviations"))]
-    if not rows:
-        return blocks + [Paragraph("None.")]
-    return blocks + [
-        Paragraph("Differences outside tolerance whose cause is understood and documented; they do "
-                  "not count as failures."),
-        Table(("Backend", "Case", "Quantities", "Cause", "Measured"), tuple(rows)),
-    ]
-
-
-def _deviation_row(name: str, result: dict, checks: list[dict], cause: str, measured: str) -> tuple:
-    quantities = ", ".join(c["quantity"] for c in checks) or "—"
-    return (Cell(name, "known_deviation"), Cell(_key(result)), Cell(quantities), Cell(cause),
-            Cell(measured))
-
-
-def _failures(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
-    """Backend by backend: each failed run with its failing quantities and their full messages,
-    then each distinct error message once, with the runs it ended."""
-    blocks: list[Block] = [Heading(2, "Failures and errors", anchors.new("failures"))]
-    for name in backends:
-        errors: dict[str, list[str]] = {}
-        for result in (r for r in document["results"] if name in r["backends"]):
-            backend = result["backends"][name]
-            if backend["status"] == "fail":
-                blocks += _failure(name, result, backend, anchors)
-            elif backend["status"] == "error":
-                errors.setdefault(backend["reason"], []).append(_key(result))
-        for reason, keys in errors.items():
-            title = f"{name} — error on {_plural(len(keys), 'run')}"
-            blocks += [Heading(3, title, anchors.new(f"error-{name}")),
-                       Paragraph(f"Runs: {', '.join(keys)}. The backend raised:"),
-                       Preformatted(reason or "(no message)")]
-    if len(blocks) == 1:
-        blocks.append(Paragraph("None."))
+def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
+    """One (backend, cause): the runs it hit, its cause, worst figures, responsible ops and
+    reproducer; the full message and stderr of an error, and every quantity behind it, folded."""
+    title = f"{finding.backend} — {LABEL[finding.status]} on {finding.hits(document)}"
+    blocks: list[Block] = [Heading(3, title, anchor)]
+    blocks += [Paragraph(cause, finding.status) for cause in finding.causes]
+    blocks += [Paragraph(note) for note in finding.notes()]
+    if finding.worst_text():
+        blocks.append(Paragraph(finding.worst_text() + "."))
+    if finding.ops:
+        rows = tuple((Cell(op["op"]), Cell(op["source"].strip()), Cell(op_measure(op)))
+                     for op in finding.ops)
+        blocks += [Paragraph("Operations found responsible, each probed alone against NumPy in float64:"),
+                   Table(("Op", "Source", "Measured"), rows)]
+    if finding.reproducer:
+        blocks += [Paragraph("Reproducer: a standalone script whose assert fails while the defect exists."),
+                   Preformatted(finding.reproducer.rstrip())]
+    if finding.message:
+        blocks.append(Details("Full message", (Preformatted(finding.message.strip()),)))
+    if finding.stderr:
+        blocks.append(Details("Captured stderr of the worker", (Preformatted(finding.stderr.rstrip()),)))
+    if finding.checks:
+        blocks.append(Details(f"Every quantity behind it ({len(finding.checks)})", (_checks(finding),)))
     return blocks
 
 
-def _failure(name: str, result: dict, backend: dict, anchors: _Anchors) -> list[Block]:
-    """One failed run: its reason, first divergent layer, and each failing quantity's message."""
-    layer = backend["first_divergent_layer"]
-    title = f"{name} · {_key(result)} — fail"
-    blocks: list[Block] = [Heading(3, title, anchors.new(f"fail-{name}-{_key(result)}"))]
-    reason = backend["reason"].strip()
-    if reason and reason not in {c["message"] for c in backend["checks"]}:  # else it is shown below
-        blocks.append(Preformatted(reason) if "\n" in reason else Paragraph(reason))
-    if layer is not None:
-        blocks.append(Paragraph(f"First divergent layer: {layer}."))
-    for check in backend["checks"]:
-        if check["verdict"] == "fail":
-            blocks.append(Paragraph(
-                f"{check['quantity']}: {check['mismatched']} of {check['total']} elements outside "
-                f"rtol {_sci(check['rtol'])}, atol {_sci(check['atol'])}; relative error "
-                f"{_sci(check['rel_error'])} ({_ulps(check['ulps'])} ulp)."))
-            if check["message"]:
-                blocks.append(Preformatted(check["message"]))
-    return blocks
+def _checks(finding: Finding) -> Table:
+    """One row per (run, quantity) of a finding, with its measures and tolerance."""
+    rows = tuple((Cell(run_key(result)), Cell(c["quantity"]), Cell(_sci(c["rel_error"])), Cell(_ulps(c["ulps"])),
+                  Cell(f"{c['mismatched']} / {c['total']}"), Cell(_sci(c["rtol"])), Cell(_sci(c["atol"])),
+                  Cell(_index(c["worst_index"])), Cell(status_label(c["verdict"]), c["verdict"]))
+                 for result, c in finding.checks)
+    return Table(("Run", "Quantity", "Rel error", "ulps", "Mismatched", "rtol", "atol", "Worst at", "Verdict"),
+                 rows, align="llrrrrrll")
 
 
-def _cases(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
+def _cases(document: dict, backends: list[str], anchors: _Anchors, cases: dict[str, str]) -> list[Block]:
+    """One section per case: its description, then its network, plots and per-quantity
+    tables folded away."""
     blocks: list[Block] = [Heading(2, "Cases", anchors.new("cases"))]
     for case, results in _by_case(document["results"]).items():
-        anchor = anchors.new(f"case-{case}")
-        blocks += [Heading(3, case, anchor), Paragraph(results[0]["description"]), _network(results)]
-        blocks += _case_figures(case, anchor.removeprefix("case-"), results, backends)
+        anchor = cases[case]
+        folded: list[Block] = [_network(results)]
+        folded += _case_figures(case, anchor.removeprefix("case-"), results, backends)
         for result in results:
-            blocks.append(Heading(4, _key(result), anchors.new(f"case-{_key(result)}")))
-            blocks += _case_tables(result, backends)
+            folded.append(Heading(4, run_key(result), anchors.new(f"case-{run_key(result)}")))
+            folded += _case_tables(result, backends)
+        blocks += [Heading(3, case, anchor), Paragraph(results[0]["description"]),
+                   Details(f"{_summary_of(results, backends)} — network, plots and every quantity", tuple(folded))]
     return blocks
+
+
+def _summary_of(results: list[dict], backends: list[str]) -> str:
+    """``16 pass, 2 fail``: the statuses of a case's runs, counted."""
+    counts = Counter(r["backends"][name]["status"] for r in results for name in backends if name in r["backends"])
+    return ", ".join(f"{counts[s]} {LABEL[s]}" for s in STATUSES if counts[s])
 
 
 def _by_case(results: list[dict]) -> dict[str, list[dict]]:
@@ -326,7 +326,7 @@ def _overview(result: dict, ran: list[tuple[str, dict]]) -> Table:
         rows.append((Cell(name), Cell(status_label(b["status"]), b["status"]), Cell(_number(b["cost"])),
                      Cell(worst["quantity"]), Cell(_sci(worst["rel_error"])), Cell(_ulps(worst["ulps"])),
                      Cell("—" if layer is None else str(layer)), Cell(b["dtype_used"] or "—"),
-                     Cell(_gist(b["reason"]))))
+                     Cell(gist(b["reason"], 100))))
     return Table(("Backend", "Status", "Cost", "Worst", "Rel error", "ulps", "First divergent layer",
                   "Computed in", "Note"), tuple(rows), align="llrlrrrll")
 
@@ -420,14 +420,6 @@ def _environment(document: dict, anchors: _Anchors) -> list[Block]:
     return blocks + [Table(("Framework", "Flag", "Value"), flags) if flags else Paragraph("None recorded.")]
 
 
-def _backend_runs(document: dict, backends: list[str]) -> Iterator[tuple[dict, str, dict]]:
-    """(result, backend name, backend result) in report order."""
-    for result in document["results"]:
-        for name in backends:
-            if name in result["backends"]:
-                yield result, name, result["backends"][name]
-
-
 class _Anchors:
     """Unique HTML ids made from text."""
 
@@ -444,19 +436,12 @@ class _Anchors:
         return anchor
 
 
-def _key(result: dict) -> str:
-    return f"{result['case']}/{result['dtype']}"
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _gist(text: str, limit: int = 100) -> str:
-    """One line of a reason for a table cell: the first, or a traceback's last (the exception)."""
-    lines = text.strip().splitlines() or [""]
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+def _index(index: list[int]) -> str:
+    return "(" + ", ".join(map(str, index)) + ("," * (len(index) == 1)) + ")" if index else "—"
 
 
 def _number(x: float | None) -> str:

@@ -10,9 +10,9 @@ import re
 import struct
 from dataclasses import dataclass
 
-from gradparity.reports import content
-from gradparity.reports.content import (Block, Bullets, Cell, Figure, Heading, Legend, Paragraph,
-                                        Preformatted, Table)
+from gradparity.reports.content import (TITLE, Block, Bullets, Cell, Details, Figure, Heading, Legend,
+                                        Paragraph, Preformatted, Table, build)
+from gradparity.reports.digest import status_label
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#eef1f4;--zebra:#f6f8fa}
@@ -44,8 +44,19 @@ td small{display:block;font-size:.75rem;opacity:.85;white-space:nowrap}
 .st-fail{background:#fcd5d0;color:#8b1a10}
 .st-error{background:#7f1d1d;color:#fff}
 .st-skipped{background:#e7e9ec;color:#4b535c}
+.st-stale{background:#eadcf8;color:#4a1d7a}
+.matrix th{white-space:normal;vertical-align:bottom;padding:.3rem .45rem}
+.matrix td{white-space:nowrap;padding:.25rem .45rem}
+.matrix td.st-pass{background:none;color:#1a7f37}
+.matrix td.st-pass small{color:var(--muted)}
+.matrix td.st-fail,.matrix td.st-error{font-weight:700;box-shadow:inset 0 0 0 2px #c62828}
+.matrix td.st-known_deviation,.matrix td.st-stale{font-weight:600}
+.matrix a,p.verdict a{color:inherit}
+details{margin:.5rem 0 1rem}
+summary{cursor:pointer;color:#0b5cad}
 pre{background:var(--zebra);border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;
- overflow-x:auto;font:12.5px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+ white-space:pre-wrap;overflow-wrap:anywhere;
+ font:12.5px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 figure{margin:1.2rem 0}
 img{max-width:100%;height:auto}
 figcaption{color:var(--muted);font-size:.85rem;margin-top:.3rem}
@@ -57,7 +68,6 @@ figcaption{color:var(--muted);font-size:.85rem;margin-top:.3rem}
  tr,pre,figure{break-inside:avoid}
  thead{display:table-header-group}
  .scroll{overflow:visible}
- pre{white-space:pre-wrap}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 """
@@ -75,17 +85,21 @@ class Rendered:
 def render(document: dict, bench: dict | None = None) -> Rendered:
     """Build the report's blocks, draw its plots (dropping those with nothing to draw) and write
     both pages. Reads the documents only; runs no backend."""
-    blocks, plots = _draw(content.build(document, bench))
+    blocks, plots = _draw(build(document, bench))
     return Rendered(to_html(blocks, plots), to_markdown(blocks), plots)
 
 
-def _draw(blocks: list[Block]) -> tuple[list[Block], dict[str, bytes]]:
-    """Draw every figure; keep the blocks whose figure has data, and the PNGs by name."""
+def _draw(blocks: list[Block] | tuple[Block, ...]) -> tuple[list[Block], dict[str, bytes]]:
+    """Draw every figure, folded ones too; keep the blocks whose figure has data, and the PNGs
+    by name."""
     from gradparity.reports import plots  # matplotlib only once a report is rendered
 
     kept, images = [], {}
     for block in blocks:
-        if isinstance(block, Figure):
+        if isinstance(block, Details):
+            inner, drawn = _draw(block.blocks)
+            block, images = Details(block.summary, tuple(inner)), images | drawn
+        elif isinstance(block, Figure):
             png = getattr(plots, block.plot)(**block.data)
             if png is None:
                 continue
@@ -106,7 +120,7 @@ def to_html(blocks: list[Block], plots: dict[str, bytes]) -> str:
         body.append(_html_block(block, plots))
     return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_esc(content.TITLE)}</title>\n<style>{CSS}</style>\n</head>\n"
+            f"<title>{_esc(TITLE)}</title>\n<style>{CSS}</style>\n</head>\n"
             "<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
 
 
@@ -122,11 +136,14 @@ def _html_block(block: Block, plots: dict[str, bytes]) -> str:
             return "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in items) + "</ul>"
         case Legend(statuses):
             return '<p class="legend">' + "".join(
-                f'<span class="st-{s}">{_esc(content.status_label(s))}</span>' for s in statuses) + "</p>"
+                f'<span class="st-{s}">{_esc(status_label(s))}</span>' for s in statuses) + "</p>"
         case Table():
             return _html_table(block)
         case Preformatted(text):
             return f"<pre>{_esc(text)}</pre>"
+        case Details(summary, inner):
+            return (f"<details><summary>{_esc(summary)}</summary>\n"
+                    + "\n".join(_html_block(b, plots) for b in inner) + "\n</details>")
         case Figure(name, caption):
             png = plots[name]
             width, height = struct.unpack(">II", png[16:24])  # the PNG IHDR chunk
@@ -140,13 +157,15 @@ def _html_table(table: Table) -> str:
     def cell(tag: str, c: Cell, column: int) -> str:
         classes = [f"st-{c.status}"] * bool(c.status) + ["r"] * (table.align[column:column + 1] == "r")
         attribute = f' class="{" ".join(classes)}"' if classes else ""
+        text = f'<a href="#{c.link}">{_esc(c.text)}</a>' if c.link else _esc(c.text)
         detail = f"<small>{_esc(c.detail)}</small>" if c.detail else ""
-        return f"<{tag}{attribute}>{_esc(c.text)}{detail}</{tag}>"
+        return f"<{tag}{attribute}>{text}{detail}</{tag}>"
 
     head = "".join(cell("th", Cell(h), i) for i, h in enumerate(table.header))
     rows = "".join("<tr>" + "".join(cell("td", c, i) for i, c in enumerate(row)) + "</tr>\n"
                    for row in table.rows)
-    return (f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n'
+    kind = ' class="matrix"' if table.matrix else ""
+    return (f'<div class="scroll"><table{kind}>\n<thead><tr>{head}</tr></thead>\n'
             f"<tbody>\n{rows}</tbody></table></div>")
 
 
@@ -166,12 +185,14 @@ def _markdown_block(block: Block) -> str:
         case Bullets(items):
             return "\n".join(f"- {_md(item)}" for item in items)
         case Legend(statuses):
-            return "Legend: " + " · ".join(content.status_label(s) for s in statuses)
+            return "Legend: " + " · ".join(status_label(s) for s in statuses)
         case Table():
             return _markdown_table(block)
         case Preformatted(text):
             fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
             return f"{fence}text\n{text.rstrip()}\n{fence}"
+        case Details(summary, inner):
+            return "\n\n".join([f"*{_md(summary)}*"] + [_markdown_block(b) for b in inner])
         case Figure(name, caption):
             return f"![{_md(caption)}](plots/{name}.png)\n\n*{_md(caption)}*"
     raise TypeError(f"unknown block {block!r}")
@@ -182,6 +203,8 @@ def _markdown_table(table: Table) -> str:
         return "| " + " | ".join(cells) + " |"
 
     def text(c: Cell) -> str:
+        if table.matrix:  # symbols only, so it stays narrow; what does not pass in bold
+            return f"**{_md(c.text)}**" if c.status not in (None, "pass") and c.text else _md(c.text) or " "
         joined = f"{c.text} · {c.detail}" if c.detail else c.text
         return _md(" ".join(joined.split())).replace("|", "\\|") or " "
 

@@ -2,8 +2,9 @@
 ("gradparity-bench/1") before anything is rendered.
 
 Each field is declared as a type word: ``string``, ``int``, ``number``, ``bool``, ``list``,
-``dict``, or alternatives such as ``int|list``; a trailing ``?`` allows null. A problem is one
-line, ``path: what is wrong``.
+``dict``, or alternatives such as ``int|list``; a trailing ``?`` allows null. Fields that older
+documents lack are declared apart, as optional: checked when present. A problem is one line,
+``path: what is wrong``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from gradparity.core.errors import GradparityError
 
 SCHEMA = "gradparity/1"
 BENCH_SCHEMA = "gradparity-bench/1"
-STATUSES = ("pass", "known_deviation", "fail", "error", "skipped")
+STATUSES = ("pass", "known_deviation", "stale", "fail", "error", "skipped")
 VERDICTS = ("pass", "fail", "known_deviation")
 KINDS = ("cost", "gradients", "activations", "trajectory", "dtype")
 MODES = ("eager", "compiled")
 SUMMARY_KEYS = {"passed": "pass", "failed": "fail", "known_deviations": "known_deviation",
-                "skipped": "skipped", "errors": "error"}
+                "skipped": "skipped", "errors": "error", "stale": "stale"}
+OPTIONAL_SUMMARY = ("stale",)  # absent from older documents
 
 TOP = {"schema": "string", "environment": "dict", "options": "dict", "results": "list",
        "summary": "dict", "run": "dict"}
@@ -28,6 +30,7 @@ ENVIRONMENT = {"python": "string", "platform": "string", "cpu": "string?", "core
                "numpy": "string", "blas": "string?", "frameworks": "dict", "flags": "dict",
                "device": "string", "allow_tf32": "bool", "git_commit": "string?"}
 OPTIONS = {"cases": "list", "backends": "list", "dtypes": "list", "steps": "int|list?"}
+OPTIONS_OPTIONAL = {"controls": "list", "strict": "bool"}
 RESULT = {"case": "string", "description": "string", "dtype": "string", "layers": "list",
           "hidden_activation": "string", "loss": "string", "m": "int", "learning_rate": "number",
           "steps": "int", "reference": "dict", "backends": "dict"}
@@ -36,13 +39,16 @@ BOUNDARY = {"x": "list", "y": "list", "probability": "list", "points": "list", "
             "accuracy": "number?", "iterations": "int?"}
 BACKEND = {"status": "string", "reason": "string", "dtype_used": "string?", "cost": "number?",
            "costs": "list?", "checks": "list", "first_divergent_layer": "int?", "worst": "dict?"}
+BACKEND_OPTIONAL = {"diagnosis": "dict?", "stderr": "string?"}
+DIAGNOSIS = {"ops": "list", "pattern": "string", "reproducer": "string?"}
+OP = {"op": "string", "source": "string", "input_dtype": "string", "output_dtype": "string?",
+      "rel_error": "number?", "tolerance": "number"}
 CHECK = {"quantity": "string", "kind": "string", "max_abs_error": "number?",
          "max_rel_error": "number?", "rel_error": "number?", "ulps": "number?", "cosine": "number?",
          "worst_index": "list", "mismatched": "int", "total": "int", "rtol": "number",
          "atol": "number", "tolerance_reason": "string", "verdict": "string", "message": "string?",
          "deviation": "dict?"}
-DEVIATION = {"cause": "string", "measured": "string", "backend": "string", "case": "string",
-             "quantity": "string"}
+DEVIATION = {"cause": "string", "measured": "string|number"}
 WORST = {"quantity": "string", "rel_error": "number?", "ulps": "number?"}
 RUN = {"date": "string", "duration_s": "number", "backend_seconds": "dict"}
 BENCH = {"schema": "string", "environment": "dict", "results": "list"}
@@ -66,7 +72,7 @@ def validate_document(document: Any) -> list[str]:
     if document["schema"] != SCHEMA:
         problems.append(f"document.schema: {document['schema']!r} is not {SCHEMA!r}")
     _environment(document["environment"], problems)
-    _fields(document["options"], OPTIONS, "options", problems)
+    _options(document["options"], problems)
     _run(document["run"], problems)
     for i, result in enumerate(document["results"]):
         _result(result, f"results[{i}]", problems)
@@ -99,6 +105,11 @@ def _environment(environment: dict, problems: list[str]) -> None:
                 if not _is_scalar(value):
                     problems.append(f"environment.flags.{name}.{flag}: expected a string, number,"
                                     f" bool or null, got {type(value).__name__}")
+
+
+def _options(options: dict, problems: list[str]) -> None:
+    if _fields(options, OPTIONS, "options", problems, OPTIONS_OPTIONAL) and "controls" in options:
+        _items(options["controls"], "string", "options.controls", problems)
 
 
 def _run(run: dict, problems: list[str]) -> None:
@@ -136,8 +147,10 @@ def _boundary(boundary: dict, path: str, problems: list[str]) -> None:
 
 
 def _backend(backend: Any, path: str, problems: list[str]) -> None:
-    if not _fields(backend, BACKEND, path, problems):
+    if not _fields(backend, BACKEND, path, problems, BACKEND_OPTIONAL):
         return
+    if backend.get("diagnosis") is not None:
+        _diagnosis(backend["diagnosis"], f"{path}.diagnosis", problems)
     _enum(backend["status"], STATUSES, f"{path}.status", problems)
     if backend["costs"] is not None:
         _items(backend["costs"], "number?", f"{path}.costs", problems)
@@ -145,6 +158,12 @@ def _backend(backend: Any, path: str, problems: list[str]) -> None:
         _fields(backend["worst"], WORST, f"{path}.worst", problems)
     for i, check in enumerate(backend["checks"]):
         _check(check, f"{path}.checks[{i}]", problems)
+
+
+def _diagnosis(diagnosis: dict, path: str, problems: list[str]) -> None:
+    if _fields(diagnosis, DIAGNOSIS, path, problems):
+        for i, op in enumerate(diagnosis["ops"]):
+            _fields(op, OP, f"{path}.ops[{i}]", problems)
 
 
 def _check(check: Any, path: str, problems: list[str]) -> None:
@@ -159,14 +178,15 @@ def _check(check: Any, path: str, problems: list[str]) -> None:
 
 def _summary(document: dict, problems: list[str]) -> None:
     summary = document["summary"]
-    if not _fields(summary, dict.fromkeys(SUMMARY_KEYS, "int"), "summary", problems):
+    required = {key: "int" for key in SUMMARY_KEYS if key not in OPTIONAL_SUMMARY}
+    if not _fields(summary, required, "summary", problems, dict.fromkeys(OPTIONAL_SUMMARY, "int")):
         return
     statuses = [backend.get("status") for result in document["results"]
                 for backend in _backends(result) if isinstance(backend, dict)]
     for key, status in SUMMARY_KEYS.items():
-        if summary[key] != statuses.count(status):
-            problems.append(f"summary.{key}: {summary[key]} but {statuses.count(status)} backend"
-                            f" results have status {status!r}")
+        if summary.get(key, 0) != statuses.count(status):
+            problems.append(f"summary.{key}: {summary.get(key, 'absent')} but {statuses.count(status)}"
+                            f" backend results have status {status!r}")
 
 
 def _backends(result: Any) -> list:
@@ -174,9 +194,11 @@ def _backends(result: Any) -> list:
     return list(backends.values()) if isinstance(backends, dict) else []
 
 
-def _fields(obj: Any, fields: dict[str, str], path: str, problems: list[str]) -> bool:
-    """Check that ``obj`` is a dict holding every field with its type; False when it is not a dict
-    or any field is missing or mistyped (the caller then skips looking deeper)."""
+def _fields(obj: Any, fields: dict[str, str], path: str, problems: list[str],
+            optional: dict[str, str] | None = None) -> bool:
+    """Check that ``obj`` is a dict holding every field with its type, and each ``optional``
+    field it has with its type; False when it is not a dict or any field is missing or
+    mistyped (the caller then skips looking deeper)."""
     if not isinstance(obj, dict):
         problems.append(f"{path}: expected an object, got {type(obj).__name__}")
         return False
@@ -185,6 +207,9 @@ def _fields(obj: Any, fields: dict[str, str], path: str, problems: list[str]) ->
         if key not in obj:
             problems.append(f"{path}.{key}: missing")
         else:
+            _typed(obj[key], kind, f"{path}.{key}", problems)
+    for key, kind in (optional or {}).items():
+        if key in obj:
             _typed(obj[key], kind, f"{path}.{key}", problems)
     return len(problems) == before
 

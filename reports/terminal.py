@@ -1,41 +1,115 @@
-"""The terminal's view of a document: the parity summary table of a ``gradparity/1`` result
-and the timing table of a ``gradparity-bench/1`` document, printed with rich."""
+"""The terminal's view of a document: the parity summary of a ``gradparity/1`` result (status
+matrix and findings, within 100 columns) and the timing table of a ``gradparity-bench/1``
+document, printed with rich."""
 
 from __future__ import annotations
 
+import textwrap
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "fail": "bold red", "error": "red", "skipped": "dim"}
-STATUS_LABEL = {"pass": "pass", "known_deviation": "known dev.", "fail": "FAIL", "error": "error", "skipped": "skipped"}
+from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls,
+                                       figure, findings, op_text)
+from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
+
+WIDTH = 100  # the summary fits this many columns with eight backends
+STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta", "fail": "bold red",
+                "error": "bold white on red", "skipped": "dim"}
+STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
 
 
-def print_summary(document: dict) -> None:
-    """The case x backend table (status and worst error in ulps), then failures and errors."""
-    backends = document["options"]["backends"]
-    table = Table(title="gradparity: every backend against the NumPy reference (worst error in ulps)")
+def print_summary(document: dict, console: Console | None = None) -> None:
+    """The status matrix (case and dtype down, backends across; a status symbol and the worst
+    relative error per cell), its legend and the counts, then one block per finding: the
+    failures, errors, known deviations and stale entries of each (backend, cause)."""
+    console = console or Console(width=WIDTH, highlight=False)
+    backends = backend_order(document)
+    console.print(matrix(document, backends))
+    console.print(legend(document, backends))
+    for finding in findings(document, backends):
+        console.print(finding_block(finding, document))
+
+
+def matrix(document: dict, backends: list[str]) -> Table:
+    """One row per case and dtype (the case named on its first row), one narrow column per
+    backend, its name broken at hyphens and a control marked as one."""
+    table = Table(title="gradparity: every backend against the NumPy reference", box=box.SIMPLE_HEAD,
+                  padding=0, pad_edge=False, show_edge=False, title_justify="left")
     table.add_column("case")
+    table.add_column("dtype")
     for name in backends:
-        table.add_column(name, justify="center")
+        header = name.replace("-", "-\n") + ("\ncontrol" if name in controls(document) else "")
+        table.add_column(header, justify="left")
+    previous = None
     for result in document["results"]:
-        table.add_row(f"{result['case']} {result['dtype']}", *(summary_cell(result["backends"][n]) for n in backends))
-    console = Console(width=max(120, 14 * (len(backends) + 2)))
-    console.print(table)
-    counts = document["summary"]
-    console.print(", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()))
-    for result in document["results"]:
-        for name, backend in result["backends"].items():
-            if backend["status"] in ("fail", "error"):
-                console.print(f"[{STATUS_STYLE[backend['status']]}]{name} on {result['case']} {result['dtype']}: "
-                              f"{backend['status']}[/]\n{backend['reason']}", markup=True, highlight=False)
+        cells = [cell(result["backends"].get(name)) for name in backends]
+        table.add_row("" if result["case"] == previous else result["case"], result["dtype"], *cells)
+        previous = result["case"]
+    return table
 
 
-def summary_cell(backend: dict) -> str:
-    """The status in its colour, with the worst error in ulps where checks ran."""
+def cell(backend: dict | None) -> Text:
+    """The status symbol and the worst relative error, in the status's colour."""
+    if backend is None:
+        return Text("")
     status = backend["status"]
-    worst = backend.get("worst")
-    figure = f" {worst['ulps']:.3g}" if worst and status in ("pass", "known_deviation", "fail") else ""
-    return f"[{STATUS_STYLE[status]}]{STATUS_LABEL[status]}{figure}[/]"
+    return Text(f"{MARKER[status]} {figure(backend)}".rstrip(), STATUS_STYLE[status])
+
+
+def legend(document: dict, backends: list[str]) -> Text:
+    """The symbols, what the figure is, what a control is, and the count of each status."""
+    text = Text("  ".join(f"{MARKER[s]} {LABEL[s]}" for s in STATUSES) + "\n")
+    text.append(_wrapped(f"figure: {FIGURE}") + "\n", "dim")
+    names = [name for name in backends if name in controls(document)]
+    if names:
+        text.append(_wrapped(f"control ({', '.join(names)}): {CONTROL}") + "\n", "dim")
+    counts, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
+    text.append(" · ".join(f"{counts[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in counts))
+    return text
+
+
+def finding_block(finding: Finding, document: dict) -> Text:
+    """One finding: status, backend and the runs it hit; its cause; the worst figures; the
+    responsible ops; the reproducer (or where to find it when it is wider than the terminal)
+    or, for an error, the tail of the worker's stderr."""
+    head = f"{MARKER[finding.status]} {LABEL[finding.status]}: {finding.backend}"
+    text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}") + "\n", "bold")
+    text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
+    for line in finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text()):
+        text.append(_wrapped(line, 2) + "\n")
+    if finding.ops:
+        text.append(_wrapped("responsible ops, each probed alone against NumPy float64:", 2) + "\n")
+        for op in finding.ops:
+            text.append(_wrapped(f"{op_text(op)}: {op['source'].strip().splitlines()[0]}", 4) + "\n")
+    if finding.reproducer:
+        text.append(_reproducer(finding))
+    if finding.stderr:
+        tail = [line for line in finding.stderr.strip().splitlines() if line.strip()][-STDERR_LINES:]
+        text.append(_wrapped(f"stderr, last {len(tail)} lines:", 2) + "\n")
+        text.append("\n".join(_wrapped(line, 4) for line in tail) + "\n", "dim")
+    text.rstrip()
+    return text
+
+
+def _reproducer(finding: Finding) -> Text:
+    """The reproducer, printed as it is when every line fits (so it can be pasted), else where
+    to find it."""
+    code = finding.reproducer.rstrip().splitlines()
+    if max(map(len, code)) <= WIDTH - 4:
+        text = Text(_wrapped("reproducer (fails while the defect exists):", 2) + "\n")
+        text.append("\n".join(f"    {line}" for line in code) + "\n", "cyan")
+        return text
+    return Text(_wrapped(f"reproducer: {len(code)} lines, too wide to print here; in the report's findings "
+                         f"and in the JSON document (diagnosis.reproducer of {finding.backend})", 2) + "\n")
+
+
+def _wrapped(line: str, indent: int = 0) -> str:
+    """``line`` wrapped within ``WIDTH`` columns, every line indented by ``indent``."""
+    return textwrap.fill(line, WIDTH, initial_indent=" " * indent, subsequent_indent=" " * (indent or 2),
+                         break_on_hyphens=False)
 
 
 def seconds(value: float | None) -> str:

@@ -1,0 +1,233 @@
+"""What a person reads first, shared by the terminal summary and the reports: one symbol per
+status, a compact figure per result, the control columns, and every result that does not
+simply pass gathered into findings, one per (backend, cause), never one per case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗", "error": "!", "skipped": "–"}
+LABEL = {"pass": "pass", "known_deviation": "known deviation", "stale": "stale", "fail": "fail",
+         "error": "error", "skipped": "skipped"}
+FINDINGS = ("fail", "error", "known_deviation", "stale")  # the statuses findings are made of, in order
+FIGURE = ("the worst relative error over every quantity compared, max|a − b| / max|b| "
+          "(eps is 2.2e-16 in float64, 1.2e-7 in float32); 0: bit for bit")
+CONTROL = ("a control checks the harness, not the maths: the reference itself, run through a "
+           "worker process like every backend, must come back bit for bit")
+
+
+def status_label(status: str) -> str:
+    """The marker and word of a status, readable without colour."""
+    return f"{MARKER[status]} {LABEL[status]}"
+
+
+def backend_order(document: dict) -> list[str]:
+    """The backends of the results in the order the run asked for them, then any others sorted."""
+    present = {name for result in document["results"] for name in result["backends"]}
+    asked = [name for name in document["options"]["backends"] if name in present]
+    return asked + sorted(present - set(asked))
+
+
+def controls(document: dict) -> list[str]:
+    """The backends that are controls, not evidence (absent from older documents)."""
+    return document["options"].get("controls", [])
+
+
+def figure(backend: dict, digits: int = 1) -> str:
+    """The worst relative error of a result, short (``5e-14``, ``2.2e-8``; ``0`` when exact);
+    empty where no quantity was compared."""
+    worst = backend.get("worst")
+    if worst is None or worst["rel_error"] is None or backend["status"] in ("error", "skipped"):
+        return ""
+    return short(worst["rel_error"], digits)
+
+
+def short(x: float, digits: int = 1) -> str:
+    """``x`` with ``digits`` significant digits and no padding in the exponent: 2.2e-8, 6e-1."""
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def run_key(result: dict) -> str:
+    """``case/dtype``: how a run is named everywhere."""
+    return f"{result['case']}/{result['dtype']}"
+
+
+@dataclass
+class Finding:
+    """Results of one backend that do not simply pass, for one cause: the runs it hit, the
+    non-passing checks behind it (``(result, check)``), the responsible ops found by the
+    diagnosis, a reproducer, and for errors the full message (when it says more than the
+    cause: a traceback) and the captured stderr."""
+
+    status: str
+    backend: str
+    causes: list[str] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+    checks: list[tuple[dict, dict]] = field(default_factory=list)
+    ops: list[dict] = field(default_factory=list)
+    reproducer: str | None = None
+    message: str | None = None
+    stderr: str | None = None
+
+    def add(self, result: dict, cause: str, checks: list[dict], diagnosis: dict | None = None,
+            message: str | None = None, stderr: str | None = None) -> None:
+        """One more run of this finding: its cause sentence (kept once), its checks, the ops of
+        its diagnosis (each kept once), and the first reproducer, message and stderr met."""
+        if cause not in self.causes:
+            self.causes.append(cause)
+        self.runs.append(result)
+        self.checks += [(result, check) for check in checks]
+        for op in (diagnosis or {}).get("ops", []):
+            if op_key(op) not in map(op_key, self.ops):
+                self.ops.append(op)
+        self.reproducer = self.reproducer or (diagnosis or {}).get("reproducer")
+        self.message = self.message or (message if message and message.strip() != cause else None)
+        self.stderr = self.stderr or stderr
+
+    def worst(self) -> tuple[dict, dict] | None:
+        """The (result, check) with the largest relative error, None when none has one."""
+        measured = [(result, check) for result, check in self.checks if check["rel_error"] is not None]
+        return max(measured, key=lambda pair: pair[1]["rel_error"], default=None)
+
+    def worst_text(self) -> str:
+        """``Worst dW2: 6.3e-01 relative (2.8e+15 ulp) on saturated/float64; 2.2e-08 to 6.3e-01
+        over the 10 runs``; empty when no check measured anything (a dtype check alone)."""
+        worst = self.worst()
+        if worst is None:
+            return ""
+        result, check = worst
+        text = f"Worst {check['quantity']}: {check['rel_error']:.1e} relative"
+        text += f" ({check['ulps']:.2g} ulp)" if check["ulps"] is not None else ""
+        text += f" on {run_key(result)}"
+        per_run: dict[str, float] = {}
+        for run, c in self.checks:
+            if c["rel_error"] is not None:
+                per_run[run_key(run)] = max(per_run.get(run_key(run), 0.0), c["rel_error"])
+        low, high = f"{min(per_run.values()):.1e}", f"{max(per_run.values()):.1e}"
+        if len(per_run) > 1:
+            text += f"; {low} to {high} over the {len(per_run)} runs" if low != high else \
+                f"; {high} on each of the {len(per_run)} runs"
+        measured = (check.get("deviation") or {}).get("measured")
+        return text + (f"; measured {measured}" if measured else "")
+
+    def notes(self) -> list[str]:
+        """What the checks without a measure (a dtype check) say, each distinct message once,
+        unless it is a cause already."""
+        notes = [f"{check['quantity']}: {gist(check['message'] or '')}" for _, check in self.checks
+                 if check["rel_error"] is None and check["message"] and gist(check["message"]) not in self.causes]
+        return list(dict.fromkeys(notes))
+
+    def hits(self, document: dict) -> str:
+        """The runs hit, compactly: ``all 10 cases × float64``, ``saturated × float64, float32``."""
+        return hits(self.runs, document)
+
+
+def op_key(op: dict) -> tuple:
+    return op["op"], op["source"], op["input_dtype"], op["output_dtype"]
+
+
+def op_text(op: dict) -> str:
+    """``tanh: float64 → float32, 2.0e-07 relative (tolerance 3.6e-15)``."""
+    return f"{op['op']}: {op_measure(op)}"
+
+
+def op_measure(op: dict) -> str:
+    """What the probe of one op measured: dtypes in and out, its error against its tolerance."""
+    error = "raised" if op["output_dtype"] is None else "—" if op["rel_error"] is None else f"{op['rel_error']:.1e}"
+    return (f"{op['input_dtype']} → {op['output_dtype'] or '?'}, {error} relative "
+            f"(tolerance {op['tolerance']:.1e})")
+
+
+def hits(runs: list[dict], document: dict) -> str:
+    """Cases grouped by the dtypes they were hit in; ``all N cases`` when every case of the
+    document is in a group, the names when at most four are, else a count and the names."""
+    dtypes: dict[str, list[str]] = {}
+    for run in runs:
+        dtypes.setdefault(run["case"], []).append(run["dtype"])
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for case, seen in dtypes.items():
+        groups.setdefault(tuple(seen), []).append(case)
+    every = list(dict.fromkeys(result["case"] for result in document["results"]))
+    parts = []
+    for seen, cases in groups.items():
+        if len(cases) == len(every) > 1:
+            names = f"all {len(cases)} cases"
+        elif len(cases) <= 4:
+            names = ", ".join(cases)
+        else:
+            names = f"{len(cases)} cases ({', '.join(cases)})"
+        parts.append(f"{names} × {', '.join(seen)}")
+    return "; ".join(parts)
+
+
+def findings(document: dict, backends: list[str]) -> list[Finding]:
+    """Every finding of the document: failures, errors, known deviations (from every check that
+    carries one, whatever its run's status) and stale entries, in ``FINDINGS`` order, then
+    backend order. A failure is grouped by the ops its diagnosis found responsible, or else by
+    its cause sentence; the others by their cause sentence."""
+    found: dict[tuple, Finding] = {}
+
+    def finding(status: str, name: str, key: object) -> Finding:
+        return found.setdefault((FINDINGS.index(status), backends.index(name), status, key),
+                                Finding(status, name))
+
+    for result in document["results"]:
+        for name in (n for n in backends if n in result["backends"]):
+            backend = result["backends"][name]
+            status, cause, diagnosis = backend["status"], cause_of(backend), backend.get("diagnosis")
+            if status == "fail":
+                ops = tuple(sorted({op["op"] for op in (diagnosis or {}).get("ops", [])}))
+                failing = [c for c in backend["checks"] if c["verdict"] == "fail"]
+                finding(status, name, ops or cause).add(result, cause, failing, diagnosis)
+            elif status in ("error", "stale"):
+                finding(status, name, cause).add(result, cause, [], message=backend["reason"],
+                                                 stderr=backend.get("stderr"))
+            for deviation, checks in _deviations(backend).items():
+                named = {op for check in checks for op in (check.get("deviation") or {}).get("ops", [])}
+                finding("known_deviation", name, deviation).add(
+                    result, deviation, checks, _narrowed(diagnosis, named) if status == "known_deviation" else None)
+    return [found[key] for key in sorted(found, key=lambda key: key[:2])]
+
+
+def _narrowed(diagnosis: dict | None, ops: set[str]) -> dict | None:
+    """A diagnosis cut down to the ``ops`` a registered deviation names (all when it names
+    none), with its reproducer only when the reproducer runs one of the ops kept."""
+    if not diagnosis or not ops:
+        return diagnosis
+    kept = [op for op in diagnosis["ops"] if op["op"] in ops]
+    reproducer = diagnosis["reproducer"]
+    if reproducer and not any(op["source"].strip() in reproducer for op in kept):
+        reproducer = None
+    return {**diagnosis, "ops": kept, "reproducer": reproducer}
+
+
+def cause_of(backend: dict) -> str:
+    """The one sentence that says why a result is not a plain pass: the diagnosis's pattern,
+    else the first line of the reason (for an error, the exception a traceback ends in)."""
+    diagnosis = backend.get("diagnosis")
+    if diagnosis and diagnosis["pattern"]:
+        return diagnosis["pattern"]
+    return gist(backend["reason"]) or "not stated"
+
+
+def _deviations(backend: dict) -> dict[str, list[dict]]:
+    """The checks that carry a known deviation, by cause; a known-deviation result whose checks
+    name none is one deviation of its reason."""
+    causes: dict[str, list[dict]] = {}
+    for check in backend["checks"]:
+        if check.get("deviation"):
+            causes.setdefault(check["deviation"]["cause"], []).append(check)
+    if not causes and backend["status"] == "known_deviation":
+        causes[gist(backend["reason"]) or "not stated"] = [c for c in backend["checks"]
+                                                           if c["verdict"] == "known_deviation"]
+    return causes
+
+
+def gist(text: str, limit: int = 200) -> str:
+    """One line of a reason: the first, or a traceback's last (the exception), cut at ``limit``."""
+    lines = text.strip().splitlines() or [""]
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= limit else line[:limit - 1] + "…"
