@@ -34,12 +34,37 @@ class Trajectory:
     dtype_used: str
 
 
+@dataclass(frozen=True)
+class Primitives:
+    """The single operations a framework's network is built from, as Python source, so that
+    each can be probed alone (``core.probes``) and pasted into an upstream reproducer.
+
+    ``preamble``: the lines a fresh process needs (environment, imports, switches such as x64).
+    ``tensor``: an expression turning the NumPy array ``{array}`` into a tensor of ``{dtype}``.
+    ``numpy``: an expression turning the result ``out`` back into a NumPy array.
+    ``ops``: op name (``core.probes.OPS``) -> statements that assign ``out`` from the tensors
+    ``tx``, ``ty``, ``tz`` and the Python float ``s``, in the reference layout (examples in columns).
+    """
+
+    preamble: str
+    tensor: str
+    numpy: str
+    ops: dict[str, str]
+
+
+ROLES = ("framework", "control", "ground truth")
+
+
 class Adapter(Protocol):
     """A framework behind the contract. Each ``backends/<framework>.py`` defines
     ``class Adapter`` with this constructor and these methods; ``provides`` defaults to all
-    four quantities (finite differences give only cost and gradients)."""
+    four quantities (finite differences give only cost and gradients). ``role`` (default
+    ``framework``) says what a result proves: ``control`` is the reference itself run through
+    a worker (it checks the harness, not the maths); ``ground truth`` computes in float64
+    whatever is asked (finite differences) and is judged with their own tolerance."""
 
     provides: tuple[str, ...]  # which of "cost", "gradients", "activations", "trajectory"
+    role: str  # one of ROLES
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
 
@@ -54,6 +79,9 @@ class Adapter(Protocol):
 
     def train(self, case: Case) -> Trajectory:
         """``case.steps`` gradient-descent steps at ``case.learning_rate`` from ``case.params``."""
+
+    def primitives(self) -> Primitives:
+        """The framework's single operations (optional: without it nothing can be probed)."""
 
     def bench_modes(self) -> dict[str, str | None]:
         """Each timing mode (``eager``, ``compiled``) mapped to None when it runs here, or to

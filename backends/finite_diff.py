@@ -16,6 +16,7 @@ class Adapter:
     """Differences the float64 cost; gives no activations, trajectory or timings."""
 
     provides = ("cost", "gradients")
+    role = "ground truth"
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name

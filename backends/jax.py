@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -29,6 +29,30 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "softmax": lambda Z: jax.nn.softmax(Z, axis=0),
 }
+
+GRADIENT = "out = jax.grad(lambda t: jnp.sum({f}))(tx)"
+PREAMBLE = """import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp"""
+PRIMITIVES = Primitives(PREAMBLE, "jnp.asarray({array}, dtype=jnp.{dtype})", "out", {
+    "matmul": "out = tx @ ty",
+    "add": "out = tx + ty",
+    "sigmoid": "out = jax.nn.sigmoid(tx)",
+    "tanh": "out = jnp.tanh(tx)",
+    "relu": "out = jax.nn.relu(tx)",
+    "softmax": "out = jax.nn.softmax(tx, axis=0)",
+    "sigmoid_grad": GRADIENT.format(f="jax.nn.sigmoid(t)"),
+    "tanh_grad": GRADIENT.format(f="jnp.tanh(t)"),
+    "relu_grad": GRADIENT.format(f="jax.nn.relu(t)"),
+    "transpose_matmul": "out = tx.T @ ty",
+    "sum": "out = jnp.sum(tx, axis=1, keepdims=True)",
+    "log": "out = jnp.log(tx)",
+    "mean": "out = jnp.mean(tx)",
+    "bce": "out = jnp.sum(jnp.maximum(tz, 0) - tz * ty + jnp.log1p(jnp.exp(-jnp.abs(tz)))) / tz.shape[1]",
+    "softmax_ce": "out = -jnp.sum(ty * jax.nn.log_softmax(tz, axis=0)) / tz.shape[1]",
+    "mse": "out = jnp.mean(jnp.square(tx - ty))",
+    "cast_scalar": "out = s * jnp.ones((), dtype=jnp.{dtype})",
+})
 
 
 def select_device(device: str, allow_tf32: bool) -> jax.Device:
@@ -132,6 +156,10 @@ class Adapter:
             [float(J) for J in costs], {name: np.asarray(value) for name, value in params.items()},
             dtype_name(params["W1"].dtype),
         )
+
+    def primitives(self) -> Primitives:
+        """The operations of ``forward``, ``cost`` and the update step, as source (``PRIMITIVES``)."""
+        return PRIMITIVES
 
     def bench_modes(self) -> dict[str, str | None]:
         return {"eager": None, "compiled": None}

@@ -9,10 +9,9 @@ output probabilities. Gradients come from the active backend's autodiff (``tf.Gr
 
 Keras's own numerics are kept, not corrected. On the jax and torch backends its
 cross-entropies clip probabilities to [epsilon, 1 - epsilon] (saturated outputs lose their
-gradient), and its type promotion (``keras.backend.result_type``) maps float64 to float32
-whenever it promotes, to match JAX's default: the means inside BinaryCrossentropy and
-MeanSquaredError, keras-torch's Dense matmuls and keras-jax's tanh run in float32 in a float64
-model. ``dtype_used`` reports that, so such a run fails as computed in float32.
+gradient), and some of its ops compute float64 inputs in float32 (found by the op probes of
+``core.diagnosis``). ``dtype_used`` is the narrowest dtype among the tensors returned: measured,
+so a float64 run whose numbers are float64-accurate is not called float32.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import keras
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import dtype_name
 from gradparity.core.errors import GradparityError
 
@@ -65,11 +64,35 @@ def from_dense(weights: list[np.ndarray]) -> Params:
     return params
 
 
-def computed_dtype(tensors: list[object], asked: str) -> str:
-    """The narrowest float dtype among the tensors Keras returned and the dtype Keras's type
-    promotion gives ``asked`` with a Python float, as inside its losses and activations."""
-    names = {dtype_name(tensor.dtype) for tensor in tensors} | {dtype_name(keras.backend.result_type(asked, float))}
+def computed_dtype(tensors: list[object]) -> str:
+    """The narrowest float dtype among the tensors Keras returned (measured, not predicted)."""
+    names = {dtype_name(tensor.dtype) for tensor in tensors}
     return min(names, key=lambda name: int(name.removeprefix("float")) if name.startswith("float") else 0)
+
+
+def transposed_loss(function: str) -> str:
+    """A ``keras.losses`` function on examples in rows, averaged as the Keras loss class does."""
+    return f"keras.ops.mean(keras.losses.{function}(keras.ops.transpose(ty), keras.ops.transpose(tx)))"
+
+
+PRIMITIVES = Primitives(
+    f'import os\nos.environ["KERAS_BACKEND"] = "{BACKEND}"\n{FRAMEWORK.PREAMBLE}\nimport keras',
+    'keras.ops.convert_to_tensor({array}, dtype="{dtype}")', "keras.ops.convert_to_numpy(out)", {
+        "matmul": "out = keras.ops.matmul(tx, ty)",
+        "add": "out = keras.ops.add(tx, ty)",
+        **{name: f"out = keras.activations.{name}(tx)" for name in ("sigmoid", "tanh", "relu")},
+        "softmax": "out = keras.activations.softmax(tx, axis=0)",
+        **{f"{name}_grad": FRAMEWORK.GRADIENT.format(f=f"keras.activations.{name}(t)")
+           for name in ("sigmoid", "tanh", "relu")},
+        "transpose_matmul": "out = keras.ops.matmul(keras.ops.transpose(tx), ty)",
+        "sum": "out = keras.ops.sum(tx, axis=1, keepdims=True)",
+        "log": "out = keras.ops.log(tx)",
+        "mean": "out = keras.ops.mean(tx)",
+        "bce_probabilities": f"out = {transposed_loss('binary_crossentropy')} * tx.shape[0]",
+        "softmax_ce_probabilities": f"out = {transposed_loss('categorical_crossentropy')}",
+        "mse": f"out = {transposed_loss('mean_squared_error')}",
+        "cast_scalar": 'out = keras.ops.cast(s, "{dtype}")',
+    })
 
 
 def build_model(case: Case) -> keras.Sequential:
@@ -192,7 +215,7 @@ class Adapter:
         return Evaluation(
             float(keras.ops.convert_to_numpy(J)), arrays,
             [np.ascontiguousarray(keras.ops.convert_to_numpy(A).T) for A in outputs],
-            computed_dtype([J, *outputs, *grads], case.dtype),
+            computed_dtype([J, *outputs, *grads]),
         )
 
     def compiled_model(self, case: Case, run_eagerly: bool = False) -> keras.Sequential:
@@ -214,7 +237,12 @@ class Adapter:
             )
             weights = [keras.ops.convert_to_numpy(variable.value) for variable in model.trainable_variables]
         return Trajectory([float(J) for J in history.history["loss"]], from_dense(weights),
-                          computed_dtype(weights, case.dtype))
+                          computed_dtype(weights))
+
+    def primitives(self) -> Primitives:
+        """The ``keras.ops``/``keras.activations``/``keras.losses`` calls of the model, and the
+        backend's own autodiff for the activations' derivatives (``PRIMITIVES``)."""
+        return PRIMITIVES
 
     def bench_modes(self) -> dict[str, str | None]:
         """Eager is ``run_eagerly=True``; compiled is Keras's default train step (jax.jit, a

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import check_device, dtype_name
 from gradparity.core import reference
 from gradparity.core.errors import GradparityError
@@ -14,9 +14,24 @@ from gradparity.core.errors import GradparityError
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
 
+PRIMITIVES = Primitives("from gradparity.core import reference", "np.asarray({array}, dtype=np.{dtype})", "out", {
+    "matmul": "out = np.dot(tx, ty)",
+    "add": "out = tx + ty",
+    **{name: f"out = reference.activate(tx, {name!r})" for name in ("sigmoid", "tanh", "relu", "softmax")},
+    **{f"{name}_grad": f"out = reference.activation_derivative(reference.activate(tx, {name!r}), {name!r})"
+       for name in ("sigmoid", "tanh", "relu")},
+    "transpose_matmul": "out = np.dot(tx.T, ty)",
+    "sum": "out = tx.sum(axis=1, keepdims=True)",
+    "log": "out = np.log(tx)",
+    "mean": "out = np.mean(tx)",
+})
+
 
 class Adapter:
-    """The hand-derived backprop of ``core.reference``, on the CPU only."""
+    """The hand-derived backprop of ``core.reference``, on the CPU only: the control that
+    checks the harness (no bit lost across the process boundary), not the maths."""
+
+    role = "control"
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -40,6 +55,10 @@ class Adapter:
         """``reference.model``: the document's full-batch gradient descent."""
         result = reference.model(case.params, case.X, case.Y, case.spec, case.learning_rate, case.steps)
         return Trajectory(result.costs, result.params, dtype_name(result.params["W1"].dtype))
+
+    def primitives(self) -> Primitives:
+        """The reference's own operations (``PRIMITIVES``)."""
+        return PRIMITIVES
 
     def bench_modes(self) -> dict[str, str | None]:
         return {"eager": None, "compiled": "NumPy has no compiler"}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -25,6 +25,31 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,
     "softmax": lambda Z: tf.nn.softmax(Z, axis=0),
 }
+
+GRADIENT = """t = tf.Variable(tx)
+with tf.GradientTape() as tape:
+    total = tf.reduce_sum({f})
+out = tape.gradient(total, t)"""
+PREAMBLE = "import tensorflow as tf"
+PRIMITIVES = Primitives(PREAMBLE, "tf.constant({array}, dtype=tf.{dtype})", "out.numpy()", {
+    "matmul": "out = tf.matmul(tx, ty)",
+    "add": "out = tx + ty",
+    "sigmoid": "out = tf.sigmoid(tx)",
+    "tanh": "out = tf.tanh(tx)",
+    "relu": "out = tf.nn.relu(tx)",
+    "softmax": "out = tf.nn.softmax(tx, axis=0)",
+    "sigmoid_grad": GRADIENT.format(f="tf.sigmoid(t)"),
+    "tanh_grad": GRADIENT.format(f="tf.tanh(t)"),
+    "relu_grad": GRADIENT.format(f="tf.nn.relu(t)"),
+    "transpose_matmul": "out = tf.matmul(tx, ty, transpose_a=True)",
+    "sum": "out = tf.reduce_sum(tx, axis=1, keepdims=True)",
+    "log": "out = tf.math.log(tx)",
+    "mean": "out = tf.reduce_mean(tx)",
+    "bce": "out = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=ty, logits=tz)) / tz.shape[1]",
+    "softmax_ce": "out = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=ty, logits=tz, axis=0)) / tz.shape[1]",
+    "mse": "out = tf.reduce_mean(tf.square(tx - ty))",
+    "cast_scalar": "out = s * tf.ones((), dtype=tf.{dtype})",
+})
 
 
 def select_device(device: str, allow_tf32: bool) -> str:
@@ -127,6 +152,10 @@ class Adapter:
             [float(J) for J in costs], {name: variable.numpy() for name, variable in variables.items()},
             dtype_name(variables["W1"].dtype),
         )
+
+    def primitives(self) -> Primitives:
+        """The operations of ``forward``, ``cost`` and the update step, as source (``PRIMITIVES``)."""
+        return PRIMITIVES
 
     def bench_modes(self) -> dict[str, str | None]:
         return {"eager": None, "compiled": None}

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -24,6 +24,30 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
     "softmax": lambda Z: torch.softmax(Z, dim=0),
 }
+
+GRADIENT = """t = tx.clone().requires_grad_(True)
+out = torch.autograd.grad(torch.sum({f}), t)[0]"""
+PREAMBLE = """import torch
+import torch.nn.functional as F"""
+PRIMITIVES = Primitives(PREAMBLE, "torch.tensor({array}, dtype=torch.{dtype})", "out.detach().numpy()", {
+    "matmul": "out = tx @ ty",
+    "add": "out = tx + ty",
+    "sigmoid": "out = torch.sigmoid(tx)",
+    "tanh": "out = torch.tanh(tx)",
+    "relu": "out = torch.relu(tx)",
+    "softmax": "out = torch.softmax(tx, dim=0)",
+    "sigmoid_grad": GRADIENT.format(f="torch.sigmoid(t)"),
+    "tanh_grad": GRADIENT.format(f="torch.tanh(t)"),
+    "relu_grad": GRADIENT.format(f="torch.relu(t)"),
+    "transpose_matmul": "out = tx.T @ ty",
+    "sum": "out = torch.sum(tx, dim=1, keepdim=True)",
+    "log": "out = torch.log(tx)",
+    "mean": "out = torch.mean(tx)",
+    "bce": "out = F.binary_cross_entropy_with_logits(tz, ty, reduction='sum') / tz.shape[1]",
+    "softmax_ce": "out = F.cross_entropy(tz.T, ty.T, reduction='sum') / tz.shape[1]",
+    "mse": "out = F.mse_loss(tx, ty)",
+    "cast_scalar": "out = s * torch.ones((), dtype=torch.{dtype})",
+})
 
 
 def select_device(device: str, allow_tf32: bool) -> torch.device:
@@ -116,6 +140,10 @@ class Adapter:
             [J.item() for J in costs], {name: to_numpy(value) for name, value in params.items()},
             dtype_name(params["W1"].dtype),
         )
+
+    def primitives(self) -> Primitives:
+        """The operations of ``forward``, ``cost`` and the update step, as source (``PRIMITIVES``)."""
+        return PRIMITIVES
 
     def bench_modes(self) -> dict[str, str | None]:
         """Eager always; compiled is ``torch.compile``, which on the CPU needs a C++ compiler

@@ -1,11 +1,15 @@
 """The worker process of one backend: loads the framework once, then serves every case.
 
-What it does with a case is the job named by ``options["job"]``: ``parity`` (the default)
-answers ``(evaluation, trajectory)``, ``bench`` answers ``(timings,)``, one entry per bench mode.
+Jobs from the parent: ``("case", index, case)``, ``("probe", index)`` (the op probes of a case
+already served, ``backends.probe``) and finally None. What it does with a case is the job
+named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, trajectory)``,
+``bench`` answers ``(timings,)``, one entry per bench mode.
 
-Messages to the parent, in order: ``("ready", version, flags, import_seconds)`` or
-``("fatal", message)``; then per case ``("result", index, *answer, seconds)`` or
-``("error", index, message)``; finally ``("done",)``.
+Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role)``
+or ``("fatal", message)``; then per case ``("result", index, *answer, seconds)`` or
+``("error", index, message)``, per probe ``("probe", index, records)``; finally ``("done",)``.
+The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
+parent shows only for a backend that errors.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import traceback
 from multiprocessing.connection import Connection
 
 from gradparity.backends import BackendEntry, load
+from gradparity.backends.probe import probe_case
 from gradparity.backends.timing import measured, time_step, unmeasured
 
 M_TOP_PAD = -2  # mallopt parameter of glibc's <malloc.h>
 HEAP_PAD_BYTES = 64 * 2**20
+PROVIDES = ("cost", "gradients", "activations", "trajectory")  # an adapter's default
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
@@ -51,8 +57,19 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message[:400]}{where}"
 
 
-def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection) -> None:
-    """Entry point of the spawned process: load ``entry`` as ``name``, run each received case."""
+def capture_output(log: str) -> None:
+    """Send this process's file descriptors 1 and 2 to the file ``log`` (appending)."""
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+
+
+def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection,
+          log: str | None = None) -> None:
+    """Entry point of the spawned process: load ``entry`` as ``name``, answer each job."""
+    if log:
+        capture_output(log)
     limit_threads(options.get("threads", 1))
     started = time.perf_counter()
     try:
@@ -60,10 +77,16 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     except BaseException as error:  # an import failure is this backend's result, not a crash
         results.send(("fatal", describe(error)))
         return
-    results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started))
+    results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
+                   tuple(getattr(adapter, "provides", PROVIDES)), getattr(adapter, "role", "framework")))
     job = JOBS[options.get("job", "parity")]
+    cases = {}
     while (message := jobs.recv()) is not None:
-        index, case = message
+        if message[0] == "probe":
+            results.send(("probe", message[1], probes_of(adapter, cases[message[1]])))
+            continue
+        _kind, index, case = message
+        cases[index] = case
         began = time.perf_counter()
         try:
             results.send(("result", index, *job(adapter, case, options), time.perf_counter() - began))
@@ -72,9 +95,17 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     results.send(("done",))
 
 
+def probes_of(adapter, case) -> list[dict] | str:
+    """The op probes of ``case`` (``backends.probe.probe_case``), or why they could not run."""
+    try:
+        return probe_case(adapter, case)
+    except Exception as error:
+        return describe(error)
+
+
 def parity_job(adapter, case, options: dict) -> tuple:
     """``(evaluation, trajectory)``: the trajectory is None where the adapter provides none."""
-    provides = getattr(adapter, "provides", ("cost", "gradients", "activations", "trajectory"))
+    provides = getattr(adapter, "provides", PROVIDES)
     return adapter.evaluate(case), adapter.train(case) if "trajectory" in provides else None
 
 

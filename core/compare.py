@@ -18,6 +18,7 @@ carries the error of its largest terms. Elsewhere the floor is the quantity's la
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -81,6 +82,7 @@ class Check:
     total: int
     rtol: float
     atol: float
+    excess: float  # max |a - b| / allowed: how many times the tolerance is used (> 1 fails)
     tolerance_reason: str
     verdict: str
     message: str | None = None
@@ -127,8 +129,11 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     atol = np.maximum(tol.rtol * floor, tol.atol_floor)
     allowed = atol + tol.rtol * np.abs(b)
     over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
+    if not selected.any():
+        return _nothing_compared(quantity, kind, tol, backend)
     max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")
-    worst = np.unravel_index(int(np.argmax(np.where(selected, np.nan_to_num(diff / allowed, nan=np.inf), -1.0))), b.shape) if b.size else ()
+    used = np.where(selected, np.nan_to_num(diff / allowed, nan=np.inf), -1.0)
+    worst = np.unravel_index(int(np.argmax(used)), b.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         elementwise = np.where(b_sel != 0, np.abs(a_sel - b_sel) / np.abs(b_sel), np.where(a_sel == b_sel, 0.0, np.inf))
     eps = float(np.finfo(dtype).eps)
@@ -137,7 +142,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
         quantity=quantity, kind=kind, max_abs_error=max_abs,
         max_rel_error=float(np.max(elementwise, initial=0.0)), rel_error=rel, ulps=rel / eps,
         cosine=_cosine(a_sel, b_sel), worst_index=[int(i) for i in worst], mismatched=int(over.sum()),
-        total=int(selected.sum()), rtol=tol.rtol, atol=float(np.max(atol, initial=0.0)),
+        total=int(selected.sum()), rtol=tol.rtol, atol=float(np.max(atol, initial=0.0)), excess=float(used[worst]),
         tolerance_reason=tol.reason + ("; atol from the magnitude of the summed terms" if magnitude is not None else ""),
         verdict="pass" if not over.any() else "fail",
     )
@@ -155,9 +160,19 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _shape_mismatch(quantity: str, kind: str, got: tuple, want: tuple, tol: Tolerance, backend: str) -> Check:
-    message = f"{quantity} of {backend} has shape {got}, the reference has {want}"
-    return Check(quantity, kind, float("inf"), float("inf"), float("inf"), float("inf"), 0.0, [],
-                 int(np.prod(want)), int(np.prod(want)), tol.rtol, 0.0, tol.reason, "fail", message)
+    return failed_check(quantity, kind, f"{quantity} of {backend} has shape {got}, the reference has {want}",
+                        int(np.prod(want)), tol)
+
+
+def _nothing_compared(quantity: str, kind: str, tol: Tolerance, backend: str) -> Check:
+    return failed_check(quantity, kind, f"{quantity} of {backend} marks no entry as computed: nothing to compare", 0, tol)
+
+
+def failed_check(quantity: str, kind: str, message: str, total: int = 1, tol: Tolerance | None = None) -> Check:
+    """A check that fails without a measurement: a missing, malformed or empty result."""
+    inf = float("inf")
+    return Check(quantity, kind, inf, inf, inf, inf, 0.0, [], total, total, tol.rtol if tol else 0.0, 0.0, inf,
+                 tol.reason if tol else "", "fail", message)
 
 
 def mismatch_message(check: Check, backend: str, dtype: str, allowed_at_worst: float) -> str:
@@ -180,13 +195,10 @@ def first_divergent_layer(checks: list[Check]) -> int | None:
     return min(layers) if layers else None
 
 
-def backend_status(checks: list[Check]) -> str:
+def backend_status(verdicts: Iterable[str]) -> str:
     """fail if any check fails, known_deviation if any is one, else pass."""
-    verdicts = {c.verdict for c in checks}
-    for status in ("fail", "known_deviation"):
-        if status in verdicts:
-            return status
-    return "pass"
+    seen = set(verdicts)
+    return next((status for status in ("fail", "known_deviation") if status in seen), "pass")
 
 
 def worst_check(checks: list[Check]) -> dict | None:

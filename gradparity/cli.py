@@ -173,6 +173,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
     parser.add_argument("--allow-tf32", action="store_true", help="on CUDA, let frameworks use TF32 for float32 matmuls")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="limit per backend (default: 600)")
+    parser.add_argument("--strict", action="store_true",
+                        help="known deviations and stale deviation entries fail the run (exit 1), as xfail strict")
 
 
 def cases_from_args(args: argparse.Namespace) -> list:
@@ -213,7 +215,7 @@ def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> d
     cases = cases_from_args(args)
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
-                                decision_boundaries=decision_boundaries)
+                                decision_boundaries=decision_boundaries, strict=args.strict)
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
 
@@ -236,9 +238,11 @@ def progress_bar(case_count: int, backends: list[str] | None):
 
 
 def exit_status(document: dict) -> int:
-    """0 when everything passed or is a known deviation (skips allowed), 1 on a failure or error."""
+    """0 when everything passed or is a known deviation (skips and stale entries allowed), 1 on a
+    failure or error; under ``--strict`` known deviations and stale entries are failures too."""
     summary = document["summary"]
-    return EXIT_FAILED if summary["failed"] or summary["errors"] else EXIT_OK
+    strict = document["options"].get("strict") and (summary["known_deviations"] or summary.get("stale"))
+    return EXIT_FAILED if summary["failed"] or summary["errors"] or strict else EXIT_OK
 
 
 def command_run(args: argparse.Namespace) -> int:

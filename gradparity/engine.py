@@ -6,16 +6,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 
 import numpy as np
 
 from gradparity.backends import REGISTRY, BackendEntry, resolve
 from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.layout import dtype_name
+from gradparity.backends.worker import describe
 from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
-from gradparity.core.compare import (Check, backend_status, compare, finite_difference_tolerance,
+from gradparity.core.compare import (Check, backend_status, compare, failed_check, finite_difference_tolerance,
                                      first_divergent_layer, gradient_magnitudes, tolerance, worst_check)
+from gradparity.core.diagnosis import read_pattern, scale_factor
 from gradparity.core.gradcheck import STEP
 from gradparity.core.reference import cost_and_gradients, model
 from gradparity.environment import fingerprint
@@ -29,7 +33,8 @@ DEFAULT_TIMEOUT = 600.0
 class RunOptions:
     """How to run: which backends (registry names, or extra entries injected through the API),
     device, TF32, per-backend timeout in seconds, workers at a time, arrays in the document,
-    and the decision boundary of the trained reference for 2-D float64 cases (for reports)."""
+    the decision boundary of the trained reference for 2-D float64 cases (for reports), and
+    ``strict``: known deviations and stale entries count as failures (recorded in the document)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -39,6 +44,7 @@ class RunOptions:
     parallel: int | None = None
     include_arrays: bool = False
     decision_boundaries: bool = False
+    strict: bool = False
 
 
 @dataclass
@@ -63,7 +69,9 @@ def reference_result(case: Case) -> ReferenceResult:
 
 
 def run(cases: list[Case], options: RunOptions | None = None, progress: Progress | None = None) -> dict:
-    """Run ``cases`` on the chosen backends and return the ``gradparity/1`` document."""
+    """Run ``cases`` on the chosen backends and return the ``gradparity/1`` document. Each
+    answer is compared as it arrives; a result that fails, or that a registered deviation
+    applies to, gets its single operations probed in the same worker before it is let go."""
     options = options or RunOptions()
     started = time.perf_counter()
     entries = {name: REGISTRY[name] for name in resolve(options.backends)} if options.backends != [] else {}
@@ -71,8 +79,16 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     parallel = options.parallel or default_parallel()
     worker_options = {"device": options.device, "allow_tf32": options.allow_tf32,
                       "threads": max(1, default_parallel() // min(parallel, len(entries) or 1))}
-    outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress)
-    results = [case_result(index, case, reference_result(case), outcomes, options.include_arrays)
+    references = cache(lambda index: reference_result(cases[index]))
+    assessments: dict[tuple[str, int], Assessment] = {}
+
+    def inspect(outcome: BackendOutcome, index: int) -> bool:
+        assessment = assess(cases[index], index, references(index), outcome, options.include_arrays)
+        assessments[outcome.name, index] = assessment
+        return assessment.needs_probes(outcome.name, cases[index])
+
+    outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect)
+    results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays)
                for index, case in enumerate(cases)]
     if options.decision_boundaries:
         for case, result in zip(cases, results):
@@ -82,7 +98,9 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
         "environment": fingerprint(outcomes, options.device, options.allow_tf32),
         "options": {"cases": list(dict.fromkeys(case.name for case in cases)),
                     "backends": list(entries), "dtypes": list(dict.fromkeys(case.dtype for case in cases)),
-                    "steps": sorted({case.steps for case in cases})},
+                    "steps": sorted({case.steps for case in cases}), "strict": options.strict,
+                    "roles": {name: outcome.role for name, outcome in outcomes.items()},
+                    "controls": [name for name, outcome in outcomes.items() if outcome.role == "control"]},
         "results": results,
         "summary": summarize(results),
         "run": {
@@ -98,14 +116,14 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
 
 
 def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: dict[str, BackendOutcome],
-                include_arrays: bool) -> dict:
+                assessments: dict[tuple[str, int], Assessment], include_arrays: bool) -> dict:
     """The document entry of one case: its network, the reference, and every backend's verdict."""
     result = {
         "case": case.name, "description": case.description, "dtype": case.dtype,
         "layers": list(case.spec.layer_sizes), "hidden_activation": case.spec.hidden_activation,
         "loss": case.spec.loss, "m": case.m, "learning_rate": case.learning_rate, "steps": case.steps,
         "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs)},
-        "backends": {name: backend_result(case, index, reference, outcome, include_arrays)
+        "backends": {name: backend_result(case, index, outcome, assessments.get((name, index)))
                      for name, outcome in outcomes.items()},
     }
     if include_arrays:
@@ -113,82 +131,178 @@ def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: di
     return result
 
 
-def backend_result(case: Case, index: int, reference: ReferenceResult, outcome: BackendOutcome,
-                   include_arrays: bool) -> dict:
-    """Status, metrics and verdicts of one backend on one case."""
-    empty = {"status": outcome.status, "reason": outcome.reason, "dtype_used": None, "cost": None,
-             "costs": None, "checks": [], "first_divergent_layer": None, "worst": None}
-    if outcome.status != "ok":
-        return empty
+@dataclass
+class Assessment:
+    """One backend's answer for one case, compared: its result entry (status from the checks
+    alone), the checks, and the common factor of its gradients if they share one."""
+
+    result: dict
+    checks: list[Check] = field(default_factory=list)
+    factor: float | None = None
+
+    def needs_probes(self, backend: str, case: Case) -> bool:
+        """Probe when a check fails or a registered deviation applies here (to see it is still there)."""
+        if self.result["status"] not in ("pass", "fail"):
+            return False
+        return self.result["status"] == "fail" or bool(deviations.applicable(backend, case.name, case.dtype))
+
+
+def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendOutcome,
+           include_arrays: bool) -> Assessment:
+    """Compare one answer; an exception while doing so is this backend's error on this case."""
     if index in outcome.errors:
-        return {**empty, "status": "error", "reason": outcome.errors[index]}
-    evaluation, trajectory, _seconds = outcome.outputs[index]
-    checks = compare_outputs(case, outcome.name, reference, evaluation, trajectory)
-    status = backend_status(checks)
-    failure = next((c.message for c in checks if c.verdict == "fail"), None)
-    result = {
-        "status": status, "reason": failure or "", "dtype_used": evaluation.dtype_used,
-        "cost": float(evaluation.cost), "costs": list(map(float, trajectory.costs)) if trajectory else None,
-        "checks": [check.to_dict() for check in checks],
-        "first_divergent_layer": first_divergent_layer(checks), "worst": worst_check(checks),
-    }
-    if include_arrays:
-        result["gradients"] = arrays_to_lists(evaluation.gradients)
+        return Assessment(empty_result("error", outcome.errors[index]))
+    try:
+        evaluation, trajectory, _seconds = outcome.outputs[index]
+        checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
+        result = {
+            "status": backend_status(check.verdict for check in checks), "reason": "", "dtype_used": measured_dtype(evaluation, trajectory),
+            "cost": float(evaluation.cost), "costs": list(map(float, trajectory.costs)) if trajectory else None,
+            "checks": [], "first_divergent_layer": first_divergent_layer(checks), "worst": worst_check(checks),
+        }
+        if include_arrays:
+            result["gradients"] = arrays_to_lists(evaluation.gradients)
+        return Assessment(result, checks, scale_factor(evaluation.gradients, reference.evaluation.gradients))
+    except Exception as error:
+        return Assessment(empty_result("error", f"its result could not be compared: {describe(error)}"))
+
+
+def empty_result(status: str, reason: str) -> dict:
+    """A backend result without numbers (skipped, or an error)."""
+    return {"status": status, "reason": reason, "dtype_used": None, "cost": None, "costs": None, "checks": [],
+            "first_divergent_layer": None, "worst": None, "diagnosis": None, "stderr": None}
+
+
+def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: Assessment | None) -> dict:
+    """Status, metrics, verdicts and diagnosis of one backend on one case: registered
+    deviations are applied with the op probes, and a result that is not a plain pass is
+    diagnosed. A backend that errors keeps its captured output."""
+    if outcome.status != "ok" or assessment is None:
+        status = outcome.status if outcome.status != "ok" else "error"
+        result = empty_result(status, outcome.reason or outcome.errors.get(index, "no answer"))
+    elif assessment.result["status"] == "error":
+        result = {**empty_result("error", ""), **assessment.result}
+    else:
+        result = verdict(case, outcome.name, assessment, outcome.probes.get(index))
+    if result["status"] == "error":
+        result["stderr"] = outcome.output.strip() or None
     return result
 
 
-def compare_outputs(case: Case, backend: str, reference: ReferenceResult, evaluation: Evaluation,
+def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict] | str | None) -> dict:
+    """Apply the deviation registry (``core.deviations``) to the assessment's checks."""
+    records = probes if isinstance(probes, list) else []
+    deviating = {record["op"] for record in records if record["deviates"]}
+    entries = deviations.applicable(backend, case.name, case.dtype)
+    checks = [check.to_dict() for check in assessment.checks]
+    for check in checks:
+        entry = deviations.explaining(check, entries, deviating, case.dtype) if check["verdict"] == "fail" else None
+        if entry:
+            check["verdict"], check["deviation"] = "known_deviation", entry.to_dict()
+    result = {**assessment.result, "checks": checks, "diagnosis": None, "stderr": None,
+              "status": backend_status(check["verdict"] for check in checks)}
+    failing = [check for check in checks if check["verdict"] != "pass"]
+    result["reason"] = next((c["message"] for c in failing if c["verdict"] == "fail"), "")
+    stale = [entry for entry in entries if probes is not None and not isinstance(probes, str)
+             and not deviating & set(entry.ops)]
+    if result["status"] == "pass" and stale:
+        result["status"] = "stale"
+        result["reason"] = "; ".join(stale_hint(entry) for entry in stale)
+    if failing:
+        result["diagnosis"] = diagnosis(failing, case.dtype, assessment.factor, probes)
+    return result
+
+
+def stale_hint(entry: deviations.KnownDeviation) -> str:
+    """The one line that tells a maintainer to remove a deviation that no longer occurs."""
+    return (f"registered deviation {entry.name!r} no longer occurs: its operations ({', '.join(entry.ops)}) "
+            "now agree with NumPy; remove it from core/deviations.py")
+
+
+def diagnosis(failing: list[dict], asked: str, factor: float | None, probes: list[dict] | str | None) -> dict:
+    """``{"ops", "probed", "pattern", "reproducer"}``: the operations that deviate when probed
+    alone, all that were probed, the pattern of the failing checks, a standalone reproducer."""
+    if isinstance(probes, str) or probes is None:
+        records, note = [], f" (the op probes did not run: {probes or 'the worker stopped first'})"
+    else:
+        records, note = probes, ""
+    responsible = [record for record in records if record["deviates"]]
+    return {
+        "ops": [{key: record[key] for key in ("op", "source", "input_dtype", "output_dtype", "rel_error", "tolerance")}
+                for record in responsible],
+        "probed": [record["op"] for record in records],
+        "pattern": read_pattern(failing, asked, factor, [record["op"] for record in responsible]) + note,
+        "reproducer": next((record["reproducer"] for record in responsible if record["reproducer"]), None),
+    }
+
+
+def measured_dtype(evaluation: Evaluation, trajectory: Trajectory | None) -> str:
+    """The narrowest float dtype among the arrays a backend returned and the dtypes it reports."""
+    floats = [name for name in returned_dtypes(evaluation, trajectory) if name.startswith("float")]
+    return min(floats, key=lambda name: int(name.removeprefix("float"))) if floats else evaluation.dtype_used
+
+
+def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceResult, evaluation: Evaluation,
                     trajectory: Trajectory | None) -> list[Check]:
-    """One check per quantity: dtype, cost, each dW/db, each A[l], trajectory costs and params."""
-    spec, m, dtype = case.spec, case.m, case.dtype
-    ground_truth = evaluation.checked is not None
+    """One check per quantity the backend provides: dtype, cost, each dW/db, each A[l],
+    trajectory costs and params. A quantity it provides but did not return fails, by name;
+    a ``checked`` mask restricts which entries count, never the dtype check."""
+    spec, m, dtype, backend = case.spec, case.m, case.dtype, outcome.name
+    ground_truth = outcome.role == "ground truth"  # central differences of the float64 cost
 
     def check(quantity, kind, actual, expected, layer=None, mask=None, magnitude=None) -> Check:
         tol = tolerance(kind, dtype, spec, m, layer, case.steps, case.tolerance.get(kind))
         if ground_truth:
             tol = finite_difference_tolerance(tol, reference.evaluation.cost, STEP)
-        return known_or_failed(compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude),
-                               backend, case)
+        return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude)
 
-    used = {evaluation.dtype_used, trajectory.dtype_used if trajectory else evaluation.dtype_used}
-    wrong_dtype = used != {dtype} and not ground_truth  # differences are float64 by design
-    checks = [dtype_check(backend, dtype, ", ".join(sorted(used - {dtype})))] if wrong_dtype else []
+    def missing(quantity: str, kind: str, what: str) -> Check:
+        return failed_check(quantity, kind, f"{backend} provides {kind} but returned {what}")
+
+    expected_dtype = "float64" if ground_truth else dtype
+    used = sorted(returned_dtypes(evaluation, trajectory) - {expected_dtype})
+    checks = [dtype_check(backend, expected_dtype, ", ".join(used))] if used else []
     checks.append(check("cost", "cost", np.array(evaluation.cost), np.array(reference.evaluation.cost)))
     for name, expected in reference.evaluation.gradients.items():
-        mask = evaluation.checked[name] if ground_truth else None
+        if name not in evaluation.gradients:
+            checks.append(missing(f"d{name}", "gradients", f"no d{name}"))
+            continue
+        mask = evaluation.checked[name] if evaluation.checked is not None else None
         checks.append(check(f"d{name}", "gradients", evaluation.gradients[name], expected, mask=mask,
                             magnitude=reference.magnitudes[name]))
-    for layer, (actual, expected) in enumerate(zip(evaluation.activations, reference.evaluation.activations), 1):
-        checks.append(check(f"A{layer}", "activations", actual, expected, layer=layer))
-    if trajectory is not None:
+    if "activations" in outcome.provides:
+        for layer, expected in enumerate(reference.evaluation.activations, 1):
+            if layer > len(evaluation.activations):
+                checks.append(missing(f"A{layer}", "activations", f"{len(evaluation.activations)} of {spec.depth} layers"))
+            else:
+                checks.append(check(f"A{layer}", "activations", evaluation.activations[layer - 1], expected, layer=layer))
+    if "trajectory" in outcome.provides and trajectory is None:
+        checks.append(missing("trajectory", "trajectory", "no trajectory"))
+    elif trajectory is not None:
         checks.append(check("trajectory cost", "trajectory", np.array(trajectory.costs),
                             np.array(reference.trajectory.costs)))
         for name, expected in reference.trajectory.params.items():
-            checks.append(check(f"trajectory {name}", "trajectory", trajectory.params[name], expected))
+            checks.append(check(f"trajectory {name}", "trajectory", trajectory.params[name], expected)
+                          if name in trajectory.params else missing(f"trajectory {name}", "trajectory", f"no {name}"))
     return checks
+
+
+def returned_dtypes(evaluation: Evaluation, trajectory: Trajectory | None) -> set[str]:
+    """Every float dtype among the arrays returned and the dtypes reported (measured, not assumed)."""
+    arrays = [*evaluation.gradients.values(), *evaluation.activations, *(trajectory.params.values() if trajectory else ())]
+    names = {dtype_name(np.asarray(array).dtype) for array in arrays} | {evaluation.dtype_used}
+    return names | ({trajectory.dtype_used} if trajectory else set())
 
 
 def dtype_check(backend: str, asked: str, used: str) -> Check:
     """A failed check for a backend that computed in another dtype than the one asked."""
-    message = f"{backend} computed in {used} although {asked} was asked"
-    return Check("dtype", "dtype", float("nan"), float("nan"), float("nan"), float("nan"), float("nan"),
-                 [], 1, 1, 0.0, 0.0, "the dtype asked is the dtype computed in", "fail", message)
-
-
-def known_or_failed(check: Check, backend: str, case: Case) -> Check:
-    """Turn a failed check into a known deviation when the registry explains its size."""
-    if check.verdict == "fail":
-        deviation = deviations.find(backend, case.name, case.dtype, check.quantity, check.rel_error)
-        if deviation:
-            check.verdict = "known_deviation"
-            check.deviation = deviation.to_dict(backend, case.name, check.quantity, check.rel_error)
-    return check
+    return failed_check("dtype", "dtype", f"{backend} computed in {used} although {asked} was asked")
 
 
 def summarize(results: list[dict]) -> dict:
     """Counts of (case, backend) pairs by status."""
-    counts = {"passed": 0, "failed": 0, "known_deviations": 0, "skipped": 0, "errors": 0}
-    key = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations",
+    counts = {"passed": 0, "failed": 0, "known_deviations": 0, "stale": 0, "skipped": 0, "errors": 0}
+    key = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
            "skipped": "skipped", "error": "errors"}
     for result in results:
         for backend in result["backends"].values():

@@ -1,11 +1,17 @@
 """Runs backends in isolated worker processes: one spawned worker per backend serving every
 case, at most ``parallel`` workers at a time, each under a timeout. A crash, hang, import
-failure or exception in one backend is recorded for it and the others carry on."""
+failure or exception in one backend is recorded for it and the others carry on.
+
+Each answer is handed to ``inspect`` as it arrives; when that asks for it, the same worker
+then probes the case's single operations (``backends.probe``) before it is let go. A worker's
+own output (framework logging) is captured in a file and kept only for a backend that errors."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,12 +23,15 @@ from gradparity.backends.worker import serve
 from gradparity.core.cases import Case
 
 Progress = Callable[[str, str], None]
+Inspect = Callable[["BackendOutcome", int], bool]  # (outcome, case index) -> probe that case?
 
 
 @dataclass
 class BackendOutcome:
     """What one backend produced: per case index ``(evaluation, trajectory, seconds)`` or an
-    error message; or a status for the whole backend (``skipped``/``error``) with its reason."""
+    error message, and the op probes asked for (records, or why they failed); or a status for
+    the whole backend (``skipped``/``error``) with its reason. ``provides`` and ``role`` are
+    the adapter's own (``backends.contract.Adapter``); ``output`` its captured stdout/stderr."""
 
     name: str
     status: str = "ok"
@@ -31,8 +40,12 @@ class BackendOutcome:
     flags: dict = field(default_factory=dict)
     import_seconds: float | None = None
     seconds: float = 0.0
+    provides: tuple[str, ...] = ("cost", "gradients", "activations", "trajectory")
+    role: str = "framework"
     outputs: dict[int, tuple] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    probes: dict[int, list[dict] | str] = field(default_factory=dict)
+    output: str = ""
 
 
 @dataclass
@@ -40,12 +53,24 @@ class _Worker:
     outcome: BackendOutcome
     process: multiprocessing.Process
     results: Connection
+    jobs: queue.SimpleQueue
+    log: str
     deadline: float
     started: float
+    probing: int = 0  # probes asked for and not yet answered
+    released: bool = False  # the final None has been queued
+
+    def answered(self, cases: list[Case]) -> bool:
+        return len(self.outcome.outputs) + len(self.outcome.errors) == len(cases) and not self.probing
+
+    def release(self) -> None:
+        if not self.released:
+            self.jobs.put(None)
+            self.released = True
 
 
-def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: dict,
-                 timeout: float, parallel: int, progress: Progress | None = None) -> dict[str, BackendOutcome]:
+def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: dict, timeout: float,
+                 parallel: int, progress: Progress | None = None, inspect: Inspect | None = None) -> dict[str, BackendOutcome]:
     """Every case on every backend in ``entries``; returns one outcome per backend."""
     outcomes = {name: BackendOutcome(name) for name in entries}
     pending = []
@@ -65,7 +90,7 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
             active[worker.results] = worker
         ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
         for connection in ready:
-            if not _receive(active[connection], connection, cases, progress):
+            if not _receive(active[connection], connection, cases, progress, inspect):
                 _finish(active.pop(connection), cases, None)
         for connection, worker in list(active.items()):
             if time.monotonic() > worker.deadline:
@@ -77,29 +102,40 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
            timeout: float) -> _Worker:
     jobs_child, jobs_parent = context.Pipe(duplex=False)
     results_parent, results_child = context.Pipe(duplex=False)
-    process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child),
+    descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{outcome.name}-", suffix=".log")
+    os.close(descriptor)
+    process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child, log),
                               name=f"gradparity-{outcome.name}", daemon=True)
     process.start()
     jobs_child.close()
     results_child.close()
-    threading.Thread(target=_feed, args=(jobs_parent, cases), daemon=True).start()
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+    for index, case in enumerate(cases):
+        jobs.put(("case", index, case))
+    threading.Thread(target=_feed, args=(jobs_parent, jobs), daemon=True).start()
     now = time.monotonic()
-    return _Worker(outcome, process, results_parent, now + timeout, now)
+    worker = _Worker(outcome, process, results_parent, jobs, log, now + timeout, now)
+    if not cases:
+        worker.release()
+    return worker
 
 
-def _feed(jobs: Connection, cases: list[Case]) -> None:
-    """Send every case, then None; a worker that died stops the feed."""
+def _feed(connection: Connection, jobs: queue.SimpleQueue) -> None:
+    """Send each queued job up to and including the final None; a worker that died stops the feed."""
     try:
-        for index, case in enumerate(cases):
-            jobs.send((index, case))
-        jobs.send(None)
+        while True:
+            job = jobs.get()
+            connection.send(job)
+            if job is None:
+                break
     except (BrokenPipeError, EOFError, OSError):
         pass
     finally:
-        jobs.close()
+        connection.close()
 
 
-def _receive(worker: _Worker, connection: Connection, cases: list[Case], progress: Progress | None) -> bool:
+def _receive(worker: _Worker, connection: Connection, cases: list[Case], progress: Progress | None,
+             inspect: Inspect | None) -> bool:
     """Handle one message; False when the worker is finished (done, fatal or gone)."""
     outcome = worker.outcome
     try:
@@ -108,7 +144,7 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         return False
     kind = message[0]
     if kind == "ready":
-        outcome.version, outcome.flags, outcome.import_seconds = message[1], message[2], message[3]
+        outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
     elif kind == "fatal":
         outcome.status, outcome.reason = "error", message[1]
         return False
@@ -116,8 +152,17 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         outcome.outputs[message[1]] = message[2:]
     elif kind == "error":
         outcome.errors[message[1]] = message[2]
-    if kind in ("result", "error") and progress:
-        progress(outcome.name, cases[message[1]].key)
+    elif kind == "probe":
+        outcome.probes[message[1]] = message[2]
+        worker.probing -= 1
+    if kind in ("result", "error"):
+        if progress:
+            progress(outcome.name, cases[message[1]].key)
+        if inspect and inspect(outcome, message[1]):
+            worker.jobs.put(("probe", message[1]))
+            worker.probing += 1
+    if worker.answered(cases):
+        worker.release()
     return kind != "done"
 
 
@@ -127,8 +172,10 @@ def _finish(worker: _Worker, cases: list[Case], why: str | None) -> None:
     if worker.process.is_alive():
         worker.process.kill()
         worker.process.join()
+    worker.release()
     outcome = worker.outcome
     outcome.seconds = time.monotonic() - worker.started
+    outcome.output = _read_and_remove(worker.log)
     if outcome.status == "error":
         return
     code = worker.process.exitcode
@@ -136,6 +183,15 @@ def _finish(worker: _Worker, cases: list[Case], why: str | None) -> None:
     for index in range(len(cases)):
         if index not in outcome.outputs and index not in outcome.errors:
             outcome.errors[index] = reason
+
+
+def _read_and_remove(path: str) -> str:
+    """The text of a worker's captured output (undecodable bytes replaced); the file is removed."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    finally:
+        os.remove(path)
 
 
 def default_parallel() -> int:

@@ -58,3 +58,106 @@ class BrokenImport:
         raise ImportError("this framework failed to import on purpose")
 
 
+
+
+def float32_dot(a, b):
+    """np.dot through float32, returned in the inputs' dtype: a silent, unregistered downcast."""
+    return np.matmul(np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.result_type(a, b))
+
+
+class Float32Matmul(ReferenceAdapter):
+    """The reference with every matrix product in float32 (np.dot replaced in its own worker)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        np.dot = float32_dot
+
+
+class MissingGradient(ReferenceAdapter):
+    """Returns no db2."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        del evaluation.gradients["b2"]
+        return evaluation
+
+
+class MissingTrajectoryParameter(ReferenceAdapter):
+    """Its trajectory lacks W1."""
+
+    def train(self, case):
+        trajectory = super().train(case)
+        del trajectory.params["W1"]
+        return trajectory
+
+
+class NoActivations(ReferenceAdapter):
+    """Claims activations but returns none."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        evaluation.activations = []
+        return evaluation
+
+
+class FirstActivationOnly(ReferenceAdapter):
+    """Returns A1 alone."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        evaluation.activations = evaluation.activations[:1]
+        return evaluation
+
+
+class NoTrajectory(ReferenceAdapter):
+    """Claims a trajectory but returns None."""
+
+    def train(self, case):
+        return None
+
+
+class EmptyArrays(ReferenceAdapter):
+    """Returns empty arrays for every gradient."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        evaluation.gradients = {name: np.empty((0,)) for name in evaluation.gradients}
+        return evaluation
+
+
+class MaskedFloat32(ReferenceAdapter):
+    """float32 gradients with a mask marking every entry computed, in whatever dtype was asked."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        evaluation.gradients = {name: value.astype(np.float32) for name, value in evaluation.gradients.items()}
+        evaluation.checked = {name: np.ones(value.shape, bool) for name, value in evaluation.gradients.items()}
+        return evaluation
+
+
+class EmptyMask(ReferenceAdapter):
+    """Marks no gradient entry as computed."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        evaluation.checked = {name: np.zeros(value.shape, bool) for name, value in evaluation.gradients.items()}
+        return evaluation
+
+
+class NotAnEvaluation(ReferenceAdapter):
+    """Answers with a tuple instead of an Evaluation: comparing it raises."""
+
+    def evaluate(self, case):
+        evaluation = super().evaluate(case)
+        return (evaluation.cost, evaluation.gradients)
+
+
+class Noisy(ReferenceAdapter):
+    """Logs to file descriptor 2 as a framework's C++ code does, then raises on every case."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        os.write(2, b"I0000 00:00:1 cpu_feature_guard.cc:210] a framework's C++ log line\n")
+
+    def evaluate(self, case):
+        raise RuntimeError("noisy and broken on purpose")

@@ -15,6 +15,11 @@ from gradparity.core.network import NetworkSpec
 from gradparity.engine import RunOptions, run
 
 
+FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport", "Float32Matmul",
+         "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
+         "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy")
+
+
 def fake(name: str) -> BackendEntry:
     """A backend entry whose Adapter is ``parity_tests/fake_backends.<name>``."""
     return BackendEntry("fake_backend_" + name.lower())
@@ -23,7 +28,7 @@ def fake(name: str) -> BackendEntry:
 @pytest.fixture(autouse=True)
 def fake_modules(tmp_path, monkeypatch):
     """One importable module per fake adapter (the spawned workers inherit sys.path)."""
-    for name in ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport"):
+    for name in FAKES:
         (tmp_path / f"fake_backend_{name.lower()}.py").write_text(
             f"from fake_backends import {name} as Adapter\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -81,26 +86,94 @@ def test_a_missing_framework_is_skipped_with_the_reason():
     document = run([build_case("single-example")], options)
     ghost = document["results"][0]["backends"]["ghost"]
     assert ghost["status"] == "skipped" and "no_such_framework is not installed" in ghost["reason"]
-    assert document["summary"] == {"passed": 1, "failed": 0, "known_deviations": 0, "skipped": 1, "errors": 0}
+    assert document["summary"] == {"passed": 1, "failed": 0, "known_deviations": 0, "stale": 0, "skipped": 1,
+                                   "errors": 0}
 
 
-def test_a_registered_deviation_turns_a_failure_into_a_known_deviation(monkeypatch):
-    entry = deviations.KnownDeviation("WrongGradient", "seed-2layer", "float64", ("dW1",),
-                                      "dW1 scaled by 1 + 1e-6 on purpose", 2e-6)
+def float32_matmul_entry(bounds=(), within="float32", ops=("matmul",)) -> deviations.KnownDeviation:
+    return deviations.KnownDeviation("fake-float32-matmul", "Float32Matmul", "*", "float64", ops,
+                                     "np.dot through float32 on purpose", "by construction", bounds, within)
+
+
+def test_an_unregistered_float32_matmul_fails_with_a_diagnosis_naming_the_matmul():
+    document = run_fakes("Float32Matmul", cases=("seed-2layer",))
+    result = document["results"][0]["backends"]["Float32Matmul"]
+    assert result["status"] == "fail" and result["dtype_used"] == "float64"  # silent: the arrays stay float64
+    diagnosis = result["diagnosis"]
+    assert [op["op"] for op in diagnosis["ops"]] == ["matmul", "transpose_matmul"]
+    matmul = diagnosis["ops"][0]
+    assert matmul["input_dtype"] == "float64" and matmul["output_dtype"] == "float64"
+    assert 1e-9 < matmul["rel_error"] < 1e-6 and matmul["rel_error"] > matmul["tolerance"]
+    assert "computes in float32" in diagnosis["pattern"] and "matmul" in diagnosis["pattern"]
+    assert "np.dot(tx, ty)" in diagnosis["reproducer"] and diagnosis["reproducer"].rstrip().splitlines()[-1].startswith("assert")
+    assert document["results"][0]["backends"]["numpy"]["diagnosis"] is None
+
+
+def test_a_registered_deviation_whose_ops_deviate_is_known_and_does_not_fail(monkeypatch):
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry()])
+    document = run_fakes("Float32Matmul", cases=("seed-2layer",))
+    result = document["results"][0]["backends"]["Float32Matmul"]
+    assert result["status"] == "known_deviation" and document["summary"]["known_deviations"] == 1
+    explained = [check for check in result["checks"] if check["verdict"] == "known_deviation"]
+    assert explained and all(check["deviation"]["name"] == "fake-float32-matmul" for check in explained)
+    assert all(1 < check["excess"] <= 2.0**29 for check in explained)
+
+
+def test_a_deviation_beyond_its_bound_fails_again(monkeypatch):
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry(bounds=(("*", 1e-12),), within=None)])
+    document = run_fakes("Float32Matmul", cases=("seed-2layer",))
+    assert document["results"][0]["backends"]["Float32Matmul"]["status"] == "fail"
+
+
+def test_a_deviation_whose_ops_do_not_deviate_explains_nothing(monkeypatch):
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry(ops=("tanh",))])
+    document = run_fakes("Float32Matmul", cases=("seed-2layer",))
+    assert document["results"][0]["backends"]["Float32Matmul"]["status"] == "fail"
+
+
+def test_a_deviation_that_no_longer_occurs_is_stale_with_a_hint(monkeypatch):
+    entry = deviations.KnownDeviation("numpy-tanh-fixed", "numpy", "tanh", "*", ("tanh",), "fixed upstream",
+                                      "by construction", (("*", 1e-3),))
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
-    document = run_fakes("WrongGradient", cases=("seed-2layer",))
-    result = document["results"][0]["backends"]["WrongGradient"]
-    assert result["status"] == "known_deviation"
-    check = next(c for c in result["checks"] if c["quantity"] == "dW1")
-    assert check["deviation"]["cause"] == "dW1 scaled by 1 + 1e-6 on purpose"
-    assert check["rel_error"] == pytest.approx(1e-6, rel=1e-3)
+    document = run_fakes(cases=("tanh",))
+    result = document["results"][0]["backends"]["numpy"]
+    assert result["status"] == "stale" and document["summary"]["stale"] == 1
+    assert "'numpy-tanh-fixed' no longer occurs" in result["reason"] and "remove it" in result["reason"]
 
 
-def test_a_deviation_that_outgrows_its_bound_fails_again(monkeypatch):
-    entry = deviations.KnownDeviation("WrongGradient", "*", "*", ("dW1",), "too small a bound", 1e-7)
-    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
-    document = run_fakes("WrongGradient", cases=("seed-2layer",))
-    assert document["results"][0]["backends"]["WrongGradient"]["status"] == "fail"
+@pytest.mark.parametrize("name, quantity, says", [
+    ("MissingGradient", "db2", "returned no db2"),
+    ("MissingTrajectoryParameter", "trajectory W1", "returned no W1"),
+    ("NoActivations", "A1", "returned 0 of 2 layers"),
+    ("FirstActivationOnly", "A2", "returned 1 of 2 layers"),
+    ("NoTrajectory", "trajectory", "returned no trajectory"),
+    ("EmptyArrays", "dW1", "has shape (0,)"),
+    ("MaskedFloat32", "dtype", "computed in float32 although float64 was asked"),
+    ("EmptyMask", "dW1", "marks no entry as computed"),
+])
+def test_a_backend_returning_less_than_it_provides_fails_naming_it(name, quantity, says):
+    document = run_fakes(name, cases=("seed-2layer",))
+    result = document["results"][0]["backends"][name]
+    assert result["status"] == "fail"
+    failed = {check["quantity"]: check["message"] for check in result["checks"] if check["verdict"] == "fail"}
+    assert says in failed[quantity]
+    assert document["results"][0]["backends"]["numpy"]["status"] == "pass"
+
+
+def test_a_result_that_cannot_be_compared_is_that_backends_error_only():
+    document = run_fakes("NotAnEvaluation", "MissingGradient")
+    assert statuses(document, "NotAnEvaluation") == ["error", "error"]
+    assert "could not be compared" in document["results"][0]["backends"]["NotAnEvaluation"]["reason"]
+    assert statuses(document, "numpy") == ["pass", "pass"]
+    assert statuses(document, "MissingGradient") == ["fail", "fail"]
+
+
+def test_worker_output_never_reaches_the_terminal_and_is_kept_for_an_error(capfd):
+    document = run_fakes("Noisy", cases=("single-example",))
+    noisy = document["results"][0]["backends"]["Noisy"]
+    assert noisy["status"] == "error" and "a framework's C++ log line" in noisy["stderr"]
+    assert document["results"][0]["backends"]["numpy"]["stderr"] is None
+    assert "C++ log line" not in capfd.readouterr().err
 
 
 def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():

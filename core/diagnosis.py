@@ -1,0 +1,184 @@
+"""Diagnosis of a backend that fails or deviates: which single operations are responsible,
+what the pattern of its failing checks says, and a standalone reproducer.
+
+An op probe runs one operation of the network (``OPS``) through a framework's own API on the
+case's arrays in the asked dtype and compares it with its NumPy definition in float64:
+
+    error = max|out - expected| / max|expected|      (normwise relative error; for a
+            reduction the denominator is its largest term magnitude, ``TERM_MAGNITUDES``)
+    it deviates when out's dtype is not the asked dtype, or error > 16 eps(dtype) sqrt(n),
+
+n being the length of the op's reduction (1 for elementwise ops), so a reduction may round
+like a sum of n terms but no more. The framework's side is Python source
+(``backends.contract.Primitives``); the probe and the reproducer are the same source, so the
+reproducer fails exactly where the probe deviates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradparity.core.network import NetworkSpec
+from gradparity.core.reference import Params, forward, output_delta
+
+SCALAR = 0.9  # a Python float that float32 cannot hold: 0.9 -> 0.8999999761581421
+REPRODUCER_SLICE = (slice(0, 4), slice(0, 8))  # rows x columns of each array in a reproducer
+
+# op name -> its NumPy definition over float64 arrays x, y, z and the Python float s
+OPS: dict[str, str] = {
+    "matmul": "x @ y",
+    "add": "x + y",
+    "sigmoid": "1 / (1 + np.exp(-x))",
+    "tanh": "np.tanh(x)",
+    "relu": "np.maximum(x, 0)",
+    "softmax": "np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0)",
+    "sigmoid_grad": "1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x)))",
+    "tanh_grad": "1 - np.tanh(x) ** 2",
+    "relu_grad": "(x > 0) * 1.0",
+    "transpose_matmul": "x.T @ y",
+    "sum": "x.sum(axis=1, keepdims=True)",
+    "log": "np.log(x)",
+    "mean": "np.mean(x)",
+    "bce": "np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))) / z.shape[1]",
+    "bce_probabilities": "-np.sum(y * np.log(x) + (1 - y) * np.log(1 - x)) / x.shape[1]",
+    "softmax_ce": "-np.sum(y * (z - z.max(axis=0) - np.log(np.exp(z - z.max(axis=0)).sum(axis=0)))) / z.shape[1]",
+    "softmax_ce_probabilities": "-np.sum(y * np.log(x)) / x.shape[1]",
+    "mse": "np.mean((x - y) ** 2)",
+    "cast_scalar": "np.float64(s)",
+}
+
+# op name -> the magnitude of the terms each output entry sums, where that is not the output
+# itself: a reduction that cancels is judged against its terms, as ``core.compare`` does
+TERM_MAGNITUDES: dict[str, str] = {
+    "matmul": "np.abs(x) @ np.abs(y)",
+    "transpose_matmul": "np.abs(x).T @ np.abs(y)",
+    "sum": "np.abs(x).sum(axis=1, keepdims=True)",
+    "mean": "np.mean(np.abs(x))",
+}
+
+
+@dataclass
+class ProbeInput:
+    """One op to probe: its inputs (arrays in the asked dtype, or the float ``s``) and n."""
+
+    op: str
+    inputs: dict[str, np.ndarray | float]
+    n: int
+
+
+def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> list[ProbeInput]:
+    """Every op the network uses, on the case's own arrays: layer 1's product, bias add and
+    hidden activation with its derivative; the output activation; the backward product
+    W[L]^T dZ[L] and bias sum; log, mean and the loss on the output; a Python scalar's cast."""
+    cache = forward(params, X, spec)
+    L, m = spec.depth, X.shape[1]
+    W1, WL, ZL, AL = params["W1"], params[f"W{L}"], cache.ZL, cache.A[-1]
+    dZL = output_delta(AL.copy(), Y, spec.loss)
+    loss = spec.loss.replace("-", "_")
+    plan = [ProbeInput("matmul", {"x": W1, "y": X}, X.shape[0]),
+            ProbeInput("add", {"x": W1 @ X, "y": params["b1"]}, 1)]
+    if L > 1:
+        hidden = spec.hidden_activation
+        plan += [ProbeInput(hidden, {"x": cache.Z[1]}, 1), ProbeInput(f"{hidden}_grad", {"x": cache.Z[1]}, 1)]
+    plan += [
+        ProbeInput(spec.output_activation, {"x": ZL}, ZL.shape[0] if spec.output_activation == "softmax" else 1),
+        ProbeInput("transpose_matmul", {"x": WL, "y": dZL}, WL.shape[0]),
+        ProbeInput("sum", {"x": dZL}, m),
+        ProbeInput("log", {"x": AL}, 1),
+        ProbeInput("mean", {"x": AL}, AL.size),
+        ProbeInput(loss, {"x": AL, "y": Y, "z": ZL}, AL.size),
+        ProbeInput(f"{loss}_probabilities", {"x": AL, "y": Y, "z": ZL}, AL.size),
+        ProbeInput("cast_scalar", {"s": SCALAR}, 1),
+    ]
+    return [probe for probe in plan if probe.op in OPS]
+
+
+def op_tolerance(dtype: str, n: int) -> float:
+    """16 eps(dtype) sqrt(n): a few ulps, growing like the rounding of an n-term sum."""
+    return float(16 * np.finfo(dtype).eps * np.sqrt(max(n, 1)))
+
+
+def probe_source(primitives, probe: ProbeInput, dtype: str, standalone: bool = False) -> str:
+    """The source that runs ``probe.op`` through the framework and measures it against NumPy:
+    it leaves ``got``, ``expected`` and ``error`` and ends in two asserts (dtype, error).
+    ``standalone`` writes the float64 inputs in as literals (a reproducer); otherwise they
+    must be in the namespace already, as float64 arrays x, y, z and the float s."""
+    tolerance = op_tolerance(dtype, probe.n)
+    lines = [primitives.preamble.strip(), "import numpy as np", ""]
+    if standalone:
+        lines += [f"{name} = {literal(value)}" for name, value in probe.inputs.items()]
+    lines += [f"t{name} = " + primitives.tensor.format(array=name, dtype=dtype) for name in probe.inputs if name != "s"]
+    lines += [
+        primitives.ops[probe.op].strip().replace("{dtype}", dtype),
+        f"got = np.asarray({primitives.numpy})",
+        f"expected = {OPS[probe.op]}",
+        f"scale = float(np.max({TERM_MAGNITUDES.get(probe.op, 'np.abs(expected)')}))",
+        "error = float(np.max(np.abs(got - expected))) / max(scale, 1e-300)",
+        f'assert got.dtype == np.{dtype}, f"{dtype} in, {{got.dtype}} out"',
+        f'assert error <= {tolerance:.3g}, f"relative error {{error:.3g}} (up to {tolerance:.3g} allowed in {dtype})"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def literal(value: np.ndarray | float) -> str:
+    """Python source for a float or a float array, exact: every float written with repr."""
+    if isinstance(value, float):
+        return repr(value)
+    rows = np.atleast_2d(np.asarray(value, np.float64))
+    body = ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in rows)
+    return f"np.array([{body}])"
+
+
+def small(probe: ProbeInput) -> ProbeInput:
+    """The probe on the top-left 4 x 8 corner of every array (products keep matching inner
+    dimensions), for a reproducer short enough to paste into an issue."""
+    inputs = {name: value if isinstance(value, float) else np.asarray(value)[REPRODUCER_SLICE]
+              for name, value in probe.inputs.items()}
+    return ProbeInput(probe.op, inputs, probe.n)
+
+
+def scale_factor(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> float | None:
+    """The common factor c with actual = c * expected for every gradient (least squares per
+    array, agreeing to 1e-6), or None when there is none."""
+    factors = []
+    for name, b in expected.items():
+        a = np.asarray(actual.get(name, np.nan), np.float64)
+        norm = float(np.vdot(b, b))
+        if a.shape != b.shape or norm == 0 or not np.isfinite(a).all():
+            return None
+        factor = float(np.vdot(a, b)) / norm
+        if np.linalg.norm(a - factor * b) > 1e-6 * np.linalg.norm(a - b):
+            return None
+        factors.append(factor)
+    if not factors or abs(factors[0] - 1) < 1e-9 or max(factors) - min(factors) > 1e-6 * abs(factors[0]):
+        return None
+    return factors[0]
+
+
+def read_pattern(failing: list[dict], asked: str, factor: float | None, deviating_ops: list[str]) -> str:
+    """One sentence read from the failing checks (plain dicts of ``core.compare.Check``)."""
+    quantities = [check["quantity"] for check in failing]
+    worst = max(failing, key=lambda check: check["rel_error"] or 0.0)
+    layers = sorted(int(q[1:]) for q in quantities if q.startswith("A") and q[1:].isdigit())
+    if factor is not None:
+        return (f"every gradient is {factor:.6g} x the reference: a scalar differs "
+                "(the 1/m of the mean, a loss weight or the learning rate), not an operation")
+    if "dtype" in quantities:
+        return f"it returned arrays in another dtype than the {asked} asked" + ops_clause(deviating_ops)
+    relative = worst["rel_error"] or float("inf")
+    if asked == "float64" and 1e-10 < relative < 1e-3:
+        return (f"errors of the size of float32 rounding (worst {worst['quantity']} at {relative:.2g}) "
+                "in a float64 run: an operation computes in float32" + ops_clause(deviating_ops))
+    if layers:
+        return f"errors start at A{layers[0]}: look at layer {layers[0]}'s operations" + ops_clause(deviating_ops)
+    if all(q.startswith("trajectory") for q in quantities):
+        return "one evaluation agrees but training does not: the update step differs" + ops_clause(deviating_ops)
+    return (f"{len(quantities)} quantities fail, worst {worst['quantity']} at {relative:.2g} relative"
+            + ops_clause(deviating_ops))
+
+
+def ops_clause(ops: list[str]) -> str:
+    """``; the probes single out tanh, mean`` or ``; no single op deviates alone``."""
+    return f"; the probes single out {', '.join(ops)}" if ops else "; no single operation deviates when probed alone"
