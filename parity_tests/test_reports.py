@@ -3,7 +3,9 @@ written, the HTML is self-contained, the writer is atomic and the output determi
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import math
 import re
@@ -12,9 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from gradparity import reports
+from gradparity.backends import REGISTRY
+from gradparity.core.cases import CATALOGUE
 from gradparity.reports import DocumentError, OutputError, validate_bench, validate_document, write_report
+from gradparity.reports.terminal import WIDTH, print_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
@@ -38,6 +44,9 @@ REPRODUCER = ("import torch\nimport numpy as np\n\nx = np.array([[0.1, 0.2]])\ny
 SECTIONS = ("How to read this report", "Summary", "Known deviations", "Failures and errors", "Cases",
             "Run time", "Performance", "Environment")
 CASES = {"seed-2layer": ([2, 4, 1], True), "deep-tanh": ([3, 5, 4, 1], False)}
+# the registry's eight backends, each in one status on every run of the catalogue
+CATALOGUE_STATUSES = dict(zip(REGISTRY, ("pass", "pass", "pass", "pass", "error", "stale", "known_deviation",
+                                         "fail")))
 
 
 def make_check(quantity: str, kind: str, dtype: str, rel: float, verdict: str = "pass",
@@ -51,9 +60,8 @@ def make_check(quantity: str, kind: str, dtype: str, rel: float, verdict: str = 
             "message": message, "deviation": deviation}
 
 
-def make_backend(name: str, case: str, dtype: str, layers: list[int], reference: list[float]) -> dict:
-    """A backend result with the status ``STATUSES`` gives it."""
-    status = STATUSES[name]
+def make_backend(status: str, case: str, dtype: str, layers: list[int], reference: list[float]) -> dict:
+    """A backend result of ``status``."""
     if status in ("error", "skipped"):
         return {"status": status, "reason": ERROR_REASON if status == "error" else SKIP_REASON,
                 "dtype_used": None, "cost": None, "costs": None, "checks": [],
@@ -67,7 +75,7 @@ def make_backend(name: str, case: str, dtype: str, layers: list[int], reference:
             if status == "fail" and grad == "dW1":
                 checks.append(make_check(grad, "gradients", dtype, 4.1e-2, "fail", FAILURE_MESSAGE))
             elif status == "known_deviation" and layer == len(layers) - 1:
-                deviation = {"name": "keras-torch-clipping", "cause": CAUSE, "ops": ["bce_probabilities"],
+                deviation = {"name": "keras-clipping", "cause": CAUSE, "ops": ["bce_probabilities"],
                              "measured": "0.63 relative with gradparity run (bound 0.67)"}
                 checks.append(make_check(grad, "gradients", dtype, 3.1e-7, "known_deviation",
                                          deviation=deviation))
@@ -105,11 +113,12 @@ def make_boundary() -> dict:
             "accuracy": 83.3, "iterations": 5000}
 
 
-def make_document(cases: tuple[str, ...] = tuple(CASES)) -> dict:
-    """``cases`` × 2 dtypes × 7 backends, one of each status, following "gradparity/1"."""
+def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str] = STATUSES) -> dict:
+    """``cases`` × 2 dtypes × the backends of ``statuses`` (by default 7, one of each status),
+    following "gradparity/1"."""
     results = []
     for case in cases:
-        layers, two_d = CASES[case]
+        layers, two_d = CASES.get(case, ([2, 4, 1], False))
         for dtype in ("float64", "float32"):
             reference = [0.693 * math.exp(-0.1 * k) for k in range(6)]
             results.append({
@@ -118,8 +127,10 @@ def make_document(cases: tuple[str, ...] = tuple(CASES)) -> dict:
                 "loss": "bce", "m": 400, "learning_rate": 1.2, "steps": 6,
                 "reference": {"cost": reference[0], "costs": reference,
                               "decision_boundary": make_boundary() if two_d else None},
-                "backends": {name: make_backend(name, case, dtype, layers, reference) for name in STATUSES}})
-    per_status = {s: len(results) * list(STATUSES.values()).count(s) for s in set(STATUSES.values())}
+                "backends": {name: make_backend(status, case, dtype, layers, reference)
+                             for name, status in statuses.items()}})
+    per_status = {s: len(results) * list(statuses.values()).count(s) for s in ("pass", "fail", "known_deviation",
+                                                                               "skipped", "error", "stale")}
     return {
         "schema": "gradparity/1",
         "environment": {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "cpu": "Synthetic CPU @ 3 GHz",
@@ -127,7 +138,7 @@ def make_document(cases: tuple[str, ...] = tuple(CASES)) -> dict:
                         "frameworks": {"torch": "torch 2.13.0", "jax": "jax 0.10.2"},
                         "flags": {"torch": {"tf32": "off"}, "jax": {"jax_enable_x64": "on"}},
                         "allow_tf32": False, "git_commit": "abc123"},
-        "options": {"cases": list(cases), "backends": list(STATUSES), "dtypes": ["float64", "float32"],
+        "options": {"cases": list(cases), "backends": list(statuses), "dtypes": ["float64", "float32"],
                     "steps": None, "controls": ["numpy"], "strict": False},
         "results": results,
         "summary": {"passed": per_status["pass"], "failed": per_status["fail"],
@@ -183,6 +194,14 @@ def _bool_for_int(d): d["results"][2]["m"] = True
 def _results_dict(d): d["results"] = {}
 def _missing_reason(d): del d["results"][3]["backends"]["keras-jax"]["reason"]
 def _bad_deviation(d): d["results"][0]["backends"]["keras-torch"]["checks"][-2]["deviation"] = {"cause": "x"}
+def _string_op_error(d): d["results"][0]["backends"]["torch"]["diagnosis"]["ops"][0]["rel_error"] = "2.9e-8"
+def _no_pattern(d): del d["results"][1]["backends"]["torch"]["diagnosis"]["pattern"]
+def _controls_string(d): d["options"]["controls"] = "numpy"
+def _control_number(d): d["options"]["controls"] = ["numpy", 3]
+def _strict_word(d): d["options"]["strict"] = "yes"
+def _stale_uncounted(d): d["summary"]["stale"] = 0
+def _stale_absent(d): del d["summary"]["stale"]
+def _stderr_number(d): d["results"][0]["backends"]["tensorflow"]["stderr"] = 139
 
 
 @pytest.mark.parametrize("breaks, expected", [
@@ -197,11 +216,36 @@ def _bad_deviation(d): d["results"][0]["backends"]["keras-torch"]["checks"][-2][
     (_results_dict, "document.results: expected list, got dict"),
     (_missing_reason, "results[3].backends.keras-jax.reason: missing"),
     (_bad_deviation, "deviation.measured: missing"),
+    (_string_op_error, "results[0].backends.torch.diagnosis.ops[0].rel_error: expected number or null, got str"),
+    (_no_pattern, "results[1].backends.torch.diagnosis.pattern: missing"),
+    (_controls_string, "options.controls: expected list, got str"),
+    (_control_number, "options.controls[1]: expected string, got int"),
+    (_strict_word, "options.strict: expected bool, got str"),
+    (_stale_uncounted, "summary.stale: 0 but 4 backend results have status 'stale'"),
+    (_stale_absent, "summary.stale: absent but 4 backend results have status 'stale'"),
+    (_stderr_number, "results[0].backends.tensorflow.stderr: expected string or null, got int"),
 ])
 def test_validate_document_names_the_problem(document, breaks, expected):
     breaks(document)
     problems = validate_document(document)
     assert any(expected in p for p in problems), problems
+
+
+def test_older_documents_without_the_new_fields_validate(tmp_path, small):
+    """Before diagnosis, stderr, stale, controls and strict: those fields absent, a deviation
+    with the fields it had then."""
+    del small["options"]["controls"], small["options"]["strict"], small["summary"]["stale"]
+    for result in small["results"]:
+        result["backends"].pop("keras-tensorflow")
+        for backend in result["backends"].values():
+            del backend["diagnosis"], backend["stderr"]
+            for check in backend["checks"]:
+                if check["deviation"]:
+                    check["deviation"] = {"cause": CAUSE, "measured": "3.1e-07 relative", "backend": "keras-torch",
+                                          "case": result["case"], "quantity": check["quantity"]}
+    assert validate_document(small) == []
+    markdown = write_report(small, tmp_path / "out")["report.md"].read_text()
+    assert "| Case | dtype | numpy | jax |" in markdown and "control" not in markdown.split("## Failures")[0]
 
 
 def test_validate_rejects_non_objects():
@@ -415,3 +459,58 @@ def test_accepts_the_engine_variants(tmp_path, small):
     paths = write_report(small, tmp_path / "out")
     assert "plots/boundary-seed-2layer.png" not in paths
     assert "jax computed in float32 although float64 was asked" in paths["report.md"].read_text()
+
+
+@pytest.fixture(scope="module")
+def terminal_summary() -> tuple[dict, list[str]]:
+    """The catalogue's ten cases × two dtypes on the registry's eight backends, every status on
+    every case, printed as ``gradparity run`` prints it; finite differences worst at a relative
+    error of 1.8e-5 (8.1e10 float64 ulps): (document, lines)."""
+    document = make_document(tuple(CATALOGUE), CATALOGUE_STATUSES)
+    for result in document["results"]:
+        result["backends"]["finite-diff"]["worst"] = {"quantity": "db1", "rel_error": 1.8e-5, "ulps": 8.1e10}
+    assert validate_document(document) == []
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        print_summary(document)
+    return document, out.getvalue().splitlines()
+
+
+def test_terminal_summary_fits_100_columns(terminal_summary):
+    document, lines = terminal_summary
+    assert len(document["results"]) == 20 and len(document["options"]["backends"]) == 8
+    assert max(cell_len(line) for line in lines) <= WIDTH == 100
+    header = "\n".join(lines[1:5])
+    assert all(part in header for name in REGISTRY for part in name.split("-")), header
+    assert "control" in header and "control (numpy): a control checks the harness" in "\n".join(lines)
+
+
+def test_terminal_matrix_has_a_symbol_and_a_relative_error_per_cell(terminal_summary):
+    _, lines = terminal_summary
+    row = next(line for line in lines if line.startswith("seed-2layer"))
+    assert row.split() == ["seed-2layer", "float64", "✓", "7e-16", "✓", "2e-5", "✓", "7e-16", "✓", "7e-16", "!",
+                           "○", "7e-16", "≈", "3e-7", "✗", "4e-2"]
+    assert not any("8e10" in line or "8.1e+10" in line for line in lines), "finite differences in ulps"
+    assert "✓ pass  ≈ known deviation  ○ stale  ✗ fail  ! error  – skipped" in lines
+
+
+def test_terminal_findings_are_one_block_per_backend_and_cause(terminal_summary):
+    """Four findings, each naming the twenty runs it hit in one phrase; no line said twice."""
+    _, lines = terminal_summary
+    start = next(i for i, line in enumerate(lines) if line.startswith("80 pass · "))
+    findings = [line for line in lines[start + 1:] if line.strip()]
+    hit = "on all 10 cases × float64, float32"
+    heads = [i for i, line in enumerate(findings) if not line.startswith(" ")]
+    assert [findings[i] for i in heads] == [
+        f"✗ fail: keras-torch {hit}", f"! error: tensorflow {hit}",
+        f"≈ known deviation: keras-jax {hit}", f"○ stale: keras-tensorflow {hit}"]
+    assert len(findings) == len(set(findings)), [l for l in findings if findings.count(l) > 1]
+    for start, end in zip(heads, heads[1:] + [len(findings)]):
+        block = "\n".join(findings[start:end])
+        assert all(block.count(f"{case}/") <= 1 for case in CATALOGUE), block  # the worst run, if any
+    text = "\n".join(findings)
+    assert f"  {PATTERN}" in findings
+    assert "    matmul: float64 → float32, 2.9e-08 relative (tolerance 3.6e-15): got = tx @ ty" in findings
+    assert "\n".join(f"    {line}".rstrip() for line in REPRODUCER.rstrip().splitlines() if line) in text
+    assert "  RuntimeError: tensorflow worker exited with signal 11 (SIGSEGV)" in findings
+    assert "    Fatal Python error: Segmentation fault" in findings  # the tail of the worker's stderr
+    assert f"  {STALE[:60]}" in text

@@ -100,7 +100,7 @@ def _reproducer(finding: Finding) -> Text:
     code = finding.reproducer.rstrip().splitlines()
     if max(map(len, code)) <= WIDTH - 4:
         text = Text(_wrapped("reproducer (fails while the defect exists):", 2) + "\n")
-        text.append("\n".join(f"    {line}" for line in code) + "\n", "cyan")
+        text.append("\n".join(f"    {line}".rstrip() for line in code) + "\n", "cyan")
         return text
     return Text(_wrapped(f"reproducer: {len(code)} lines, too wide to print here; in the report's findings "
                          f"and in the JSON document (diagnosis.reproducer of {finding.backend})", 2) + "\n")
