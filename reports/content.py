@@ -233,9 +233,10 @@ def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
     blocks += [Paragraph(note) for note in finding.notes()]
     if finding.worst_text():
         blocks.append(Paragraph(finding.worst_text() + "."))
+    blocks += [Paragraph(f"Registered: {measured}") for measured in finding.registered()]
     if finding.ops:
-        rows = tuple((Cell(op["op"]), Cell(op["source"].strip()), Cell(op_measure(op)))
-                     for op in finding.ops)
+        rows = tuple((Cell(op), Cell(source), Cell("; ".join(map(op_measure, probes.values()))))
+                     for (op, source), probes in finding.ops.items())
         blocks += [Paragraph("Operations found responsible, each probed alone against NumPy in float64:"),
                    Table(("Op", "Source", "Measured"), rows)]
     if finding.reproducer:

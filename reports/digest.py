@@ -4,6 +4,7 @@ simply pass gathered into findings, one per (backend, cause), never one per case
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗", "error": "!", "skipped": "–"}
@@ -59,7 +60,7 @@ def run_key(result: dict) -> str:
 class Finding:
     """Results of one backend that do not simply pass, for one cause: the runs it hit, the
     non-passing checks behind it (``(result, check)``), the responsible ops found by the
-    diagnosis, a reproducer, and for errors the full message (when it says more than the
+    diagnosis (by op and source, the worst probe per dtype in and out), a reproducer, and for errors the full message (when it says more than the
     cause: a traceback) and the captured stderr."""
 
     status: str
@@ -67,8 +68,9 @@ class Finding:
     causes: list[str] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
     checks: list[tuple[dict, dict]] = field(default_factory=list)
-    ops: list[dict] = field(default_factory=list)
+    ops: dict[tuple[str, str], dict[tuple, dict]] = field(default_factory=dict)
     reproducer: str | None = None
+    reproducer_run: str | None = None
     message: str | None = None
     stderr: str | None = None
 
@@ -81,9 +83,12 @@ class Finding:
         self.runs.append(result)
         self.checks += [(result, check) for check in checks]
         for op in (diagnosis or {}).get("ops", []):
-            if op_key(op) not in map(op_key, self.ops):
-                self.ops.append(op)
-        self.reproducer = self.reproducer or (diagnosis or {}).get("reproducer")
+            probes = self.ops.setdefault((op["op"], op["source"].strip()), {})
+            dtypes = (op["input_dtype"], op["output_dtype"])
+            if dtypes not in probes or _severity(op) > _severity(probes[dtypes]):
+                probes[dtypes] = op
+        if not self.reproducer and (diagnosis or {}).get("reproducer"):
+            self.reproducer, self.reproducer_run = diagnosis["reproducer"], run_key(result)
         self.message = self.message or (message if message and message.strip() != cause else None)
         self.stderr = self.stderr or stderr
 
@@ -110,8 +115,12 @@ class Finding:
         if len(per_run) > 1:
             text += f"; {low} to {high} over the {len(per_run)} runs" if low != high else \
                 f"; {high} on each of the {len(per_run)} runs"
-        measured = (check.get("deviation") or {}).get("measured")
-        return text + (f"; measured {measured}" if measured else "")
+        return text
+
+    def registered(self) -> list[str]:
+        """What the registry says it measured for the deviations behind it, each once."""
+        return list(dict.fromkeys(str(check["deviation"]["measured"]) for _, check in self.checks
+                                  if check.get("deviation")))
 
     def notes(self) -> list[str]:
         """What the checks without a measure (a dtype check) say, each distinct message once,
@@ -125,20 +134,22 @@ class Finding:
         return hits(self.runs, document)
 
 
-def op_key(op: dict) -> tuple:
-    return op["op"], op["source"], op["input_dtype"], op["output_dtype"]
+def _severity(op: dict) -> float:
+    """How badly a probe deviates: its error, infinite when it raised or was not finite."""
+    return math.inf if op["rel_error"] is None else op["rel_error"]
 
 
-def op_text(op: dict) -> str:
-    """``tanh: float64 → float32, 2.0e-07 relative (tolerance 3.6e-15)``."""
-    return f"{op['op']}: {op_measure(op)}"
+def op_text(op: str, source: str, probes: dict[tuple, dict]) -> str:
+    """``tanh: float64 → float32, 2.0e-07 relative (tolerance 3.6e-15): out = jnp.tanh(tx)``."""
+    return f"{op}: {'; '.join(map(op_measure, probes.values()))}: {source.splitlines()[0]}"
 
 
 def op_measure(op: dict) -> str:
-    """What the probe of one op measured: dtypes in and out, its error against its tolerance."""
-    error = "raised" if op["output_dtype"] is None else "—" if op["rel_error"] is None else f"{op['rel_error']:.1e}"
-    return (f"{op['input_dtype']} → {op['output_dtype'] or '?'}, {error} relative "
-            f"(tolerance {op['tolerance']:.1e})")
+    """What the probe of one op measured: dtypes in and out, its error against its tolerance
+    (an op that raised has no output dtype; a non-finite error is recorded as null)."""
+    error = "raised" if op["output_dtype"] is None else "a non-finite error" if op["rel_error"] is None \
+        else f"{op['rel_error']:.1e} relative"
+    return f"{op['input_dtype']} → {op['output_dtype'] or '?'}, {error} (tolerance {op['tolerance']:.1e})"
 
 
 def hits(runs: list[dict], document: dict) -> str:

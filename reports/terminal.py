@@ -72,24 +72,26 @@ def legend(document: dict, backends: list[str]) -> Text:
 
 
 def finding_block(finding: Finding, document: dict) -> Text:
-    """One finding: status, backend and the runs it hit; its cause; the worst figures; the
-    responsible ops; the reproducer (or where to find it when it is wider than the terminal)
-    or, for an error, the tail of the worker's stderr."""
+    """One finding: status, backend and the runs it hit; its cause; the worst figures; what the
+    registry measured; the responsible ops; the reproducer (or where to find it when it is
+    wider than the terminal) or, for an error, the tail of the worker's stderr."""
     head = f"{MARKER[finding.status]} {LABEL[finding.status]}: {finding.backend}"
-    text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}") + "\n", "bold")
+    text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}", hang=2) + "\n", "bold")
     text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
-    for line in finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text()):
+    lines = finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text())
+    lines += [f"registered: {measured}" for measured in finding.registered()]
+    for line in lines:
         text.append(_wrapped(line, 2) + "\n")
     if finding.ops:
         text.append(_wrapped("responsible ops, each probed alone against NumPy float64:", 2) + "\n")
-        for op in finding.ops:
-            text.append(_wrapped(f"{op_text(op)}: {op['source'].strip().splitlines()[0]}", 4) + "\n")
+        for (op, source), probes in finding.ops.items():
+            text.append(_wrapped(op_text(op, source, probes), 4, hang=2) + "\n")
     if finding.reproducer:
         text.append(_reproducer(finding))
     if finding.stderr:
         tail = [line for line in finding.stderr.strip().splitlines() if line.strip()][-STDERR_LINES:]
         text.append(_wrapped(f"stderr, last {len(tail)} lines:", 2) + "\n")
-        text.append("\n".join(_wrapped(line, 4) for line in tail) + "\n", "dim")
+        text.append("\n".join(_wrapped(line, 4, hang=2) for line in tail) + "\n", "dim")
     text.rstrip()
     return text
 
@@ -102,13 +104,15 @@ def _reproducer(finding: Finding) -> Text:
         text = Text(_wrapped("reproducer (fails while the defect exists):", 2) + "\n")
         text.append("\n".join(f"    {line}".rstrip() for line in code) + "\n", "cyan")
         return text
-    return Text(_wrapped(f"reproducer: {len(code)} lines, too wide to print here; in the report's findings "
-                         f"and in the JSON document (diagnosis.reproducer of {finding.backend})", 2) + "\n")
+    return Text(_wrapped(f"reproducer ({len(code)} lines, wider than this terminal): in the HTML and Markdown "
+                         f"reports, and as diagnosis.reproducer of {finding.backend} on {finding.reproducer_run} "
+                         "in the JSON document", 2) + "\n")
 
 
-def _wrapped(line: str, indent: int = 0) -> str:
-    """``line`` wrapped within ``WIDTH`` columns, every line indented by ``indent``."""
-    return textwrap.fill(line, WIDTH, initial_indent=" " * indent, subsequent_indent=" " * (indent or 2),
+def _wrapped(line: str, indent: int = 0, hang: int = 0) -> str:
+    """``line`` wrapped within ``WIDTH`` columns, indented by ``indent``, its continuation
+    lines by ``hang`` more."""
+    return textwrap.fill(line, WIDTH, initial_indent=" " * indent, subsequent_indent=" " * (indent + hang),
                          break_on_hyphens=False)
 
 
