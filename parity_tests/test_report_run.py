@@ -1,5 +1,5 @@
 """Reports of a small real run: sections, plots, self-containment, the schema, an injected
-failing and a crashed backend, determinism, and the command's exit status."""
+failing and a crashed backend, determinism, the terminal summary and the command's exit status."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import json
 import re
 
 import pytest
+from rich.cells import cell_len
 
 from gradparity.backends import BackendEntry
 from gradparity.cli import main
 from gradparity.core.cases import build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
+from gradparity.reports.terminal import print_summary
 
 CASES = ("seed-2layer", "single-example")
 
@@ -22,8 +24,9 @@ CASES = ("seed-2layer", "single-example")
 def fake_backend_path(tmp_path_factory):
     """Importable modules for the injected fakes (spawned workers inherit PYTHONPATH)."""
     folder = tmp_path_factory.mktemp("fakes")
-    for name in ("WrongGradient", "Crash"):
-        (folder / f"fake_backend_{name.lower()}.py").write_text(f"from fake_backends import {name} as Adapter\n")
+    for name in ("WrongGradient", "Crash"):  # frameworks, not controls like the reference they wrap
+        (folder / f"fake_backend_{name.lower()}.py").write_text(
+            f"from fake_backends import {name}\n\n\nclass Adapter({name}):\n    role = \"framework\"\n")
     return folder
 
 
@@ -87,6 +90,22 @@ def test_injected_failure_and_crash_appear_with_their_messages(report, documents
         assert result["backends"]["numpy"]["status"] == "pass" and result["backends"]["torch"]["status"] == "pass"
     saved = json.loads((report / "report.json").read_text())
     assert saved["summary"] == documents[0]["summary"]
+
+
+def test_terminal_summary_names_each_finding_once(documents, capsys):
+    """The run's summary within 100 columns: numpy marked as the control, then one block per
+    (backend, cause), each naming the runs it hit once, no line said twice."""
+    print_summary(documents[0])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(cell_len(line) for line in lines) <= 100
+    assert "control" in lines[2].split() and lines[2].split().index("control") == 2  # under numpy
+    start = next(i for i, line in enumerate(lines) if re.match(r"\d+ pass · ", line))
+    findings = [line for line in lines[start + 1:] if line.strip()]
+    assert [line for line in findings if not line.startswith(" ")] == [
+        "✗ fail: wrong on all 2 cases × float64",
+        "! error: crashed on all 2 cases × float64, float32"]
+    assert len(findings) == len(set(findings)), findings
+    assert "  worker process died (exit code 3)" in findings
 
 
 def test_report_command_writes_the_report_and_exits_like_run(tmp_path, capsys):
