@@ -30,15 +30,16 @@ MEASURE = """<script>
 addEventListener("load", () => {
   const limit = document.documentElement.clientWidth;
   const wide = () => [...document.body.querySelectorAll("*")]
-    .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > limit + 0.5)
-    .map(e => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""} ends at ${Math.round(e.getBoundingClientRect().right)}`);
+    .map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, box]) => box.width > 0 && box.right > limit + 0.5)
+    .map(([e, box]) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""} ends at ${Math.round(box.right)}`);
   const matrix = document.querySelector("table.matrix");
   const column = [...matrix.querySelectorAll("th")].findIndex(th => th.textContent.startsWith("wrong"));
   const failing = [...matrix.querySelectorAll("tbody tr")].map(tr => tr.children[column])
     .filter(td => td && td.classList.contains("st-fail"))
     .map(td => [td.getBoundingClientRect().left, td.getBoundingClientRect().right]);
-  const measures = {clientWidth: limit, innerWidth: innerWidth, closed: {scrollWidth: document.documentElement.scrollWidth,
-                    wide: wide()}, failing: failing};
+  const measures = {clientWidth: limit, innerWidth: innerWidth, failing: failing,
+                    closed: {scrollWidth: document.documentElement.scrollWidth, wide: wide()}};
   document.querySelectorAll("details").forEach(d => { d.open = true; });
   measures.opened = {scrollWidth: document.documentElement.scrollWidth, wide: wide()};
   measures.images = [...document.images].map(i => ({alt: i.alt.slice(0, 60), width: i.naturalWidth}));

@@ -328,10 +328,10 @@ def test_summary_matrix_and_status_colours(written):
     assert "<th>numpy (control)</th>" in matrix
     assert '<td class="st-fail"><a href="#fail-torch">✗ 4.1e-2</a><small>dW1</small></td>' in matrix
     assert '<td><a href="#case-deep-tanh">deep-tanh</a></td>' in matrix
-    header = "| Case | dtype | numpy (control) | jax | torch | keras-torch | keras-tensorflow | tensorflow | keras-jax |"
-    assert header in markdown
-    assert "| seed-2layer | float64 | ✓ 6.7e-16 | ✓ 6.7e-16 | **✗ 4.1e-2** | **≈ 3.1e-7** | **○ 6.7e-16** | **!** | **–** |" \
+    assert "| Case | dtype | numpy (control) | jax | torch | keras-torch | keras-tensorflow | tensorflow | keras-jax |" \
         in markdown
+    assert ("| seed-2layer | float64 | ✓ 6.7e-16 | ✓ 6.7e-16 | **✗ 4.1e-2** | **≈ 3.1e-7** | **○ 6.7e-16** "
+            "| **!** | **–** |") in markdown
     assert "|   | float32 | ✓ 3.6e-7 |" in markdown
 
 

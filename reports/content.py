@@ -9,9 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls,
+from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls, counts,
                                        figure, findings, gist, op_measure, run_key, status_label)
-from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
+from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
 
@@ -187,31 +187,28 @@ def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list
              cases: dict[str, str]) -> list[Block]:
     """The counts, the legend and the matrix: one row per case and dtype, one narrow column per
     backend; a non-passing cell links to its finding, a case to its section."""
-    counts, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
-    line = " · ".join(f"{counts[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in counts)
-    links = {}
+    links: dict[tuple[str, str], str] = {}  # (backend, run) -> the anchor of its first finding
     for finding, anchor in found:
         for result in finding.runs:
             links.setdefault((finding.backend, run_key(result)), anchor)
     rows, previous = [], None
     for r in document["results"]:
-        case = Cell("" if r["case"] == previous else r["case"], link="" if r["case"] == previous else cases[r["case"]])
-        rows.append((case, Cell(r["dtype"]), *(_status_cell(r["backends"].get(name), links.get((name, run_key(r))))
-                                                for name in backends)))
+        case = Cell(r["case"], link=cases[r["case"]]) if r["case"] != previous else Cell("")
+        cells = (_status_cell(r["backends"].get(name), links.get((name, run_key(r)), "")) for name in backends)
+        rows.append((case, Cell(r["dtype"]), *cells))
         previous = r["case"]
     header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
-    return [Heading(2, "Summary", anchors.new("summary")), Paragraph(line), Legend(),
+    return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
             Paragraph(f"Each cell: the status and {FIGURE}; below it, the quantity where it is worst."),
             Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
 
 
-def _status_cell(backend: dict | None, link: str | None) -> Cell:
-    """The status marker and the worst relative error, the worst quantity below."""
+def _status_cell(backend: dict | None, link: str) -> Cell:
+    """The status marker and the worst relative error, the worst quantity below (unless exact)."""
     if backend is None:
         return Cell("not run")
-    status, worst = backend["status"], backend["worst"]
-    quantity = worst["quantity"] if worst and worst["rel_error"] and figure(backend) else ""
-    return Cell(f"{MARKER[status]} {figure(backend, 2)}".rstrip(), status, quantity, link or "")
+    quantity = backend["worst"]["quantity"] if figure(backend) not in ("", "0") else ""
+    return Cell(f"{MARKER[backend['status']]} {figure(backend, 2)}".rstrip(), backend["status"], quantity, link)
 
 
 def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,
@@ -279,8 +276,8 @@ def _cases(document: dict, backends: list[str], anchors: _Anchors, cases: dict[s
 
 def _summary_of(results: list[dict], backends: list[str]) -> str:
     """``16 pass, 2 fail``: the statuses of a case's runs, counted."""
-    counts = Counter(r["backends"][name]["status"] for r in results for name in backends if name in r["backends"])
-    return ", ".join(f"{counts[s]} {LABEL[s]}" for s in STATUSES if counts[s])
+    tally = Counter(r["backends"][name]["status"] for r in results for name in backends if name in r["backends"])
+    return ", ".join(f"{tally[s]} {LABEL[s]}" for s in STATUSES if tally[s])
 
 
 def _by_case(results: list[dict]) -> dict[str, list[dict]]:

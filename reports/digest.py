@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
+
 MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗", "error": "!", "skipped": "–"}
 LABEL = {"pass": "pass", "known_deviation": "known deviation", "stale": "stale", "fail": "fail",
          "error": "error", "skipped": "skipped"}
@@ -20,6 +22,12 @@ CONTROL = ("a control checks the harness, not the maths: the reference itself, r
 def status_label(status: str) -> str:
     """The marker and word of a status, readable without colour."""
     return f"{MARKER[status]} {LABEL[status]}"
+
+
+def counts(document: dict) -> str:
+    """``138 pass · 2 known deviation · 0 stale · …``: the summary's counts in status order."""
+    summary, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
+    return " · ".join(f"{summary[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in summary)
 
 
 def backend_order(document: dict) -> list[str]:
@@ -60,7 +68,8 @@ def run_key(result: dict) -> str:
 class Finding:
     """Results of one backend that do not simply pass, for one cause: the runs it hit, the
     non-passing checks behind it (``(result, check)``), the responsible ops found by the
-    diagnosis (by op and source, the worst probe per dtype in and out), a reproducer, and for errors the full message (when it says more than the
+    diagnosis (by op and source, the worst probe per pair of dtypes in and out), a reproducer
+    and the run it came from, and for errors the full message (when it says more than the
     cause: a traceback) and the captured stderr."""
 
     status: str

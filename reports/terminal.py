@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls,
-                                       figure, findings, op_text)
-from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
+from gradparity.reports.digest import (CONTROL, FIGURE, MARKER, Finding, backend_order, controls,
+                                       counts, figure, findings, op_text, status_label)
+from gradparity.reports.schema import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
 STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta", "fail": "bold red",
@@ -21,11 +21,11 @@ STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta"
 STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
 
 
-def print_summary(document: dict, console: Console | None = None) -> None:
+def print_summary(document: dict) -> None:
     """The status matrix (case and dtype down, backends across; a status symbol and the worst
     relative error per cell), its legend and the counts, then one block per finding: the
     failures, errors, known deviations and stale entries of each (backend, cause)."""
-    console = console or Console(width=WIDTH, highlight=False)
+    console = Console(width=WIDTH, highlight=False)
     backends = backend_order(document)
     console.print(matrix(document, backends))
     console.print(legend(document, backends))
@@ -61,13 +61,12 @@ def cell(backend: dict | None) -> Text:
 
 def legend(document: dict, backends: list[str]) -> Text:
     """The symbols, what the figure is, what a control is, and the count of each status."""
-    text = Text("  ".join(f"{MARKER[s]} {LABEL[s]}" for s in STATUSES) + "\n")
+    text = Text("  ".join(map(status_label, STATUSES)) + "\n")
     text.append(_wrapped(f"figure: {FIGURE}") + "\n", "dim")
     names = [name for name in backends if name in controls(document)]
     if names:
         text.append(_wrapped(f"control ({', '.join(names)}): {CONTROL}") + "\n", "dim")
-    counts, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
-    text.append(" · ".join(f"{counts[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in counts))
+    text.append(counts(document))
     return text
 
 
@@ -75,7 +74,7 @@ def finding_block(finding: Finding, document: dict) -> Text:
     """One finding: status, backend and the runs it hit; its cause; the worst figures; what the
     registry measured; the responsible ops; the reproducer (or where to find it when it is
     wider than the terminal) or, for an error, the tail of the worker's stderr."""
-    head = f"{MARKER[finding.status]} {LABEL[finding.status]}: {finding.backend}"
+    head = f"{status_label(finding.status)}: {finding.backend}"
     text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}", hang=2) + "\n", "bold")
     text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
     lines = finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text())
