@@ -358,6 +358,12 @@ def test_all_agree_verdict(tmp_path, small):
     assert '<p class="verdict st-pass">All 2 backends agree with the reference on 2 case×dtype runs</p>' in html
 
 
+def test_a_strict_run_says_so(tmp_path, small):
+    small["options"]["strict"] = True
+    markdown = write_report(small, tmp_path / "out")["report.md"].read_text()
+    assert " · schema gradparity/1 · strict: known deviations and stale entries fail\n" in markdown
+
+
 def test_plots_without_data_are_left_out(tmp_path, document):
     for result in document["results"]:
         result["backends"] = {"tensorflow": result["backends"]["tensorflow"]}
