@@ -110,9 +110,10 @@ def catalogue_report(tmp_path_factory) -> Path:
     return write_report(make_document(tuple(CATALOGUE), statuses), out)["report.html"]
 
 
-@pytest.fixture(params=["real_report", "catalogue_report"])
-def measures(request, tmp_path) -> dict:
-    return measure(request.getfixturevalue(request.param), tmp_path)
+@pytest.fixture(scope="module", params=["real_report", "catalogue_report"])
+def measures(request, tmp_path_factory) -> dict:
+    """Each report measured once, for every test."""
+    return measure(request.getfixturevalue(request.param), tmp_path_factory.mktemp("measured"))
 
 
 def test_nothing_is_wider_than_the_viewport(measures):
