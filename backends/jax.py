@@ -136,9 +136,11 @@ class Adapter:
         return {name: put(value) for name, value in case.params.items()}, put(case.X), put(case.Y)
 
     def evaluate(self, case: Case) -> Evaluation:
-        """``jax.value_and_grad(objective, has_aux=True)``, run op by op."""
+        """``jax.value_and_grad(objective, has_aux=True)`` compiled as one ``jax.jit`` program
+        (op by op, JAX would compile every primitive for every new shape)."""
         params, X, Y = self._arrays(case)
-        (J, activations), grads = jax.value_and_grad(objective, has_aux=True)(params, X, Y, case.spec)
+        value_and_grad = jax.jit(jax.value_and_grad(partial(objective, spec=case.spec), has_aux=True))
+        (J, activations), grads = value_and_grad(params, X, Y)
         return Evaluation(
             float(J), {name: np.asarray(grad) for name, grad in grads.items()},
             [np.asarray(A) for A in activations], dtype_name(grads["W1"].dtype),

@@ -148,7 +148,8 @@ def torch_gradients(probe: keras.Model, loss: Callable, weight: float, X: object
 
 
 def jax_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, Y: object) -> Gradients:
-    """(J, [A1..AL], dJ/d[kernel1, bias1, ...]) with ``jax.value_and_grad`` of ``stateless_call``."""
+    """(J, [A1..AL], dJ/d[kernel1, bias1, ...]) with ``jax.value_and_grad`` of ``stateless_call``,
+    compiled as one ``jax.jit`` program (op by op, JAX compiles every primitive per shape)."""
     frozen = [variable.value for variable in probe.non_trainable_variables]
 
     def objective(trainable: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
@@ -156,7 +157,7 @@ def jax_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, 
         outputs = as_list(outputs)
         return weight * loss(Y, outputs[-1]), outputs
 
-    (J, outputs), grads = jax.value_and_grad(objective, has_aux=True)(
+    (J, outputs), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(
         [variable.value for variable in probe.trainable_variables])
     return J, outputs, grads
 

@@ -16,12 +16,19 @@ FULL_INPUTS_AT_MOST = 256  # elements a reproducer may write out in full
 
 def probe_case(adapter, case) -> list[dict]:
     """One record per op the adapter's ``primitives()`` table covers (none without a table):
-    ``op, source, input_dtype, output_dtype, rel_error, tolerance, deviates, reproducer``."""
+    ``op, source, input_dtype, output_dtype, rel_error, tolerance, deviates, reproducer``; the
+    first deviating op whose reproducer fails alone carries it."""
     primitives = adapter.primitives() if hasattr(adapter, "primitives") else None
     if primitives is None:
         return []
-    return [probe_op(primitives, probe, case.dtype)
-            for probe in probe_plan(case.params, case.X, case.Y, case.spec) if probe.op in primitives.ops]
+    plan = [probe for probe in probe_plan(case.params, case.X, case.Y, case.spec) if probe.op in primitives.ops]
+    records = [probe_op(primitives, probe, case.dtype) for probe in plan]
+    for probe, record in zip(plan, records):
+        if record["deviates"] and "error" not in record:
+            record["reproducer"] = reproducer(primitives, probe, case.dtype)
+            if record["reproducer"]:
+                break
+    return records
 
 
 def probe_op(primitives, probe: ProbeInput, dtype: str) -> dict:
@@ -39,8 +46,6 @@ def probe_op(primitives, probe: ProbeInput, dtype: str) -> dict:
     error = namespace["error"]
     record.update(output_dtype=dtype_name(namespace["got"].dtype), rel_error=error if np.isfinite(error) else None,
                   deviates=failed)
-    if failed:
-        record["reproducer"] = reproducer(primitives, probe, dtype)
     return record
 
 

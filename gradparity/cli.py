@@ -1,4 +1,4 @@
-"""The ``gradparity`` command line: train, gradcheck, run, report, bench.
+"""The ``gradparity`` command line: train, gradcheck, run, report, explain, bench.
 
 Bad input is one line on stderr and exit status 2; a failed check is exit status 1.
 """
@@ -154,15 +154,17 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
     temporary.replace(target)
 
 
-def add_selection_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by run and report: which cases, backends, dtypes and how to run them."""
+def add_selection_options(parser: argparse.ArgumentParser, several_backends: bool = True,
+                          dtypes: tuple[str, ...] = ("float64", "float32")) -> None:
+    """Options shared by run, report and explain: which cases, backends, dtypes and how to run them."""
     parser.add_argument("--case", action="append", metavar="NAME",
                         help=f"catalogue case (repeatable; default: all): {', '.join(CATALOGUE)}")
-    parser.add_argument("--backends", type=comma_list, metavar="LIST",
-                        help="comma-separated backends (default: all installed): numpy, finite-diff, jax, torch, "
-                             "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
-    parser.add_argument("--dtype", type=comma_list, default=["float64", "float32"], metavar="LIST",
-                        help="dtypes to run, comma-separated (default: float64,float32)")
+    if several_backends:
+        parser.add_argument("--backends", type=comma_list, metavar="LIST",
+                            help="comma-separated backends (default: all installed): numpy, finite-diff, jax, torch, "
+                                 "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
+    parser.add_argument("--dtype", type=comma_list, default=list(dtypes), metavar="LIST",
+                        help=f"dtypes to run, comma-separated (default: {','.join(dtypes)})")
     parser.add_argument("--steps", type=positive_int, metavar="K", help="training steps of each trajectory (default: per case)")
     parser.add_argument("--data", metavar="FILE", help="your own data: .npz with X, Y (or .csv); needs --params")
     parser.add_argument("--params", metavar="FILE", help="your own parameters: .npz with W1, b1, ..., WL, bL; needs --data")
@@ -253,6 +255,42 @@ def command_run(args: argparse.Namespace) -> int:
         write_json(args.json, document)
         print(f"wrote {args.json}")
     return exit_status(document)
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    """One backend on the chosen cases, every op probed: the diagnosis and reproducer of each
+    result that fails or deviates; exit status as for run."""
+    resolve([args.backend])
+    missing = missing_requirement(REGISTRY[args.backend]) if args.backend in REGISTRY else None
+    if missing:
+        raise UsageError(f"cannot explain {args.backend}: {missing}")
+    args.backends = [args.backend]
+    document = run_parity(args)
+    for result in document["results"]:
+        print(explanation(args.backend, result))
+    return exit_status(document)
+
+
+def explanation(backend: str, result: dict) -> str:
+    """What ``explain`` prints for one case: the verdict, then the diagnosis and reproducer."""
+    outcome = result["backends"][backend]
+    title = f"{backend} on {result['case']} {result['dtype']}: {outcome['status'].replace('_', ' ')}"
+    diagnosis = outcome.get("diagnosis")
+    if not diagnosis:
+        detail = outcome["reason"] or "every check passes: nothing to explain"
+        return f"{title}\n  {detail}\n"
+    lines = [title, f"  pattern: {diagnosis['pattern']}"]
+    names = {check["deviation"]["name"]: check["deviation"]["cause"] for check in outcome["checks"] if check["deviation"]}
+    lines += [f"  registered deviation {name}: {cause}" for name, cause in names.items()]
+    lines.append(f"  probed alone: {', '.join(diagnosis['probed']) or 'nothing (no primitives table)'}")
+    for op in diagnosis["ops"]:
+        error = "n/a" if op["rel_error"] is None else f"{op['rel_error']:.2g}"
+        lines.append(f"  deviates: {op['op']:<26} {op['input_dtype']} -> {op['output_dtype']}  relative error {error} "
+                     f"(allowed {op['tolerance']:.2g})  {op['source'].splitlines()[-1]}")
+    if diagnosis["reproducer"]:
+        lines += ["  reproducer (fails with AssertionError while the defect exists):", "",
+                  *("    " + line for line in diagnosis["reproducer"].splitlines()), ""]
+    return "\n".join(lines)
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -362,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
     report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
     report.set_defaults(handler=command_report)
+    explain = commands.add_parser("explain", help="why one backend fails or deviates: the ops and a reproducer",
+                                  description="Runs one backend on the chosen cases and probes every operation "
+                                              "of the network alone against NumPy in float64; prints the ops that "
+                                              "deviate and a standalone reproducer. Example: gradparity explain "
+                                              "keras-jax --case tanh --dtype float64")
+    explain.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(REGISTRY)}")
+    add_selection_options(explain, several_backends=False, dtypes=("float64",))
+    explain.set_defaults(handler=command_explain)
     add_bench_parser(commands)
     return parser
 

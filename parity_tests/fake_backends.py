@@ -8,7 +8,13 @@ import time
 
 import numpy as np
 
-from gradparity.backends.numpy import Adapter as ReferenceAdapter
+from gradparity.backends.numpy import Adapter as NumpyAdapter
+
+
+class ReferenceAdapter(NumpyAdapter):
+    """The reference as an injected framework (not the numpy control), to be broken below."""
+
+    role = "framework"
 
 
 class WrongGradient(ReferenceAdapter):

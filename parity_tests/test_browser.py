@@ -89,7 +89,7 @@ def real_report(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fakes")
     for name, fake in FAKES.items():
         (folder / f"fake_backend_{name}.py").write_text(
-            f"from fake_backends import {fake}\n\n\nclass Adapter({fake}):\n    role = \"framework\"\n")
+            f"from fake_backends import {fake} as Adapter\n")
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(folder))
         patch.setenv("PYTHONPATH", f"{folder}:{Path(__file__).parent}")

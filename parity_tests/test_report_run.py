@@ -24,9 +24,9 @@ CASES = ("seed-2layer", "single-example")
 def fake_backend_path(tmp_path_factory):
     """Importable modules for the injected fakes (spawned workers inherit PYTHONPATH)."""
     folder = tmp_path_factory.mktemp("fakes")
-    for name in ("WrongGradient", "Crash"):  # frameworks, not controls like the reference they wrap
+    for name in ("WrongGradient", "Crash"):
         (folder / f"fake_backend_{name.lower()}.py").write_text(
-            f"from fake_backends import {name}\n\n\nclass Adapter({name}):\n    role = \"framework\"\n")
+            f"from fake_backends import {name} as Adapter\n")
     return folder
 
 
