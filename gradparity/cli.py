@@ -24,6 +24,7 @@ from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
 from gradparity.core.reference import INITS, check_training, evaluate, initial_params, model
+from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
 from gradparity.reports.terminal import print_bench_table, print_summary
 from gradparity.runner import default_parallel
@@ -55,6 +56,17 @@ def hidden_units(text: str) -> list[int]:
         return [int(part) for part in text.replace(" ", ",").split(",") if part] if text.strip() else []
     except ValueError:
         raise argparse.ArgumentTypeError(f"hidden units must be integers like 4 or 16,8,4, got {text!r}") from None
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shard is K/N, such as 1/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"a shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
 
 
 def comma_list(text: str) -> list[str]:
@@ -177,6 +189,9 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="limit per backend (default: 600)")
     parser.add_argument("--strict", action="store_true",
                         help="known deviations and stale deviation entries fail the run (exit 1), as xfail strict")
+    parser.add_argument("--shard", type=shard, metavar="K/N",
+                        help="run only the K-th of N shares of the case x dtype x backend matrix (for N CI jobs; "
+                             "combine their --json documents with gradparity report --merge)")
 
 
 def cases_from_args(args: argparse.Namespace) -> list:
@@ -217,7 +232,8 @@ def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> d
     cases = cases_from_args(args)
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
-                                decision_boundaries=decision_boundaries, strict=args.strict)
+                                decision_boundaries=decision_boundaries, strict=args.strict,
+                                shard=getattr(args, "shard", None))
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
 
@@ -299,7 +315,7 @@ def command_report(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     timings = json.loads(Path(args.bench).read_text()) if args.bench else None
-    document = run_parity(args, decision_boundaries=True)
+    document = merge(load_documents(args.merge)) if args.merge else run_parity(args, decision_boundaries=True)
     print_summary(document)
     paths = write_report(document, out, timings)
     print(f"report: {paths['report.html']}")
@@ -399,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_options(report)
     report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
     report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
+    report.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="instead of running, combine result documents (run --json: shards, or runs on "
+                             "other machines or framework versions) into one report")
     report.set_defaults(handler=command_report)
     explain = commands.add_parser("explain", help="why one backend fails or deviates: the ops and a reproducer",
                                   description="Runs one backend on the chosen cases and probes every operation "

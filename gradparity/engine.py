@@ -3,6 +3,7 @@ assemble the ``gradparity/1`` result document (plain data, ready for JSON)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +35,8 @@ class RunOptions:
     """How to run: which backends (registry names, or extra entries injected through the API),
     device, TF32, per-backend timeout in seconds, workers at a time, arrays in the document,
     the decision boundary of the trained reference for 2-D float64 cases (for reports), and
-    ``strict``: known deviations and stale entries count as failures (recorded in the document)."""
+    ``strict``: known deviations and stale entries count as failures (recorded in the document),
+    and ``shard = (K, N)``: only the K-th of N shares of the case x backend matrix (``shares``)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -45,6 +47,7 @@ class RunOptions:
     include_arrays: bool = False
     decision_boundaries: bool = False
     strict: bool = False
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -87,9 +90,12 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
         assessments[outcome.name, index] = assessment
         return assessment.needs_probes(outcome.name, cases[index])
 
-    outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect)
-    results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays)
+    assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
+    outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
+    results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays,
+                           [name for name in outcomes if index in assigned[name]])
                for index, case in enumerate(cases)]
+    mark_stale(results, stale_entries(cases, outcomes))
     if options.decision_boundaries:
         for case, result in zip(cases, results):
             result["reference"]["decision_boundary"] = trained_boundary(case) if case.dtype == "float64" else None
@@ -99,6 +105,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
         "options": {"cases": list(dict.fromkeys(case.name for case in cases)),
                     "backends": list(entries), "dtypes": list(dict.fromkeys(case.dtype for case in cases)),
                     "steps": sorted({case.steps for case in cases}), "strict": options.strict,
+                    "shard": list(options.shard) if options.shard else None,
                     "roles": {name: outcome.role for name, outcome in outcomes.items()},
                     "controls": [name for name, outcome in outcomes.items() if outcome.role == "control"]},
         "results": results,
@@ -115,20 +122,41 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     }
 
 
+def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, list[int]]:
+    """The case indices each backend runs in share ``k`` of ``n``: the (case, backend) pairs of
+    the matrix, numbered case by case in order, go to share ``number mod n + 1``."""
+    pairs = enumerate((index, name) for index in range(case_count) for name in backends)
+    assigned: dict[str, list[int]] = {name: [] for name in backends}
+    for number, (index, name) in pairs:
+        if number % n == k - 1:
+            assigned[name].append(index)
+    return assigned
+
+
 def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: dict[str, BackendOutcome],
-                assessments: dict[tuple[str, int], Assessment], include_arrays: bool) -> dict:
-    """The document entry of one case: its network, the reference, and every backend's verdict."""
+                assessments: dict[tuple[str, int], Assessment], include_arrays: bool, backends: list[str]) -> dict:
+    """The document entry of one case: its network and data fingerprint, the reference, and the
+    verdict of every backend that ran it."""
     result = {
-        "case": case.name, "description": case.description, "dtype": case.dtype,
+        "case": case.name, "description": case.description, "dtype": case.dtype, "data": data_fingerprint(case),
         "layers": list(case.spec.layer_sizes), "hidden_activation": case.spec.hidden_activation,
         "loss": case.spec.loss, "m": case.m, "learning_rate": case.learning_rate, "steps": case.steps,
         "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs)},
-        "backends": {name: backend_result(case, index, outcome, assessments.get((name, index)))
-                     for name, outcome in outcomes.items()},
+        "backends": {name: backend_result(case, index, outcomes[name], assessments.get((name, index)))
+                     for name in backends},
     }
     if include_arrays:
         result["reference"]["gradients"] = arrays_to_lists(reference.evaluation.gradients)
     return result
+
+
+def data_fingerprint(case: Case) -> str:
+    """SHA-256 (first 16 hex digits) of everything that fixes a case's numbers: network, data,
+    parameters, dtype, learning rate and steps; two documents agree on a case when it agrees."""
+    digest = hashlib.sha256(repr((case.spec, case.dtype, case.learning_rate, case.steps)).encode())
+    for array in (case.X, case.Y, *(case.params[name] for name in sorted(case.params))):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -190,7 +218,8 @@ def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: 
 
 
 def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict] | str | None) -> dict:
-    """Apply the deviation registry (``core.deviations``) to the assessment's checks."""
+    """Apply the deviation registry (``core.deviations``) to the assessment's checks: a failed
+    check is a known deviation where an entry applies, its ops deviate and its bound holds."""
     records = probes if isinstance(probes, list) else []
     deviating = {record["op"] for record in records if record["deviates"]}
     entries = deviations.applicable(backend, case.name, case.dtype)
@@ -203,14 +232,34 @@ def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict]
               "status": backend_status(check["verdict"] for check in checks)}
     failing = [check for check in checks if check["verdict"] != "pass"]
     result["reason"] = next((c["message"] for c in failing if c["verdict"] == "fail"), "")
-    stale = [entry for entry in entries if probes is not None and not isinstance(probes, str)
-             and not deviating & set(entry.ops)]
-    if result["status"] == "pass" and stale:
-        result["status"] = "stale"
-        result["reason"] = "; ".join(stale_hint(entry) for entry in stale)
     if failing:
         result["diagnosis"] = diagnosis(failing, case.dtype, assessment.factor, probes)
     return result
+
+
+def stale_entries(cases: list[Case], outcomes: dict[str, BackendOutcome]) -> list[deviations.KnownDeviation]:
+    """The registered deviations that applied to a probed result of this run and whose
+    operations deviated in none of them: the framework was fixed."""
+    applied: dict[str, deviations.KnownDeviation] = {}
+    occurred: set[str] = set()
+    for name, outcome in outcomes.items():
+        for index, probes in outcome.probes.items():
+            if isinstance(probes, list):
+                deviating = {record["op"] for record in probes if record["deviates"]}
+                for entry in deviations.applicable(name, cases[index].name, cases[index].dtype):
+                    applied[entry.name] = entry
+                    if deviating & set(entry.ops):
+                        occurred.add(entry.name)
+    return [entry for name, entry in applied.items() if name not in occurred]
+
+
+def mark_stale(results: list[dict], stale: list[deviations.KnownDeviation]) -> None:
+    """A passing result that a stale entry applies to becomes ``stale``, with the hint."""
+    for result in results:
+        for name, backend in result["backends"].items():
+            hints = [stale_hint(entry) for entry in stale if entry.applies(name, result["case"], result["dtype"])]
+            if backend["status"] == "pass" and hints:
+                backend["status"], backend["reason"] = "stale", "; ".join(hints)
 
 
 def stale_hint(entry: deviations.KnownDeviation) -> str:

@@ -55,13 +55,14 @@ class _Worker:
     results: Connection
     jobs: queue.SimpleQueue
     log: str
+    indices: list[int]  # the cases it serves
     deadline: float
     started: float
     probing: int = 0  # probes asked for and not yet answered
     released: bool = False  # the final None has been queued
 
-    def answered(self, cases: list[Case]) -> bool:
-        return len(self.outcome.outputs) + len(self.outcome.errors) == len(cases) and not self.probing
+    def answered(self, indices: list[int]) -> bool:
+        return len(self.outcome.outputs) + len(self.outcome.errors) == len(indices) and not self.probing
 
     def release(self) -> None:
         if not self.released:
@@ -70,8 +71,11 @@ class _Worker:
 
 
 def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: dict, timeout: float,
-                 parallel: int, progress: Progress | None = None, inspect: Inspect | None = None) -> dict[str, BackendOutcome]:
-    """Every case on every backend in ``entries``; returns one outcome per backend."""
+                 parallel: int, progress: Progress | None = None, inspect: Inspect | None = None,
+                 assigned: dict[str, list[int]] | None = None) -> dict[str, BackendOutcome]:
+    """Every case on every backend in ``entries`` (or, per backend, the case indices
+    ``assigned`` to it); returns one outcome per backend."""
+    assigned = assigned or {name: list(range(len(cases))) for name in entries}
     outcomes = {name: BackendOutcome(name) for name in entries}
     pending = []
     for name, entry in entries.items():
@@ -86,20 +90,20 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
     while pending or active:
         while pending and len(active) < parallel:
             name = pending.pop(0)
-            worker = _start(context, outcomes[name], entries[name], cases, options, timeout)
+            worker = _start(context, outcomes[name], entries[name], cases, assigned[name], options, timeout)
             active[worker.results] = worker
         ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
         for connection in ready:
             if not _receive(active[connection], connection, cases, progress, inspect):
-                _finish(active.pop(connection), cases, None)
+                _finish(active.pop(connection), None)
         for connection, worker in list(active.items()):
             if time.monotonic() > worker.deadline:
-                _finish(active.pop(connection), cases, f"timed out after {timeout:.0f} s")
+                _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
     return outcomes
 
 
-def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], options: dict,
-           timeout: float) -> _Worker:
+def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int],
+           options: dict, timeout: float) -> _Worker:
     jobs_child, jobs_parent = context.Pipe(duplex=False)
     results_parent, results_child = context.Pipe(duplex=False)
     descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{outcome.name}-", suffix=".log")
@@ -110,12 +114,12 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     jobs_child.close()
     results_child.close()
     jobs: queue.SimpleQueue = queue.SimpleQueue()
-    for index, case in enumerate(cases):
-        jobs.put(("case", index, case))
+    for index in indices:
+        jobs.put(("case", index, cases[index]))
     threading.Thread(target=_feed, args=(jobs_parent, jobs), daemon=True).start()
     now = time.monotonic()
-    worker = _Worker(outcome, process, results_parent, jobs, log, now + timeout, now)
-    if not cases:
+    worker = _Worker(outcome, process, results_parent, jobs, log, indices, now + timeout, now)
+    if not indices:
         worker.release()
     return worker
 
@@ -161,12 +165,12 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         if inspect and inspect(outcome, message[1]):
             worker.jobs.put(("probe", message[1]))
             worker.probing += 1
-    if worker.answered(cases):
+    if worker.answered(worker.indices):
         worker.release()
     return kind != "done"
 
 
-def _finish(worker: _Worker, cases: list[Case], why: str | None) -> None:
+def _finish(worker: _Worker, why: str | None) -> None:
     """Stop the process; every case it did not answer gets the reason it stopped."""
     worker.process.join(timeout=0 if why else 5)
     if worker.process.is_alive():
@@ -180,7 +184,7 @@ def _finish(worker: _Worker, cases: list[Case], why: str | None) -> None:
         return
     code = worker.process.exitcode
     reason = why or (f"worker process died (exit code {code})" if code else "worker stopped without answering")
-    for index in range(len(cases)):
+    for index in worker.indices:
         if index not in outcome.outputs and index not in outcome.errors:
             outcome.errors[index] = reason
 

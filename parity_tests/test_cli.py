@@ -4,8 +4,10 @@ errors with exit status 2 for bad input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +121,35 @@ def test_help_explains_every_option():
                        "run": ["--case", "--backends", "--dtype", "--steps", "--json", "--include-arrays", "--params"],
                        "report": ["--out", "--case", "--backends"]}[command]:
             assert option in result.stdout, (command, option)
+
+
+def test_shards_run_apart_merge_into_one_report(tmp_path):
+    for k in (1, 2):
+        done = run_cli("run", "--case", "single-example", "--backends", "numpy,finite-diff", "--shard", f"{k}/2",
+                       "--json", str(tmp_path / f"shard{k}.json"))
+        assert done.returncode == 0, done.stderr
+    merged = run_cli("report", "--merge", str(tmp_path / "shard1.json"), str(tmp_path / "shard2.json"),
+                     "--out", str(tmp_path / "report"))
+    assert merged.returncode == 0, merged.stderr
+    document = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert document["summary"]["passed"] == 4 and document["options"]["merged_from"] == ["shard1", "shard2"]
+
+
+@pytest.mark.parametrize("bad", ["0/2", "3/2", "1-2", "x"])
+def test_a_bad_shard_is_one_line(bad):
+    done = run_cli("run", "--shard", bad)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "K/N" in done.stderr
+
+
+def test_explain_names_the_deviating_op_of_an_injected_float32_matmul(tmp_path):
+    (tmp_path / "fake_backend_float32matmul.py").write_text("from fake_backends import Float32Matmul as Adapter\n")
+    code = ("import sys; from gradparity.backends import REGISTRY, BackendEntry; "
+            "REGISTRY['f32'] = BackendEntry('fake_backend_float32matmul'); "
+            "from gradparity.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{Path(__file__).parent}"}
+    done = subprocess.run([sys.executable, "-c", code, "explain", "f32", "--case", "seed-2layer"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "f32 on seed-2layer float64: fail" in done.stdout
+    assert "deviates: matmul" in done.stdout and "np.dot(tx, ty)" in done.stdout
+    assert "reproducer (fails with AssertionError while the defect exists)" in done.stdout
