@@ -161,28 +161,22 @@ def scale_factor(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray])
     return factors[0]
 
 
-def read_pattern(failing: list[dict], asked: str, factor: float | None, deviating_ops: list[str]) -> str:
+def read_pattern(failing: list[dict], asked: str, factor: float | None) -> str:
     """One sentence read from the failing checks (plain dicts of ``core.compare.Check``)."""
     quantities = [check["quantity"] for check in failing]
     worst = max(failing, key=lambda check: check["rel_error"] or 0.0)
+    relative = worst["rel_error"] or float("inf")
     layers = sorted(int(q[1:]) for q in quantities if q.startswith("A") and q[1:].isdigit())
     if factor is not None:
         return (f"every gradient is {factor:.6g} x the reference: a scalar differs "
                 "(the 1/m of the mean, a loss weight or the learning rate), not an operation")
     if "dtype" in quantities:
-        return f"it returned arrays in another dtype than the {asked} asked" + ops_clause(deviating_ops)
-    relative = worst["rel_error"] or float("inf")
+        return f"it returned arrays in another dtype than the {asked} asked"
     if asked == "float64" and 1e-10 < relative < 1e-3:
         return (f"errors of the size of float32 rounding (worst {worst['quantity']} at {relative:.2g}) "
-                "in a float64 run: an operation computes in float32" + ops_clause(deviating_ops))
+                "in a float64 run: an operation computes in float32")
     if layers:
-        return f"errors start at A{layers[0]}: look at layer {layers[0]}'s operations" + ops_clause(deviating_ops)
+        return f"errors start at A{layers[0]}: look at layer {layers[0]}'s operations"
     if all(q.startswith("trajectory") for q in quantities):
-        return "one evaluation agrees but training does not: the update step differs" + ops_clause(deviating_ops)
-    return (f"{len(quantities)} quantities fail, worst {worst['quantity']} at {relative:.2g} relative"
-            + ops_clause(deviating_ops))
-
-
-def ops_clause(ops: list[str]) -> str:
-    """``; the probes single out tanh, mean`` or ``; no single op deviates alone``."""
-    return f"; the probes single out {', '.join(ops)}" if ops else "; no single operation deviates when probed alone"
+        return "one evaluation agrees but training does not: the update step differs"
+    return f"{len(quantities)} quantities fail, worst {worst['quantity']} at {relative:.2g} relative"

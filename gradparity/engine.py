@@ -19,7 +19,8 @@ from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
 from gradparity.core.compare import (Check, backend_status, compare, failed_check, finite_difference_tolerance,
-                                     first_divergent_layer, gradient_magnitudes, tolerance, worst_check)
+                                     first_divergent_layer, gradient_magnitudes, tolerance, unmeasured_check,
+                                     worst_check)
 from gradparity.core.diagnosis import read_pattern, scale_factor
 from gradparity.core.gradcheck import STEP
 from gradparity.core.reference import cost_and_gradients, model
@@ -184,9 +185,10 @@ def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendO
         evaluation, trajectory, _seconds = outcome.outputs[index]
         checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
         result = {
-            "status": backend_status(check.verdict for check in checks), "reason": "", "dtype_used": measured_dtype(evaluation, trajectory),
-            "cost": float(evaluation.cost), "costs": list(map(float, trajectory.costs)) if trajectory else None,
-            "checks": [], "first_divergent_layer": first_divergent_layer(checks), "worst": worst_check(checks),
+            "status": backend_status(check.verdict for check in checks), "reason": "",
+            "dtype_used": measured_dtype(evaluation, trajectory), "cost": float(evaluation.cost),
+            "costs": list(map(float, trajectory.costs)) if trajectory else None, "checks": [],
+            "first_divergent_layer": first_divergent_layer(checks), "worst": worst_check(checks),
         }
         if include_arrays:
             result["gradients"] = arrays_to_lists(evaluation.gradients)
@@ -271,16 +273,21 @@ def stale_hint(entry: deviations.KnownDeviation) -> str:
 def diagnosis(failing: list[dict], asked: str, factor: float | None, probes: list[dict] | str | None) -> dict:
     """``{"ops", "probed", "pattern", "reproducer"}``: the operations that deviate when probed
     alone, all that were probed, the pattern of the failing checks, a standalone reproducer."""
-    if isinstance(probes, str) or probes is None:
-        records, note = [], f" (the op probes did not run: {probes or 'the worker stopped first'})"
-    else:
-        records, note = probes, ""
+    records = probes if isinstance(probes, list) else []
     responsible = [record for record in records if record["deviates"]]
+    if isinstance(probes, str) or probes is None:
+        clause = f" (the op probes did not run: {probes or 'the worker stopped first'})"
+    elif not records:
+        clause = " (nothing to probe: the backend has no primitives table)"
+    elif responsible:
+        clause = f"; the probes single out {', '.join(record['op'] for record in responsible)}"
+    else:
+        clause = "; no single operation deviates when probed alone"
     return {
         "ops": [{key: record[key] for key in ("op", "source", "input_dtype", "output_dtype", "rel_error", "tolerance")}
                 for record in responsible],
         "probed": [record["op"] for record in records],
-        "pattern": read_pattern(failing, asked, factor, [record["op"] for record in responsible]) + note,
+        "pattern": read_pattern(failing, asked, factor) + clause,
         "reproducer": next((record["reproducer"] for record in responsible if record["reproducer"]), None),
     }
 
@@ -303,6 +310,9 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
         tol = tolerance(kind, dtype, spec, m, layer, case.steps, case.tolerance.get(kind))
         if ground_truth:
             tol = finite_difference_tolerance(tol, reference.evaluation.cost, STEP)
+            if mask is not None and not np.any(mask):
+                return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
+                                        "step of every entry crosses a ReLU kink", tol)
         return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude)
 
     def missing(quantity: str, kind: str, what: str) -> Check:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable
 
 from gradparity.backends import BackendEntry, missing_requirement
-from gradparity.backends.worker import serve
+from gradparity.backends.worker import PROVIDES, serve
 from gradparity.core.cases import Case
 
 Progress = Callable[[str, str], None]
@@ -40,7 +40,7 @@ class BackendOutcome:
     flags: dict = field(default_factory=dict)
     import_seconds: float | None = None
     seconds: float = 0.0
-    provides: tuple[str, ...] = ("cost", "gradients", "activations", "trajectory")
+    provides: tuple[str, ...] = PROVIDES
     role: str = "framework"
     outputs: dict[int, tuple] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
@@ -61,8 +61,9 @@ class _Worker:
     probing: int = 0  # probes asked for and not yet answered
     released: bool = False  # the final None has been queued
 
-    def answered(self, indices: list[int]) -> bool:
-        return len(self.outcome.outputs) + len(self.outcome.errors) == len(indices) and not self.probing
+    def answered(self) -> bool:
+        """Every case it serves answered, and every probe asked for."""
+        return len(self.outcome.outputs) + len(self.outcome.errors) == len(self.indices) and not self.probing
 
     def release(self) -> None:
         if not self.released:
@@ -165,7 +166,7 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         if inspect and inspect(outcome, message[1]):
             worker.jobs.put(("probe", message[1]))
             worker.probing += 1
-    if worker.answered(worker.indices):
+    if worker.answered():
         worker.release()
     return kind != "done"
 

@@ -9,7 +9,7 @@ import pytest
 
 from gradparity.backends import BackendEntry
 from gradparity.core import deviations
-from gradparity.core.cases import build_case
+from gradparity.core.cases import build_case, make_case
 from gradparity.core.compare import compare, tolerance
 from gradparity.core.network import NetworkSpec
 from gradparity.engine import RunOptions, run
@@ -174,6 +174,18 @@ def test_worker_output_never_reaches_the_terminal_and_is_kept_for_an_error(capfd
     assert noisy["status"] == "error" and "a framework's C++ log line" in noisy["stderr"]
     assert document["results"][0]["backends"]["numpy"]["stderr"] is None
     assert "C++ log line" not in capfd.readouterr().err
+
+
+def test_finite_differences_say_which_gradient_they_cannot_measure():
+    spec = NetworkSpec((2, 2, 2, 1), "relu", "bce")  # A1 = 0 everywhere, so Z2 = b2 = 0: every db2 on a kink
+    params = {"W1": -np.ones((2, 2)), "b1": np.zeros((2, 1)), "W2": np.ones((2, 2)), "b2": np.zeros((2, 1)),
+              "W3": np.ones((1, 2)), "b3": np.zeros((1, 1))}
+    X, Y = np.abs(np.random.default_rng(0).standard_normal((2, 8))) + 0.1, np.ones((1, 8))
+    case = make_case("dead-relu", "every hidden unit of layer 1 dead", X, Y, params, spec)
+    result = run([case], RunOptions(backends=["finite-diff"]))["results"][0]["backends"]["finite-diff"]
+    db2 = next(check for check in result["checks"] if check["quantity"] == "db2")
+    assert result["status"] == "pass" and db2["total"] == 0 and "crosses a ReLU kink" in db2["message"]
+    assert all(check["total"] > 0 for check in result["checks"] if check["quantity"] != "db2")
 
 
 def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():
