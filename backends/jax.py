@@ -31,6 +31,10 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 GRADIENT = "out = jax.grad(lambda t: jnp.sum({f}))(tx)"
+# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
+BCE = "jnp.sum(jax.nn.softplus({z}) - {z} * ty) / {z}.shape[1]"
+SOFTMAX_CE = "-jnp.sum(ty * jax.nn.log_softmax({z}, axis=0)) / {z}.shape[1]"
+MSE = "jnp.mean(jnp.square({a} - ty))"
 PREAMBLE = """import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp"""
@@ -48,9 +52,12 @@ PRIMITIVES = Primitives(PREAMBLE, "jnp.asarray({array}, dtype=jnp.{dtype})", "ou
     "sum": "out = jnp.sum(tx, axis=1, keepdims=True)",
     "log": "out = jnp.log(tx)",
     "mean": "out = jnp.mean(tx)",
-    "bce": "out = jnp.sum(jnp.maximum(tz, 0) - tz * ty + jnp.log1p(jnp.exp(-jnp.abs(tz)))) / tz.shape[1]",
-    "softmax_ce": "out = -jnp.sum(ty * jax.nn.log_softmax(tz, axis=0)) / tz.shape[1]",
-    "mse": "out = jnp.mean(jnp.square(tx - ty))",
+    "bce": "out = " + BCE.format(z="tz"),
+    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
+    "mse": "out = " + MSE.format(a="tx"),
+    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
+    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
+    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * jnp.ones((), dtype=jnp.{dtype})",
 })
 
@@ -90,11 +97,13 @@ def forward(params: Arrays, X: jax.Array, spec: NetworkSpec) -> tuple[list[jax.A
 
 def cost(ZL: jax.Array, AL: jax.Array, Y: jax.Array, loss: str) -> jax.Array:
     """J of ``core.reference.cost`` (JAX has no loss library without optax):
-    bce = 1/m sum(max(z, 0) - z y + log1p(e^-|z|)), softmax-ce = -1/m sum(y log_softmax(z)),
-    mse = mean((AL - Y)^2) over nL*m."""
+    bce = 1/m sum(softplus(z) - z y), softmax-ce = -1/m sum(y log_softmax(z)),
+    mse = mean((AL - Y)^2) over nL*m. ``jax.nn.softplus`` (a ``logaddexp``) has the right
+    derivative at z = 0; written as max(z, 0) + log1p(e^-|z|), autodiff takes the derivatives
+    of max and |.| at 0 as 1/2 and 1 and gets sigmoid(0) - y off by 1/2 there."""
     m = Y.shape[1]
     if loss == "bce":
-        return jnp.sum(jnp.maximum(ZL, 0) - ZL * Y + jnp.log1p(jnp.exp(-jnp.abs(ZL)))) / m
+        return jnp.sum(jax.nn.softplus(ZL) - ZL * Y) / m
     if loss == "softmax-ce":
         return -jnp.sum(Y * jax.nn.log_softmax(ZL, axis=0)) / m
     return jnp.mean(jnp.square(AL - Y))

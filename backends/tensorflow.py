@@ -30,6 +30,10 @@ GRADIENT = """t = tf.Variable(tx)
 with tf.GradientTape() as tape:
     total = tf.reduce_sum({f})
 out = tape.gradient(total, t)"""
+# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
+BCE = "tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=ty, logits={z})) / {z}.shape[1]"
+SOFTMAX_CE = "tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=ty, logits={z}, axis=0)) / {z}.shape[1]"
+MSE = "tf.reduce_mean(tf.square({a} - ty))"
 PREAMBLE = "import tensorflow as tf"
 PRIMITIVES = Primitives(PREAMBLE, "tf.constant({array}, dtype=tf.{dtype})", "out.numpy()", {
     "matmul": "out = tf.matmul(tx, ty)",
@@ -45,9 +49,12 @@ PRIMITIVES = Primitives(PREAMBLE, "tf.constant({array}, dtype=tf.{dtype})", "out
     "sum": "out = tf.reduce_sum(tx, axis=1, keepdims=True)",
     "log": "out = tf.math.log(tx)",
     "mean": "out = tf.reduce_mean(tx)",
-    "bce": "out = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=ty, logits=tz)) / tz.shape[1]",
-    "softmax_ce": "out = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=ty, logits=tz, axis=0)) / tz.shape[1]",
-    "mse": "out = tf.reduce_mean(tf.square(tx - ty))",
+    "bce": "out = " + BCE.format(z="tz"),
+    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
+    "mse": "out = " + MSE.format(a="tx"),
+    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
+    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
+    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * tf.ones((), dtype=tf.{dtype})",
 })
 

@@ -27,6 +27,10 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 GRADIENT = """t = tx.clone().requires_grad_(True)
 out = torch.autograd.grad(torch.sum({f}), t)[0]"""
+# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
+BCE = "F.binary_cross_entropy_with_logits({z}, ty, reduction='sum') / {z}.shape[1]"
+SOFTMAX_CE = "F.cross_entropy({z}.T, ty.T, reduction='sum') / {z}.shape[1]"
+MSE = "F.mse_loss({a}, ty)"
 PREAMBLE = """import torch
 import torch.nn.functional as F"""
 PRIMITIVES = Primitives(PREAMBLE, "torch.tensor({array}, dtype=torch.{dtype})", "out.detach().numpy()", {
@@ -43,9 +47,12 @@ PRIMITIVES = Primitives(PREAMBLE, "torch.tensor({array}, dtype=torch.{dtype})", 
     "sum": "out = torch.sum(tx, dim=1, keepdim=True)",
     "log": "out = torch.log(tx)",
     "mean": "out = torch.mean(tx)",
-    "bce": "out = F.binary_cross_entropy_with_logits(tz, ty, reduction='sum') / tz.shape[1]",
-    "softmax_ce": "out = F.cross_entropy(tz.T, ty.T, reduction='sum') / tz.shape[1]",
-    "mse": "out = F.mse_loss(tx, ty)",
+    "bce": "out = " + BCE.format(z="tz"),
+    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
+    "mse": "out = " + MSE.format(a="tx"),
+    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
+    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
+    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * torch.ones((), dtype=torch.{dtype})",
 })
 

@@ -132,7 +132,9 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     if not selected.any():
         return _nothing_compared(quantity, kind, tol, backend)
     max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")
-    used = np.where(selected, np.nan_to_num(diff / allowed, nan=np.inf), -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an exact zero allowed nothing and used nothing
+        ratio = np.where(diff == 0, 0.0, np.nan_to_num(diff / allowed, nan=np.inf, posinf=np.inf))
+    used = np.where(selected, ratio, -1.0)
     worst = np.unravel_index(int(np.argmax(used)), b.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         elementwise = np.where(b_sel != 0, np.abs(a_sel - b_sel) / np.abs(b_sel), np.where(a_sel == b_sel, 0.0, np.inf))

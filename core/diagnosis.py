@@ -47,6 +47,9 @@ OPS: dict[str, str] = {
     "softmax_ce": "-np.sum(y * (z - z.max(axis=0) - np.log(np.exp(z - z.max(axis=0)).sum(axis=0)))) / z.shape[1]",
     "softmax_ce_probabilities": "-np.sum(y * np.log(x)) / x.shape[1]",
     "mse": "np.mean((x - y) ** 2)",
+    "bce_grad": "(1 / (1 + np.exp(-x)) - y) / x.shape[1]",
+    "softmax_ce_grad": "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0) - y) / x.shape[1]",
+    "mse_grad": "2 * (x - y) / x.size",
     "cast_scalar": "np.float64(s)",
 }
 
@@ -72,7 +75,8 @@ class ProbeInput:
 def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> list[ProbeInput]:
     """Every op the network uses, on the case's own arrays: layer 1's product, bias add and
     hidden activation with its derivative; the output activation; the backward product
-    W[L]^T dZ[L] and bias sum; log of A[L], mean of Z[L] and the loss; a Python scalar's cast."""
+    W[L]^T dZ[L] and bias sum; log of A[L], mean of Z[L], the loss and its derivative (with
+    respect to the logits Z[L], or to A[L] for mse); a Python scalar's cast."""
     cache = forward(params, X, spec)
     L, m = spec.depth, X.shape[1]
     W1, WL, ZL, AL = params["W1"], params[f"W{L}"], cache.ZL, cache.A[-1]
@@ -91,6 +95,7 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) 
         ProbeInput("mean", {"x": ZL}, ZL.size),  # generic values (a softmax's columns sum to 1)
         ProbeInput(loss, {"x": AL, "y": Y, "z": ZL}, AL.size),
         ProbeInput(f"{loss}_probabilities", {"x": AL, "y": Y, "z": ZL}, AL.size),
+        ProbeInput(f"{loss}_grad", {"x": AL if spec.loss == "mse" else ZL, "y": Y}, 1),
         ProbeInput("cast_scalar", {"s": SCALAR}, 1),
     ]
     return [probe for probe in plan if probe.op in OPS]

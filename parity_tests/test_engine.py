@@ -200,6 +200,13 @@ def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():
     assert first_divergent_layer(checks) == 2
 
 
+def test_an_exact_zero_uses_none_of_its_tolerance():
+    spec = NetworkSpec((2, 1))
+    check = compare("db1", "gradients", np.zeros((1, 1)), np.zeros((1, 1)), "float64",
+                    tolerance("gradients", "float64", spec, 3), magnitude=np.zeros((1, 1)))
+    assert check.verdict == "pass" and check.excess == 0.0
+
+
 def test_metrics_of_a_known_difference():
     spec = NetworkSpec((2, 1))
     expected = np.array([[1.0, -2.0, 4.0]])

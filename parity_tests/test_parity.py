@@ -74,6 +74,17 @@ def generated_cases(count: int, dtype: str, seed: int = SEED) -> list[Case]:
     return list(cases.values())
 
 
+def zero_logits_case(dtype: str) -> Case:
+    """Layer 1 dead everywhere, so Z2 = b2 = 0 and the logits Z3 = b3 = 0 exactly: ReLU and the
+    loss both at their kinks (a bce written as max(z, 0) + log1p(e^-|z|) gets its gradient wrong here)."""
+    spec = NetworkSpec((2, 2, 2, 1), "relu", "bce")
+    params = {"W1": -np.ones((2, 2)), "b1": np.zeros((2, 1)), "W2": np.ones((2, 2)), "b2": np.zeros((2, 1)),
+              "W3": np.ones((1, 2)), "b3": np.zeros((1, 1))}
+    X = np.abs(np.random.default_rng(0).standard_normal((2, 8))) + 0.1
+    return make_case("zero-logits", "2-2-2-1 relu/bce with every logit exactly 0", X, np.ones((1, 8)), params, spec,
+                     dtype, 0.1, 3)
+
+
 @pytest.fixture(scope="session")
 def parity_run(request) -> tuple[list[Case], dict]:
     """The catalogue and the generated networks in both dtypes, run once on every installed
@@ -82,6 +93,7 @@ def parity_run(request) -> tuple[list[Case], dict]:
     installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
     cases = [build_case(name, dtype) for name in CATALOGUE for dtype in DTYPES]
     cases += [case for dtype in DTYPES for case in generated_cases(GENERATED, dtype)]
+    cases += [zero_logits_case(dtype) for dtype in DTYPES]
     return cases, (run(cases, RunOptions(backends=installed, timeout=1800)) if installed else {"results": []})
 
 
@@ -194,6 +206,16 @@ def test_generated_networks_agree_on_every_backend(parity_run, document_of, back
         for check in outcome["checks"]:
             if check["verdict"] == "known_deviation":
                 assert_explained(check, case.dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_exactly_at_a_kink_agree(result_of, backend):
+    for dtype in DTYPES:
+        result = result_of(backend, "zero-logits", dtype)
+        assert result["status"] in ("pass", "known_deviation"), result["reason"]
+        for check in result["checks"]:
+            if check["verdict"] == "known_deviation":
+                assert_explained(check, dtype)
 
 
 @pytest.mark.parametrize("backend, case, op", [
