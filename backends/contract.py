@@ -42,14 +42,25 @@ class Primitives:
     ``preamble``: the lines a fresh process needs (environment, imports, switches such as x64).
     ``tensor``: an expression turning the NumPy array ``{array}`` into a tensor of ``{dtype}``.
     ``numpy``: an expression turning the result ``out`` back into a NumPy array.
-    ``ops``: op name (``core.probes.OPS``) -> statements that assign ``out`` from the tensors
-    ``tx``, ``ty``, ``tz`` and the Python float ``s``, in the reference layout (examples in columns).
+    ``ops``: op name (``core.diagnosis.OPS``) -> statements that assign ``out`` from the tensors
+    ``tx``, ``ty`` and the Python float ``s``, in the reference layout (examples in columns).
     """
 
     preamble: str
     tensor: str
     numpy: str
     ops: dict[str, str]
+
+
+def differentiable_ops(gradient: str, templates: dict[str, str]) -> dict[str, str]:
+    """For each op template over ``{x}`` (and ``ty``): the op on ``tx`` and, as ``<name>_grad``,
+    its derivative at ``tx`` by ``gradient`` (statements that differentiate ``{f}``, an
+    expression of ``t``, and assign ``out``)."""
+    ops = {}
+    for name, template in templates.items():
+        ops[name] = "out = " + template.format(x="tx")
+        ops[f"{name}_grad"] = gradient.format(f=template.format(x="t"))
+    return ops
 
 
 ROLES = ("framework", "control", "ground truth")

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -31,34 +31,26 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 GRADIENT = "out = jax.grad(lambda t: jnp.sum({f}))(tx)"
-# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
-BCE = "jnp.sum(jax.nn.softplus({z}) - {z} * ty) / {z}.shape[1]"
-SOFTMAX_CE = "-jnp.sum(ty * jax.nn.log_softmax({z}, axis=0)) / {z}.shape[1]"
-MSE = "jnp.mean(jnp.square({a} - ty))"
+# the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
+DIFFERENTIABLE = {
+    "sigmoid": "jax.nn.sigmoid({x})", "tanh": "jnp.tanh({x})", "relu": "jax.nn.relu({x})",
+    "bce": "jnp.sum(jax.nn.softplus({x}) - {x} * ty) / {x}.shape[1]",
+    "softmax_ce": "-jnp.sum(ty * jax.nn.log_softmax({x}, axis=0)) / {x}.shape[1]",
+    "mse": "jnp.mean(jnp.square({x} - ty))",
+}
 PREAMBLE = """import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp"""
 PRIMITIVES = Primitives(PREAMBLE, "jnp.asarray({array}, dtype=jnp.{dtype})", "out", {
     "matmul": "out = tx @ ty",
     "add": "out = tx + ty",
-    "sigmoid": "out = jax.nn.sigmoid(tx)",
-    "tanh": "out = jnp.tanh(tx)",
-    "relu": "out = jax.nn.relu(tx)",
     "softmax": "out = jax.nn.softmax(tx, axis=0)",
-    "sigmoid_grad": GRADIENT.format(f="jax.nn.sigmoid(t)"),
-    "tanh_grad": GRADIENT.format(f="jnp.tanh(t)"),
-    "relu_grad": GRADIENT.format(f="jax.nn.relu(t)"),
     "transpose_matmul": "out = tx.T @ ty",
     "sum": "out = jnp.sum(tx, axis=1, keepdims=True)",
     "log": "out = jnp.log(tx)",
     "mean": "out = jnp.mean(tx)",
-    "bce": "out = " + BCE.format(z="tz"),
-    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
-    "mse": "out = " + MSE.format(a="tx"),
-    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
-    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
-    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * jnp.ones((), dtype=jnp.{dtype})",
+    **differentiable_ops(GRADIENT, DIFFERENTIABLE),
 })
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import keras
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
 from gradparity.backends.layout import dtype_name
 from gradparity.core.errors import GradparityError
 
@@ -80,10 +80,9 @@ PRIMITIVES = Primitives(
     'keras.ops.convert_to_tensor({array}, dtype="{dtype}")', "keras.ops.convert_to_numpy(out)", {
         "matmul": "out = keras.ops.matmul(tx, ty)",
         "add": "out = keras.ops.add(tx, ty)",
-        **{name: f"out = keras.activations.{name}(tx)" for name in ("sigmoid", "tanh", "relu")},
         "softmax": "out = keras.activations.softmax(tx, axis=0)",
-        **{f"{name}_grad": FRAMEWORK.GRADIENT.format(f=f"keras.activations.{name}(t)")
-           for name in ("sigmoid", "tanh", "relu")},
+        **differentiable_ops(FRAMEWORK.GRADIENT, {name: f"keras.activations.{name}({{x}})"
+                                                  for name in ("sigmoid", "tanh", "relu")}),
         "transpose_matmul": "out = keras.ops.matmul(keras.ops.transpose(tx), ty)",
         "sum": "out = keras.ops.sum(tx, axis=1, keepdims=True)",
         "log": "out = keras.ops.log(tx)",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -30,32 +30,24 @@ GRADIENT = """t = tf.Variable(tx)
 with tf.GradientTape() as tape:
     total = tf.reduce_sum({f})
 out = tape.gradient(total, t)"""
-# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
-BCE = "tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=ty, logits={z})) / {z}.shape[1]"
-SOFTMAX_CE = "tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=ty, logits={z}, axis=0)) / {z}.shape[1]"
-MSE = "tf.reduce_mean(tf.square({a} - ty))"
+# the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
+DIFFERENTIABLE = {
+    "sigmoid": "tf.sigmoid({x})", "tanh": "tf.tanh({x})", "relu": "tf.nn.relu({x})",
+    "bce": "tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=ty, logits={x})) / {x}.shape[1]",
+    "softmax_ce": "tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(labels=ty, logits={x}, axis=0)) / {x}.shape[1]",
+    "mse": "tf.reduce_mean(tf.square({x} - ty))",
+}
 PREAMBLE = "import tensorflow as tf"
 PRIMITIVES = Primitives(PREAMBLE, "tf.constant({array}, dtype=tf.{dtype})", "out.numpy()", {
     "matmul": "out = tf.matmul(tx, ty)",
     "add": "out = tx + ty",
-    "sigmoid": "out = tf.sigmoid(tx)",
-    "tanh": "out = tf.tanh(tx)",
-    "relu": "out = tf.nn.relu(tx)",
     "softmax": "out = tf.nn.softmax(tx, axis=0)",
-    "sigmoid_grad": GRADIENT.format(f="tf.sigmoid(t)"),
-    "tanh_grad": GRADIENT.format(f="tf.tanh(t)"),
-    "relu_grad": GRADIENT.format(f="tf.nn.relu(t)"),
     "transpose_matmul": "out = tf.matmul(tx, ty, transpose_a=True)",
     "sum": "out = tf.reduce_sum(tx, axis=1, keepdims=True)",
     "log": "out = tf.math.log(tx)",
     "mean": "out = tf.reduce_mean(tx)",
-    "bce": "out = " + BCE.format(z="tz"),
-    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
-    "mse": "out = " + MSE.format(a="tx"),
-    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
-    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
-    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * tf.ones((), dtype=tf.{dtype})",
+    **differentiable_ops(GRADIENT, DIFFERENTIABLE),
 })
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
 from gradparity.backends.layout import check_device, dtype_name, no_gpu
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -27,33 +27,25 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 GRADIENT = """t = tx.clone().requires_grad_(True)
 out = torch.autograd.grad(torch.sum({f}), t)[0]"""
-# the losses of ``cost`` over the logits {z} (or the output {a}) and the labels ty
-BCE = "F.binary_cross_entropy_with_logits({z}, ty, reduction='sum') / {z}.shape[1]"
-SOFTMAX_CE = "F.cross_entropy({z}.T, ty.T, reduction='sum') / {z}.shape[1]"
-MSE = "F.mse_loss({a}, ty)"
+# the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
+DIFFERENTIABLE = {
+    "sigmoid": "torch.sigmoid({x})", "tanh": "torch.tanh({x})", "relu": "torch.relu({x})",
+    "bce": "F.binary_cross_entropy_with_logits({x}, ty, reduction='sum') / {x}.shape[1]",
+    "softmax_ce": "F.cross_entropy({x}.T, ty.T, reduction='sum') / {x}.shape[1]",
+    "mse": "F.mse_loss({x}, ty)",
+}
 PREAMBLE = """import torch
 import torch.nn.functional as F"""
 PRIMITIVES = Primitives(PREAMBLE, "torch.tensor({array}, dtype=torch.{dtype})", "out.detach().numpy()", {
     "matmul": "out = tx @ ty",
     "add": "out = tx + ty",
-    "sigmoid": "out = torch.sigmoid(tx)",
-    "tanh": "out = torch.tanh(tx)",
-    "relu": "out = torch.relu(tx)",
     "softmax": "out = torch.softmax(tx, dim=0)",
-    "sigmoid_grad": GRADIENT.format(f="torch.sigmoid(t)"),
-    "tanh_grad": GRADIENT.format(f="torch.tanh(t)"),
-    "relu_grad": GRADIENT.format(f="torch.relu(t)"),
     "transpose_matmul": "out = tx.T @ ty",
     "sum": "out = torch.sum(tx, dim=1, keepdim=True)",
     "log": "out = torch.log(tx)",
     "mean": "out = torch.mean(tx)",
-    "bce": "out = " + BCE.format(z="tz"),
-    "softmax_ce": "out = " + SOFTMAX_CE.format(z="tz"),
-    "mse": "out = " + MSE.format(a="tx"),
-    "bce_grad": GRADIENT.format(f=BCE.format(z="t")),
-    "softmax_ce_grad": GRADIENT.format(f=SOFTMAX_CE.format(z="t")),
-    "mse_grad": GRADIENT.format(f=MSE.format(a="t")),
     "cast_scalar": "out = s * torch.ones((), dtype=torch.{dtype})",
+    **differentiable_ops(GRADIENT, DIFFERENTIABLE),
 })
 
 

@@ -27,7 +27,7 @@ from gradparity.core.reference import Params, forward, output_delta
 SCALAR = 0.9  # a Python float that float32 cannot hold: 0.9 -> 0.8999999761581421
 REPRODUCER_SLICE = (slice(0, 4), slice(0, 8))  # rows x columns of each array in a reproducer
 
-# op name -> its NumPy definition over float64 arrays x, y, z and the Python float s
+# op name -> its NumPy definition over float64 arrays x, y and the Python float s
 OPS: dict[str, str] = {
     "matmul": "x @ y",
     "add": "x + y",
@@ -42,9 +42,9 @@ OPS: dict[str, str] = {
     "sum": "x.sum(axis=1, keepdims=True)",
     "log": "np.log(x)",
     "mean": "np.mean(x)",
-    "bce": "np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))) / z.shape[1]",
+    "bce": "np.sum(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))) / x.shape[1]",
     "bce_probabilities": "-np.sum(y * np.log(x) + (1 - y) * np.log(1 - x)) / x.shape[1]",
-    "softmax_ce": "-np.sum(y * (z - z.max(axis=0) - np.log(np.exp(z - z.max(axis=0)).sum(axis=0)))) / z.shape[1]",
+    "softmax_ce": "-np.sum(y * (x - x.max(axis=0) - np.log(np.exp(x - x.max(axis=0)).sum(axis=0)))) / x.shape[1]",
     "softmax_ce_probabilities": "-np.sum(y * np.log(x)) / x.shape[1]",
     "mse": "np.mean((x - y) ** 2)",
     "bce_grad": "(1 / (1 + np.exp(-x)) - y) / x.shape[1]",
@@ -82,6 +82,7 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) 
     W1, WL, ZL, AL = params["W1"], params[f"W{L}"], cache.ZL, cache.A[-1]
     dZL = output_delta(AL.copy(), Y, spec.loss)
     loss = spec.loss.replace("-", "_")
+    loss_input = AL if spec.loss == "mse" else ZL  # the logits, where the loss is computed from them
     plan = [ProbeInput("matmul", {"x": W1, "y": X}, X.shape[0]),
             ProbeInput("add", {"x": W1 @ X, "y": params["b1"]}, 1)]
     if L > 1:
@@ -93,9 +94,9 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) 
         ProbeInput("sum", {"x": dZL}, m),
         ProbeInput("log", {"x": AL}, 1),
         ProbeInput("mean", {"x": ZL}, ZL.size),  # generic values (a softmax's columns sum to 1)
-        ProbeInput(loss, {"x": AL, "y": Y, "z": ZL}, AL.size),
-        ProbeInput(f"{loss}_probabilities", {"x": AL, "y": Y, "z": ZL}, AL.size),
-        ProbeInput(f"{loss}_grad", {"x": AL if spec.loss == "mse" else ZL, "y": Y}, 1),
+        ProbeInput(loss, {"x": loss_input, "y": Y}, AL.size),
+        ProbeInput(f"{loss}_grad", {"x": loss_input, "y": Y}, 1),
+        ProbeInput(f"{loss}_probabilities", {"x": AL, "y": Y}, AL.size),
         ProbeInput("cast_scalar", {"s": SCALAR}, 1),
     ]
     return [probe for probe in plan if probe.op in OPS]
@@ -110,7 +111,7 @@ def probe_source(primitives, probe: ProbeInput, dtype: str, standalone: bool = F
     """The source that runs ``probe.op`` through the framework and measures it against NumPy:
     it leaves ``got``, ``expected`` and ``error`` and ends in two asserts (dtype, error).
     ``standalone`` writes the float64 inputs in as literals (a reproducer); otherwise they
-    must be in the namespace already, as float64 arrays x, y, z and the float s."""
+    must be in the namespace already, as float64 arrays x, y and the float s."""
     tolerance = op_tolerance(dtype, probe.n)
     source = primitives.ops[probe.op].strip().replace("{dtype}", dtype)
     used = [name for name in probe.inputs

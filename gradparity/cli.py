@@ -227,13 +227,13 @@ def load_params(path: str) -> dict[str, np.ndarray]:
         raise UsageError(f"cannot read parameter file {path} as .npz: {error}") from None
 
 
-def run_parity(args: argparse.Namespace, decision_boundaries: bool = False) -> dict:
+def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> dict:
     """Run the selected cases on the selected backends, with a progress bar on a terminal."""
     cases = cases_from_args(args)
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                                 decision_boundaries=decision_boundaries, strict=args.strict,
-                                shard=getattr(args, "shard", None))
+                                shard=getattr(args, "shard", None), probe_all=probe_all)
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
 
@@ -274,14 +274,15 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
-    """One backend on the chosen cases, every op probed: the diagnosis and reproducer of each
-    result that fails or deviates; exit status as for run."""
-    resolve([args.backend])
-    missing = missing_requirement(REGISTRY[args.backend]) if args.backend in REGISTRY else None
+    """One backend on the chosen cases, every op of every result probed: the verdict, the
+    diagnosis and the reproducer of each; exit status as for run."""
+    if args.backend not in REGISTRY:
+        raise UsageError(f"unknown backend {args.backend!r}; explain takes one of {', '.join(REGISTRY)}")
+    missing = missing_requirement(REGISTRY[args.backend])
     if missing:
         raise UsageError(f"cannot explain {args.backend}: {missing}")
     args.backends = [args.backend]
-    document = run_parity(args)
+    document = run_parity(args, probe_all=True)
     for result in document["results"]:
         print(explanation(args.backend, result))
     return exit_status(document)
@@ -293,8 +294,7 @@ def explanation(backend: str, result: dict) -> str:
     title = f"{backend} on {result['case']} {result['dtype']}: {outcome['status'].replace('_', ' ')}"
     diagnosis = outcome.get("diagnosis")
     if not diagnosis:
-        detail = outcome["reason"] or "every check passes: nothing to explain"
-        return f"{title}\n  {detail}\n"
+        return f"{title}\n  {outcome['reason']}\n"
     lines = [title, f"  pattern: {diagnosis['pattern']}"]
     names = {check["deviation"]["name"]: check["deviation"]["cause"] for check in outcome["checks"] if check["deviation"]}
     lines += [f"  registered deviation {name}: {cause}" for name, cause in names.items()]

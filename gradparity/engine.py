@@ -37,7 +37,8 @@ class RunOptions:
     device, TF32, per-backend timeout in seconds, workers at a time, arrays in the document,
     the decision boundary of the trained reference for 2-D float64 cases (for reports), and
     ``strict``: known deviations and stale entries count as failures (recorded in the document),
-    and ``shard = (K, N)``: only the K-th of N shares of the case x backend matrix (``shares``)."""
+    ``shard = (K, N)``: only the K-th of N shares of the case x backend matrix (``shares``), and
+    ``probe_all``: probe and diagnose every result, passing ones too (``gradparity explain``)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -49,6 +50,7 @@ class RunOptions:
     decision_boundaries: bool = False
     strict: bool = False
     shard: tuple[int, int] | None = None
+    probe_all: bool = False
 
 
 @dataclass
@@ -89,12 +91,12 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     def inspect(outcome: BackendOutcome, index: int) -> bool:
         assessment = assess(cases[index], index, references(index), outcome, options.include_arrays)
         assessments[outcome.name, index] = assessment
-        return assessment.needs_probes(outcome.name, cases[index])
+        return assessment.needs_probes(outcome.name, cases[index], options.probe_all)
 
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
     results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays,
-                           [name for name in outcomes if index in assigned[name]])
+                           [name for name in outcomes if index in assigned[name]], options.probe_all)
                for index, case in enumerate(cases)]
     mark_stale(results, stale_entries(cases, outcomes))
     if options.decision_boundaries:
@@ -135,7 +137,8 @@ def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, li
 
 
 def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: dict[str, BackendOutcome],
-                assessments: dict[tuple[str, int], Assessment], include_arrays: bool, backends: list[str]) -> dict:
+                assessments: dict[tuple[str, int], Assessment], include_arrays: bool, backends: list[str],
+                probe_all: bool = False) -> dict:
     """The document entry of one case: its network and data fingerprint, the reference, and the
     verdict of every backend that ran it."""
     result = {
@@ -143,7 +146,7 @@ def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: di
         "layers": list(case.spec.layer_sizes), "hidden_activation": case.spec.hidden_activation,
         "loss": case.spec.loss, "m": case.m, "learning_rate": case.learning_rate, "steps": case.steps,
         "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs)},
-        "backends": {name: backend_result(case, index, outcomes[name], assessments.get((name, index)))
+        "backends": {name: backend_result(case, index, outcomes[name], assessments.get((name, index)), probe_all)
                      for name in backends},
     }
     if include_arrays:
@@ -169,11 +172,12 @@ class Assessment:
     checks: list[Check] = field(default_factory=list)
     factor: float | None = None
 
-    def needs_probes(self, backend: str, case: Case) -> bool:
-        """Probe when a check fails or a registered deviation applies here (to see it is still there)."""
+    def needs_probes(self, backend: str, case: Case, always: bool = False) -> bool:
+        """Probe when a check fails or a registered deviation applies here (to see it is still
+        there), or ``always``; never a result that could not be compared."""
         if self.result["status"] not in ("pass", "fail"):
             return False
-        return self.result["status"] == "fail" or bool(deviations.applicable(backend, case.name, case.dtype))
+        return always or self.result["status"] == "fail" or bool(deviations.applicable(backend, case.name, case.dtype))
 
 
 def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendOutcome,
@@ -203,23 +207,26 @@ def empty_result(status: str, reason: str) -> dict:
             "first_divergent_layer": None, "worst": None, "diagnosis": None, "stderr": None}
 
 
-def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: Assessment | None) -> dict:
+def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: Assessment | None,
+                   diagnose_passes: bool = False) -> dict:
     """Status, metrics, verdicts and diagnosis of one backend on one case: registered
     deviations are applied with the op probes, and a result that is not a plain pass is
-    diagnosed. A backend that errors keeps its captured output."""
+    diagnosed (a passing one too with ``diagnose_passes``). A backend that errors keeps its
+    captured output."""
     if outcome.status != "ok" or assessment is None:
         status = outcome.status if outcome.status != "ok" else "error"
         result = empty_result(status, outcome.reason or outcome.errors.get(index, "no answer"))
     elif assessment.result["status"] == "error":
         result = {**empty_result("error", ""), **assessment.result}
     else:
-        result = verdict(case, outcome.name, assessment, outcome.probes.get(index))
+        result = verdict(case, outcome.name, assessment, outcome.probes.get(index), diagnose_passes)
     if result["status"] == "error":
         result["stderr"] = outcome.output.strip() or None
     return result
 
 
-def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict] | str | None) -> dict:
+def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict] | str | None,
+            diagnose_passes: bool = False) -> dict:
     """Apply the deviation registry (``core.deviations``) to the assessment's checks: a failed
     check is a known deviation where an entry applies, its ops deviate and its bound holds."""
     records = probes if isinstance(probes, list) else []
@@ -234,7 +241,7 @@ def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict]
               "status": backend_status(check["verdict"] for check in checks)}
     failing = [check for check in checks if check["verdict"] != "pass"]
     result["reason"] = next((c["message"] for c in failing if c["verdict"] == "fail"), "")
-    if failing:
+    if failing or diagnose_passes:
         result["diagnosis"] = diagnosis(failing, case.dtype, assessment.factor, probes)
     return result
 
@@ -286,8 +293,8 @@ def diagnosis(failing: list[dict], asked: str, factor: float | None, probes: lis
     return {
         "ops": [{key: record[key] for key in ("op", "source", "input_dtype", "output_dtype", "rel_error", "tolerance")}
                 for record in responsible],
-        "probed": [record["op"] for record in records],
-        "pattern": read_pattern(failing, asked, factor) + clause,
+        "probed": list(dict.fromkeys(record["op"] for record in records)),
+        "pattern": (read_pattern(failing, asked, factor) if failing else "every check passes") + clause,
         "reproducer": next((record["reproducer"] for record in responsible if record["reproducer"]), None),
     }
 

@@ -167,3 +167,13 @@ def test_a_known_deviation_passes_and_fails_under_strict(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["summary"]["known_deviations"] == 1
     strict = run_cli("run", *selection, "--strict")
     assert strict.returncode == 1, strict.stdout + strict.stderr
+
+
+def test_explain_probes_a_passing_result_too_and_takes_one_backend():
+    done = run_cli("explain", "numpy", "--case", "tanh", "--dtype", "float32")
+    assert done.returncode == 0, done.stderr
+    assert "numpy on tanh float32: pass" in done.stdout
+    assert "every check passes; no single operation deviates when probed alone" in done.stdout
+    assert "probed alone: matmul, add, tanh, tanh_grad, sigmoid" in done.stdout
+    group = run_cli("explain", "keras")
+    assert group.returncode == 2 and "explain takes one of" in group.stderr
