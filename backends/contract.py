@@ -37,7 +37,7 @@ class Trajectory:
 @dataclass(frozen=True)
 class Primitives:
     """The single operations a framework's network is built from, as Python source, so that
-    each can be probed alone (``core.probes``) and pasted into an upstream reproducer.
+    each can be probed alone (``core.diagnosis``) and pasted into an upstream reproducer.
 
     ``preamble``: the lines a fresh process needs (environment, imports, switches such as x64).
     ``tensor``: an expression turning the NumPy array ``{array}`` into a tensor of ``{dtype}``.
