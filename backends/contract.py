@@ -26,12 +26,16 @@ class Evaluation:
 
 @dataclass
 class Trajectory:
-    """``case.steps`` steps of full-batch gradient descent with the framework's own training
-    machinery: J before each update, the final parameters and the dtype computed in."""
+    """``case.steps`` steps of the case's training (``core.optimizers.Training``) with the
+    framework's own optimizer, on the case's batches in their order: J of each step on its
+    batch before the update, the final parameters and the dtype computed in. ``optimizer`` is
+    the form the framework's optimizer implements (``Adapter.optimizers``; the worker fills it
+    in), which the reference is run in for the comparison."""
 
     costs: list[float]
     params: dict[str, np.ndarray]
     dtype_used: str
+    optimizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ def differentiable_ops(gradient: str, templates: dict[str, str]) -> dict[str, st
 
 
 ROLES = ("framework", "control", "ground truth")
+DEFAULT_OPTIMIZERS = {"sgd": "sgd"}  # an adapter without an ``optimizers`` table
+
+
+class Unsupported(Exception):
+    """A case an adapter cannot run (an optimizer its framework lacks): the backend is skipped
+    on that case, with the message as the reason."""
 
 
 class Adapter(Protocol):
@@ -72,10 +82,15 @@ class Adapter(Protocol):
     four quantities (finite differences give only cost and gradients). ``role`` (default
     ``framework``) says what a result proves: ``control`` is the reference itself run through
     a worker (it checks the harness, not the maths); ``ground truth`` computes in float64
-    whatever is asked (finite differences) and is judged with their own tolerance."""
+    whatever is asked (finite differences) and is judged with their own tolerance.
+    ``optimizers`` maps each optimizer of ``core.optimizers.OPTIMIZERS`` that the framework can
+    run to the form it implements (Adam: ``adam`` = Algorithm 1 or ``adam-hat`` = the
+    efficient form, taken from the framework's source); a case whose optimizer is missing
+    there is skipped for this backend, with the reason."""
 
     provides: tuple[str, ...]  # which of "cost", "gradients", "activations", "trajectory"
     role: str  # one of ROLES
+    optimizers: dict[str, str]  # optimizer asked -> the form its framework runs (default {"sgd": "sgd"})
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
 
@@ -89,7 +104,8 @@ class Adapter(Protocol):
         """Cost, gradients and activations of ``case.params`` on ``case.X, case.Y``."""
 
     def train(self, case: Case) -> Trajectory:
-        """``case.steps`` gradient-descent steps at ``case.learning_rate`` from ``case.params``."""
+        """``case.training`` from ``case.params``: the framework's optimizer, on the batches
+        ``case.training.batches(case.m)`` in that order, J recorded before each update."""
 
     def primitives(self) -> Primitives:
         """The framework's single operations (optional: without it nothing can be probed)."""

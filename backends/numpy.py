@@ -1,4 +1,4 @@
-"""The NumPy reference behind the contract: ``core.reference`` forward, backward and ``model``."""
+"""The NumPy reference behind the contract: ``core.reference`` forward, backward and ``train``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from gradparity.backends.contract import Evaluation, Primitives, Trajectory
 from gradparity.backends.layout import check_device, dtype_name
 from gradparity.core import reference
+from gradparity.core.optimizers import OPTIMIZERS, OptimizerState, step as update
 from gradparity.core.errors import GradparityError
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Adapter:
     checks the harness (no bit lost across the process boundary), not the maths."""
 
     role = "control"
+    optimizers = {name: name for name in OPTIMIZERS}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -52,8 +54,8 @@ class Adapter:
         return Evaluation(J, grads, cache.A[1:], dtype_name(grads["W1"].dtype))
 
     def train(self, case: Case) -> Trajectory:
-        """``reference.model``: the document's full-batch gradient descent."""
-        result = reference.model(case.params, case.X, case.Y, case.spec, case.learning_rate, case.steps)
+        """``reference.train``: the reference optimizers on the case's batches."""
+        result = reference.train(case.params, case.X, case.Y, case.spec, case.training)
         return Trajectory(result.costs, result.params, dtype_name(result.params["W1"].dtype))
 
     def primitives(self) -> Primitives:
@@ -64,13 +66,15 @@ class Adapter:
         return {"eager": None, "compiled": "NumPy has no compiler"}
 
     def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
-        """One reference step (forward, backward, in-place update) on a private copy of the params."""
+        """One reference step (forward, backward, in-place update by ``core.optimizers.step``) on the
+        full batch, on a private copy of the params."""
         if mode != "eager":
             raise GradparityError(f"numpy cannot time mode {mode!r}: {self.bench_modes().get(mode, 'unknown mode')}")
         params = {name: value.copy() for name, value in case.params.items()}
+        state = OptimizerState.zeros(params)
 
         def step() -> None:
             _J, grads, _cache = reference.cost_and_gradients(params, case.X, case.Y, case.spec)
-            reference.update_params(params, grads, case.learning_rate)
+            update(params, grads, state, case.training)
 
         return step

@@ -6,8 +6,8 @@ named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, tra
 ``bench`` answers ``(timings,)``, one entry per bench mode.
 
 Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role)``
-or ``("fatal", message)``; then per case ``("result", index, *answer, seconds)`` or
-``("error", index, message)``, per probe ``("probe", index, records)``; finally ``("done",)``.
+or ``("fatal", message)``; then per case ``("result", index, *answer, seconds)``,
+``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``, per probe ``("probe", index, records)``; finally ``("done",)``.
 The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
 parent shows only for a backend that errors.
 """
@@ -21,6 +21,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from gradparity.backends import BackendEntry, load
+from gradparity.backends.contract import DEFAULT_OPTIMIZERS, Unsupported
 from gradparity.backends.probe import probe_case
 from gradparity.backends.timing import measured, time_step, unmeasured
 
@@ -90,6 +91,8 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
         began = time.perf_counter()
         try:
             results.send(("result", index, *job(adapter, case, options), time.perf_counter() - began))
+        except Unsupported as reason:
+            results.send(("skipped", index, str(reason)))
         except Exception as error:
             results.send(("error", index, describe(error)))
     results.send(("done",))
@@ -104,9 +107,19 @@ def probes_of(adapter, case) -> list[dict] | str:
 
 
 def parity_job(adapter, case, options: dict) -> tuple:
-    """``(evaluation, trajectory)``: the trajectory is None where the adapter provides none."""
-    provides = getattr(adapter, "provides", PROVIDES)
-    return adapter.evaluate(case), adapter.train(case) if "trajectory" in provides else None
+    """``(evaluation, trajectory)``: the trajectory is None where the adapter provides none, and
+    says which optimizer form it ran (``Adapter.optimizers``); a case whose optimizer the
+    adapter lacks is ``Unsupported``."""
+    if "trajectory" not in getattr(adapter, "provides", PROVIDES):
+        return adapter.evaluate(case), None
+    forms = getattr(adapter, "optimizers", DEFAULT_OPTIMIZERS)
+    if case.training.optimizer not in forms:
+        raise Unsupported(f"{adapter.name} has no {case.training.optimizer} optimizer "
+                          f"(it runs {', '.join(forms)})")
+    evaluation, trajectory = adapter.evaluate(case), adapter.train(case)
+    if trajectory is not None:  # a missing trajectory fails in the comparison, by name
+        trajectory.optimizer = forms[case.training.optimizer]
+    return evaluation, trajectory
 
 
 def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:

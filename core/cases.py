@@ -11,16 +11,17 @@ import numpy as np
 from gradparity.core import datasets
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec, check_dtype, check_params
-from gradparity.core.reference import Params, check_training, initial_params
+from gradparity.core.optimizers import Training
+from gradparity.core.reference import Params, initial_params
 
 
 @dataclass
 class Case:
     """A network, its data and its starting parameters, all in one dtype.
 
-    ``steps`` and ``learning_rate`` drive the training trajectory; ``tolerance`` maps a
-    quantity kind (``cost``, ``gradients``, ``activations``, ``trajectory``) to an rtol that
-    replaces the policy's for this case.
+    ``training`` (optimizer, hyper-parameters, batches) drives the training trajectory;
+    ``tolerance`` maps a quantity kind (``cost``, ``gradients``, ``activations``,
+    ``trajectory``) to an rtol that replaces the policy's for this case.
     """
 
     name: str
@@ -30,8 +31,7 @@ class Case:
     Y: np.ndarray = field(repr=False)
     params: Params = field(repr=False)
     dtype: str = "float64"
-    learning_rate: float = 0.5
-    steps: int = 10
+    training: Training = field(default_factory=Training)
     tolerance: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -43,12 +43,23 @@ class Case:
         """``name/dtype``, unique within a run."""
         return f"{self.name}/{self.dtype}"
 
-    def with_steps(self, steps: int | None) -> Case:
-        """The same case with another trajectory length (``None`` keeps it)."""
-        if steps is None:
+    @property
+    def learning_rate(self) -> float:
+        return self.training.learning_rate
+
+    @property
+    def steps(self) -> int:
+        """The number of updates of its trajectory."""
+        return self.training.steps(self.m)
+
+    def with_training(self, **overrides: object) -> Case:
+        """The same case with some fields of its ``Training`` replaced (None keeps a field)."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if not given:
             return self
-        check_training(self.learning_rate, steps)
-        return replace(self, steps=int(steps))
+        training = replace(self.training, **given)
+        training.check_batch_size(self.m)
+        return replace(self, training=training)
 
 
 def make_case(
@@ -59,10 +70,10 @@ def make_case(
     params: Params,
     spec: NetworkSpec,
     dtype: str = "float64",
-    learning_rate: float = 0.5,
-    steps: int = 10,
+    training: Training | None = None,
 ) -> Case:
-    """Check data and parameters against ``spec`` and cast everything to ``dtype``."""
+    """Check data, parameters and batch size against ``spec`` and cast everything to ``dtype``
+    (the training defaults to ``Training()``: full-batch gradient descent, lr 0.5, 10 steps)."""
     numpy_dtype = check_dtype(dtype)
     datasets.check_data(X, Y, spec.loss)
     if X.shape[0] != spec.layer_sizes[0] or Y.shape[0] != spec.layer_sizes[-1]:
@@ -71,12 +82,10 @@ def make_case(
             f"but the network's layers are {list(spec.layer_sizes)}"
         )
     check_params(spec, params)
-    check_training(learning_rate, steps)
+    training = training or Training()
+    training.check_batch_size(X.shape[1])
     cast = lambda array: np.ascontiguousarray(array, dtype=numpy_dtype)  # noqa: E731
-    return Case(
-        name, description, spec, cast(X), cast(Y), {k: cast(v) for k, v in params.items()},
-        dtype, learning_rate, steps,
-    )
+    return Case(name, description, spec, cast(X), cast(Y), {k: cast(v) for k, v in params.items()}, dtype, training)
 
 
 def _dataset_case(
@@ -87,14 +96,13 @@ def _dataset_case(
     activation: str,
     loss: str,
     init: str,
-    learning_rate: float,
-    steps: int = 10,
+    training: Training,
 ) -> Callable[[str], Case]:
     def build(dtype: str) -> Case:
         X, Y = datasets.load_dataset(dataset, loss)
         spec = NetworkSpec((X.shape[0], *hidden, Y.shape[0]), activation, loss)
         params = initial_params(spec, init)
-        return make_case(name, description, X, Y, params, spec, dtype, learning_rate, steps)
+        return make_case(name, description, X, Y, params, spec, dtype, training)
 
     return build
 
@@ -105,7 +113,7 @@ def _signs_shape(dtype: str) -> Case:
     params = initial_params(spec, "xavier", seed=1)
     return make_case(
         "signs-shape", "The document's TensorFlow network 12288-25-12-6 (relu, softmax) on seeded synthetic data, m = 1080",
-        X, Y, params, spec, dtype, learning_rate=0.05, steps=3,
+        X, Y, params, spec, dtype, Training(learning_rate=0.05, epochs=3),
     )
 
 
@@ -118,7 +126,7 @@ def _saturated(dtype: str) -> Case:
     params["b2"] = np.full((1, 1), -80.0)
     return make_case(
         "saturated", "Large output weights: |Z2| up to 80, sigmoid outputs at 1 - 1e-12 and beyond, on both sides",
-        X, Y, params, spec, dtype, learning_rate=0.01,
+        X, Y, params, spec, dtype, Training(learning_rate=0.01),
     )
 
 
@@ -127,42 +135,65 @@ def _single_example(dtype: str) -> Case:
     spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
     return make_case(
         "single-example", "One example (m = 1): every sum over examples has a single term",
-        X[:, :1], Y[:, :1], initial_params(spec, "xavier", seed=4), spec, dtype, learning_rate=1.2,
+        X[:, :1], Y[:, :1], initial_params(spec, "xavier", seed=4), spec, dtype, Training(learning_rate=1.2),
+    )
+
+
+def _tf_document(dtype: str) -> Case:
+    X, Y = datasets.load_dataset("signs-synthetic", "softmax-ce")
+    spec = NetworkSpec((12288, 25, 12, 6), "relu", "softmax-ce")
+    return make_case(
+        "tf-document", "The document's TensorFlow set-up: 12288-25-12-6 relu/softmax-ce, glorot-uniform init, "
+        "Adam (efficient form, TF1 AdamOptimizer's defaults) at lr 1e-4, batches of 32, 2 epochs of m = 1080 "
+        "(each epoch ends on a batch of 24)",
+        X, Y, initial_params(spec, "glorot-uniform", seed=1), spec, dtype,
+        Training("adam-hat", learning_rate=1e-4, epochs=2, batch_size=32, epsilon=1e-8),
     )
 
 
 CATALOGUE: dict[str, Callable[[str], Case]] = {
     "seed-2layer": _dataset_case(
         "seed-2layer", "The document's set-up: flower data, hidden [4], sigmoid, bce, seeded 0.01 init",
-        "flower", [4], "sigmoid", "bce", "seed", 1.2),
+        "flower", [4], "sigmoid", "bce", "seed", Training(learning_rate=1.2)),
     "deep-sigmoid": _dataset_case(
         "deep-sigmoid", "Four sigmoid layers, hidden [16, 8, 4], on the flower data",
-        "flower", [16, 8, 4], "sigmoid", "bce", "xavier", 0.5),
+        "flower", [16, 8, 4], "sigmoid", "bce", "xavier", Training(learning_rate=0.5)),
     "tanh": _dataset_case(
-        "tanh", "The document's network with tanh hidden units", "flower", [4], "tanh", "bce", "xavier", 1.2),
+        "tanh", "The document's network with tanh hidden units", "flower", [4], "tanh", "bce", "xavier", Training(learning_rate=1.2)),
     "relu": _dataset_case(
-        "relu", "ReLU hidden layers [8, 4] with He init", "flower", [8, 4], "relu", "bce", "he", 0.5),
+        "relu", "ReLU hidden layers [8, 4] with He init", "flower", [8, 4], "relu", "bce", "he", Training(learning_rate=0.5)),
     "softmax-digits": _dataset_case(
         "softmax-digits", "The document's multi-class extension: 8x8 digits, hidden [25, 12] relu, softmax-ce",
-        "digits", [25, 12], "relu", "softmax-ce", "he", 0.1),
+        "digits", [25, 12], "relu", "softmax-ce", "he", Training(learning_rate=0.1)),
     "signs-shape": _signs_shape,
     "keras-mse": _dataset_case(
         "keras-mse", "The document's Keras model: hidden [4] sigmoid, sigmoid output, mean squared error",
-        "flower", [4], "sigmoid", "mse", "seed", 1.2),
+        "flower", [4], "sigmoid", "mse", "seed", Training(learning_rate=1.2)),
     "breast-cancer": _dataset_case(
         "breast-cancer", "Real data: 30 standardised features, hidden [16, 8] relu, bce",
-        "breast-cancer", [16, 8], "relu", "bce", "he", 0.1),
+        "breast-cancer", [16, 8], "relu", "bce", "he", Training(learning_rate=0.1)),
     "saturated": _saturated,
     "single-example": _single_example,
+    "keras-document": _dataset_case(
+        "keras-document", "The document's Keras model exactly: 2-4-1 sigmoid/mse on the flower data, glorot-uniform "
+        "init, Keras's Adam defaults (efficient form, lr 1e-3, epsilon 1e-7), batch_size 100, 10 epochs",
+        "flower", [4], "sigmoid", "mse", "glorot-uniform",
+        Training("adam-hat", learning_rate=1e-3, epochs=10, batch_size=100, epsilon=1e-7)),
+    "tf-document": _tf_document,
+    "momentum": _dataset_case(
+        "momentum", "Momentum 0.9 on shuffled mini-batches of 64 (each epoch ends on a batch of 16): "
+        "2-8-1 tanh/bce on the flower data, 3 epochs",
+        "flower", [8], "tanh", "bce", "xavier", Training("momentum", learning_rate=0.05, epochs=3, batch_size=64)),
 }
 
 
-def build_case(name: str, dtype: str = "float64", steps: int | None = None) -> Case:
-    """The catalogue case ``name`` in ``dtype``, with ``steps`` overriding its trajectory length."""
+def build_case(name: str, dtype: str = "float64", **training: object) -> Case:
+    """The catalogue case ``name`` in ``dtype``; keyword arguments that are not None replace
+    fields of its ``Training`` (``epochs=3``, ``optimizer="adam"``, ...)."""
     if name not in CATALOGUE:
         raise GradparityError(f"unknown case {name!r}; choose from {', '.join(CATALOGUE)}")
     check_dtype(dtype)
-    return CATALOGUE[name](dtype).with_steps(steps)
+    return CATALOGUE[name](dtype).with_training(**training)
 
 
 def _deep(dtype: str) -> Case:
@@ -173,7 +204,7 @@ def _deep(dtype: str) -> Case:
     Y = (X[0] * X[1] + X[2] > 0).astype(np.float64)[np.newaxis, :]
     spec = NetworkSpec((20, 16, 8, 4, 1), "sigmoid", "bce")
     return make_case("deep", "20-16-8-4-1 sigmoid/bce on seeded synthetic data, m = 400",
-                     X, Y, initial_params(spec, "xavier"), spec, dtype, learning_rate=0.5)
+                     X, Y, initial_params(spec, "xavier"), spec, dtype, Training(learning_rate=0.5))
 
 
 # The networks `gradparity bench` times one training step of.

@@ -87,6 +87,7 @@ class Check:
     verdict: str
     message: str | None = None
     deviation: dict | None = None
+    first_index: list[int] | None = None  # the first mismatched entry in C order, if any
 
     def to_dict(self) -> dict:
         """Plain data for JSON: NaN and infinite metrics (nothing to measure, or a NaN/inf
@@ -113,10 +114,11 @@ def gradient_magnitudes(params: Params, cache: ForwardPass, Y: np.ndarray, spec:
 
 def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, dtype: str,
             tol: Tolerance, backend: str = "backend", mask: np.ndarray | None = None,
-            magnitude: np.ndarray | None = None) -> Check:
+            magnitude: np.ndarray | None = None, growth: np.ndarray | None = None) -> Check:
     """Compare ``actual`` with the reference ``expected`` under ``tol``; ``mask`` restricts the
-    comparison to the entries that were computed (finite differences on a sampled subset) and
-    ``magnitude`` gives each entry's term magnitude M (see the module docstring)."""
+    comparison to the entries that were computed (finite differences on a sampled subset),
+    ``magnitude`` gives each entry's term magnitude M (see the module docstring) and ``growth``
+    multiplies each entry's allowed error (a tolerance that grows along a trajectory)."""
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
@@ -127,7 +129,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     diff = np.abs(a - b)
     floor = scale if magnitude is None else np.maximum(np.asarray(magnitude, np.float64), scale)
     atol = np.maximum(tol.rtol * floor, tol.atol_floor)
-    allowed = atol + tol.rtol * np.abs(b)
+    allowed = (atol + tol.rtol * np.abs(b)) * (1.0 if growth is None else growth)
     over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
     if not selected.any():
         return _nothing_compared(quantity, kind, tol, backend)
@@ -145,8 +147,10 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
         max_rel_error=float(np.max(elementwise, initial=0.0)), rel_error=rel, ulps=rel / eps,
         cosine=_cosine(a_sel, b_sel), worst_index=[int(i) for i in worst], mismatched=int(over.sum()),
         total=int(selected.sum()), rtol=tol.rtol, atol=float(np.max(atol, initial=0.0)), excess=float(used[worst]),
-        tolerance_reason=tol.reason + ("; atol from the magnitude of the summed terms" if magnitude is not None else ""),
+        tolerance_reason=tol.reason + ("; atol from the magnitude of the summed terms" if magnitude is not None else "")
+        + ("; x max(k, 1) for the cost after k updates" if growth is not None else ""),
         verdict="pass" if not over.any() else "fail",
+        first_index=[int(i) for i in np.argwhere(over)[0]] if over.any() else None,
     )
     if over.any():
         check.message = mismatch_message(check, backend, dtype, float(allowed[tuple(worst)]))
@@ -196,6 +200,31 @@ def mismatch_message(check: Check, backend: str, dtype: str, allowed_at_worst: f
         f"Greatest relative difference: {check.rel_error:.3g} of the largest element, "
         f"{check.ulps:.3g} ulps (up to rtol {check.rtol:.3g} allowed)"
     )
+
+
+def trajectory_growth(steps: int) -> np.ndarray:
+    """max(k, 1) for the cost taken after k = 0, 1, ..., steps - 1 updates: each update adds
+    one gradient's rounding, so the allowed error grows with the updates done."""
+    return np.maximum(np.arange(steps), 1).astype(np.float64)
+
+
+def first_divergent_step(checks: list[Check]) -> int | None:
+    """The first step (counted from 1) whose cost, taken before its update, breaks tolerance."""
+    check = next((c for c in checks if c.quantity == "trajectory cost"), None)
+    return check.first_index[0] + 1 if check and check.verdict != "pass" and check.first_index else None
+
+
+def formulation_gap(costs: list[float], params: Params, other_costs: list[float], other_params: Params) -> dict:
+    """How far two trajectories of the same case end apart: the normwise relative difference
+    of their last costs and, worst over the parameters, of their final parameters
+    (max |a - b| / max |b|), with the parameter it is worst for."""
+    def relative(a, b) -> float:
+        scale = float(np.max(np.abs(b)))
+        return float(np.max(np.abs(np.asarray(a, np.float64) - b))) / scale if scale else 0.0
+
+    gaps = {name: relative(params[name], np.asarray(other_params[name], np.float64)) for name in other_params}
+    worst = max(gaps, key=gaps.get)
+    return {"last_cost": relative(costs[-1], other_costs[-1]), "params": gaps[worst], "worst_param": worst}
 
 
 def first_divergent_layer(checks: list[Check]) -> int | None:

@@ -7,7 +7,7 @@ Column layout throughout: ``X`` is ``(n0, m)``, ``Y`` is ``(nL, m)``, ``W[l]`` i
     backward:  dZ[L] = dJ/dZ[L]  (= (A[L] - Y)/m for bce and softmax-ce)
                dZ[l] = W[l+1]^T dZ[l+1] * g'[l](Z[l])
                dW[l] = dZ[l] A[l-1]^T,      db[l] = sum(dZ[l], axis=1)
-    update:    W[l] -= lr dW[l],            b[l] -= lr db[l]
+    update:    W[l] -= lr dW[l],            b[l] -= lr db[l]   (other optimizers: core.optimizers)
 
 Every function computes in the dtype of its inputs and never changes it.
 """
@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradparity.core.errors import GradparityError, SpecError
+from gradparity.core import optimizers
 from gradparity.core.network import NetworkSpec, check_choice, check_params
+from gradparity.core.optimizers import OptimizerState, Training, batch_size
 
 Params = dict[str, np.ndarray]
-INITS = ("seed", "xavier", "he")
+INITS = ("seed", "xavier", "he", "glorot-uniform")
 
 
 @np.errstate(over="ignore")
@@ -141,36 +143,30 @@ def backward(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpe
     return {name: grads[name] for name in spec.param_shapes()}
 
 
-def update_params(params: Params, grads: Params, learning_rate: float) -> None:
-    """Gradient-descent step in place: W[l] -= lr dW[l], b[l] -= lr db[l]."""
-    for name, value in params.items():
-        value -= learning_rate * grads[name]
-
-
 def initial_params(spec: NetworkSpec, init: str = "seed", seed: int | None = None, dtype: str = "float64") -> Params:
     """Initial W and b (b = 0) in layer order.
 
     seed:   the document's ``inital_params``: legacy RNG seeded with 2 (or ``seed``),
             ``W[l] = randn(n_l, n_{l-1}) * 0.01`` for each layer in order
     xavier: ``W[l] ~ N(0, 1) * sqrt(1 / n_{l-1})``,  he: ``W[l] ~ N(0, 1) * sqrt(2 / n_{l-1})``,
-            drawn from ``numpy.random.default_rng(seed)`` (seed 0 when not given)
+    glorot-uniform: ``W[l] ~ U(-r, r)`` with ``r = sqrt(6 / (n_{l-1} + n_l))`` (Keras's default
+            and the document's ``xavier_initializer``), all three drawn from
+            ``numpy.random.default_rng(seed)`` (seed 0 when not given)
     """
     check_choice("init", init, INITS)
     if init == "seed":
         legacy = np.random.RandomState(2 if seed is None else seed)
-        draw = legacy.randn
-        scale = lambda fan_in: 0.01  # noqa: E731 - the document's fixed scale
+        draw = lambda shape: legacy.randn(*shape) * 0.01  # noqa: E731 - the document's fixed scale
+    elif init == "glorot-uniform":
+        generator = np.random.default_rng(0 if seed is None else seed)
+        draw = lambda shape: generator.uniform(-1, 1, shape) * np.sqrt(6 / sum(shape))  # noqa: E731
     else:
         generator = np.random.default_rng(0 if seed is None else seed)
-        draw = lambda *shape: generator.standard_normal(shape)  # noqa: E731
         gain = 1.0 if init == "xavier" else 2.0
-        scale = lambda fan_in: np.sqrt(gain / fan_in)  # noqa: E731
+        draw = lambda shape: generator.standard_normal(shape) * np.sqrt(gain / shape[1])  # noqa: E731
     params: Params = {}
     for name, shape in spec.param_shapes().items():
-        if name.startswith("b"):
-            params[name] = np.zeros(shape, dtype=dtype)
-        else:
-            params[name] = (draw(*shape) * scale(shape[1])).astype(dtype)
+        params[name] = np.zeros(shape, dtype=dtype) if name.startswith("b") else draw(shape).astype(dtype)
     return params
 
 
@@ -183,10 +179,28 @@ def cost_and_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: Netwo
 
 @dataclass
 class TrainingResult:
-    """What ``model`` returns: the cost before each update and the trained parameters."""
+    """What ``train`` returns: the cost of every step, taken on that step's batch before its
+    update, the size of each step's batch, and the trained parameters."""
 
     costs: list[float]
     params: Params = field(repr=False)
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+def train(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, training: Training) -> TrainingResult:
+    """Mini-batch training from a copy of ``params``: for each batch of ``training.batches(m)``,
+    J and the gradients on that batch (averaged over its own size), then the optimizer's step
+    (``core.optimizers``)."""
+    check_params(spec, params)
+    params = {name: value.copy() for name, value in params.items()}
+    state = OptimizerState.zeros(params)
+    costs, sizes = [], []
+    for batch in training.batches(X.shape[1]):
+        J, grads, _cache = cost_and_gradients(params, X[:, batch], Y[:, batch], spec)
+        costs.append(J)
+        sizes.append(batch_size(batch, X.shape[1]))
+        optimizers.step(params, grads, state, training)
+    return TrainingResult(costs, params, sizes)
 
 
 def model(
@@ -194,17 +208,10 @@ def model(
     record_every: int = 1,
 ) -> TrainingResult:
     """Full-batch gradient descent as the document's ``model()``: ``iterations`` steps from a
-    copy of ``params``, recording J before the update of every ``record_every``-th step."""
+    copy of ``params``, keeping J (before the update) of every ``record_every``-th step."""
     check_training(learning_rate, iterations)
-    check_params(spec, params)
-    params = {name: value.copy() for name, value in params.items()}
-    costs = []
-    for iteration in range(iterations):
-        cache = forward(params, X, spec)
-        if iteration % record_every == 0:
-            costs.append(cost(cache.ZL, cache.A[-1], Y, spec.loss))
-        update_params(params, backward(params, cache, Y, spec), learning_rate)
-    return TrainingResult(costs, params)
+    trained = train(params, X, Y, spec, Training("sgd", learning_rate, epochs=iterations))
+    return TrainingResult(trained.costs[::record_every], trained.params, trained.batch_sizes[::record_every])
 
 
 def check_training(learning_rate: float, iterations: int) -> None:

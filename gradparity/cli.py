@@ -23,7 +23,8 @@ from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
-from gradparity.core.reference import INITS, check_training, evaluate, initial_params, model
+from gradparity.core.optimizers import OPTIMIZERS, SHUFFLES, Training, epoch_means
+from gradparity.core.reference import INITS, evaluate, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
 from gradparity.reports.terminal import print_bench_table, print_summary
@@ -92,6 +93,41 @@ def add_network_options(parser: argparse.ArgumentParser, with_dataset: bool = Tr
     parser.add_argument("--dtype", default="float64", choices=DTYPES, help="dtype computed in (default: float64)")
 
 
+def add_training_options(parser: argparse.ArgumentParser, defaults: Training | None) -> None:
+    """--optimizer, --lr, --epochs, --batch-size, --shuffle and the hyper-parameters. With
+    ``defaults`` (train) they are its values; without (run), an option left out keeps each
+    catalogue case's own set-up and ``Training()``'s for your own network."""
+    default = Training() if defaults is None else defaults
+    said = (lambda value: f"default: {value}") if defaults else (lambda value: f"default: the case's own; {value} "
+                                                                 "for --params networks")
+    group = parser.add_argument_group("training (core.optimizers: the reference's optimizers and batch order)")
+    keep = lambda value: None if defaults is None else value  # noqa: E731 - None keeps the case's own
+    group.add_argument("--optimizer", default=keep(default.optimizer), metavar="NAME",
+                       help=f"{', '.join(OPTIMIZERS)}: adam is Kingma & Ba's Algorithm 1, adam-hat their efficient "
+                            f"form ({said(default.optimizer)})")
+    group.add_argument("--lr", type=float, default=keep(default.learning_rate),
+                       help=f"learning rate ({said(default.learning_rate)})")
+    group.add_argument("--epochs", type=int, default=keep(default.epochs), metavar="E",
+                       help=f"passes over the data; with the full batch, the number of steps ({said(default.epochs)})")
+    group.add_argument("--batch-size", type=int, metavar="N",
+                       help="examples per step; the last batch of an epoch may be smaller (default: the full batch"
+                            + ("" if defaults else ", or the case's own") + ")")
+    group.add_argument("--shuffle", default=keep(default.shuffle), metavar="HOW",
+                       help=f"batch order: none = data order, seed = a seeded permutation per epoch "
+                            f"({said(default.shuffle)})")
+    for name, text in (("momentum", "momentum mu"), ("beta1", "Adam's beta1"), ("beta2", "Adam's beta2"),
+                       ("epsilon", "Adam's epsilon")):
+        group.add_argument(f"--{name}", type=float, default=keep(getattr(default, name)),
+                           help=f"{text} ({said(getattr(default, name))})")
+
+
+def training_overrides(args: argparse.Namespace) -> dict:
+    """The training fields the options set (None where an option was left out)."""
+    return {"optimizer": args.optimizer, "learning_rate": args.lr, "epochs": args.epochs,
+            "batch_size": args.batch_size, "shuffle": args.shuffle, "momentum": args.momentum,
+            "beta1": args.beta1, "beta2": args.beta2, "epsilon": args.epsilon}
+
+
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     if args.data:
         return datasets.load_file(args.data, args.loss)
@@ -108,21 +144,27 @@ def network_from_args(args: argparse.Namespace):
 
 
 def command_train(args: argparse.Namespace) -> int:
-    """Gradient descent as the document's model(): cost lines, accuracy, optional JSON and plots."""
-    check_training(args.lr, args.iterations)
+    """Train the reference as the document's model() (or with another optimizer and
+    mini-batches): cost lines, accuracy, optional JSON and plots."""
+    training = Training(**training_overrides(args))
     X, Y, spec, params = network_from_args(args)
+    training.check_batch_size(X.shape[1])
     started = time.perf_counter()
-    trained = model(params, X, Y, spec, args.lr, args.iterations, record_every=args.print_every)
+    trained = train(params, X, Y, spec, training)
     seconds = time.perf_counter() - started
-    history = [{"iteration": i * args.print_every, "cost": c} for i, c in enumerate(trained.costs)]
+    history = [{"iteration": step, "cost": cost} for step, cost in enumerate(trained.costs)][::args.print_every]
     for entry in history:
         print(f"cost after {entry['iteration']} iterations: {entry['cost']}")
     accuracy = evaluate(trained.params, X, Y, spec)
     print(f"accuracy: {accuracy:g}%")
-    print(f"trained {spec.describe()} in {args.dtype} for {args.iterations} iterations in {seconds:.3f} s")
+    print(f"trained {spec.describe()} in {args.dtype} with {training.describe()}: {len(trained.costs)} steps "
+          f"in {seconds:.3f} s")
     if args.json:
         write_json(args.json, {"network": spec.describe(), "layers": list(spec.layer_sizes), "dtype": args.dtype,
-                               "learning_rate": args.lr, "iterations": args.iterations, "costs": history,
+                               "training": training.to_dict(X.shape[1]), "learning_rate": training.learning_rate,
+                               "iterations": len(trained.costs), "costs": history, "step_costs": trained.costs,
+                               "batch_sizes": trained.batch_sizes,
+                               "epoch_costs": epoch_means(trained.costs, trained.batch_sizes, training.epochs),
                                "accuracy": accuracy, "training_seconds": seconds})
     if args.plot:
         from gradparity.reports.training import plot_training
@@ -177,13 +219,11 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
                                  "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
     parser.add_argument("--dtype", type=comma_list, default=list(dtypes), metavar="LIST",
                         help=f"dtypes to run, comma-separated (default: {','.join(dtypes)})")
-    parser.add_argument("--steps", type=positive_int, metavar="K", help="training steps of each trajectory (default: per case)")
     parser.add_argument("--data", metavar="FILE", help="your own data: .npz with X, Y (or .csv); needs --params")
     parser.add_argument("--params", metavar="FILE", help="your own parameters: .npz with W1, b1, ..., WL, bL; needs --data")
     parser.add_argument("--hidden", type=hidden_units, metavar="UNITS", help="with --params: sizes they must have")
     parser.add_argument("--activation", default="sigmoid", metavar="NAME", help="with --params: hidden activation")
     parser.add_argument("--loss", default="bce", metavar="NAME", help="with --params: output and loss")
-    parser.add_argument("--lr", type=float, default=0.5, help="with --params: learning rate of the trajectory")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
     parser.add_argument("--allow-tf32", action="store_true", help="on CUDA, let frameworks use TF32 for float32 matmuls")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="limit per backend (default: 600)")
@@ -192,6 +232,7 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
     parser.add_argument("--shard", type=shard, metavar="K/N",
                         help="run only the K-th of N shares of the case x dtype x backend matrix (for N CI jobs; "
                              "combine their --json documents with gradparity report --merge)")
+    add_training_options(parser, None)
 
 
 def cases_from_args(args: argparse.Namespace) -> list:
@@ -203,7 +244,8 @@ def cases_from_args(args: argparse.Namespace) -> list:
     if not args.data:
         if args.hidden is not None:
             raise UsageError("--hidden only applies with --params (catalogue cases fix their own layers)")
-        return [build_case(name, dtype, args.steps) for name in (args.case or CATALOGUE) for dtype in args.dtype]
+        return [build_case(name, dtype, **training_overrides(args)) for name in (args.case or CATALOGUE)
+                for dtype in args.dtype]
     if args.case:
         raise UsageError("--case and --data/--params exclude each other")
     X, Y = datasets.load_file(args.data, args.loss)
@@ -212,8 +254,9 @@ def cases_from_args(args: argparse.Namespace) -> list:
     if args.hidden is not None and list(spec.layer_sizes[1:-1]) != args.hidden:
         raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
     name = Path(args.params).stem
+    given = {field: value for field, value in training_overrides(args).items() if value is not None}
     return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
-                      args.lr, args.steps or 10) for dtype in args.dtype]
+                      Training(**given)) for dtype in args.dtype]
 
 
 def load_params(path: str) -> dict[str, np.ndarray]:
@@ -380,13 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train the reference network as the document's model() does",
-                                description="Full-batch gradient descent with the hand-derived NumPy backprop.")
+                                description="Train with the hand-derived NumPy backprop: by default full-batch "
+                                            "gradient descent as the document's model(); --optimizer and "
+                                            "--batch-size for momentum, Adam and mini-batches.")
     add_network_options(train)
-    train.add_argument("--lr", type=float, default=1.2, help="learning rate (default: 1.2)")
-    train.add_argument("--iterations", type=positive_int, default=10000, help="gradient steps (default: 10000)")
+    add_training_options(train, Training(learning_rate=1.2, epochs=10000))
+    train.add_argument("--iterations", type=positive_int, dest="epochs", metavar="K",
+                       help="the document's name for --epochs with the full batch")
     train.add_argument("--print-every", type=positive_int, default=1000, metavar="N",
-                       help="print and record the cost every N iterations (default: 1000)")
-    train.add_argument("--json", metavar="FILE", help="write costs (taken before each update) and accuracy as JSON")
+                       help="print and record the cost every N steps (default: 1000)")
+    train.add_argument("--json", metavar="FILE", help="write the training set-up, every step's cost (taken on its "
+                                                     "batch before the update), epoch means and accuracy as JSON")
     train.add_argument("--plot", metavar="DIR", help="write the cost curve and, for 2-D data, the decision boundary")
     train.set_defaults(handler=command_train)
 

@@ -19,16 +19,17 @@ from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
 from gradparity.core.compare import (Check, backend_status, compare, failed_check, finite_difference_tolerance,
-                                     first_divergent_layer, gradient_magnitudes, tolerance, unmeasured_check,
-                                     worst_check)
+                                     first_divergent_layer, first_divergent_step, formulation_gap, gradient_magnitudes,
+                                     tolerance, trajectory_growth, unmeasured_check, worst_check)
 from gradparity.core.diagnosis import read_pattern, scale_factor
 from gradparity.core.gradcheck import STEP
-from gradparity.core.reference import cost_and_gradients, model
+from gradparity.core.reference import cost_and_gradients, train
 from gradparity.environment import fingerprint
 from gradparity.runner import BackendOutcome, Progress, default_parallel, run_backends
 
 SCHEMA = "gradparity/1"
 DEFAULT_TIMEOUT = 600.0
+ADAM_FORMS = ("adam", "adam-hat")
 
 
 @dataclass
@@ -55,23 +56,46 @@ class RunOptions:
 
 @dataclass
 class ReferenceResult:
-    """The reference's numbers for one case: evaluation, training trajectory and the term
-    magnitudes of its gradients (the scale of their rounding)."""
+    """The reference's numbers for one case: evaluation, the term magnitudes of its gradients
+    (the scale of their rounding) and its training trajectory in each optimizer form used:
+    ``trajectory`` follows the case's own, ``trajectory_in`` another (the other Adam form of a
+    framework that implements that one), run when first asked for."""
 
+    case: Case
     evaluation: Evaluation
-    trajectory: Trajectory
     magnitudes: dict[str, np.ndarray]
+    trajectories: dict[str, Trajectory] = field(default_factory=dict)
+
+    @property
+    def trajectory(self) -> Trajectory:
+        return self.trajectory_in(self.case.training.optimizer)
+
+    def trajectory_in(self, form: str) -> Trajectory:
+        """The reference trained with the case's training in optimizer form ``form``."""
+        if form not in self.trajectories:
+            case = self.case
+            trained = train(case.params, case.X, case.Y, case.spec, case.training.in_form(form))
+            self.trajectories[form] = Trajectory(trained.costs, trained.params, case.dtype, form)
+        return self.trajectories[form]
+
+    def formulations(self) -> dict | None:
+        """For an Adam case, both forms' last costs and how far apart they end (``formulation_gap``)
+        next to the trajectory tolerance; None for other optimizers."""
+        if self.case.training.optimizer not in ADAM_FORMS:
+            return None
+        adam, adam_hat = (self.trajectory_in(form) for form in ADAM_FORMS)
+        gap = formulation_gap(adam.costs, adam.params, adam_hat.costs, adam_hat.params)
+        tol = tolerance("trajectory", self.case.dtype, self.case.spec, self.case.m, steps=self.case.steps)
+        return {"last_costs": {form: self.trajectory_in(form).costs[-1] for form in ADAM_FORMS},
+                **gap, "rtol": tol.rtol}
 
 
 def reference_result(case: Case) -> ReferenceResult:
-    """Cost, gradients, activations and trajectory of the hand-derived NumPy backprop."""
+    """Cost, gradients and activations of the hand-derived NumPy backprop (its trajectories
+    are run on demand)."""
     J, gradients, cache = cost_and_gradients(case.params, case.X, case.Y, case.spec)
-    trained = model(case.params, case.X, case.Y, case.spec, case.learning_rate, case.steps)
-    return ReferenceResult(
-        Evaluation(J, gradients, cache.A[1:], case.dtype),
-        Trajectory(trained.costs, trained.params, case.dtype),
-        gradient_magnitudes(case.params, cache, case.Y, case.spec),
-    )
+    return ReferenceResult(case, Evaluation(J, gradients, cache.A[1:], case.dtype),
+                           gradient_magnitudes(case.params, cache, case.Y, case.spec))
 
 
 def run(cases: list[Case], options: RunOptions | None = None, progress: Progress | None = None) -> dict:
@@ -107,7 +131,9 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
         "environment": fingerprint(outcomes, options.device, options.allow_tf32),
         "options": {"cases": list(dict.fromkeys(case.name for case in cases)),
                     "backends": list(entries), "dtypes": list(dict.fromkeys(case.dtype for case in cases)),
-                    "steps": sorted({case.steps for case in cases}), "strict": options.strict,
+                    "steps": sorted({case.steps for case in cases}),
+                    "optimizers": list(dict.fromkeys(case.training.optimizer for case in cases)),
+                    "strict": options.strict,
                     "shard": list(options.shard) if options.shard else None,
                     "roles": {name: outcome.role for name, outcome in outcomes.items()},
                     "controls": [name for name, outcome in outcomes.items() if outcome.role == "control"]},
@@ -145,7 +171,9 @@ def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: di
         "case": case.name, "description": case.description, "dtype": case.dtype, "data": data_fingerprint(case),
         "layers": list(case.spec.layer_sizes), "hidden_activation": case.spec.hidden_activation,
         "loss": case.spec.loss, "m": case.m, "learning_rate": case.learning_rate, "steps": case.steps,
-        "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs)},
+        "training": case.training.to_dict(case.m),
+        "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs),
+                      "optimizer": case.training.optimizer, "formulations": reference.formulations()},
         "backends": {name: backend_result(case, index, outcomes[name], assessments.get((name, index)), probe_all)
                      for name in backends},
     }
@@ -156,8 +184,8 @@ def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: di
 
 def data_fingerprint(case: Case) -> str:
     """SHA-256 (first 16 hex digits) of everything that fixes a case's numbers: network, data,
-    parameters, dtype, learning rate and steps; two documents agree on a case when it agrees."""
-    digest = hashlib.sha256(repr((case.spec, case.dtype, case.learning_rate, case.steps)).encode())
+    parameters, dtype and training; two documents agree on a case when it agrees."""
+    digest = hashlib.sha256(repr((case.spec, case.dtype, case.training)).encode())
     for array in (case.X, case.Y, *(case.params[name] for name in sorted(case.params))):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
@@ -185,6 +213,8 @@ def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendO
     """Compare one answer; an exception while doing so is this backend's error on this case."""
     if index in outcome.errors:
         return Assessment(empty_result("error", outcome.errors[index]))
+    if index in outcome.skips:
+        return Assessment(empty_result("skipped", outcome.skips[index]))
     try:
         evaluation, trajectory, _seconds = outcome.outputs[index]
         checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
@@ -192,7 +222,8 @@ def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendO
             "status": backend_status(check.verdict for check in checks), "reason": "",
             "dtype_used": measured_dtype(evaluation, trajectory), "cost": float(evaluation.cost),
             "costs": list(map(float, trajectory.costs)) if trajectory else None, "checks": [],
-            "first_divergent_layer": first_divergent_layer(checks), "worst": worst_check(checks),
+            "optimizer": trajectory_form(case, trajectory), "first_divergent_layer": first_divergent_layer(checks),
+            "first_divergent_step": first_divergent_step(checks), "worst": worst_check(checks),
         }
         if include_arrays:
             result["gradients"] = arrays_to_lists(evaluation.gradients)
@@ -204,7 +235,13 @@ def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendO
 def empty_result(status: str, reason: str) -> dict:
     """A backend result without numbers (skipped, or an error)."""
     return {"status": status, "reason": reason, "dtype_used": None, "cost": None, "costs": None, "checks": [],
-            "first_divergent_layer": None, "worst": None, "diagnosis": None, "stderr": None}
+            "optimizer": None, "first_divergent_layer": None, "first_divergent_step": None, "worst": None,
+            "diagnosis": None, "stderr": None}
+
+
+def trajectory_form(case: Case, trajectory: Trajectory | None) -> str | None:
+    """The optimizer form a backend's trajectory followed (the case's own unless it says)."""
+    return (trajectory.optimizer or case.training.optimizer) if trajectory else None
 
 
 def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: Assessment | None,
@@ -216,7 +253,7 @@ def backend_result(case: Case, index: int, outcome: BackendOutcome, assessment: 
     if outcome.status != "ok" or assessment is None:
         status = outcome.status if outcome.status != "ok" else "error"
         result = empty_result(status, outcome.reason or outcome.errors.get(index, "no answer"))
-    elif assessment.result["status"] == "error":
+    elif assessment.result["status"] in ("error", "skipped"):
         result = {**empty_result("error", ""), **assessment.result}
     else:
         result = verdict(case, outcome.name, assessment, outcome.probes.get(index), diagnose_passes)
@@ -313,14 +350,15 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
     spec, m, dtype, backend = case.spec, case.m, case.dtype, outcome.name
     ground_truth = outcome.role == "ground truth"  # central differences of the float64 cost
 
-    def check(quantity, kind, actual, expected, layer=None, mask=None, magnitude=None) -> Check:
-        tol = tolerance(kind, dtype, spec, m, layer, case.steps, case.tolerance.get(kind))
+    def check(quantity, kind, actual, expected, layer=None, mask=None, magnitude=None, steps=case.steps,
+              growth=None) -> Check:
+        tol = tolerance(kind, dtype, spec, m, layer, steps, case.tolerance.get(kind))
         if ground_truth:
             tol = finite_difference_tolerance(tol, reference.evaluation.cost, STEP)
             if mask is not None and not np.any(mask):
                 return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
                                         "step of every entry crosses a ReLU kink", tol)
-        return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude)
+        return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude, growth)
 
     def missing(quantity: str, kind: str, what: str) -> Check:
         return failed_check(quantity, kind, f"{backend} provides {kind} but returned {what}")
@@ -345,9 +383,10 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
     if "trajectory" in outcome.provides and trajectory is None:
         checks.append(missing("trajectory", "trajectory", "no trajectory"))
     elif trajectory is not None:
+        expected_trajectory = reference.trajectory_in(trajectory_form(case, trajectory))
         checks.append(check("trajectory cost", "trajectory", np.array(trajectory.costs),
-                            np.array(reference.trajectory.costs)))
-        for name, expected in reference.trajectory.params.items():
+                            np.array(expected_trajectory.costs), steps=1, growth=trajectory_growth(case.steps)))
+        for name, expected in expected_trajectory.params.items():
             checks.append(check(f"trajectory {name}", "trajectory", trajectory.params[name], expected)
                           if name in trajectory.params else missing(f"trajectory {name}", "trajectory", f"no {name}"))
     return checks

@@ -107,13 +107,14 @@ def merged_environment(documents: dict[str, dict], columns: dict[tuple[str, str]
 def merged_options(documents: dict[str, dict], columns: dict[tuple[str, str], str]) -> dict:
     """The union of every document's selection, in order of first appearance."""
     def union(key: str) -> list:
-        return list(dict.fromkeys(item for document in documents.values() for item in document["options"][key]))
+        return list(dict.fromkeys(item for document in documents.values() for item in document["options"].get(key, [])))
 
     roles = {columns[label, backend]: role for label, document in documents.items()
              for backend, role in document["options"].get("roles", {}).items()}
     return {
         "cases": union("cases"), "backends": list(dict.fromkeys(columns.values())), "dtypes": union("dtypes"),
         "steps": sorted({step for document in documents.values() for step in listed(document["options"]["steps"])}),
+        "optimizers": union("optimizers"),
         "strict": any(document["options"].get("strict", False) for document in documents.values()),
         "shard": None, "roles": roles, "controls": [column for column, role in roles.items() if role == "control"],
         "merged_from": list(documents),

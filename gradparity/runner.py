@@ -28,8 +28,8 @@ Inspect = Callable[["BackendOutcome", int], bool]  # (outcome, case index) -> pr
 
 @dataclass
 class BackendOutcome:
-    """What one backend produced: per case index ``(evaluation, trajectory, seconds)`` or an
-    error message, and the op probes asked for (records, or why they failed); or a status for
+    """What one backend produced: per case index ``(evaluation, trajectory, seconds)``, the
+    reason it skipped the case, or an error message, and the op probes asked for (records, or why they failed); or a status for
     the whole backend (``skipped``/``error``) with its reason. ``provides`` and ``role`` are
     the adapter's own (``backends.contract.Adapter``); ``output`` its captured stdout/stderr."""
 
@@ -43,6 +43,7 @@ class BackendOutcome:
     provides: tuple[str, ...] = PROVIDES
     role: str = "framework"
     outputs: dict[int, tuple] = field(default_factory=dict)
+    skips: dict[int, str] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
     probes: dict[int, list[dict] | str] = field(default_factory=dict)
     output: str = ""
@@ -63,7 +64,8 @@ class _Worker:
 
     def answered(self) -> bool:
         """Every case it serves answered, and every probe asked for."""
-        return len(self.outcome.outputs) + len(self.outcome.errors) == len(self.indices) and not self.probing
+        done = len(self.outcome.outputs) + len(self.outcome.skips) + len(self.outcome.errors)
+        return done == len(self.indices) and not self.probing
 
     def release(self) -> None:
         if not self.released:
@@ -155,12 +157,14 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         return False
     elif kind == "result":
         outcome.outputs[message[1]] = message[2:]
+    elif kind == "skipped":
+        outcome.skips[message[1]] = message[2]
     elif kind == "error":
         outcome.errors[message[1]] = message[2]
     elif kind == "probe":
         outcome.probes[message[1]] = message[2]
         worker.probing -= 1
-    if kind in ("result", "error"):
+    if kind in ("result", "skipped", "error"):
         if progress:
             progress(outcome.name, cases[message[1]].key)
         if inspect and inspect(outcome, message[1]):
@@ -186,7 +190,7 @@ def _finish(worker: _Worker, why: str | None) -> None:
     code = worker.process.exitcode
     reason = why or (f"worker process died (exit code {code})" if code else "worker stopped without answering")
     for index in worker.indices:
-        if index not in outcome.outputs and index not in outcome.errors:
+        if index not in outcome.outputs and index not in outcome.skips and index not in outcome.errors:
             outcome.errors[index] = reason
 
 

@@ -138,23 +138,25 @@ def test_cuda_without_a_gpu_is_a_note_not_a_traceback(tmp_path):
         assert "cuda requested but torch sees no GPU" in rows[("torch", mode)]["note"]
 
 
-def test_reference_bench_step_updates_exactly_like_update_params(flower_case, monkeypatch):
-    """One bench step goes through reference.update_params, on a private copy of the parameters,
-    and leaves them exactly where cost_and_gradients + update_params put a fresh copy."""
-    updated = []
-    real_update = reference.update_params
+def test_reference_bench_step_updates_exactly_like_the_reference_optimizer(flower_case, monkeypatch):
+    """One bench step goes through core.optimizers.step, on a private copy of the parameters,
+    and leaves them exactly where cost_and_gradients + optimizers.sgd put a fresh copy."""
+    import gradparity.backends.numpy as numpy_backend
+    from gradparity.core import optimizers
 
-    def spy(params, grads, learning_rate):
-        real_update(params, grads, learning_rate)
+    updated = []
+
+    def spy(params, grads, state, training):
+        optimizers.step(params, grads, state, training)
         updated.append(params)
 
-    monkeypatch.setattr(reference, "update_params", spy)
+    monkeypatch.setattr(numpy_backend, "update", spy)
     before = {name: value.copy() for name, value in flower_case.params.items()}
     NumpyAdapter("numpy").bench_step(flower_case, "eager")()
-    assert len(updated) == 1, "the numpy bench step did not go through reference.update_params"
+    assert len(updated) == 1, "the numpy bench step did not go through core.optimizers.step"
     expected = {name: value.copy() for name, value in before.items()}
     _, grads, _ = reference.cost_and_gradients(before, flower_case.X, flower_case.Y, flower_case.spec)
-    real_update(expected, grads, flower_case.learning_rate)
+    optimizers.sgd(expected, grads, optimizers.OptimizerState(), flower_case.training)
     for name, value in expected.items():
         np.testing.assert_array_equal(updated[0][name], value)
         assert not np.array_equal(value, before[name]), name

@@ -119,7 +119,7 @@ def test_help_explains_every_option():
         for option in {"train": ["--dataset", "--hidden", "--activation", "--loss", "--init", "--lr", "--iterations",
                                  "--print-every", "--dtype", "--json", "--plot", "--data"],
                        "gradcheck": ["--threshold", "--hidden"],
-                       "run": ["--case", "--backends", "--dtype", "--steps", "--json", "--include-arrays", "--params"],
+                       "run": ["--case", "--backends", "--dtype", "--epochs", "--optimizer", "--batch-size", "--json", "--include-arrays", "--params"],
                        "report": ["--out", "--case", "--backends"]}[command]:
             assert option in result.stdout, (command, option)
 

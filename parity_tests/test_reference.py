@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from gradparity.core.errors import GradparityError, ParamsError, SpecError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import NetworkSpec, spec_from_params
+from gradparity.core.optimizers import OptimizerState, Training, sgd
 from gradparity.core.reference import (
-    cost, cost_and_gradients, evaluate, forward, initial_params, model, predict, sigmoid, update_params,
+    cost, cost_and_gradients, evaluate, forward, initial_params, model, predict, sigmoid,
 )
 
 
@@ -143,11 +144,11 @@ def test_softmax_ce_gradient_is_A_minus_Y_over_m():
     np.testing.assert_allclose(cache.A[-1].sum(axis=0), 1.0, rtol=1e-15)
 
 
-def test_update_params_steps_against_the_gradient_in_place(flower_case):
+def test_sgd_steps_against_the_gradient_in_place(flower_case):
     params = {name: value.copy() for name, value in flower_case.params.items()}
     before = {name: value.copy() for name, value in params.items()}
     _, grads, _ = cost_and_gradients(params, flower_case.X, flower_case.Y, flower_case.spec)
-    update_params(params, grads, 0.5)
+    sgd(params, grads, OptimizerState(), Training(learning_rate=0.5))
     for name in params:
         np.testing.assert_array_equal(params[name], before[name] - 0.5 * grads[name])
 

@@ -469,7 +469,7 @@ def test_accepts_the_engine_variants(tmp_path, small):
 
 @pytest.fixture(scope="module")
 def terminal_summary() -> tuple[dict, list[str]]:
-    """The catalogue's ten cases × two dtypes on the registry's eight backends, every status on
+    """The catalogue's thirteen cases × two dtypes on the registry's eight backends, every status on
     every case, printed as ``gradparity run`` prints it; finite differences worst at a relative
     error of 1.8e-5 (8.1e10 float64 ulps): (document, lines)."""
     document = make_document(tuple(CATALOGUE), CATALOGUE_STATUSES)
@@ -483,7 +483,7 @@ def terminal_summary() -> tuple[dict, list[str]]:
 
 def test_terminal_summary_fits_100_columns(terminal_summary):
     document, lines = terminal_summary
-    assert len(document["results"]) == 20 and len(document["options"]["backends"]) == 8
+    assert len(document["results"]) == 2 * len(CATALOGUE) == 26 and len(document["options"]["backends"]) == 8
     assert max(cell_len(line) for line in lines) <= WIDTH == 100
     header = "\n".join(lines[1:5])
     assert all(part in header for name in REGISTRY for part in name.split("-")), header
@@ -500,11 +500,11 @@ def test_terminal_matrix_has_a_symbol_and_a_relative_error_per_cell(terminal_sum
 
 
 def test_terminal_findings_are_one_block_per_backend_and_cause(terminal_summary):
-    """Four findings, each naming the twenty runs it hit in one phrase; no line said twice."""
+    """Four findings, each naming the runs it hit in one phrase; no line said twice."""
     _, lines = terminal_summary
-    start = next(i for i, line in enumerate(lines) if line.startswith("80 pass · "))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{8 * len(CATALOGUE)} pass · "))
     findings = [line for line in lines[start + 1:] if line.strip()]
-    hit = "on all 10 cases × float64, float32"
+    hit = f"on all {len(CATALOGUE)} cases × float64, float32"
     heads = [i for i, line in enumerate(findings) if not line.startswith(" ")]
     assert [findings[i] for i in heads] == [
         f"✗ fail: keras-torch {hit}", f"! error: tensorflow {hit}",
