@@ -26,7 +26,7 @@ class BackendEntry:
 REGISTRY: dict[str, BackendEntry] = {
     "numpy": BackendEntry("gradparity.backends.numpy", seconds=6),
     "finite-diff": BackendEntry("gradparity.backends.finite_diff", seconds=10),
-    "jax": BackendEntry("gradparity.backends.jax", ("jax",), {"JAX_ENABLE_X64": "1"}, seconds=29),
+    "jax": BackendEntry("gradparity.backends.jax", ("jax", "optax"), {"JAX_ENABLE_X64": "1"}, seconds=29),
     "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=9),
     "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=10),
     "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"),
@@ -36,6 +36,7 @@ REGISTRY: dict[str, BackendEntry] = {
     "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"},
                                 seconds=11),
 }
+EXTRA_OF = {"optax": "jax"}  # a requirement installed by another package's extra
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}
 
 
@@ -57,7 +58,7 @@ def missing_requirement(entry: BackendEntry) -> str | None:
     """Why ``entry`` cannot run here (a framework that is not installed), or None; imports nothing."""
     for package in entry.requires:
         if importlib.util.find_spec(package) is None:
-            return f"{package} is not installed (pip install 'gradparity[{package}]')"
+            return f"{package} is not installed (pip install 'gradparity[{EXTRA_OF.get(package, package)}]')"
     return None
 
 

@@ -1,7 +1,12 @@
-"""JAX behind the contract: ``jax.value_and_grad`` for the gradients, a jitted update for training.
+"""JAX behind the contract: ``jax.value_and_grad`` for the gradients, optax for the losses and
+the optimizers, one jitted training step.
 
 float64 needs ``jax_enable_x64``; the registry sets ``JAX_ENABLE_X64=1`` before the import.
 Without it JAX silently computes float32, which ``dtype_used`` then shows.
+
+optax's optimizers as a JAX user writes them: ``optax.sgd(lr)``, ``optax.sgd(lr, momentum=mu)``
+(``trace``: v = g + mu v, then -lr v: the reference's momentum) and ``optax.adam`` (its
+``scale_by_adam`` bias-corrects m and v and adds eps to sqrt(v^): Kingma & Ba's Algorithm 1).
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from typing import TYPE_CHECKING, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
-from gradparity.backends.layout import check_device, dtype_name, no_gpu
+from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
 
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
+    from gradparity.core.optimizers import Training
 
 Arrays = dict[str, jax.Array]
 
@@ -34,14 +41,14 @@ GRADIENT = "out = jax.grad(lambda t: jnp.sum({f}))(tx)"
 # the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
 DIFFERENTIABLE = {
     "sigmoid": "jax.nn.sigmoid({x})", "tanh": "jnp.tanh({x})", "relu": "jax.nn.relu({x})",
-    "bce": "jnp.sum(jax.nn.softplus({x}) - {x} * ty) / {x}.shape[1]",
-    "softmax_ce": "-jnp.sum(ty * jax.nn.log_softmax({x}, axis=0)) / {x}.shape[1]",
-    "mse": "jnp.mean(jnp.square({x} - ty))",
+    "bce": "jnp.sum(optax.losses.sigmoid_binary_cross_entropy({x}, ty)) / {x}.shape[1]",
+    "softmax_ce": "jnp.sum(optax.losses.softmax_cross_entropy({x}, ty, axis=0)) / {x}.shape[1]",
+    "mse": "jnp.mean(optax.losses.squared_error({x}, ty))",
 }
 PREAMBLE = """import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp"""
-PRIMITIVES = Primitives(PREAMBLE, "jnp.asarray({array}, dtype=jnp.{dtype})", "out", {
+PRIMITIVES = Primitives(PREAMBLE + "\nimport optax", "jnp.asarray({array}, dtype=jnp.{dtype})", "out", {
     "matmul": "out = tx @ ty",
     "add": "out = tx + ty",
     "softmax": "out = jax.nn.softmax(tx, axis=0)",
@@ -88,17 +95,16 @@ def forward(params: Arrays, X: jax.Array, spec: NetworkSpec) -> tuple[list[jax.A
 
 
 def cost(ZL: jax.Array, AL: jax.Array, Y: jax.Array, loss: str) -> jax.Array:
-    """J of ``core.reference.cost`` (JAX has no loss library without optax):
-    bce = 1/m sum(softplus(z) - z y), softmax-ce = -1/m sum(y log_softmax(z)),
-    mse = mean((AL - Y)^2) over nL*m. ``jax.nn.softplus`` (a ``logaddexp``) has the right
-    derivative at z = 0; written as max(z, 0) + log1p(e^-|z|), autodiff takes the derivatives
-    of max and |.| at 0 as 1/2 and 1 and gets sigmoid(0) - y off by 1/2 there."""
+    """J of ``core.reference.cost`` from optax's losses: bce = sigmoid_binary_cross_entropy
+    (-y log_sigmoid(z) - (1 - y) log_sigmoid(-z)) summed over all nL*m outputs / m;
+    softmax-ce = softmax_cross_entropy over the class axis 0, summed / m; mse = the mean of
+    squared_error over nL*m."""
     m = Y.shape[1]
     if loss == "bce":
-        return jnp.sum(jax.nn.softplus(ZL) - ZL * Y) / m
+        return jnp.sum(optax.losses.sigmoid_binary_cross_entropy(ZL, Y)) / m
     if loss == "softmax-ce":
-        return -jnp.sum(Y * jax.nn.log_softmax(ZL, axis=0)) / m
-    return jnp.mean(jnp.square(AL - Y))
+        return jnp.sum(optax.losses.softmax_cross_entropy(ZL, Y, axis=0)) / m
+    return jnp.mean(optax.losses.squared_error(AL, Y))
 
 
 def objective(params: Arrays, X: jax.Array, Y: jax.Array, spec: NetworkSpec) -> tuple[jax.Array, list[jax.Array]]:
@@ -107,19 +113,32 @@ def objective(params: Arrays, X: jax.Array, Y: jax.Array, spec: NetworkSpec) -> 
     return cost(ZL, activations[-1], Y, spec.loss), activations
 
 
-def gradient_step(spec: NetworkSpec, learning_rate: float) -> Callable[[Arrays, jax.Array, jax.Array], tuple[jax.Array, Arrays]]:
-    """params -> (J, params - lr dJ/dparams): one gradient-descent step, J before the update."""
+def optimizer(training: Training) -> optax.GradientTransformation:
+    """The optax optimizer of ``training``: sgd, sgd with momentum, or adam (Algorithm 1)."""
+    if training.optimizer == "sgd":
+        return optax.sgd(training.learning_rate)
+    if training.optimizer == "momentum":
+        return optax.sgd(training.learning_rate, momentum=training.momentum)
+    return optax.adam(training.learning_rate, b1=training.beta1, b2=training.beta2, eps=training.epsilon)
+
+
+def training_step(spec: NetworkSpec, transformation: optax.GradientTransformation) -> Callable:
+    """(params, state, X, Y) -> (J, params, state): J and its gradients on the batch, then the
+    optimizer's update applied; J is taken before the update."""
     value_and_grad = jax.value_and_grad(partial(objective, spec=spec), has_aux=True)
 
-    def step(params: Arrays, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, Arrays]:
+    def step(params: Arrays, state: optax.OptState, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, Arrays, optax.OptState]:
         (J, _activations), grads = value_and_grad(params, X, Y)
-        return J, jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
+        updates, state = transformation.update(grads, state, params)
+        return J, optax.apply_updates(params, updates), state
 
     return step
 
 
 class Adapter:
-    """``jax.value_and_grad`` and a jitted gradient-descent step on the reference network."""
+    """``jax.value_and_grad`` and a jitted optax training step on the reference network."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -148,12 +167,13 @@ class Adapter:
         )
 
     def train(self, case: Case) -> Trajectory:
-        """``case.steps`` calls of the jitted ``gradient_step``."""
-        params, X, Y = self._arrays(case)
-        step = jax.jit(gradient_step(case.spec, case.learning_rate))
-        costs = []
-        for _ in range(case.steps):
-            J, params = step(params, X, Y)
+        """The jitted ``training_step`` on each of the case's batches in order (a batch of a
+        new size compiles once more)."""
+        params, _X, _Y = self._arrays(case)
+        transformation = optimizer(case.training)
+        step, state, costs = jax.jit(training_step(case.spec, transformation)), transformation.init(params), []
+        for X, Y in step_batches(case, lambda array: jax.device_put(array, self.device)):
+            J, params, state = step(params, state, X, Y)
             costs.append(J)
         return Trajectory(
             [float(J) for J in costs], {name: np.asarray(value) for name, value in params.items()},
@@ -168,17 +188,19 @@ class Adapter:
         return {"eager": None, "compiled": None}
 
     def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
-        """One gradient step, op by op (``eager``) or as one ``jax.jit`` program (``compiled``),
+        """One training step, op by op (``eager``) or as one ``jax.jit`` program (``compiled``),
         blocking until the new parameters are ready."""
         if mode not in ("eager", "compiled"):
             raise GradparityError(f"unknown bench mode {mode!r}; choose eager or compiled")
-        state = dict(zip(("params", "X", "Y"), self._arrays(case)))
-        step = gradient_step(case.spec, case.learning_rate)
+        params, X, Y = self._arrays(case)
+        transformation = optimizer(case.training)
+        state = {"params": params, "optimizer": transformation.init(params)}
+        step = training_step(case.spec, transformation)
         if mode == "compiled":
             step = jax.jit(step)
 
         def timed() -> None:
-            _J, state["params"] = step(state["params"], state["X"], state["Y"])
+            _J, state["params"], state["optimizer"] = step(state["params"], state["optimizer"], X, Y)
             jax.block_until_ready(state["params"])
 
         return timed

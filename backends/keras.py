@@ -4,8 +4,11 @@ before the import; one backend per process).
 The network is the document's Keras model: a ``keras.Sequential`` of ``Dense`` layers after a
 ``keras.Input``, with kernel = W.T and bias = b ravelled, and a ``keras.losses`` loss on the
 output probabilities. Gradients come from the active backend's autodiff (``tf.GradientTape``,
-``jax.value_and_grad`` over ``stateless_call``, torch autograd); training is ``compile`` +
-``fit`` with ``keras.optimizers.SGD``.
+``jax.value_and_grad`` over ``stateless_call``, torch autograd). Training is ``compile`` with
+Keras's own optimizer (``keras.optimizers.SGD``, with ``momentum`` for momentum, or
+``keras.optimizers.Adam``) + ``fit`` with ``shuffle=False``, fed each epoch's examples in the
+reference's order so that Keras cuts exactly the reference's batches; each step's cost is read
+from a metric that keeps the last batch's loss (``BatchCost``), not from Keras's running mean.
 
 Keras's own numerics are kept, not corrected. On the jax and torch backends its
 cross-entropies clip probabilities to [epsilon, 1 - epsilon] (saturated outputs lose their
@@ -41,6 +44,7 @@ FRAMEWORK = importlib.import_module(f"gradparity.backends.{BACKEND}")
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
     from gradparity.core.network import NetworkSpec
+    from gradparity.core.optimizers import Training
 
 Params = dict[str, np.ndarray]
 Gradients = tuple[object, list[object], list[object]]
@@ -120,6 +124,65 @@ def keras_loss(spec: NetworkSpec, dtype: str) -> tuple[keras.losses.Loss, float]
     return keras.losses.MeanSquaredError(dtype=dtype), 1.0
 
 
+def keras_optimizer(training: Training) -> keras.optimizers.Optimizer:
+    """Keras's own optimizer for ``training``, hyper-parameters as Python floats: ``SGD(lr)``,
+    ``SGD(lr, momentum)`` or ``Adam(lr, beta_1, beta_2, epsilon)`` (both Adam forms asked run
+    Keras's one Adam, the efficient form: see ``Adapter.optimizers``)."""
+    lr = float(training.learning_rate)
+    if training.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr)
+    if training.optimizer == "momentum":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=float(training.momentum))
+    if training.optimizer in ("adam", "adam-hat"):
+        return keras.optimizers.Adam(learning_rate=lr, beta_1=float(training.beta1),
+                                     beta_2=float(training.beta2), epsilon=float(training.epsilon))
+    raise GradparityError(f"Keras has no {training.optimizer!r} optimizer here")
+
+
+class BatchCost(keras.metrics.Metric):
+    """The cost of the last batch a train step saw: ``weight * loss(y_true, y_pred)``, with the
+    same loss object and weight as the compiled loss (``CompileLoss`` computes it the same way).
+    Keras's train step computes ``y_pred`` before the optimizer's update and hands it to the
+    metrics after, so this is the batch's J before the step; unlike ``logs["loss"]`` (a running,
+    batch-size-weighted mean over the epoch) it is not averaged with earlier batches. Its variable
+    is in the case's dtype, so float64 costs are not rounded to float32."""
+
+    def __init__(self, loss: keras.losses.Loss, weight: float, dtype: str, name: str = "batch_cost") -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.loss, self.weight = loss, weight
+        self.cost = self.add_variable(shape=(), initializer="zeros", dtype=dtype, name="cost")
+
+    def update_state(self, y_true: object, y_pred: object, sample_weight: object = None) -> None:
+        value = keras.ops.cast(self.loss(y_true, y_pred, sample_weight), self.dtype)
+        self.cost.assign(keras.ops.multiply(value, self.weight))
+
+    def result(self) -> object:
+        return keras.ops.cast(self.cost, self.dtype)
+
+
+class CostRecorder(keras.callbacks.Callback):
+    """Appends the ``BatchCost`` of every train batch, in order (a callback that overrides
+    ``on_train_batch_end`` makes Keras call it synchronously, step by step)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name, self.costs = name, []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.costs.append(float(logs[self.name]))
+
+
+def epoch_orders(case: Case) -> list[np.ndarray]:
+    """Each epoch's examples in the reference's order: the epoch's batches
+    (``case.training.batches``) concatenated. Cut into contiguous pieces of the batch size, the
+    last one partial, each gives back exactly the reference's batches."""
+    batches = case.training.batches(case.m)
+    per_epoch = len(batches) // case.training.epochs
+    examples = np.arange(case.m)
+    return [np.concatenate([examples[batch] for batch in batches[start:start + per_epoch]])
+            for start in range(0, len(batches), per_epoch)]
+
+
 def batch(case: Case) -> tuple[object, object]:
     """X^T ``(m, n0)`` and Y^T ``(m, nL)`` as backend tensors in ``case.dtype``: Keras puts examples in rows."""
     return tuple(keras.ops.convert_to_tensor(array.T, dtype=case.dtype) for array in (case.X, case.Y))
@@ -167,7 +230,20 @@ GRADIENTS: dict[str, Callable[..., Gradients]] = {
 
 
 class Adapter:
-    """A Keras Sequential model, its loss and SGD, on the backend of this process."""
+    """A Keras Sequential model, its loss and Keras's optimizers, on the backend of this process.
+
+    ``optimizers``, read from Keras 3's source (``keras/src/optimizers/adam.py`` and ``sgd.py``,
+    ``update_step``): Keras's ``Adam`` is the efficient form of Kingma & Ba, ``adam-hat``:
+    m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2) (the reference's moments, rounded differently),
+    alpha = lr sqrt(1 - b2^t) / (1 - b1^t), W -= m alpha / (sqrt(v) + eps^), its ``epsilon``
+    being eps^; a case asking Algorithm 1 (``adam``) is run with it and compared in that form.
+    Keras's ``SGD(momentum=mu)`` keeps u = mu u - lr g and adds it, W += u: with a constant
+    learning rate u = -lr v of the reference's v = mu v + g, W -= lr v, the same update rounded
+    differently. Both cast their Python-float hyper-parameters with ``ops.cast(beta, dtype)``,
+    which on the tensorflow backend goes through float32 (0.9 -> 0.8999999761581421) in a
+    float64 run; that is Keras's numerics and is kept."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam-hat", "adam-hat": "adam-hat"}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         if name != f"keras-{BACKEND}":
@@ -193,7 +269,7 @@ class Adapter:
     @contextmanager
     def computing_in(self, dtype: str) -> Iterator[None]:
         """Keras on this adapter's device with floatx = ``dtype``, restored afterwards: floatx
-        sets the dtype of the SGD learning-rate variable and of the loss tracker, which would
+        sets the dtype of the optimizer's learning-rate variable and of the metrics, which would
         otherwise round a float64 run's learning rate and recorded losses to float32."""
         previous = keras.config.floatx()
         keras.config.set_floatx(dtype)
@@ -218,26 +294,38 @@ class Adapter:
             computed_dtype([J, *outputs, *grads]),
         )
 
-    def compiled_model(self, case: Case, run_eagerly: bool = False) -> keras.Sequential:
-        """``build_model`` compiled with ``SGD(case.learning_rate)`` and the weighted Keras loss."""
+    def compiled_model(self, case: Case, run_eagerly: bool = False, record_costs: bool = False) -> keras.Sequential:
+        """``build_model`` compiled with the optimizer ``case.training`` asks (``keras_optimizer``)
+        and the weighted Keras loss; ``record_costs`` adds the ``BatchCost`` metric."""
         model = build_model(case)
         loss, weight = keras_loss(case.spec, case.dtype)
-        optimizer = keras.optimizers.SGD(learning_rate=float(case.learning_rate))
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=weight, run_eagerly=run_eagerly)
+        metrics = [BatchCost(loss, weight, case.dtype)] if record_costs else None
+        model.compile(optimizer=keras_optimizer(case.training), loss=loss, loss_weights=weight,
+                      metrics=metrics, run_eagerly=run_eagerly)
         return model
 
     def train(self, case: Case) -> Trajectory:
-        """``model.fit`` with one full batch per epoch, unshuffled; each epoch's loss is the
-        batch's J before that epoch's update."""
+        """``model.fit`` with ``shuffle=False`` on each epoch's examples in the reference's order
+        (``epoch_orders``), ``batch_size`` the case's (the full batch when None): once with
+        ``epochs=E`` when every epoch has the same order, else one ``fit`` per epoch on the same
+        compiled model, whose optimizer keeps its step count and moments across the calls. Each
+        step's J, on its batch before its update, is the ``BatchCost`` metric after that step."""
+        size = case.training.batch_size or case.m
+        orders = epoch_orders(case)
+        same = all(np.array_equal(order, orders[0]) for order in orders)
+        runs = [(orders[0], case.training.epochs)] if same else [(order, 1) for order in orders]
         with self.computing_in(case.dtype):
-            model = self.compiled_model(case)
-            history = model.fit(
-                np.ascontiguousarray(case.X.T), np.ascontiguousarray(case.Y.T),
-                batch_size=case.m, epochs=case.steps, shuffle=False, verbose=0,
-            )
+            model = self.compiled_model(case, record_costs=True)
+            recorder = CostRecorder("batch_cost")
+            for order, epochs in runs:
+                model.fit(np.ascontiguousarray(case.X.T[order]), np.ascontiguousarray(case.Y.T[order]),
+                          batch_size=size, epochs=epochs, shuffle=False, verbose=0, callbacks=[recorder])
+            steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
             weights = [keras.ops.convert_to_numpy(variable.value) for variable in model.trainable_variables]
-        return Trajectory([float(J) for J in history.history["loss"]], from_dense(weights),
-                          computed_dtype(weights))
+        if steps != case.steps or len(recorder.costs) != case.steps:
+            raise GradparityError(f"Keras took {steps} steps and recorded {len(recorder.costs)} costs; "
+                                  f"the case has {case.steps}")
+        return Trajectory(recorder.costs, from_dense(weights), computed_dtype(weights))
 
     def primitives(self) -> Primitives:
         """The ``keras.ops``/``keras.activations``/``keras.losses`` calls of the model, and the

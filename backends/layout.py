@@ -1,11 +1,20 @@
 """Framework-free conventions every adapter shares at the boundary: the device argument, its
-error when no GPU is there, and the name of the dtype a framework actually computed in."""
+error when no GPU is there, the name of the dtype a framework actually computed in, and the
+batches of a training run."""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+
+import numpy as np
 
 from gradparity.core.errors import GradparityError
+
+if TYPE_CHECKING:
+    from gradparity.core.cases import Case
+
+Tensor = TypeVar("Tensor")
 
 DEVICES = ("cpu", "cuda")
 
@@ -27,3 +36,19 @@ def dtype_name(dtype: object) -> str:
     ``<dtype: 'float64'>``, ``dtype('float64')`` all name the same thing."""
     found = re.search(r"b?float\d+", str(dtype))
     return found.group() if found else str(dtype)
+
+
+def step_batches(case: Case, convert: Callable[[np.ndarray], Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+    """Each training step's ``(X, Y)``: the columns of ``case.training.batches`` in order,
+    converted to the framework by ``convert``; a batch that comes back every epoch (the same
+    slice: the full batch, or unshuffled mini-batches) is converted once."""
+    converted: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+    for batch in case.training.batches(case.m):
+        key = (batch.start, batch.stop) if isinstance(batch, slice) else None
+        if key in converted:
+            yield converted[key]
+            continue
+        pair = convert(np.ascontiguousarray(case.X[:, batch])), convert(np.ascontiguousarray(case.Y[:, batch]))
+        if key is not None:
+            converted[key] = pair
+        yield pair

@@ -1,5 +1,11 @@
 """TensorFlow behind the contract: ``tf.GradientTape`` for the gradients, a ``tf.function``
-step with ``assign_sub`` on ``tf.Variable`` for training (the document's TF section, in TF 2)."""
+training step that applies them with the document's own TF1 optimizers
+(``tf.compat.v1.train``) to ``tf.Variable`` parameters.
+
+``GradientDescentOptimizer``; ``MomentumOptimizer`` (accum = mu accum + g, var -= lr accum: the
+reference's momentum); ``AdamOptimizer`` (lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), var -= lr_t m /
+(sqrt(v) + eps): Kingma & Ba's efficient form, ``adam-hat``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,13 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
 
 from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
-from gradparity.backends.layout import check_device, dtype_name, no_gpu
+from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
 
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
+    from gradparity.core.optimizers import Training
 
 Variables = dict[str, tf.Variable]
 
@@ -94,24 +101,42 @@ def cost(ZL: tf.Tensor, AL: tf.Tensor, Y: tf.Tensor, loss: str) -> tf.Tensor:
     return tf.reduce_mean(tf.square(AL - Y))
 
 
-def gradient_step(variables: Variables, X: tf.Tensor, Y: tf.Tensor, spec: NetworkSpec,
-                  learning_rate: float) -> Callable[[], tf.Tensor]:
-    """A step: J under a GradientTape, then ``v.assign_sub(lr * dJ/dv)``; returns J before the update."""
+def optimizer(training: Training, dtype: str) -> tf.compat.v1.train.Optimizer:
+    """The TF1 optimizer of ``training``, its hyper-parameters given as tensors of ``dtype``.
+    Given Python floats, TF1's optimizers turn them into float32 tensors (and keep Adam's b^t
+    in float32 variables), so a float64 run would take steps with float32-rounded lr and b:
+    measured in float64, tf-document then ends 1.8e-6 relative away from the reference in its
+    parameters (keras-document 6.1e-8, momentum 1.5e-7) instead of 6e-14."""
+    hyper = lambda value: tf.constant(value, dtype=dtype)  # noqa: E731
+    learning_rate = hyper(training.learning_rate)
+    if training.optimizer == "sgd":
+        return tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
+    if training.optimizer == "momentum":
+        return tf.compat.v1.train.MomentumOptimizer(learning_rate, hyper(training.momentum))
+    return tf.compat.v1.train.AdamOptimizer(learning_rate, beta1=hyper(training.beta1), beta2=hyper(training.beta2),
+                                            epsilon=hyper(training.epsilon))
 
-    def step() -> tf.Tensor:
+
+def training_step(variables: Variables, spec: NetworkSpec,
+                  optimizer: tf.compat.v1.train.Optimizer) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A step (X, Y) -> J: J under a GradientTape, then ``optimizer.apply_gradients``; J is
+    taken before the update."""
+
+    def step(X: tf.Tensor, Y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             activations, ZL = forward(variables, X, spec)
             J = cost(ZL, activations[-1], Y, spec.loss)
         grads = tape.gradient(J, variables)
-        for name, variable in variables.items():
-            variable.assign_sub(learning_rate * grads[name])
+        optimizer.apply_gradients([(grads[name], variable) for name, variable in variables.items()])
         return J
 
     return step
 
 
 class Adapter:
-    """``tf.GradientTape`` and a ``tf.function`` gradient-descent step on the reference network."""
+    """``tf.GradientTape`` and a ``tf.function`` step of a TF1 optimizer on the reference network."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam-hat", "adam-hat": "adam-hat"}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -142,11 +167,11 @@ class Adapter:
         )
 
     def train(self, case: Case) -> Trajectory:
-        """``case.steps`` calls of the ``tf.function``-compiled ``gradient_step``."""
+        """The ``tf.function``-compiled ``training_step`` on each of the case's batches in order."""
         with tf.device(self.device):
-            variables, X, Y = self._placed(case)
-            step = tf.function(gradient_step(variables, X, Y, case.spec, case.learning_rate))
-            costs = [step() for _ in range(case.steps)]
+            variables, _X, _Y = self._placed(case)
+            step = tf.function(training_step(variables, case.spec, optimizer(case.training, case.dtype)))
+            costs = [step(X, Y) for X, Y in step_batches(case, tf.constant)]
         return Trajectory(
             [float(J) for J in costs], {name: variable.numpy() for name, variable in variables.items()},
             dtype_name(variables["W1"].dtype),
@@ -160,19 +185,19 @@ class Adapter:
         return {"eager": None, "compiled": None}
 
     def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
-        """One gradient step, eagerly or as a ``tf.function`` graph; reading W1 back to the host
-        blocks until the step's ``assign_sub`` updates have run."""
+        """One training step, eagerly or as a ``tf.function`` graph; reading W1 back to the host
+        blocks until the step's updates have run."""
         if mode not in ("eager", "compiled"):
             raise GradparityError(f"unknown bench mode {mode!r}; choose eager or compiled")
         with tf.device(self.device):
             variables, X, Y = self._placed(case)
-        step = gradient_step(variables, X, Y, case.spec, case.learning_rate)
+            step = training_step(variables, case.spec, optimizer(case.training, case.dtype))
         if mode == "compiled":
             step = tf.function(step)
 
         def timed() -> None:
             with tf.device(self.device):
-                step()
+                step(X, Y)
             variables["W1"].numpy()
 
         return timed

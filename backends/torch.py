@@ -1,4 +1,9 @@
-"""PyTorch behind the contract: autograd for the gradients, ``torch.optim.SGD`` for training."""
+"""PyTorch behind the contract: autograd for the gradients, ``torch.optim`` for training.
+
+``torch.optim.SGD`` (with ``momentum``: buf = mu buf + g, W -= lr buf, the reference's
+momentum) and ``torch.optim.Adam`` (bias-corrected m^ and v^, eps added to sqrt(v^):
+Kingma & Ba's Algorithm 1).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
-from gradparity.backends.layout import check_device, dtype_name, no_gpu
+from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
 
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
+    from gradparity.core.optimizers import Training
 
 Tensors = dict[str, torch.Tensor]
 
@@ -99,8 +105,20 @@ def objective(params: Tensors, X: torch.Tensor, Y: torch.Tensor, spec: NetworkSp
     return cost(ZL, activations[-1], Y, spec.loss), activations
 
 
+def optimizer(training: Training, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The torch.optim optimizer of ``training``: SGD, SGD with momentum, or Adam."""
+    if training.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=training.learning_rate)
+    if training.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=training.learning_rate, momentum=training.momentum)
+    return torch.optim.Adam(params, lr=training.learning_rate, betas=(training.beta1, training.beta2),
+                            eps=training.epsilon)
+
+
 class Adapter:
-    """PyTorch autograd and ``torch.optim.SGD`` on the reference network."""
+    """PyTorch autograd and ``torch.optim`` on the reference network."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -130,11 +148,10 @@ class Adapter:
         )
 
     def train(self, case: Case) -> Trajectory:
-        """``case.steps`` steps of torch.optim.SGD; J is recorded before each update."""
-        params, X, Y = self._tensors(case)
-        optimizer = torch.optim.SGD(list(params.values()), lr=case.learning_rate)
-        step = sgd_step(objective, optimizer, params, X, Y, case.spec)
-        costs = [step() for _ in range(case.steps)]
+        """``training_step`` on each of the case's batches in order; J is recorded before each update."""
+        params, _X, _Y = self._tensors(case)
+        step = training_step(objective, optimizer(case.training, list(params.values())), params, case.spec)
+        costs = [step(X, Y) for X, Y in step_batches(case, lambda array: torch.tensor(array, device=self.device))]
         return Trajectory(
             [J.item() for J in costs], {name: to_numpy(value) for name, value in params.items()},
             dtype_name(params["W1"].dtype),
@@ -156,28 +173,28 @@ class Adapter:
         return {"eager": None, "compiled": None}
 
     def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
-        """One SGD step; ``compiled`` runs the forward and loss through ``torch.compile``
+        """One training step; ``compiled`` runs the forward and loss through ``torch.compile``
         (its backward through AOTAutograd) and the optimizer step eagerly."""
         if mode not in ("eager", "compiled"):
             raise GradparityError(f"unknown bench mode {mode!r}; choose eager or compiled")
         params, X, Y = self._tensors(case)
-        optimizer = torch.optim.SGD(list(params.values()), lr=case.learning_rate)
         loss_fn = torch.compile(objective, dynamic=False) if mode == "compiled" else objective
-        step = sgd_step(loss_fn, optimizer, params, X, Y, case.spec)
+        step = training_step(loss_fn, optimizer(case.training, list(params.values())), params, case.spec)
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
 
         def timed() -> None:
-            step()
+            step(X, Y)
             synchronize()
 
         return timed
 
 
-def sgd_step(loss_fn: Callable, optimizer: torch.optim.Optimizer, params: Tensors, X: torch.Tensor,
-             Y: torch.Tensor, spec: NetworkSpec) -> Callable[[], torch.Tensor]:
-    """A callable doing zero_grad, J = loss, J.backward(), optimizer.step(); returns J (before the update)."""
+def training_step(loss_fn: Callable, optimizer: torch.optim.Optimizer, params: Tensors,
+                  spec: NetworkSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A callable (X, Y) -> J doing zero_grad, J = loss on the batch, J.backward(),
+    optimizer.step(); J is taken before the update."""
 
-    def step() -> torch.Tensor:
+    def step(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad()
         J, _activations = loss_fn(params, X, Y, spec)
         J.backward()

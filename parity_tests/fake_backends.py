@@ -167,3 +167,28 @@ class Noisy(ReferenceAdapter):
 
     def evaluate(self, case):
         raise RuntimeError("noisy and broken on purpose")
+
+
+class SgdOnly(ReferenceAdapter):
+    """An adapter whose framework has plain gradient descent only (the contract's default)."""
+
+    optimizers = {"sgd": "sgd"}
+
+
+class AlgorithmOneAdam(ReferenceAdapter):
+    """Runs Kingma & Ba's Algorithm 1 whichever Adam is asked, and says so."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
+
+    def train(self, case):
+        from dataclasses import replace
+
+        forms = {"adam-hat": "adam"}
+        return super().train(replace(case, training=case.training.in_form(
+            forms.get(case.training.optimizer, case.training.optimizer))))
+
+
+class MislabelledAdam(AlgorithmOneAdam):
+    """Runs Algorithm 1 but claims the efficient form: its trajectory must part from the reference's."""
+
+    optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam-hat"}

@@ -34,6 +34,22 @@ def test_train_prints_the_documents_cost_lines_and_writes_json(tmp_path, capsys)
     assert any(line.startswith(f"accuracy: {document['accuracy']:g}%") for line in lines)
 
 
+def test_train_with_adam_on_mini_batches_records_every_step(tmp_path, capsys):
+    """400 flower examples in batches of 100 for 3 epochs: 12 steps, each cost on its batch."""
+    out = tmp_path / "adam.json"
+    assert main(["train", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "100", "--epochs", "3",
+                 "--epsilon", "1e-7", "--print-every", "4", "--json", str(out)]) == 0
+    assert "with adam (learning_rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100 (seed shuffle), " \
+           "3 epochs: 12 steps" in capsys.readouterr().out
+    document = json.loads(out.read_text())
+    assert document["training"]["hyperparameters"] == {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
+                                                       "epsilon": 1e-7}
+    assert document["training"]["optimizer"] == "adam" and document["training"]["steps"] == 12
+    assert len(document["step_costs"]) == 12 and document["batch_sizes"] == [100] * 12
+    assert document["epoch_costs"] == pytest.approx(np.mean(np.reshape(document["step_costs"], (3, 4)), axis=1))
+    assert [entry["iteration"] for entry in document["costs"]] == [0, 4, 8]
+
+
 def test_train_plot_writes_cost_curve_and_decision_boundary(tmp_path):
     assert main(["train", "--iterations", "300", "--plot", str(tmp_path / "plots")]) == 0
     files = sorted(p.name for p in (tmp_path / "plots").iterdir())
@@ -93,6 +109,17 @@ def test_gradcheck_samples_large_layers_and_says_so(capsys):
     (["run", "--case", "nope"], "unknown case 'nope'"),
     (["run", "--dtype", "float16"], "unknown dtype 'float16'"),
     (["run", "--data", "x.npz"], "--data and --params go together"),
+    (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, momentum, adam, adam-hat"),
+    (["train", "--batch-size", "0"], "batch size must be a positive integer, got 0"),
+    (["train", "--batch-size", "401"], "batch size 401 is larger than the 400 examples"),
+    (["train", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["train", "--beta1", "1"], "beta1 must lie in [0, 1), got 1.0"),
+    (["train", "--beta2", "-0.5"], "beta2 must lie in [0, 1), got -0.5"),
+    (["train", "--epsilon", "0"], "epsilon must be a positive number, got 0.0"),
+    (["train", "--momentum", "1"], "momentum must lie in [0, 1), got 1.0"),
+    (["train", "--shuffle", "random"], "unknown shuffle 'random'"),
+    (["run", "--case", "seed-2layer", "--batch-size", "1000"], "batch size 1000 is larger than the 400 examples"),
+    (["run", "--optimizer", "adamw"], "unknown optimizer 'adamw'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, message):
     result = run_cli(*args)

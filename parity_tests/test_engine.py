@@ -10,14 +10,15 @@ import pytest
 from gradparity.backends import BackendEntry
 from gradparity.core import deviations
 from gradparity.core.cases import build_case, make_case
-from gradparity.core.compare import compare, tolerance
+from gradparity.core.compare import compare, tolerance, trajectory_growth
 from gradparity.core.network import NetworkSpec
 from gradparity.engine import RunOptions, run
 
 
 FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
-         "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy")
+         "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
+         "MislabelledAdam")
 
 
 def fake(name: str) -> BackendEntry:
@@ -216,3 +217,43 @@ def test_metrics_of_a_known_difference():
     assert check.rel_error == 2.0**-52 and check.ulps == pytest.approx(1.0)
     assert check.worst_index == [0, 2] and check.mismatched == 0 and check.verdict == "pass"
     assert check.cosine == pytest.approx(1.0, abs=1e-15)
+
+
+def test_a_backend_without_the_optimizer_is_skipped_on_that_case_only():
+    document = run_fakes("SgdOnly", cases=("seed-2layer", "keras-document", "momentum"))
+    assert statuses(document, "SgdOnly") == ["pass", "skipped", "skipped"]
+    assert statuses(document, "numpy") == ["pass", "pass", "pass"]
+    assert document["results"][1]["backends"]["SgdOnly"]["reason"] == "SgdOnly has no adam-hat optimizer (it runs sgd)"
+    assert document["summary"]["skipped"] == 2
+
+
+def test_a_framework_running_the_other_adam_form_is_compared_with_that_form():
+    """keras-document asks for the efficient form; a backend that runs Algorithm 1 passes
+    against the reference run as Algorithm 1 and says so, one that claims the wrong form fails
+    from the second step (the first cost is taken before any update)."""
+    document = run_fakes("AlgorithmOneAdam", "MislabelledAdam", cases=("keras-document",))
+    result = document["results"][0]
+    assert result["reference"]["optimizer"] == "adam-hat" and result["training"]["steps"] == 40
+    honest, mislabelled = result["backends"]["AlgorithmOneAdam"], result["backends"]["MislabelledAdam"]
+    assert honest["status"] == "pass" and honest["optimizer"] == "adam"
+    assert honest["costs"][-1] == result["reference"]["formulations"]["last_costs"]["adam"]
+    assert mislabelled["status"] == "fail" and mislabelled["optimizer"] == "adam-hat"
+    assert mislabelled["first_divergent_step"] == 2
+    failed = {check["quantity"] for check in mislabelled["checks"] if check["verdict"] == "fail"}
+    assert {"trajectory cost", "trajectory W1", "trajectory b2"} <= failed
+    assert result["reference"]["formulations"]["params"] > 1e3 * result["reference"]["formulations"]["rtol"]
+
+
+def test_the_trajectory_tolerance_grows_with_the_updates_done():
+    """The cost after k updates may differ by max(k, 1) times the one-step tolerance, no more."""
+    case = build_case("momentum")
+    one_step = tolerance("trajectory", case.dtype, case.spec, case.m, steps=1).rtol
+    expected = np.linspace(1.0, 2.0, case.steps)
+    for k, factor in ((5, 4.9), (5, 5.1)):
+        actual = expected.copy()
+        actual[k] += factor * one_step * (expected.max() + expected[k])
+        check = compare("trajectory cost", "trajectory", actual, expected, "float64",
+                        tolerance("trajectory", "float64", case.spec, case.m, steps=1),
+                        growth=trajectory_growth(case.steps))
+        assert (check.verdict == "pass") == (factor < 5), factor
+    assert check.first_index == [5]

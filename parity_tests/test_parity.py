@@ -1,6 +1,7 @@
 """Every backend against the reference on every catalogue case in both dtypes, and on at least
-25 generated networks per dtype (depth 1-4, widths 1-16, m 1-64, every hidden activation and
-every loss; ``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job). All of it runs once per
+25 generated networks per dtype (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
+loss and every optimizer, full batches and mini-batches with a partial last one;
+``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job). All of it runs once per
 session, one worker per backend for every case, workers in parallel as ``gradparity run`` does;
 the tests read that run's document."""
 
@@ -18,6 +19,7 @@ from gradparity.backends import REGISTRY, missing_requirement
 from gradparity.core import deviations
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec
+from gradparity.core.optimizers import OPTIMIZERS, Training
 from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
 
@@ -54,9 +56,18 @@ def architecture(case: Case) -> tuple:
     return (case.spec.layer_sizes, case.spec.hidden_activation, case.spec.loss, case.m)
 
 
+def generated_training(number: int, m: int) -> Training:
+    """Every optimizer in turn, 2 epochs, shuffled; every other network on mini-batches of
+    about m / 2 (an odd m ends each epoch on a partial batch)."""
+    optimizer = OPTIMIZERS[number % len(OPTIMIZERS)]
+    batch_size = max(1, m // 2) if number % 2 else None
+    return Training(optimizer, 0.01 if optimizer.startswith("adam") else 0.1, epochs=2, batch_size=batch_size)
+
+
 def generated_cases(count: int, dtype: str, seed: int = SEED) -> list[Case]:
     """``count`` distinct random networks with data and xavier parameters, cycling through every
-    (hidden activation, loss) pair so that each appears; the same networks for every dtype."""
+    (hidden activation, loss) pair so that each appears, trained as ``generated_training`` says;
+    the same networks for every dtype."""
     rng = np.random.default_rng(seed)
     pairs = itertools.cycle(itertools.product(HIDDEN_ACTIVATIONS, LOSSES))
     cases: dict[tuple, Case] = {}
@@ -69,7 +80,8 @@ def generated_cases(count: int, dtype: str, seed: int = SEED) -> list[Case]:
         labels = rng.integers(0, sizes[-1], m)
         Y = np.eye(sizes[-1])[:, labels] if loss == "softmax-ce" else rng.integers(0, 2, (sizes[-1], m)) * 1.0
         params = initial_params(spec, "xavier", seed=int(rng.integers(2**31)))
-        case = make_case(f"generated-{len(cases)}", spec.describe(), X, Y, params, spec, dtype, 0.1, 3)
+        case = make_case(f"generated-{len(cases)}", spec.describe(), X, Y, params, spec, dtype,
+                         generated_training(len(cases), m))
         cases.setdefault(architecture(case), case)
     return list(cases.values())
 
@@ -82,7 +94,7 @@ def zero_logits_case(dtype: str) -> Case:
               "W3": np.ones((1, 2)), "b3": np.zeros((1, 1))}
     X = np.abs(np.random.default_rng(0).standard_normal((2, 8))) + 0.1
     return make_case("zero-logits", "2-2-2-1 relu/bce with every logit exactly 0", X, np.ones((1, 8)), params, spec,
-                     dtype, 0.1, 3)
+                     dtype, Training(learning_rate=0.1, epochs=3))
 
 
 @pytest.fixture(scope="session")
@@ -189,6 +201,8 @@ def test_generated_networks_cover_every_activation_loss_and_shape_range():
     assert {case.spec.loss for case in cases} == set(LOSSES)
     assert {case.spec.depth for case in cases} == {1, 2, 3, 4}
     assert max(max(case.spec.layer_sizes) for case in cases) > 12 and max(case.m for case in cases) > 48
+    assert {case.training.optimizer for case in cases} == set(OPTIMIZERS)
+    assert any(case.training.batch_size and case.m % case.training.batch_size for case in cases)  # a partial batch
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

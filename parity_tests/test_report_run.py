@@ -116,3 +116,32 @@ def test_report_command_writes_the_report_and_exits_like_run(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} >= {"report.html", "report.md", "report.json", "plots"}
     assert main(["report", "--case", "nope", "--out", str(out)]) == 2
     assert (out / "report.html").exists(), "a failed run leaves the previous report in place"
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory) -> tuple[dict, str]:
+    """keras-document (Adam's efficient form, batches of 100) and momentum (float32, batches of
+    64) on numpy and torch, whose Adam is Algorithm 1: (document, Markdown report)."""
+    cases = [build_case("keras-document", "float64"), build_case("momentum", "float32")]
+    document = run(cases, RunOptions(backends=["numpy", "torch"]))
+    return document, write_report(document, tmp_path_factory.mktemp("training") / "r")["report.md"].read_text()
+
+
+def test_a_real_training_run_reports_its_set_up_and_both_adam_forms(training_run):
+    document, markdown = training_run
+    assert validate_document(document) == []
+    adam, momentum = document["results"]
+    assert "Training: adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100, " \
+           "reshuffled every epoch (seed 0), 10 epochs: 40 steps." in markdown
+    assert "Training: momentum (learning rate 0.05, momentum 0.9), batches of 64 (the last of each epoch 16), " \
+           "reshuffled every epoch (seed 0), 3 epochs: 21 steps." in markdown
+    gap = adam["reference"]["formulations"]
+    assert momentum["reference"]["formulations"] is None and markdown.count("\nadam vs adam-hat: ") == 1
+    assert gap["params"] > gap["rtol"], "on keras-document the two forms are told apart"
+    assert (f"| float64 | {gap['last_costs']['adam']:.10g} | {gap['last_costs']['adam-hat']:.10g} | "
+            f"{gap['last_cost']:.1e} | {gap['params']:.1e} | {gap['worst_param']} | {gap['rtol']:.1e} | "
+            f"{gap['params'] / gap['rtol']:.1e}× |") in markdown
+    assert adam["reference"]["optimizer"] == "adam-hat" and adam["backends"]["torch"]["optimizer"] == "adam"
+    torch_rows = [line for line in markdown.splitlines() if line.startswith("| torch | ")
+                  and "compared with the reference's adam: torch's Adam is Algorithm 1 of Kingma & Ba" in line]
+    assert len(torch_rows) == 1, "only on the Adam case, where torch runs the other form"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from html import escape as html_escape
 import io
 import json
 import math
@@ -19,6 +20,7 @@ from rich.cells import cell_len
 from gradparity import reports
 from gradparity.backends import REGISTRY
 from gradparity.core.cases import CATALOGUE
+from gradparity.core.optimizers import Training
 from gradparity.reports import DocumentError, OutputError, validate_bench, validate_document, write_report
 from gradparity.reports.terminal import WIDTH, print_summary
 
@@ -44,6 +46,16 @@ REPRODUCER = ("import torch\nimport numpy as np\n\nx = np.array([[0.1, 0.2]])\ny
 SECTIONS = ("How to read this report", "Summary", "Known deviations", "Failures and errors", "Cases",
             "Run time", "Performance", "Environment")
 CASES = {"seed-2layer": ([2, 4, 1], True), "deep-tanh": ([3, 5, 4, 1], False)}
+# each synthetic case's training, six steps like the reference's costs: seed-2layer (and any case
+# not named) full-batch gradient descent, deep-tanh Adam (Algorithm 1) on batches of 150 of m = 400
+# in data order, keras-document Adam's efficient form on shuffled batches of 200
+TRAININGS = {"seed-2layer": Training(learning_rate=1.2, epochs=6),
+             "deep-tanh": Training("adam", learning_rate=0.01, epochs=2, batch_size=150, shuffle="none"),
+             "keras-document": Training("adam-hat", learning_rate=1e-3, epochs=3, batch_size=200, epsilon=1e-7)}
+# the Adam form each framework runs, whichever the case asks; the others run the case's own
+ADAM_FORM = {"torch": "adam", "jax": "adam", "keras-torch": "adam-hat", "keras-tensorflow": "adam-hat",
+             "keras-jax": "adam-hat", "tensorflow": "adam-hat"}
+PARAMS_APART = {"float64": 2.5e-4, "float32": 3e-6}  # deep-tanh's adam and adam-hat params, relative
 # the registry's eight backends, each in one status on every run of the catalogue
 CATALOGUE_STATUSES = dict(zip(REGISTRY, ("pass", "pass", "pass", "pass", "error", "stale", "known_deviation",
                                          "fail")))
@@ -57,15 +69,17 @@ def make_check(quantity: str, kind: str, dtype: str, rel: float, verdict: str = 
             "rel_error": rel, "ulps": rel / EPS[dtype], "cosine": 1 - rel ** 2, "worst_index": [1, 0],
             "mismatched": 0 if verdict == "pass" else 2, "total": 8, "rtol": rtol, "atol": rtol / 10,
             "tolerance_reason": f"{kind}: 64 eps({dtype}) for fan-in up to 5", "verdict": verdict,
-            "message": message, "deviation": deviation}
+            "message": message, "deviation": deviation, "first_index": None if verdict == "pass" else [1, 0]}
 
 
-def make_backend(status: str, case: str, dtype: str, layers: list[int], reference: list[float]) -> dict:
-    """A backend result of ``status``."""
+def make_backend(status: str, case: str, dtype: str, layers: list[int], reference: list[float],
+                 optimizer: str | None = None) -> dict:
+    """A backend result of ``status``; its trajectory run with ``optimizer``. A failing one
+    drifts from the second step on: its first divergent step is 2."""
     if status in ("error", "skipped"):
         return {"status": status, "reason": ERROR_REASON if status == "error" else SKIP_REASON,
-                "dtype_used": None, "cost": None, "costs": None, "checks": [],
-                "first_divergent_layer": None, "worst": None, "diagnosis": None,
+                "dtype_used": None, "cost": None, "costs": None, "checks": [], "optimizer": None,
+                "first_divergent_layer": None, "first_divergent_step": None, "worst": None, "diagnosis": None,
                 "stderr": STDERR if status == "error" else None}
     eps = EPS[dtype]
     checks = [make_check("cost", "cost", dtype, 2 * eps)]
@@ -88,10 +102,12 @@ def make_backend(status: str, case: str, dtype: str, layers: list[int], referenc
     checks.append(make_check("trajectory cost", "trajectory", dtype, drift,
                              "fail" if status == "fail" else "pass",
                              FAILURE_MESSAGE if status == "fail" else None))
+    checks[-1]["first_index"] = [1] if status == "fail" else None
     worst = max(checks, key=lambda c: c["rel_error"])
     reason = {"fail": "dW1 is not close", "stale": STALE}.get(status, "")
     return {"status": status, "reason": reason, "dtype_used": dtype, "cost": reference[0], "costs": costs,
-            "checks": checks, "first_divergent_layer": 1 if status == "fail" else None,
+            "checks": checks, "optimizer": optimizer, "first_divergent_layer": 1 if status == "fail" else None,
+            "first_divergent_step": 2 if status == "fail" else None,
             "worst": {"quantity": worst["quantity"], "rel_error": worst["rel_error"], "ulps": worst["ulps"]},
             "diagnosis": make_diagnosis(dtype) if status in ("fail", "known_deviation") else None,
             "stderr": None}
@@ -113,21 +129,35 @@ def make_boundary() -> dict:
             "accuracy": 83.3, "iterations": 5000}
 
 
+def make_formulations(reference: list[float], dtype: str) -> dict:
+    """How far an Adam case's two forms end apart: last costs 4e-7 apart, the final parameters
+    ``PARAMS_APART``, worst for W2, next to a trajectory rtol of 64 eps x 6 steps."""
+    last = {"adam": reference[-1], "adam-hat": reference[-1] * (1 + 4e-7)}
+    return {"last_costs": last, "last_cost": abs(last["adam"] - last["adam-hat"]) / last["adam-hat"],
+            "params": PARAMS_APART[dtype], "worst_param": "W2", "rtol": 64 * EPS[dtype] * 6}
+
+
 def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str] = STATUSES) -> dict:
     """``cases`` × 2 dtypes × the backends of ``statuses`` (by default 7, one of each status),
-    following "gradparity/1"."""
+    following "gradparity/1"; each case trains as ``TRAININGS`` says (else like seed-2layer),
+    on an Adam case every framework in the form ``ADAM_FORM`` gives it."""
     results = []
     for case in cases:
         layers, two_d = CASES.get(case, ([2, 4, 1], False))
+        training = TRAININGS.get(case, TRAININGS["seed-2layer"])
         for dtype in ("float64", "float32"):
             reference = [0.693 * math.exp(-0.1 * k) for k in range(6)]
+            adam = training.optimizer in ("adam", "adam-hat")
             results.append({
                 "case": case, "description": f"{case}: a synthetic case for the renderer tests.",
                 "dtype": dtype, "layers": layers, "hidden_activation": "tanh" if "tanh" in case else "sigmoid",
-                "loss": "bce", "m": 400, "learning_rate": 1.2, "steps": 6,
-                "reference": {"cost": reference[0], "costs": reference,
+                "loss": "bce", "m": 400, "learning_rate": training.learning_rate, "steps": training.steps(400),
+                "training": training.to_dict(400),
+                "reference": {"cost": reference[0], "costs": reference, "optimizer": training.optimizer,
+                              "formulations": make_formulations(reference, dtype) if adam else None,
                               "decision_boundary": make_boundary() if two_d else None},
-                "backends": {name: make_backend(status, case, dtype, layers, reference)
+                "backends": {name: make_backend(status, case, dtype, layers, reference,
+                                                ADAM_FORM.get(name, training.optimizer) if adam else training.optimizer)
                              for name, status in statuses.items()}})
     per_status = {s: len(results) * list(statuses.values()).count(s) for s in ("pass", "fail", "known_deviation",
                                                                                "skipped", "error", "stale")}
@@ -139,7 +169,8 @@ def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str
                         "flags": {"torch": {"tf32": "off"}, "jax": {"jax_enable_x64": "on"}},
                         "allow_tf32": False, "git_commit": "abc123"},
         "options": {"cases": list(cases), "backends": list(statuses), "dtypes": ["float64", "float32"],
-                    "steps": None, "controls": ["numpy"], "strict": False},
+                    "steps": None, "controls": ["numpy"], "strict": False,
+                    "optimizers": list(dict.fromkeys(r["training"]["optimizer"] for r in results))},
         "results": results,
         "summary": {"passed": per_status["pass"], "failed": per_status["fail"],
                     "known_deviations": per_status["known_deviation"], "skipped": per_status["skipped"],
@@ -148,6 +179,19 @@ def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str
                 "backend_seconds": {"numpy": 0.4, "jax": 3.2, "torch": 2.1, "keras-torch": 4.0,
                                     "tensorflow": 1.5}},
     }
+
+
+def before_optimizers(document: dict) -> dict:
+    """``document`` as a run before optimizers and mini-batches wrote it: no training, no
+    optimizer forms, no first divergent step or first index."""
+    del document["options"]["optimizers"]
+    for result in document["results"]:
+        del result["training"], result["reference"]["optimizer"], result["reference"]["formulations"]
+        for backend in result["backends"].values():
+            del backend["optimizer"], backend["first_divergent_step"]
+            for check in backend["checks"]:
+                del check["first_index"]
+    return document
 
 
 def make_bench() -> dict:
@@ -202,6 +246,17 @@ def _strict_word(d): d["options"]["strict"] = "yes"
 def _stale_uncounted(d): d["summary"]["stale"] = 0
 def _stale_absent(d): del d["summary"]["stale"]
 def _stderr_number(d): d["results"][0]["backends"]["tensorflow"]["stderr"] = 139
+def _unknown_optimizer(d): d["results"][2]["training"]["optimizer"] = "rmsprop"
+def _batch_size_text(d): d["results"][2]["training"]["batch_size"] = "150"
+def _no_steps(d): del d["results"][0]["training"]["steps"]
+def _rate_text(d): d["results"][0]["training"]["hyperparameters"]["learning_rate"] = "1.2"
+def _no_rtol(d): del d["results"][2]["reference"]["formulations"]["rtol"]
+def _infinite_gap(d): d["results"][3]["reference"]["formulations"]["params"] = math.inf
+def _unknown_form(d): d["results"][2]["reference"]["formulations"]["last_costs"]["adamw"] = 0.4
+def _backend_form(d): d["results"][2]["backends"]["keras-torch"]["optimizer"] = "adamw"
+def _fractional_step(d): d["results"][0]["backends"]["torch"]["first_divergent_step"] = 2.0
+def _first_index_text(d): d["results"][0]["backends"]["torch"]["checks"][-1]["first_index"] = ["1"]
+def _optimizers_word(d): d["options"]["optimizers"] = "sgd"
 
 
 @pytest.mark.parametrize("breaks, expected", [
@@ -224,6 +279,17 @@ def _stderr_number(d): d["results"][0]["backends"]["tensorflow"]["stderr"] = 139
     (_stale_uncounted, "summary.stale: 0 but 4 backend results have status 'stale'"),
     (_stale_absent, "summary.stale: absent but 4 backend results have status 'stale'"),
     (_stderr_number, "results[0].backends.tensorflow.stderr: expected string or null, got int"),
+    (_unknown_optimizer, "results[2].training.optimizer: 'rmsprop' is not one of sgd, momentum, adam, adam-hat"),
+    (_batch_size_text, "results[2].training.batch_size: expected int or null, got str"),
+    (_no_steps, "results[0].training.steps: missing"),
+    (_rate_text, "results[0].training.hyperparameters.learning_rate: expected number, got str"),
+    (_no_rtol, "results[2].reference.formulations.rtol: missing"),
+    (_infinite_gap, "results[3].reference.formulations.params: inf is not valid JSON"),
+    (_unknown_form, "results[2].reference.formulations.last_costs: 'adamw' is not one of"),
+    (_backend_form, "results[2].backends.keras-torch.optimizer: 'adamw' is not one of"),
+    (_fractional_step, "results[0].backends.torch.first_divergent_step: expected int or null, got float"),
+    (_first_index_text, "results[0].backends.torch.checks[7].first_index[0]: expected int, got str"),
+    (_optimizers_word, "options.optimizers: expected list, got str"),
 ])
 def test_validate_document_names_the_problem(document, breaks, expected):
     breaks(document)
@@ -246,6 +312,117 @@ def test_older_documents_without_the_new_fields_validate(tmp_path, small):
     assert validate_document(small) == []
     markdown = write_report(small, tmp_path / "out")["report.md"].read_text()
     assert "| Case | dtype | numpy | jax |" in markdown and "control" not in markdown.split("## Failures")[0]
+
+
+def test_a_document_before_optimizers_validates_and_renders(tmp_path, document):
+    """Without training, optimizer forms, first divergent step and first index (as ``report
+    --merge`` may load it): valid, and rendered with the learning rate as before, no training
+    said, no Adam forms, a dash for the first divergent step."""
+    before_optimizers(document)
+    assert validate_document(document) == []
+    markdown = write_report(document, tmp_path / "out")["report.md"].read_text()
+    assert "| Learning rate | 1.2 |" in markdown and "| Learning rate | 0.01 |" in markdown
+    for new in ("\nTraining: ", "| Optimizer |", "| Batches |", "adam vs adam-hat", "compared with the reference's",
+                "Compared with the reference's", "\nFirst divergent step:"):
+        assert new not in markdown, new
+    assert "| torch | ✗ fail | 0.693 | dW1 | 4.1e-02 | 1.8e+14 | 1 | — | float64 | dW1 is not close |" in markdown
+
+
+def test_the_training_is_said_in_words(written):
+    """Each case's section says its optimizer with its hyper-parameters, its batches, epochs and
+    steps; its network table has them as rows."""
+    _, html, markdown = written
+    sections = markdown.split("\n### ")
+    seed = next(s for s in sections if s.startswith("seed-2layer\n\nseed-2layer: a synthetic"))
+    deep = next(s for s in sections if s.startswith("deep-tanh\n\ndeep-tanh: a synthetic"))
+    assert "\n\nTraining: sgd (learning rate 1.2), full batch, 6 steps.\n\n" in seed
+    adam = ("Training: adam (learning rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-08), batches of 150 (the last "
+            "of each epoch 100), in data order, 2 epochs: 6 steps.")
+    assert f"\n\n{adam}\n\n" in deep and f"<p>{adam}</p>" in html
+    assert "| Optimizer | sgd: learning rate 1.2 |\n| Batches | full batch |\n| Training steps | 6 |" in seed
+    assert ("| Optimizer | adam: learning rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-08 |\n"
+            "| Batches | 150 examples, in data order; 2 epochs |\n| Training steps | 6 |") in deep
+    assert "Learning rate" not in markdown
+
+
+@pytest.mark.parametrize("training, said", [
+    (Training("momentum", learning_rate=0.05, epochs=3, batch_size=64),
+     "momentum (learning rate 0.05, momentum 0.9), batches of 64 (the last of each epoch 16), reshuffled every "
+     "epoch (seed 0), 3 epochs: 21 steps"),
+    (Training("adam-hat", learning_rate=1e-3, epochs=10, batch_size=100, seed=7, epsilon=1e-7),
+     "adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100, reshuffled every "
+     "epoch (seed 7), 10 epochs: 40 steps"),
+    (Training(learning_rate=0.5, epochs=3, batch_size=400), "sgd (learning rate 0.5), full batch, 3 steps"),
+])
+def test_training_text(training, said):
+    assert reports.content.training_text(training.to_dict(400), 400) == said
+
+
+def test_adam_cases_show_what_the_choice_of_form_costs(written):
+    """For the Adam case only: both forms' last costs, how far apart they end (the final
+    parameters relative, the worst named) and that as a multiple of the trajectory rtol."""
+    _, html, markdown = written
+    assert markdown.count("\nadam vs adam-hat: the reference trained in each form of Adam") == 1
+    deep = markdown[markdown.index("\n### deep-tanh\n"):]
+    assert "adam vs adam-hat" in deep[:deep.index("\n*")]  # shown, not folded
+    assert ("| dtype | Last cost, adam | Last cost, adam-hat | Costs apart | Final parameters apart "
+            "| Worst parameter | Trajectory rtol | Apart, in rtols |") in deep
+    multiples = {"float64": "2.9e+09×", "float32": "0.066×"}  # 2.5e-4 / 8.5e-14 and 3e-6 / 4.6e-5
+    for result in make_document()["results"][2:]:
+        gap = result["reference"]["formulations"]
+        assert f"{gap['params'] / gap['rtol']:.2g}" == {"float64": "2.9e+09", "float32": "0.066"}[result["dtype"]]
+        row = (f"| {result['dtype']} | {gap['last_costs']['adam']:.10g} | {gap['last_costs']['adam-hat']:.10g} | "
+               f"{gap['last_cost']:.1e} | {gap['params']:.1e} | W2 | {gap['rtol']:.1e} | {multiples[result['dtype']]} |")
+        assert row in deep, row
+    assert "| float64 | 0.4203257472 | 0.4203259153 | 4.0e-07 | 2.5e-04 | W2 | 8.5e-14 | 2.9e+09× |" in deep
+    assert '<td class="r">2.9e+09×</td>' in html
+
+
+def test_a_backend_in_another_form_says_so(written):
+    """Keras's Adam is the efficient form: on the case that asks Algorithm 1 its rows, the
+    case's section and its finding say it was compared with the reference's adam-hat; not on
+    the sgd case, and not for the backends whose Adam is Algorithm 1."""
+    _, html, markdown = written
+    note = "compared with the reference's adam-hat: keras-torch's Adam is the efficient form"
+    seed, deep = markdown[:markdown.index("\n### deep-tanh\n")], markdown[markdown.index("\n### deep-tanh\n"):]
+    rows = [line for line in deep.splitlines() if line.startswith("| keras-torch | ≈ known deviation |")]
+    assert len(rows) == 2 and all(row.endswith(f"| {note} |") for row in rows), rows
+    assert all("compared with" not in line for line in deep.splitlines() if line.startswith(("| torch |", "| jax |")))
+    assert ("\nCompared with the reference's adam-hat, not the case's adam: keras-torch, keras-tensorflow — their "
+            "Adam is the efficient form.\n") in deep
+    assert "a backend labelled adam-hat ran that optimizer form" in deep
+    cases = seed[seed.index("\n## Cases\n"):]
+    assert "compared with the reference" not in cases.lower() and "labelled" not in cases
+    findings = markdown[markdown.index("\n## Known deviations\n"):markdown.index("\n## How to read")]
+    assert findings.count(f"\nC{note[1:]} on deep-tanh × float64, float32.\n") == 1
+    assert f"<td>{html_escape(note)}</td>" in html
+
+
+def test_the_first_divergent_step_is_shown(written):
+    """Next to the first divergent layer in each run's table, and in the failure's finding."""
+    _, _, markdown = written
+    assert markdown.count("| First divergent layer | First divergent step |") == 4
+    assert markdown.count("| torch | ✗ fail | 0.693 | dW1 | 4.1e-02 | 1.8e+14 | 1 | 2 | float64 |") == 2
+    failure = markdown[markdown.index("\n### torch — fail"):markdown.index("\n### tensorflow — error")]
+    assert "\n\nFirst divergent step: 2 on each of the 4 runs.\n\n" in failure
+    assert "First divergent step:" not in markdown.replace(failure, "").split("## How to read")[0]
+
+
+def test_first_divergent_step_over_the_runs(small):
+    """One run: its step of its steps; several: the range, over those that have one."""
+    from gradparity.reports.digest import backend_order, findings
+
+    def said(steps):
+        for result, step in zip(small["results"], steps):
+            result["backends"]["torch"]["first_divergent_step"] = step
+        failure = next(f for f in findings(small, backend_order(small)) if f.backend == "torch")
+        return failure.first_steps()
+
+    assert said([3, 5]) == "First divergent step: 3 to 5 over the 2 runs"
+    assert said([None, 4]) == "First divergent step: 4 on 1 of the 2 runs"
+    assert said([None, None]) == ""
+    small["results"].pop()
+    assert said([3]) == "First divergent step: 3 of 6"
 
 
 def test_validate_rejects_non_objects():
@@ -343,10 +520,13 @@ def test_every_link_has_its_target(written):
 
 
 def test_case_detail_is_folded(written):
+    """Only the description, the training and (for Adam) its two forms' gap show; the rest is folded."""
     _, html, _ = written
     for case in CASES:
         start = html.index(f'<h3 id="case-{case}">')
-        assert html[start:].split("\n", 3)[2].startswith("<details><summary>"), case
+        shown = html[start:html.index("<details>", start)].split("\n")[1:-1]
+        assert shown[0].startswith("<p>") and shown[1].startswith("<p>Training: "), case
+        assert not re.search("<h4|<figure|Backend</th>", "".join(shown)), case  # no run, plot or quantity
     assert html.count("<details>") == len(CASES) + 4  # the cases, two folded tables, a traceback, stderr
 
 
@@ -451,6 +631,19 @@ def test_interrupted_first_render_leaves_nothing(tmp_path, small, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_report(small, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_terminal_findings_say_the_first_divergent_step_and_the_form(capsys):
+    """A finding line gives the first divergent step; a backend compared in another Adam form
+    says so, on the runs it was."""
+    print_summary(make_document())
+    lines = capsys.readouterr().out.splitlines()
+    assert max(cell_len(line) for line in lines) <= WIDTH
+    assert "  First divergent step: 2 on each of the 4 runs" in lines
+    text = " ".join(" ".join(lines).split())
+    assert ("Compared with the reference's adam-hat: keras-torch's Adam is the efficient form on deep-tanh × "
+            "float64, float32") in text
+    assert "torch's Adam is Algorithm 1" not in text
 
 
 def test_accepts_the_engine_variants(tmp_path, small):

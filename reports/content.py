@@ -9,8 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gradparity.reports.digest import (CONTROL, FIGURE, LABEL, MARKER, Finding, backend_order, controls, counts,
-                                       figure, findings, gist, op_measure, run_key, status_label)
+from gradparity.reports.digest import (CONTROL, FIGURE, FORMS, LABEL, MARKER, Finding, backend_order, controls,
+                                       counts, figure, findings, form_note, gist, op_measure, other_form, run_key,
+                                       status_label)
 from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
@@ -174,7 +175,12 @@ def _how_to_read(anchors: _Anchors) -> list[Block]:
             "Tolerance: an element passes when |a − b| ≤ rtol·|ref| + atol; rtol and atol follow from "
             "the dtype's eps and the problem size, and each case states what it applied and why.",
             "First divergent layer: the first layer (from the input) with a quantity outside "
-            "tolerance — where to start looking.",
+            "tolerance — where to start looking. First divergent step: the first training step "
+            "(from 1) whose cost, taken before its update, is outside tolerance.",
+            "Training: each case states its optimizer, batches and number of steps. Adam comes in two "
+            f"forms, adam ({FORMS['adam']}: PyTorch, optax) and adam-hat ({FORMS['adam-hat']}: Keras, "
+            "TF1); a framework is compared with the reference trained in the form it runs, and each "
+            "Adam case shows how far the two forms end apart, against the trajectory tolerance.",
             f"Control: {CONTROL}.",
             "Failures and deviations are grouped by backend and cause: each group lists the runs it "
             "hit, its worst figures, the framework operations found responsible (each probed alone "
@@ -230,6 +236,9 @@ def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
     blocks += [Paragraph(note) for note in finding.notes()]
     if finding.worst_text():
         blocks.append(Paragraph(finding.worst_text() + "."))
+    if finding.first_steps():
+        blocks.append(Paragraph(finding.first_steps() + "."))
+    blocks += [Paragraph(note + ".") for note in finding.forms(document)]
     blocks += [Paragraph(f"Registered: {measured}") for measured in finding.registered()]
     if finding.ops:
         rows = tuple((Cell(op), Cell(source), Cell("; ".join(map(op_measure, probes.values()))))
@@ -269,9 +278,76 @@ def _cases(document: dict, backends: list[str], anchors: _Anchors, cases: dict[s
         for result in results:
             folded.append(Heading(4, run_key(result), anchors.new(f"case-{run_key(result)}")))
             folded += _case_tables(result, backends)
-        blocks += [Heading(3, case, anchor), Paragraph(results[0]["description"]),
-                   Details(f"{_summary_of(results, backends)} — network, plots and every quantity", tuple(folded))]
+        blocks += [Heading(3, case, anchor), Paragraph(results[0]["description"])]
+        blocks += _training(results, backends)
+        blocks += [Details(f"{_summary_of(results, backends)} — network, plots and every quantity", tuple(folded))]
     return blocks
+
+
+def _training(results: list[dict], backends: list[str]) -> list[Block]:
+    """The training set-up in words, how far Adam's two forms end apart, and the backends
+    compared with the reference in another form than the case's; nothing for older documents."""
+    blocks: list[Block] = []
+    said = _per_dtype(results, lambda r: training_text(r["training"], r["m"]) if "training" in r else "")
+    if said:
+        blocks.append(Paragraph(f"Training: {said}."))
+    gaps = [r for r in results if r["reference"].get("formulations")]
+    if gaps:
+        blocks += [Paragraph("adam vs adam-hat: the reference trained in each form of Adam, and how far the two "
+                             "end apart (relative; for the parameters, the worst one). More than 1 rtol apart, "
+                             "the choice of form alone decides a comparison."),
+                   _formulations(gaps)]
+    forms: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        for name in backends:
+            form = other_form(r, r["backends"][name]) if name in r["backends"] else None
+            if form and name not in forms.setdefault((form, r["reference"]["optimizer"]), []):
+                forms[form, r["reference"]["optimizer"]].append(name)
+    for (form, own), names in forms.items():
+        what = f"{'its' if len(names) == 1 else 'their'} Adam is {FORMS[form]}" if form in FORMS else f"run {form}"
+        blocks.append(Paragraph(f"Compared with the reference's {form}, not the case's {own}: "
+                                f"{', '.join(names)} — {what}."))
+    return blocks
+
+
+def training_text(training: dict, m: int) -> str:
+    """``adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100
+    reshuffled every epoch (seed 0), 10 epochs: 40 steps``; a full batch: ``..., full batch, 10 steps``."""
+    optimizer, size, steps = f"{training['optimizer']} ({_settings(training)})", training["batch_size"], training["steps"]
+    if size is None or size >= m:
+        return f"{optimizer}, full batch, {_plural(steps, 'step')}"
+    batches = f"batches of {size}" + f" (the last of each epoch {m % size})" * bool(m % size)
+    return f"{optimizer}, {batches}, {_order(training)}, {_plural(training['epochs'], 'epoch')}: {_plural(steps, 'step')}"
+
+
+def _settings(training: dict) -> str:
+    """The optimizer's own hyper-parameters: ``learning rate 0.05, momentum 0.9``."""
+    return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in training["hyperparameters"].items())
+
+
+def _order(training: dict) -> str:
+    return f"reshuffled every epoch (seed {training['seed']})" if training["shuffle"] == "seed" else "in data order"
+
+
+def _formulations(results: list[dict]) -> Table:
+    """Per dtype: the last cost in each Adam form, how far apart they and the final parameters
+    end (relative; the worst parameter), and that as a multiple of the trajectory tolerance."""
+    rows = []
+    for r in results:
+        f = r["reference"]["formulations"]
+        rows.append((Cell(r["dtype"]), *(Cell(_number(f["last_costs"].get(form))) for form in FORMS),
+                     Cell(_sci(f["last_cost"])), Cell(_sci(f["params"])), Cell(f["worst_param"]),
+                     Cell(_sci(f["rtol"])), Cell(_multiple(f["params"], f["rtol"]))))
+    return Table(("dtype", "Last cost, adam", "Last cost, adam-hat", "Costs apart", "Final parameters apart",
+                  "Worst parameter", "Trajectory rtol", "Apart, in rtols"), tuple(rows), align="lrrrrlrr")
+
+
+def _per_dtype(results: list[dict], get: Callable[[dict], str]) -> str:
+    """One value for a case's runs, or each with its dtype where they differ."""
+    values = [get(r) for r in results]
+    if len(set(values)) == 1:
+        return values[0]
+    return " · ".join(f"{v} ({r['dtype']})" for v, r in zip(values, results))
 
 
 def _summary_of(results: list[dict], backends: list[str]) -> str:
@@ -290,20 +366,28 @@ def _by_case(results: list[dict]) -> dict[str, list[dict]]:
 def _network(results: list[dict]) -> Table:
     """The network and its training, one value per property (per dtype where they differ)."""
     def value(get: Callable[[dict], str]) -> str:
-        values = [get(r) for r in results]
-        if len(set(values)) == 1:
-            return values[0]
-        return " · ".join(f"{v} ({r['dtype']})" for v, r in zip(values, results))
+        return _per_dtype(results, get)
 
+    training = [("Optimizer", value(lambda r: f"{r['training']['optimizer']}: {_settings(r['training'])}")),
+                ("Batches", value(lambda r: _batches(r)))] if all("training" in r for r in results) else \
+        [("Learning rate", value(lambda r: f"{r['learning_rate']:g}"))]
     rows = (("Layers", value(lambda r: " → ".join(map(str, r["layers"])))),
             ("Hidden activation", value(lambda r: r["hidden_activation"])),
             ("Loss", value(lambda r: r["loss"])),
             ("Examples (m)", value(lambda r: str(r["m"]))),
-            ("Learning rate", value(lambda r: f"{r['learning_rate']:g}")),
+            *training,
             ("Training steps", value(lambda r: str(r["steps"]))),
             ("dtypes", ", ".join(r["dtype"] for r in results)),
             ("Reference cost", value(lambda r: _number(r["reference"]["cost"]))))
     return Table(("Network", "Value"), tuple((Cell(k), Cell(v)) for k, v in rows))
+
+
+def _batches(result: dict) -> str:
+    """``64 examples, reshuffled every epoch (seed 0); 3 epochs`` or ``full batch``."""
+    training, m = result["training"], result["m"]
+    if training["batch_size"] is None or training["batch_size"] >= m:
+        return "full batch"
+    return f"{training['batch_size']} examples, {_order(training)}; {_plural(training['epochs'], 'epoch')}"
 
 
 def _case_tables(result: dict, backends: list[str]) -> list[Block]:
@@ -317,16 +401,17 @@ def _case_tables(result: dict, backends: list[str]) -> list[Block]:
 
 def _overview(result: dict, ran: list[tuple[str, dict]]) -> Table:
     rows = [(Cell("reference (NumPy)"), Cell(""), Cell(_number(result["reference"]["cost"])),
-             Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result["dtype"]), Cell(""))]
+             Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result["dtype"]), Cell(""))]
     for name, b in ran:
         worst = b["worst"] or {"quantity": "—", "rel_error": None, "ulps": None}
-        layer = b["first_divergent_layer"]
+        layer, step, form = b["first_divergent_layer"], b.get("first_divergent_step"), other_form(result, b)
+        note = "; ".join(filter(None, (form and form_note(name, form), gist(b["reason"], 100))))
         rows.append((Cell(name), Cell(status_label(b["status"]), b["status"]), Cell(_number(b["cost"])),
                      Cell(worst["quantity"]), Cell(_sci(worst["rel_error"])), Cell(_ulps(worst["ulps"])),
-                     Cell("—" if layer is None else str(layer)), Cell(b["dtype_used"] or "—"),
-                     Cell(gist(b["reason"], 100))))
+                     Cell("—" if layer is None else str(layer)), Cell("—" if step is None else str(step)),
+                     Cell(b["dtype_used"] or "—"), Cell(note)))
     return Table(("Backend", "Status", "Cost", "Worst", "Rel error", "ulps", "First divergent layer",
-                  "Computed in", "Note"), tuple(rows), align="llrlrrrll")
+                  "First divergent step", "Computed in", "Note"), tuple(rows), align="llrlrrrrll")
 
 
 def _quantities(checked: list[tuple[str, dict]]) -> Table:
@@ -357,11 +442,15 @@ def _tolerances(checked: list[tuple[str, dict]]) -> Table:
 def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]) -> list[Block]:
     """The case's plots, named after its (unique) anchor so file names never collide."""
     data = {"case": case, "results": results, "backends": backends}
+    forms = sorted({form for r in results for name in backends if name in r["backends"]
+                    and (form := other_form(r, r["backends"][name]))})
+    other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form: its distance to this reference "
+             "includes the gap between the forms") * bool(forms)
     return [
         Figure(f"cost-{stem}", f"{case}: training cost per step of every backend over the "
                "reference (thick grey line).", "cost_curves", data),
         Figure(f"divergence-{stem}", f"{case}: |backend cost − reference cost| per step, log "
-               "scale; exact agreement is drawn at the floor line.", "cost_divergence", data),
+               f"scale; exact agreement is drawn at the floor line{other}.", "cost_divergence", data),
         Figure(f"errors-{stem}", f"{case}: log10 relative error of each gradient per backend; "
                "outlined cells are outside tolerance.", "gradient_errors", data),
         Figure(f"boundary-{stem}", f"{case}: decision boundary of the trained reference network.",
@@ -461,6 +550,14 @@ def _cosine(c: float | None) -> str:
     if c is None:
         return "—"
     return "1" if c == 1 else f"1 − {1 - c:.1e}" if 0.999 < c < 1 else f"{c:.4f}"
+
+
+def _multiple(x: float | None, of: float) -> str:
+    """``x`` as a multiple of ``of``: ``0.31×``, ``42×``, ``4.2e+08×``."""
+    if x is None or not of:
+        return "—"
+    ratio = x / of
+    return f"{ratio:.2g}×" if ratio < 10 else f"{ratio:,.0f}×" if ratio < 1e5 else f"{ratio:.1e}×"
 
 
 def _ratio(x: float | None) -> str:

@@ -17,6 +17,20 @@ FIGURE = ("the worst relative error over every quantity compared, max|a − b| /
           "(eps is 2.2e-16 in float64, 1.2e-7 in float32); 0: bit for bit")
 CONTROL = ("a control checks the harness, not the maths: the reference itself, run through a "
            "worker process like every backend, must come back bit for bit")
+FORMS = {"adam": "Algorithm 1 of Kingma & Ba", "adam-hat": "the efficient form"}  # the two Adam forms
+
+
+def other_form(result: dict, backend: dict) -> str | None:
+    """The optimizer form a backend's trajectory was compared in when it is not the reference's
+    own (a framework whose Adam is the other form); None otherwise or in older documents."""
+    ran, own = backend.get("optimizer"), result["reference"].get("optimizer")
+    return ran if ran and own and ran != own else None
+
+
+def form_note(name: str, form: str) -> str:
+    """``compared with the reference's adam-hat: keras-jax's Adam is the efficient form``."""
+    what = f"{name}'s Adam is {FORMS[form]}" if form in FORMS else f"{name} runs {form}"
+    return f"compared with the reference's {form}: {what}"
 
 
 def status_label(status: str) -> str:
@@ -125,6 +139,32 @@ class Finding:
             text += f"; {low} to {high} over the {len(per_run)} runs" if low != high else \
                 f"; {high} on each of the {len(per_run)} runs"
         return text
+
+    def first_steps(self) -> str:
+        """``First divergent step: 3 of 40``, or ``... 3 to 12 over 2 of the 4 runs``: the first
+        training step whose cost breaks tolerance, over the runs that have one; empty if none."""
+        steps = [run["backends"][self.backend].get("first_divergent_step") for run in self.runs]
+        found = [step for step in steps if step is not None]
+        if not found:
+            return ""
+        low, high = min(found), max(found)
+        if len(self.runs) == 1:
+            return f"First divergent step: {low} of {self.runs[0]['steps']}"
+        where = f"each of the {len(found)} runs" if len(found) == len(self.runs) else \
+            f"{len(found)} of the {len(self.runs)} runs"
+        return f"First divergent step: {low} on {where}" if low == high else \
+            f"First divergent step: {low} to {high} over {where.removeprefix('each of ')}"
+
+    def forms(self, document: dict) -> list[str]:
+        """Each other optimizer form its trajectories were compared in, as a note, naming the
+        runs unless it is all of them: ``Compared with the reference's adam-hat: keras-jax's
+        Adam is the efficient form on deep-tanh × float64``."""
+        runs: dict[str, list[dict]] = {}
+        for run in self.runs:
+            if form := other_form(run, run["backends"][self.backend]):
+                runs.setdefault(form, []).append(run)
+        return ["C" + form_note(self.backend, form)[1:] + f" on {hits(hit, document)}" * (len(hit) < len(self.runs))
+                for form, hit in runs.items()]
 
     def registered(self) -> list[str]:
         """What the registry says it measured for the deviations behind it, each once."""

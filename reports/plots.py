@@ -69,9 +69,9 @@ def cost_curves(case: str, results: list[dict], backends: list[str]) -> Figure |
     for ax, result in zip(axes, results):
         reference = _floats(result["reference"]["costs"])
         ax.plot(np.arange(reference.size), reference, **REFERENCE)
-        for name, costs in _trajectories(result, backends):
+        for name, label, costs in _trajectories(result, backends):
             ax.plot(np.arange(costs.size), costs, linewidth=1.1, linestyle="--", markersize=3,
-                    label=name, **looks[name])
+                    label=label, **looks[name])
         ax.set(title=f"{case} · {result['dtype']}", xlabel="training step", ylabel="cost J")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(fig, axes)
@@ -90,10 +90,10 @@ def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figu
         reference = _floats(result["reference"]["costs"])
         scale = float(np.nanmax(np.abs(reference), initial=0.0)) or 1.0
         ulp = EPS.get(result["dtype"], EPS["float64"]) * scale
-        for name, costs in _trajectories(result, backends):
+        for name, label, costs in _trajectories(result, backends):
             n = min(costs.size, reference.size)
             difference = np.maximum(np.abs(costs[:n] - reference[:n]), ulp / 10)
-            ax.plot(np.arange(n), difference, linewidth=1.1, markersize=3, label=name, **looks[name])
+            ax.plot(np.arange(n), difference, linewidth=1.1, markersize=3, label=label, **looks[name])
         ax.axhline(ulp, color="0.3", linestyle="-.", linewidth=0.8, label="1 ulp of the cost (eps · max J)")
         ax.axhline(ulp / 10, color="0.5", linestyle=":", linewidth=0.8, label="floor: exact 0 drawn here")
         _log_y(ax)
@@ -304,12 +304,15 @@ def _any_trajectory(results: list[dict]) -> bool:
     return any(backend["costs"] for result in results for backend in result["backends"].values())
 
 
-def _trajectories(result: dict, backends: list[str]) -> Iterator[tuple[str, np.ndarray]]:
-    """(backend, costs as floats) for every backend of ``result`` that has a cost trajectory."""
+def _trajectories(result: dict, backends: list[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(backend, label, costs as floats) for every backend of ``result`` that has a cost
+    trajectory; the label names the optimizer form it ran when that is not the reference's."""
+    own = result["reference"].get("optimizer")
     for name in backends:
-        costs = result["backends"].get(name, {}).get("costs")
-        if costs:
-            yield name, _floats(costs)
+        backend = result["backends"].get(name, {})
+        if backend.get("costs"):
+            form = backend.get("optimizer")
+            yield name, f"{name} ({form})" if own and form and form != own else name, _floats(backend["costs"])
 
 
 def _floats(values: list) -> np.ndarray:

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from gradparity.core.errors import GradparityError
+from gradparity.core.optimizers import OPTIMIZERS, SHUFFLES
 
 SCHEMA = "gradparity/1"
 BENCH_SCHEMA = "gradparity-bench/1"
@@ -30,16 +31,24 @@ ENVIRONMENT = {"python": "string", "platform": "string", "cpu": "string?", "core
                "numpy": "string", "blas": "string?", "frameworks": "dict", "flags": "dict",
                "device": "string", "allow_tf32": "bool", "git_commit": "string?"}
 OPTIONS = {"cases": "list", "backends": "list", "dtypes": "list", "steps": "int|list?"}
-OPTIONS_OPTIONAL = {"controls": "list", "strict": "bool"}
+OPTIONS_OPTIONAL = {"controls": "list", "strict": "bool", "optimizers": "list"}
 RESULT = {"case": "string", "description": "string", "dtype": "string", "layers": "list",
           "hidden_activation": "string", "loss": "string", "m": "int", "learning_rate": "number",
           "steps": "int", "reference": "dict", "backends": "dict"}
+RESULT_OPTIONAL = {"training": "dict"}  # absent from documents before optimizers and mini-batches
+TRAINING = {"optimizer": "string", "learning_rate": "number", "epochs": "int", "batch_size": "int?",
+            "shuffle": "string", "seed": "int", "momentum": "number", "beta1": "number", "beta2": "number",
+            "epsilon": "number", "hyperparameters": "dict", "steps": "int"}
 REFERENCE = {"cost": "number?", "costs": "list"}  # and "decision_boundary": dict, null or absent
+REFERENCE_OPTIONAL = {"optimizer": "string", "formulations": "dict?"}
+FORMULATIONS = {"last_costs": "dict", "last_cost": "number?", "params": "number?", "worst_param": "string",
+                "rtol": "number"}  # for an Adam case: how far its two forms end apart
 BOUNDARY = {"x": "list", "y": "list", "probability": "list", "points": "list", "labels": "list",
             "accuracy": "number?", "iterations": "int?"}
 BACKEND = {"status": "string", "reason": "string", "dtype_used": "string?", "cost": "number?",
            "costs": "list?", "checks": "list", "first_divergent_layer": "int?", "worst": "dict?"}
-BACKEND_OPTIONAL = {"diagnosis": "dict?", "stderr": "string?"}
+BACKEND_OPTIONAL = {"diagnosis": "dict?", "stderr": "string?", "optimizer": "string?",
+                    "first_divergent_step": "int?"}
 DIAGNOSIS = {"ops": "list", "pattern": "string", "reproducer": "string?"}
 OP = {"op": "string", "source": "string", "input_dtype": "string", "output_dtype": "string?",
       "rel_error": "number?", "tolerance": "number"}
@@ -48,6 +57,7 @@ CHECK = {"quantity": "string", "kind": "string", "max_abs_error": "number?",
          "worst_index": "list", "mismatched": "int", "total": "int", "rtol": "number",
          "atol": "number", "tolerance_reason": "string", "verdict": "string", "message": "string?",
          "deviation": "dict?"}
+CHECK_OPTIONAL = {"first_index": "list?"}
 DEVIATION = {"cause": "string", "measured": "string|number"}
 WORST = {"quantity": "string", "rel_error": "number?", "ulps": "number?"}
 RUN = {"date": "string", "duration_s": "number", "backend_seconds": "dict"}
@@ -108,8 +118,12 @@ def _environment(environment: dict, problems: list[str]) -> None:
 
 
 def _options(options: dict, problems: list[str]) -> None:
-    if _fields(options, OPTIONS, "options", problems, OPTIONS_OPTIONAL) and "controls" in options:
+    if not _fields(options, OPTIONS, "options", problems, OPTIONS_OPTIONAL):
+        return
+    if "controls" in options:
         _items(options["controls"], "string", "options.controls", problems)
+    for i, optimizer in enumerate(options.get("optimizers", [])):
+        _enum(optimizer, OPTIMIZERS, f"options.optimizers[{i}]", problems)
 
 
 def _run(run: dict, problems: list[str]) -> None:
@@ -119,16 +133,39 @@ def _run(run: dict, problems: list[str]) -> None:
 
 
 def _result(result: Any, path: str, problems: list[str]) -> None:
-    if not _fields(result, RESULT, path, problems):
+    if not _fields(result, RESULT, path, problems, RESULT_OPTIONAL):
         return
     _items(result["layers"], "int", f"{path}.layers", problems)
+    if "training" in result:
+        _training(result["training"], f"{path}.training", problems)
     reference = result["reference"]
-    if _fields(reference, REFERENCE, f"{path}.reference", problems):
+    if _fields(reference, REFERENCE, f"{path}.reference", problems, REFERENCE_OPTIONAL):
         _items(reference["costs"], "number?", f"{path}.reference.costs", problems)
+        if "optimizer" in reference:
+            _enum(reference["optimizer"], OPTIMIZERS, f"{path}.reference.optimizer", problems)
+        if reference.get("formulations") is not None:
+            _formulations(reference["formulations"], f"{path}.reference.formulations", problems)
         if reference.get("decision_boundary") is not None:
             _boundary(reference["decision_boundary"], f"{path}.reference.decision_boundary", problems)
     for name, backend in result["backends"].items():
         _backend(backend, f"{path}.backends.{name}", problems)
+
+
+def _training(training: Any, path: str, problems: list[str]) -> None:
+    if not _fields(training, TRAINING, path, problems):
+        return
+    _enum(training["optimizer"], OPTIMIZERS, f"{path}.optimizer", problems)
+    _enum(training["shuffle"], SHUFFLES, f"{path}.shuffle", problems)
+    for name, value in training["hyperparameters"].items():
+        _typed(value, "number", f"{path}.hyperparameters.{name}", problems)
+
+
+def _formulations(formulations: Any, path: str, problems: list[str]) -> None:
+    if not _fields(formulations, FORMULATIONS, path, problems):
+        return
+    for form, cost in formulations["last_costs"].items():
+        _enum(form, OPTIMIZERS, f"{path}.last_costs", problems)
+        _typed(cost, "number?", f"{path}.last_costs.{form}", problems)
 
 
 def _boundary(boundary: dict, path: str, problems: list[str]) -> None:
@@ -152,6 +189,8 @@ def _backend(backend: Any, path: str, problems: list[str]) -> None:
     if backend.get("diagnosis") is not None:
         _diagnosis(backend["diagnosis"], f"{path}.diagnosis", problems)
     _enum(backend["status"], STATUSES, f"{path}.status", problems)
+    if backend.get("optimizer") is not None:
+        _enum(backend["optimizer"], OPTIMIZERS, f"{path}.optimizer", problems)
     if backend["costs"] is not None:
         _items(backend["costs"], "number?", f"{path}.costs", problems)
     if backend["worst"] is not None:
@@ -167,8 +206,10 @@ def _diagnosis(diagnosis: dict, path: str, problems: list[str]) -> None:
 
 
 def _check(check: Any, path: str, problems: list[str]) -> None:
-    if not _fields(check, CHECK, path, problems):
+    if not _fields(check, CHECK, path, problems, CHECK_OPTIONAL):
         return
+    if check.get("first_index") is not None:
+        _items(check["first_index"], "int", f"{path}.first_index", problems)
     _enum(check["kind"], KINDS, f"{path}.kind", problems)
     _enum(check["verdict"], VERDICTS, f"{path}.verdict", problems)
     _items(check["worst_index"], "int", f"{path}.worst_index", problems)

@@ -78,6 +78,7 @@ def finding_block(finding: Finding, document: dict) -> Text:
     text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}", hang=2) + "\n", "bold")
     text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
     lines = finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text())
+    lines += [finding.first_steps()] * bool(finding.first_steps()) + finding.forms(document)
     lines += [f"registered: {measured}" for measured in finding.registered()]
     for line in lines:
         text.append(_wrapped(line, 2) + "\n")
