@@ -17,7 +17,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class KnownDeviation:
-    """Where it shows (globs), the framework operations that cause it, the cause in a
+    """Where it shows (globs over backend, case and dtype; ``optimizers``: the training
+    optimizers it needs, empty for any), the framework operations that cause it, the cause in a
     sentence, and its bounds: ``bounds`` maps quantity globs to the largest relative error
     allowed (the first matching glob counts; ``dtype`` allows a dtype check), and ``within``
     names a dtype whose tolerance every other check must still meet (a float64 run computed
@@ -33,9 +34,11 @@ class KnownDeviation:
     measured: str
     bounds: tuple[tuple[str, float], ...] = ()
     within: str | None = None
+    optimizers: tuple[str, ...] = ()
 
-    def applies(self, backend: str, case: str, dtype: str) -> bool:
-        return fnmatchcase(backend, self.backend) and fnmatchcase(case, self.case) and fnmatchcase(dtype, self.dtype)
+    def applies(self, backend: str, case: str, dtype: str, optimizer: str = "sgd") -> bool:
+        return (fnmatchcase(backend, self.backend) and fnmatchcase(case, self.case) and fnmatchcase(dtype, self.dtype)
+                and (not self.optimizers or optimizer in self.optimizers))
 
     def bound(self, quantity: str) -> float | None:
         """The largest relative error allowed for ``quantity``, or None when it is not covered."""
@@ -109,9 +112,9 @@ KNOWN_DEVIATIONS: list[KnownDeviation] = [
 ]
 
 
-def applicable(backend: str, case: str, dtype: str) -> list[KnownDeviation]:
-    """The entries registered for this backend, case and dtype."""
-    return [entry for entry in KNOWN_DEVIATIONS if entry.applies(backend, case, dtype)]
+def applicable(backend: str, case: str, dtype: str, optimizer: str = "sgd") -> list[KnownDeviation]:
+    """The entries registered for this backend, case, dtype and training optimizer."""
+    return [entry for entry in KNOWN_DEVIATIONS if entry.applies(backend, case, dtype, optimizer)]
 
 
 def explaining(check: dict, entries: list[KnownDeviation], deviating_ops: set[str], asked: str) -> KnownDeviation | None:

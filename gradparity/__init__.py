@@ -19,11 +19,12 @@ from gradparity.backends import BackendEntry
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
+from gradparity.core.optimizers import Training
 from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads it from here
 
-__all__ = ["CATALOGUE", "BackendEntry", "Case", "GradparityError", "NetworkSpec", "RunOptions", "__version__",
-           "build_case", "initial_params", "make_case", "run", "validate_document", "write_report"]
+__all__ = ["CATALOGUE", "BackendEntry", "Case", "GradparityError", "NetworkSpec", "RunOptions", "Training",
+           "__version__", "build_case", "initial_params", "make_case", "run", "validate_document", "write_report"]

@@ -79,15 +79,23 @@ class ReferenceResult:
         return self.trajectories[form]
 
     def formulations(self) -> dict | None:
-        """For an Adam case, both forms' last costs and how far apart they end (``formulation_gap``)
-        next to the trajectory tolerance; None for other optimizers."""
+        """For an Adam case, both forms' costs (every step, and the last) and how far apart they
+        end (``formulation_gap``) next to the trajectory tolerance; None for other optimizers.
+        A figure that is not finite (a trajectory that diverged) is None."""
         if self.case.training.optimizer not in ADAM_FORMS:
             return None
         adam, adam_hat = (self.trajectory_in(form) for form in ADAM_FORMS)
         gap = formulation_gap(adam.costs, adam.params, adam_hat.costs, adam_hat.params)
         tol = tolerance("trajectory", self.case.dtype, self.case.spec, self.case.m, steps=self.case.steps)
-        return {"last_costs": {form: self.trajectory_in(form).costs[-1] for form in ADAM_FORMS},
-                **gap, "rtol": tol.rtol}
+        costs = {form: [finite(cost) for cost in self.trajectory_in(form).costs] for form in ADAM_FORMS}
+        return {"costs": costs, "last_costs": {form: values[-1] for form, values in costs.items()},
+                **{key: finite(value) if isinstance(value, float) else value for key, value in gap.items()},
+                "rtol": tol.rtol}
+
+
+def finite(value: float) -> float | None:
+    """``value``, or None when it is NaN or infinite (JSON has neither)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def reference_result(case: Case) -> ReferenceResult:
@@ -205,7 +213,7 @@ class Assessment:
         there), or ``always``; never a result that could not be compared."""
         if self.result["status"] not in ("pass", "fail"):
             return False
-        return always or self.result["status"] == "fail" or bool(deviations.applicable(backend, case.name, case.dtype))
+        return always or self.result["status"] == "fail" or bool(applicable(backend, case))
 
 
 def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendOutcome,
@@ -268,7 +276,7 @@ def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict]
     check is a known deviation where an entry applies, its ops deviate and its bound holds."""
     records = probes if isinstance(probes, list) else []
     deviating = {record["op"] for record in records if record["deviates"]}
-    entries = deviations.applicable(backend, case.name, case.dtype)
+    entries = applicable(backend, case)
     checks = [check.to_dict() for check in assessment.checks]
     for check in checks:
         entry = deviations.explaining(check, entries, deviating, case.dtype) if check["verdict"] == "fail" else None
@@ -283,6 +291,11 @@ def verdict(case: Case, backend: str, assessment: Assessment, probes: list[dict]
     return result
 
 
+def applicable(backend: str, case: Case) -> list[deviations.KnownDeviation]:
+    """The registered deviations for this backend on this case (its name, dtype and optimizer)."""
+    return deviations.applicable(backend, case.name, case.dtype, case.training.optimizer)
+
+
 def stale_entries(cases: list[Case], outcomes: dict[str, BackendOutcome]) -> list[deviations.KnownDeviation]:
     """The registered deviations that applied to a probed result of this run and whose
     operations deviated in none of them: the framework was fixed."""
@@ -292,7 +305,7 @@ def stale_entries(cases: list[Case], outcomes: dict[str, BackendOutcome]) -> lis
         for index, probes in outcome.probes.items():
             if isinstance(probes, list):
                 deviating = {record["op"] for record in probes if record["deviates"]}
-                for entry in deviations.applicable(name, cases[index].name, cases[index].dtype):
+                for entry in applicable(name, cases[index]):
                     applied[entry.name] = entry
                     if deviating & set(entry.ops):
                         occurred.add(entry.name)
@@ -303,7 +316,8 @@ def mark_stale(results: list[dict], stale: list[deviations.KnownDeviation]) -> N
     """A passing result that a stale entry applies to becomes ``stale``, with the hint."""
     for result in results:
         for name, backend in result["backends"].items():
-            hints = [stale_hint(entry) for entry in stale if entry.applies(name, result["case"], result["dtype"])]
+            hints = [stale_hint(entry) for entry in stale
+                     if entry.applies(name, result["case"], result["dtype"], result["training"]["optimizer"])]
             if backend["status"] == "pass" and hints:
                 backend["status"], backend["reason"] = "stale", "; ".join(hints)
 

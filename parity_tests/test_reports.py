@@ -372,7 +372,8 @@ def test_adam_cases_show_what_the_choice_of_form_costs(written):
         gap = result["reference"]["formulations"]
         assert f"{gap['params'] / gap['rtol']:.2g}" == {"float64": "2.9e+09", "float32": "0.066"}[result["dtype"]]
         row = (f"| {result['dtype']} | {gap['last_costs']['adam']:.10g} | {gap['last_costs']['adam-hat']:.10g} | "
-               f"{gap['last_cost']:.1e} | {gap['params']:.1e} | W2 | {gap['rtol']:.1e} | {multiples[result['dtype']]} |")
+               f"{gap['last_cost']:.1e} | {gap['params']:.1e} | W2 | {gap['rtol']:.1e} | "
+               f"{multiples[result['dtype']]} |")
         assert row in deep, row
     assert "| float64 | 0.4203257472 | 0.4203259153 | 4.0e-07 | 2.5e-04 | W2 | 8.5e-14 | 2.9e+09× |" in deep
     assert '<td class="r">2.9e+09×</td>' in html
@@ -714,3 +715,13 @@ def test_terminal_findings_are_one_block_per_backend_and_cause(terminal_summary)
     assert "  RuntimeError: tensorflow worker exited with signal 11 (SIGSEGV)" in findings
     assert "    Fatal Python error: Segmentation fault" in findings  # the tail of the worker's stderr
     assert f"  {STALE[:60]}" in text
+
+
+def test_the_divergence_plot_measures_a_backend_against_the_reference_in_its_own_form():
+    from gradparity.reports.plots import _reference_costs
+
+    result = {"reference": {"costs": [1.0, 0.9], "optimizer": "adam-hat",
+                            "formulations": {"costs": {"adam": [1.0, 0.8], "adam-hat": [1.0, 0.9]}}}}
+    assert list(_reference_costs(result, "adam")) == [1.0, 0.8]
+    assert list(_reference_costs(result, "adam-hat")) == list(_reference_costs(result, None)) == [1.0, 0.9]
+    assert list(_reference_costs({"reference": {"costs": [2.0]}}, "adam")) == [2.0]  # an older document

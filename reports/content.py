@@ -311,13 +311,14 @@ def _training(results: list[dict], backends: list[str]) -> list[Block]:
 
 
 def training_text(training: dict, m: int) -> str:
-    """``adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100
+    """``adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100,
     reshuffled every epoch (seed 0), 10 epochs: 40 steps``; a full batch: ``..., full batch, 10 steps``."""
-    optimizer, size, steps = f"{training['optimizer']} ({_settings(training)})", training["batch_size"], training["steps"]
+    optimizer, size = f"{training['optimizer']} ({_settings(training)})", training["batch_size"]
+    steps = _plural(training["steps"], "step")
     if size is None or size >= m:
-        return f"{optimizer}, full batch, {_plural(steps, 'step')}"
+        return f"{optimizer}, full batch, {steps}"
     batches = f"batches of {size}" + f" (the last of each epoch {m % size})" * bool(m % size)
-    return f"{optimizer}, {batches}, {_order(training)}, {_plural(training['epochs'], 'epoch')}: {_plural(steps, 'step')}"
+    return f"{optimizer}, {batches}, {_order(training)}, {_plural(training['epochs'], 'epoch')}: {steps}"
 
 
 def _settings(training: dict) -> str:
@@ -444,8 +445,8 @@ def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]
     data = {"case": case, "results": results, "backends": backends}
     forms = sorted({form for r in results for name in backends if name in r["backends"]
                     and (form := other_form(r, r["backends"][name]))})
-    other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form: its distance to this reference "
-             "includes the gap between the forms") * bool(forms)
+    other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form and is measured against the "
+             "reference trained in that form") * bool(forms)
     return [
         Figure(f"cost-{stem}", f"{case}: training cost per step of every backend over the "
                "reference (thick grey line).", "cost_curves", data),

@@ -87,10 +87,10 @@ def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figu
     fig, axes = _panels(len(results), 3.3, 2.6)
     looks = _line_styles(backends)
     for ax, result in zip(axes, results):
-        reference = _floats(result["reference"]["costs"])
-        scale = float(np.nanmax(np.abs(reference), initial=0.0)) or 1.0
+        scale = float(np.nanmax(np.abs(_floats(result["reference"]["costs"])), initial=0.0)) or 1.0
         ulp = EPS.get(result["dtype"], EPS["float64"]) * scale
         for name, label, costs in _trajectories(result, backends):
+            reference = _reference_costs(result, result["backends"][name].get("optimizer"))
             n = min(costs.size, reference.size)
             difference = np.maximum(np.abs(costs[:n] - reference[:n]), ulp / 10)
             ax.plot(np.arange(n), difference, linewidth=1.1, markersize=3, label=label, **looks[name])
@@ -302,6 +302,13 @@ def _log_y(ax: Axes) -> None:
 
 def _any_trajectory(results: list[dict]) -> bool:
     return any(backend["costs"] for result in results for backend in result["backends"].values())
+
+
+def _reference_costs(result: dict, form: str | None) -> np.ndarray:
+    """The reference's costs in optimizer form ``form`` (the other Adam form's, where the
+    document has them), else in the case's own."""
+    other = (result["reference"].get("formulations") or {}).get("costs", {})
+    return _floats(other[form] if form in other else result["reference"]["costs"])
 
 
 def _trajectories(result: dict, backends: list[str]) -> Iterator[tuple[str, str, np.ndarray]]:

@@ -43,6 +43,7 @@ REFERENCE = {"cost": "number?", "costs": "list"}  # and "decision_boundary": dic
 REFERENCE_OPTIONAL = {"optimizer": "string", "formulations": "dict?"}
 FORMULATIONS = {"last_costs": "dict", "last_cost": "number?", "params": "number?", "worst_param": "string",
                 "rtol": "number"}  # for an Adam case: how far its two forms end apart
+FORMULATIONS_OPTIONAL = {"costs": "dict"}  # each form's cost at every step
 BOUNDARY = {"x": "list", "y": "list", "probability": "list", "points": "list", "labels": "list",
             "accuracy": "number?", "iterations": "int?"}
 BACKEND = {"status": "string", "reason": "string", "dtype_used": "string?", "cost": "number?",
@@ -161,11 +162,14 @@ def _training(training: Any, path: str, problems: list[str]) -> None:
 
 
 def _formulations(formulations: Any, path: str, problems: list[str]) -> None:
-    if not _fields(formulations, FORMULATIONS, path, problems):
+    if not _fields(formulations, FORMULATIONS, path, problems, FORMULATIONS_OPTIONAL):
         return
     for form, cost in formulations["last_costs"].items():
         _enum(form, OPTIMIZERS, f"{path}.last_costs", problems)
         _typed(cost, "number?", f"{path}.last_costs.{form}", problems)
+    for form, costs in formulations.get("costs", {}).items():
+        _enum(form, OPTIMIZERS, f"{path}.costs", problems)
+        _items(costs, "number?", f"{path}.costs.{form}", problems)
 
 
 def _boundary(boundary: dict, path: str, problems: list[str]) -> None:
