@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from gradparity.core.cases import Case
 from gradparity.core.network import NetworkSpec
-from gradparity.core.reference import Params, evaluate, forward, model
+from gradparity.core.reference import Params, evaluate, forward, train
 
 BOUNDARY_ITERATIONS = 5000
 RESOLUTION = 60
@@ -33,10 +35,11 @@ def decision_grid(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpe
 
 
 def trained_boundary(case: Case, iterations: int = BOUNDARY_ITERATIONS) -> dict | None:
-    """Train the reference on ``case`` for ``iterations`` steps from its starting parameters
-    and return its decision grid;
-    None for data that is not 2-D or has a single example."""
+    """Train the reference on ``case`` for ``iterations`` full-batch steps of its own optimizer
+    from its starting parameters and return its decision grid; None for data that is not 2-D
+    or has a single example."""
     if case.X.shape[0] != 2 or case.m < 2:
         return None
-    trained = model(case.params, case.X, case.Y, case.spec, case.learning_rate, iterations, record_every=iterations)
+    training = replace(case.training, epochs=iterations, batch_size=None)
+    trained = train(case.params, case.X, case.Y, case.spec, training)
     return {**decision_grid(trained.params, case.X, case.Y, case.spec), "iterations": iterations}
