@@ -23,7 +23,7 @@ from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
-from gradparity.core.optimizers import OPTIMIZERS, SHUFFLES, Training, epoch_means
+from gradparity.core.optimizers import OPTIMIZERS, Training, epoch_means
 from gradparity.core.reference import INITS, evaluate, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
