@@ -149,19 +149,27 @@ def small(probe: ProbeInput) -> ProbeInput:
     return ProbeInput(probe.op, inputs, probe.n)
 
 
+def fitted_factor(a: np.ndarray, b: np.ndarray) -> tuple[float, float] | None:
+    """The least-squares c with a ~ c b, c = <a, b> / <b, b>, and the relative residual
+    |a - c b| / |a| (0 for a zero a: c = 0 exactly); None when the shapes differ, b is zero or a is not finite."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norm = float(np.vdot(b, b))
+    if a.shape != b.shape or norm == 0 or not np.isfinite(a).all():
+        return None
+    factor = float(np.vdot(a, b)) / norm
+    size = float(np.linalg.norm(a))
+    return factor, float(np.linalg.norm(a - factor * b)) / size if size else 0.0
+
+
 def scale_factor(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> float | None:
     """The common factor c with actual = c * expected for every gradient (least squares per
     array, the factors agreeing to 1e-6 and c at least 1e-4 away from 1), or None."""
     factors = []
     for name, b in expected.items():
-        a = np.asarray(actual.get(name, np.nan), np.float64)
-        norm = float(np.vdot(b, b))
-        if a.shape != b.shape or norm == 0 or not np.isfinite(a).all():
+        fit = fitted_factor(actual.get(name, np.nan), b)
+        if fit is None or fit[1] > 1e-6:
             return None
-        factor = float(np.vdot(a, b)) / norm
-        if np.linalg.norm(a - factor * b) > 1e-6 * np.linalg.norm(a):
-            return None
-        factors.append(factor)
+        factors.append(fit[0])
     if not factors or abs(factors[0] - 1) < 1e-4 or max(factors) - min(factors) > 1e-6 * abs(factors[0]):
         return None
     return factors[0]

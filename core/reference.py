@@ -127,20 +127,26 @@ def output_delta(AL: np.ndarray, Y: np.ndarray, loss: str) -> np.ndarray:
     return dZ
 
 
+def deltas(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpec) -> dict[int, np.ndarray]:
+    """dZ[l] = dJ/dZ[l] for l = L, ..., 1: dZ[L] from ``output_delta``, then
+    dZ[l-1] = W[l]^T dZ[l] * g'(Z[l-1])."""
+    dZ = {spec.depth: output_delta(cache.A[-1], Y, spec.loss)}
+    for layer in range(spec.depth, 1, -1):
+        below = np.dot(params[f"W{layer}"].T, dZ[layer])
+        below *= activation_derivative(cache.A[layer - 1], spec.hidden_activation)
+        dZ[layer - 1] = below
+    return dZ
+
+
 def backward(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
-    """Backpropagate the cached dZ: dW[l] = dZ[l] A[l-1]^T, db[l] = sum(dZ[l], axis=1),
-    dZ[l-1] = W[l]^T dZ[l] * g'(Z[l-1]). Returns the gradients keyed by parameter:
-    ``{"W1": dJ/dW1, "b1": dJ/db1, ...}``."""
-    A = cache.A
+    """The gradients from the deltas: dW[l] = dZ[l] A[l-1]^T, db[l] = sum(dZ[l], axis=1), keyed
+    by parameter: ``{"W1": dJ/dW1, "b1": dJ/db1, ...}``."""
+    dZ = deltas(params, cache, Y, spec)
     grads: Params = {}
-    dZ = output_delta(A[-1], Y, spec.loss)
-    for layer in range(spec.depth, 0, -1):
-        grads[f"W{layer}"] = np.dot(dZ, A[layer - 1].T)
-        grads[f"b{layer}"] = dZ.sum(axis=1, keepdims=True)
-        if layer > 1:
-            dZ = np.dot(params[f"W{layer}"].T, dZ)
-            dZ *= activation_derivative(A[layer - 1], spec.hidden_activation)
-    return {name: grads[name] for name in spec.param_shapes()}
+    for layer in range(1, spec.depth + 1):
+        grads[f"W{layer}"] = np.dot(dZ[layer], cache.A[layer - 1].T)
+        grads[f"b{layer}"] = dZ[layer].sum(axis=1, keepdims=True)
+    return grads
 
 
 def initial_params(spec: NetworkSpec, init: str = "seed", seed: int | None = None, dtype: str = "float64") -> Params:

@@ -1,0 +1,226 @@
+"""Classic mistakes of a hand-derived backprop, recognised from the gradient they produce.
+
+Backprop errors flow downward: a mistake in layer l spoils dW[l], db[l] and every gradient
+below, while those above stay right. So the first wrong gradient counted from the output
+(dW[L], db[L], dW[L-1], ...; within a layer dW before db) is held against what each known
+mistake makes of it, everything above taken from the reference:
+
+    predicted   the gradient the mistake gives from the reference's A[l-1], Z[l], A[l] and
+                dZ[l+1] (for the output layer: A[L] and Y)
+    recognised  |got - predicted| <= MATCH |predicted|  (normwise), the closest one winning,
+                among predictions that differ from the right gradient by more than 2 MATCH
+
+A constant factor c (least squares, ``diagnosis.fitted_factor``) is recognised the same way
+and named when it is m, 1/m, -1, n_L (mse), 1/n_L (cross-entropy), 1/2 or 2, the first name
+that fits winning (with n_L = 2, a factor 2 of the mse is its mean over m only). Where two
+mistakes give the same numbers, the first listed is named. A shape the quantity cannot have is
+always named, explained or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gradparity.core.diagnosis import fitted_factor
+from gradparity.core.network import NetworkSpec
+from gradparity.core.reference import ForwardPass, Params, activation_derivative, backward, cost, deltas, forward, sigmoid
+
+MATCH = 1e-4  # float32 rounding (~1e-7) matches; two different formulas differ by far more
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A recognised mistake: its pattern (a short name) and a one-sentence hint."""
+
+    pattern: str
+    hint: str
+
+
+@dataclass
+class Derivation:
+    """The reference's derivation on one network and data set, in float64: the forward cache,
+    every dZ[l], the cost and the gradients under the learner's names (``dW1``, ``db1``, ...)."""
+
+    spec: NetworkSpec
+    params: Params
+    Y: np.ndarray
+    cache: ForwardPass
+    dZ: dict[int, np.ndarray]
+    cost: float
+    gradients: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> Derivation:
+        params = {name: np.asarray(value, np.float64) for name, value in params.items()}
+        Y = np.asarray(Y, np.float64)
+        cache = forward(params, np.asarray(X, np.float64), spec)
+        gradients = {f"d{name}": value for name, value in backward(params, cache, Y, spec).items()}
+        return cls(spec, params, Y, cache, deltas(params, cache, Y, spec), cost(cache.ZL, cache.A[-1], Y, spec.loss),
+                   gradients)
+
+    @property
+    def m(self) -> int:
+        return self.Y.shape[1]
+
+    def expected(self, quantity: str) -> np.ndarray:
+        """The right value of ``cost``, ``dW2``, ``db1``, ... as an array."""
+        return np.array(self.cost) if quantity == "cost" else self.gradients[quantity]
+
+
+def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake | None:
+    """The known mistake that explains the learner's ``got`` for ``quantity`` (``cost``,
+    ``dW2``, ``db1``, ...), every gradient above it being right; None when none does."""
+    got = np.asarray(got, np.float64)
+    expected = derivation.expected(quantity)
+    if got.shape == expected.shape and not np.isfinite(got).all():
+        bad = int(np.count_nonzero(~np.isfinite(got)))
+        return Mistake("not-finite", f"{quantity} holds NaN or infinite values in {bad} of {got.size} entries "
+                                     "(a log of 0, or an exp that overflowed?)")
+    candidates = [(distance(got, predicted), mistake) for mistake, predicted in predictions(quantity, derivation)
+                  if predicted.shape == got.shape and
+                  (predicted.shape != expected.shape or distance(predicted, expected) > 2 * MATCH)]
+    candidates.append(factor_mistake(quantity, got, expected, derivation))
+    closest, mistake = min(candidates, key=lambda pair: pair[0])
+    if closest <= MATCH:
+        return mistake
+    if got.shape != expected.shape:
+        return Mistake("shape", f"{quantity} has shape {got.shape}; it must have the shape of "
+                                f"{quantity[1:]}, {expected.shape}")
+    if distance(got, expected) <= MATCH:
+        return Mistake("precision", f"{quantity} is close to the reference (relative difference "
+                                    f"{distance(got, expected):.1e}) but beyond the tolerance: the formula looks "
+                                    "right, the arithmetic is not (float32 somewhere, or a saturated log?)")
+    return None
+
+
+def distance(got: np.ndarray, predicted: np.ndarray) -> float:
+    """|got - predicted| / |predicted| (normwise); infinite when the prediction is zero and
+    got is not."""
+    scale = float(np.linalg.norm(predicted))
+    gap = float(np.linalg.norm(got - predicted))
+    return gap / scale if scale else (0.0 if gap == 0 else float("inf"))
+
+
+def factor_mistake(quantity: str, got: np.ndarray, expected: np.ndarray, derivation: Derivation) -> tuple[float, Mistake]:
+    """How well ``got = c * expected`` fits (the relative residual) and the mistake it names."""
+    fit = fitted_factor(got, expected)
+    if fit is None or fit[0] == 0 or abs(fit[0] - 1) <= 2 * MATCH:
+        return float("inf"), Mistake("factor", "")
+    factor, residual = fit
+    m, outputs, loss = derivation.m, derivation.spec.layer_sizes[-1], derivation.spec.loss
+    named = [(m, "missing-1/m", f"{quantity} is m = {m} times the reference: the 1/m of the mean is missing"),
+             (1 / m, "1/m-twice", f"{quantity} is 1/m = 1/{m} of the reference: 1/m is applied twice "
+                                  "(in dZ and again in dW or db)"),
+             (-1, "sign", f"{quantity} has the opposite sign: dZ[L] is A - Y, the cost J = -1/m sum(...)")]
+    if outputs > 1 and loss == "mse":
+        named.append((outputs, "mean-over-outputs", f"{quantity} is n_L = {outputs} times the reference: the mse "
+                                                    "averages over all n_L m entries, divide by n_L m"))
+    elif outputs > 1:
+        named.append((1 / outputs, "mean-over-outputs", f"{quantity} is 1/n_L = 1/{outputs} of the reference: the "
+                                                        "cross-entropy sums over the outputs and averages over the "
+                                                        "m examples only"))
+    named += [(0.5, "factor-1/2", f"{quantity} is half the reference: the factor 2 of d(a - y)^2/da is missing"),
+              (2, "factor-2", f"{quantity} is twice the reference: a factor 2 too many")]
+    for value, pattern, hint in named:
+        if abs(factor - value) <= MATCH * abs(value):
+            return residual, Mistake(pattern, hint)
+    return residual, Mistake("factor", f"{quantity} is {factor:.4g} times the reference: a constant factor is wrong")
+
+
+def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
+    """What each known mistake of ``quantity``'s own layer gives for it."""
+    if quantity == "cost":
+        return []
+    layer, A, dZ = int(quantity[2:]), derivation.cache.A, derivation.dZ
+    expected = derivation.gradients[quantity]
+    zeros = (Mistake("zeros", f"{quantity} is all zeros: it is never computed (left at its initial value?)"),
+             np.zeros_like(expected))
+    if quantity.startswith("dW"):
+        wrong_delta = [(mistake, delta @ A[layer - 1].T) for mistake, delta in delta_mistakes(layer, derivation)]
+        return [*wrong_delta, zeros,
+                (Mistake("transposed", f"{quantity} is transposed: it has the shape of W{layer}^T; "
+                                       f"dW[l] = dZ[l] A[l-1]^T has the shape of W[l]"), expected.T),
+                (Mistake("A-for-A_prev", f"{quantity} uses A[{layer}] where A[{layer - 1}] belongs: "
+                                         f"dW[l] = dZ[l] A[l-1]^T, with the layer's input"), dZ[layer] @ A[layer].T)]
+    summed = f"sum dZ[{layer}] over axis 1, the examples: np.sum(dZ, axis=1, keepdims=True)"
+    wrong_delta = [(mistake, delta.sum(axis=1, keepdims=True)) for mistake, delta in delta_mistakes(layer, derivation)]
+    return [*wrong_delta, zeros,
+            (Mistake("not-summed", f"{quantity} has one column per example: dZ[{layer}] is not summed over the "
+                                   f"examples; {summed}"), dZ[layer]),
+            (Mistake("sum-axis-0", f"{quantity} is summed over axis 0, the units; {summed}"),
+             dZ[layer].sum(axis=0, keepdims=True)),
+            (Mistake("sum-axis-0", f"{quantity} is summed over axis 0, the units; {summed}"), dZ[layer].sum(axis=0)),
+            (Mistake("keepdims", f"{quantity} has lost its second axis: np.sum(dZ, axis=1, keepdims=True) keeps "
+                                 f"b{layer}'s shape {expected.shape}"), dZ[layer].sum(axis=1)),
+            (Mistake("sum-all", f"{quantity} is one number, the sum of all of dZ[{layer}]; {summed}"),
+             np.array(dZ[layer].sum()))]
+
+
+Derivative = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def derivative_mistakes(activation: str, layer: int) -> list[tuple[Mistake, Derivative]]:
+    """The wrong g'(Z[l]) learners write for ``activation``, each as a function of (Z, A)."""
+    missing = Mistake("derivative-missing", f"dZ[{layer}] lacks g'(Z[{layer}]): dZ[l] = dA[l] * g'(Z[l])")
+    if activation == "relu":
+        return [(Mistake("derivative-missing", f"relu' of layer {layer} is 1 everywhere, also where Z <= 0: the "
+                                               "derivative is left out, or Z was overwritten in place by the ReLU "
+                                               "before [Z > 0] was read"), lambda Z, A: np.ones_like(Z)),
+                (Mistake("derivative-form", f"relu' of layer {layer} is inverted: [Z < 0] where it is [Z > 0]"),
+                 lambda Z, A: (Z < 0) * 1.0),
+                (Mistake("derivative-form", f"dZ[{layer}] = dA * Z: relu' is the step [Z > 0], not Z"),
+                 lambda Z, A: Z)]
+    if activation == "tanh":
+        return [(Mistake("derivative-form", f"tanh' of layer {layer} is 1 - A; it is 1 - A^2"), lambda Z, A: 1 - A),
+                (Mistake("derivative-at-A", f"tanh' of layer {layer} is taken at A instead of Z: 1 - tanh(A)^2; "
+                                            "with A = tanh(Z) it is 1 - A^2"), lambda Z, A: 1 - np.tanh(A) ** 2),
+                (Mistake("derivative-of-Z", f"tanh' of layer {layer} uses Z where A belongs: 1 - Z^2 instead of "
+                                            "1 - A^2"), lambda Z, A: 1 - Z ** 2),
+                (missing, lambda Z, A: np.ones_like(Z)),
+                (Mistake("other-derivative", f"layer {layer} uses the sigmoid's A(1 - A) for tanh: tanh' = 1 - A^2"),
+                 lambda Z, A: A * (1 - A))]
+    return [(Mistake("derivative-form", f"sigmoid' of layer {layer} is A(1 + A); it is A(1 - A)"),
+             lambda Z, A: A * (1 + A)),
+            (Mistake("derivative-at-A", f"sigmoid' of layer {layer} is taken at A instead of Z: "
+                                        "sigma(A)(1 - sigma(A)); with A = sigma(Z) it is A(1 - A)"),
+             lambda Z, A: sigmoid(A) * (1 - sigmoid(A))),
+            (Mistake("derivative-of-Z", f"sigmoid' of layer {layer} uses Z where A belongs: Z(1 - Z) instead of "
+                                        "A(1 - A)"), lambda Z, A: Z * (1 - Z)),
+            (missing, lambda Z, A: np.ones_like(Z)),
+            (Mistake("other-derivative", f"layer {layer} uses tanh's 1 - A^2 for a sigmoid: sigmoid' = A(1 - A)"),
+             lambda Z, A: 1 - A ** 2)]
+
+
+def delta_mistakes(layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
+    """The wrong dZ[layer] each known mistake gives, dZ[layer + 1] being right."""
+    spec, A, Z, dZ = derivation.spec, derivation.cache.A, derivation.cache.Z, derivation.dZ
+    if layer == spec.depth and spec.loss != "mse":
+        return output_delta_mistakes(A[-1], derivation.Y, spec.loss)
+    activation = spec.activation(layer)
+    if layer == spec.depth:  # mse: dZ[L] = dA[L] * sigmoid'(Z[L]) with dA[L] = 2 (A - Y) / (n_L m)
+        upstream = 2 * (A[-1] - derivation.Y) / derivation.Y.size
+    else:
+        W = derivation.params[f"W{layer + 1}"]
+        upstream = W.T @ dZ[layer + 1]
+    mistakes = [(mistake, upstream * g(Z[layer], A[layer])) for mistake, g in derivative_mistakes(activation, layer)]
+    if layer < spec.depth and W.shape[0] == W.shape[1]:
+        mistakes.append((Mistake("W-not-transposed", f"dA[{layer}] = W[{layer + 1}] dZ[{layer + 1}] lacks the "
+                                                     "transpose: dA[l] = W[l+1]^T dZ[l+1]"),
+                         (W @ dZ[layer + 1]) * activation_derivative(A[layer], activation)))
+    return mistakes
+
+
+def output_delta_mistakes(AL: np.ndarray, Y: np.ndarray, loss: str) -> list[tuple[Mistake, np.ndarray]]:
+    """The wrong dZ[L] learners write for a cross-entropy output (sigmoid + bce, softmax + ce)."""
+    m = Y.shape[1]
+    right = "(A - Y)/m"
+    mistakes = [(Mistake("Y-not-subtracted", f"dZ[L] = A/m: Y is not subtracted; dZ[L] = {right}"), AL / m),
+                (Mistake("dA-for-dZ", f"dZ[L] is dJ/dA[L]: the output's derivative is not applied; dZ[L] = {right}"),
+                 (-Y / AL + (1 - Y) / (1 - AL)) / m if loss == "bce" else -Y / AL / m)]
+    if loss == "bce":
+        mistakes.append((Mistake("derivative-twice", f"dZ[L] is multiplied by sigmoid' again: with cross-entropy "
+                                                     f"it cancels, dZ[L] = {right}"), (AL - Y) * AL * (1 - AL) / m))
+    return mistakes
