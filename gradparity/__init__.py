@@ -9,6 +9,9 @@ The public API, for scripts and tests::
     document = gradparity.run(cases, gradparity.RunOptions(backends=["jax", "torch"]))
     gradparity.write_report(document, "my-report")
 
+    # a learner's own backprop(X, Y, parameters) -> (cost, grads), in one line of a pytest test
+    gradparity.assert_backprop_matches(backprop, X, Y, parameters, activation="sigmoid", loss="bce")
+
 Everything else stays importable from its module: ``gradparity.core`` (the reference, network
 spec, datasets, cases, comparison maths; NumPy only), ``gradparity.backends`` (one module per
 framework), ``gradparity.reports`` (renderers of a result document), and the application
@@ -22,9 +25,11 @@ from gradparity.core.network import NetworkSpec
 from gradparity.core.optimizers import Training
 from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
+from gradparity.learner import BackpropCheck, BackpropError, assert_backprop_matches, check
 from gradparity.reports import validate_document, write_report
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads it from here
 
-__all__ = ["CATALOGUE", "BackendEntry", "Case", "GradparityError", "NetworkSpec", "RunOptions", "Training",
-           "__version__", "build_case", "initial_params", "make_case", "run", "validate_document", "write_report"]
+__all__ = ["CATALOGUE", "BackendEntry", "BackpropCheck", "BackpropError", "Case", "GradparityError", "NetworkSpec",
+           "RunOptions", "Training", "__version__", "assert_backprop_matches", "build_case", "check",
+           "initial_params", "make_case", "run", "validate_document", "write_report"]

@@ -1,4 +1,4 @@
-"""The ``gradparity`` command line: train, gradcheck, run, report, explain, bench.
+"""The ``gradparity`` command line: train, gradcheck, check, run, report, explain, bench.
 
 Bad input is one line on stderr and exit status 2; a failed check is exit status 1.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import bench, engine
+from gradparity import bench, engine, learner
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core import datasets
-from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, build_case, make_case
+from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import gradcheck
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
@@ -27,7 +27,7 @@ from gradparity.core.optimizers import OPTIMIZERS, Training, epoch_means
 from gradparity.core.reference import INITS, evaluate, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
-from gradparity.reports.terminal import print_bench_table, print_summary
+from gradparity.reports.terminal import print_bench_table, print_check, print_summary
 from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -196,13 +196,66 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     return EXIT_OK if passed else EXIT_FAILED
 
 
-def write_json(path: str | os.PathLike, document: dict) -> None:
-    """Write ``document`` to ``path`` atomically: a temporary file beside it, then a rename."""
+NETWORK_OPTIONS = ("dataset", "data", "params", "hidden", "activation", "loss", "init", "seed")
+
+
+def command_check(args: argparse.Namespace) -> int:
+    """A learner's backprop against the reference (which decides), finite differences and the
+    frameworks; exit 1 when a quantity is wrong."""
+    if args.json:
+        check_json_path(args.json)
+    backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
+    backprop = learner.load_backprop(args.target)
+    case, data = learner_case(args)
+    with progress_bar(1, backends or []) as progress:
+        result = learner.check_case(backprop, case, backends, progress, data)
+    document = result.to_dict()
+    print_check(document)
+    if args.json:
+        write_json(args.json, document)
+        print(f"wrote {args.json}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def learner_case(args: argparse.Namespace) -> tuple[Case, str]:
+    """The case ``check`` calls the learner's function on, and its data in words: a catalogue
+    case (which fixes everything but the dtype), or the data with --params or a fresh network."""
+    given = [f"--{option}" for option in NETWORK_OPTIONS if getattr(args, option) is not None]
+    if args.case:
+        if given:
+            raise UsageError(f"--case {args.case} fixes the data and network; drop {', '.join(given)}")
+        return build_case(args.case, args.dtype), f"case {args.case}"
+    for option, default in args.network_defaults.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+    data = args.data or args.dataset
+    if not args.params:
+        X, Y, spec, params = network_from_args(args)
+        return make_case("your-network", data, X, Y, params, spec, args.dtype), data
+    for option in ("--init", "--seed"):
+        if option in given:
+            raise UsageError(f"{option} initialises a network; --params already gives its parameters")
+    X, Y = load_data(args)
+    params = load_params(args.params)
+    spec = spec_from_params(params, args.activation, args.loss)
+    if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
+        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    return make_case(Path(args.params).stem, data, X, Y, params, spec, args.dtype), f"{data}, {args.params}"
+
+
+def check_json_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or UsageError when a JSON file cannot be written there."""
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a directory, not a JSON file")
     if not target.parent.exists():
         raise UsageError(f"directory {target.parent} does not exist")
+    return target
+
+
+def write_json(path: str | os.PathLike, document: dict) -> None:
+    """Write ``document`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    target = check_json_path(path)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
     temporary.replace(target)
@@ -416,6 +469,38 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command_bench)
 
 
+def add_check_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity check`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "check", help="check your own backprop(X, Y, parameters) against the reference",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data "
+                    "and compare the cost and every gradient dW1, db1, ... with the hand-derived reference "
+                    "(which decides), with central differences and with every installed framework. Names the "
+                    "wrong quantities, the first wrong gradient counted from the output, and the classic mistake "
+                    "it matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, "
+                    "grads {'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong "
+                    "shapes included); 2: bad usage, or your function raised or returned something unreadable.",
+        epilog="examples:\n"
+               "  gradparity check examples/backprop.py:backprop\n"
+               "  gradparity check my_backprop.py --dtype float32 --backends torch,jax\n"
+               "  gradparity check mypackage.nn:backprop --hidden 8,4 --activation tanh --json check.json")
+    parser.add_argument("target", metavar="FILE.py:FUNCTION",
+                        help="your function: FILE.py:FUNCTION or package.module:FUNCTION (FUNCTION defaults to backprop)")
+    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's data and network instead: "
+                                                        f"{', '.join(CATALOGUE)}")
+    add_network_options(parser)
+    parser.add_argument("--params", metavar="FILE", help=".npz with W1, b1, ..., WL, bL: your own parameters "
+                                                         "(instead of --init and --hidden)")
+    parser.add_argument("--backends", type=comma_list, metavar="LIST",
+                        help=f"frameworks to corroborate with (default: every installed one of "
+                             f"{', '.join(learner.FRAMEWORKS)}); none: the reference and finite differences only")
+    parser.add_argument("--json", metavar="FILE", help="write the result: verdict, wrong, first_wrong, hint, checks")
+    network_defaults = {option: parser.get_default(option) for option in NETWORK_OPTIONS}
+    parser.set_defaults(handler=command_check, network_defaults=network_defaults,
+                        **{option: None for option in NETWORK_OPTIONS})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="gradparity", description=(
         "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras "
@@ -446,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--threshold", type=float, default=1e-7, help="largest relative difference allowed (default: 1e-7)")
     check.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries (default: 0)")
     check.set_defaults(handler=command_gradcheck)
+
+    add_check_parser(commands)
 
     run = commands.add_parser("run", help="run the parity matrix: cases x backends x dtypes",
                               description="Every case on every backend, each in its own worker process, "
@@ -485,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except GradparityError as error:
         print(f"gradparity: error: {error}", file=sys.stderr)
+        if getattr(error, "traceback", None):  # the learner's own code raised (gradparity check)
+            print(error.traceback, file=sys.stderr, end="")
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradparity: interrupted", file=sys.stderr)

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from gradparity import engine
-from gradparity.backends import REGISTRY, missing_requirement, resolve
+from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.core.cases import Case, make_case
 from gradparity.core.compare import Check, compare, finite_difference_tolerance, tolerance, unmeasured_check
-from gradparity.core.errors import GradparityError
+from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import spec_from_params
@@ -126,7 +126,7 @@ def check(backprop: Callable, X: np.ndarray, Y: np.ndarray, parameters: Mapping[
     params = {name: np.asarray(value, np.float64) for name, value in parameters.items()}
     spec = spec_from_params(params, activation, loss)
     case = make_case("your-network", "your data", np.asarray(X), np.asarray(Y), params, spec, dtype)
-    return check_case(backprop, case, list(FRAMEWORKS) if backends is None else list(backends))
+    return check_case(backprop, case, frameworks(None) if backends is None else list(backends))
 
 
 def assert_backprop_matches(backprop: Callable, X: np.ndarray, Y: np.ndarray, parameters: Mapping[str, np.ndarray],
@@ -217,8 +217,8 @@ def read_answer(answer: object, name: str, expected: list[str]) -> tuple[float, 
                             "{'dW1': ..., 'db1': ..., ...}")
     missing = [key for key in expected if key not in grads]
     if missing:
-        raise BackpropError(f"the grads {name} returned lack {', '.join(missing)} "
-                            f"(it returned {', '.join(map(str, grads)) or 'no keys'})")
+        raise BackpropError(f"{name} returned grads without {', '.join(missing)} "
+                            f"(its keys: {', '.join(map(str, grads)) or 'none'})")
     return float(cost_array.reshape(())), {key: numeric(grads[key], f"grads['{key}']") for key in expected}
 
 
@@ -247,15 +247,24 @@ def finite_difference_agreement(answers: dict[str, object], case: Case, referenc
     return {"status": "pass", "reason": "central differences in float64 (h = 1e-6)", "quantities": agreement}
 
 
+def frameworks(names: list[str] | None) -> list[str]:
+    """The frameworks ``names`` asks for (``keras`` expands; None: all of them); SpecError for
+    an unknown name or a backend that is not a framework."""
+    chosen = resolve(names) if names else list(FRAMEWORKS)
+    others = [name for name in chosen if name not in FRAMEWORKS]
+    if others:
+        raise SpecError(f"{', '.join(others)} is not a framework: the reference and finite differences always "
+                        f"run; choose from {', '.join(FRAMEWORKS)}")
+    return [name for name in FRAMEWORKS if name in chosen]
+
+
 def framework_agreement(answers: dict[str, object], case: Case, reference: engine.ReferenceResult,
                         backends: list[str], progress: Progress | None) -> dict[str, dict]:
     """Run the frameworks on the case (each in its own worker, one training step) and hold the
     learner's cost and gradients against each framework's."""
-    names = [name for name in resolve(backends) if name in FRAMEWORKS] if backends else []
-    installed = [name for name in names if not missing_requirement(REGISTRY[name])]
-    if not installed:
+    if not backends:
         return {}
-    options = engine.RunOptions(backends=installed, include_arrays=True)
+    options = engine.RunOptions(backends=frameworks(backends), include_arrays=True)
     results = engine.run([case.with_training(epochs=1)], options, progress)["results"][0]["backends"]
     return {name: framework_cell(answers, case, reference, outcome) for name, outcome in results.items()}
 
@@ -314,7 +323,7 @@ def load_backprop(target: str) -> Callable:
                          and getattr(value, "__module__", None) == module.__name__)
         raise BackpropError(f"{location} defines no {name}" + (f"; it defines {', '.join(defined)}" if defined else ""))
     if not callable(function):
-        raise BackpropError(f"{location}:{name} is a {type(function).__name__}, not a function")
+        raise BackpropError(f"{location}:{name} is not a function (it is of type {type(function).__name__})")
     return function
 
 

@@ -157,3 +157,77 @@ def bandwidth_line(limit: dict, bandwidth: float) -> str:
         text += (f"; the fastest, {limit['fastest']}, takes {seconds(limit['fastest_s'])}, "
                  f"{limit['floor_s'] / limit['fastest_s']:.0%}")
     return text
+
+
+AGREEMENT = {"agrees": ("✓", "green"), "differs": ("✗", "bold red"), "deviates": ("≈", "yellow"),
+             "unmeasured": ("·", "dim")}
+AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees within the tolerance, ✗ differs, ≈ differs "
+                    "where that framework itself deviates from the reference (gradparity explain NAME), · not "
+                    "measured, – did not run")
+
+
+def print_check(document: dict) -> None:
+    """A ``gradparity-check/1`` document: one row per quantity (cost, then the gradients from
+    the output down) with the reference's verdict, the relative error and the share of the
+    tolerance used, and one narrow column per corroborating source; then the verdict, the
+    first wrong gradient, the hint, the mismatch of the first wrong quantity and the notes."""
+    console = Console(width=WIDTH, highlight=False)
+    sources = list(document["corroboration"])
+    console.print(_wrapped(f"gradparity check: {document['function']} on {document['network']}, {document['data']} "
+                           f"(m = {document['m']}), {document['dtype']}", hang=2), style="bold")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for column in ("quantity", "reference", "rel.\nerror", "of\ntol."):
+        table.add_column(column, justify="left" if column in ("quantity", "reference") else "right")
+    for name in sources:
+        table.add_column(name.replace("-", "-\n"))
+    for check in document["checks"]:
+        right = check["verdict"] == "pass"
+        table.add_row(check["quantity"], Text("✓ right" if right else "✗ wrong", "green" if right else "bold red"),
+                      short(check["rel_error"]), short(check["excess"]) + "×",
+                      *(agreement_cell(document["corroboration"][name], check["quantity"]) for name in sources))
+    console.print(table)
+    console.print(Text(_wrapped("reference: your value against the hand-derived NumPy reference, which decides; "
+                                "of tol.: the share of the tolerance the backends get that the error uses (> 1 "
+                                "is wrong)") + "\n" + _wrapped(AGREEMENT_LEGEND), "dim"))
+    console.print(verdict_text(document))
+
+
+def short(value: float | None) -> str:
+    """A figure in two significant digits (``0.75``, ``3.4e15``); ``inf`` for a missing one
+    (NaN, infinite, no value)."""
+    return "inf" if value is None else f"{value:.2g}".replace("e+", "e").replace("e-0", "e-")
+
+
+def agreement_cell(source: dict, quantity: str) -> Text:
+    """One source's symbol for one quantity; – where it did not run, blank where it has none."""
+    if source["status"] in ("error", "skipped"):
+        return Text("–", "dim")
+    entry = source["quantities"].get(quantity)
+    return Text(*AGREEMENT[entry["verdict"]]) if entry else Text("")
+
+
+def verdict_text(document: dict) -> Text:
+    """PASS or FAIL in a sentence, the hint, the first wrong quantity's mismatch, sources that
+    did not run, and the notes."""
+    gradients = [check["quantity"] for check in document["checks"] if check["quantity"] != "cost"]
+    if document["verdict"] == "pass":
+        text = Text("\nPASS", "bold green")
+        text.append(f": the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']}).\n")
+    else:
+        wrong = document["wrong"]
+        text = Text("\nFAIL", "bold red")
+        first = (f"; the first wrong gradient counted from the output is {document['first_wrong']}"
+                 if document["first_wrong"] else "; every gradient is right")
+        text.append(_wrapped(f": {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{first}.") + "\n")
+        if document["hint"]:
+            text.append(_wrapped(f"hint: {document['hint']}.", hang=6) + "\n", "bold")
+        message = next(check["message"] for check in document["checks"]
+                       if check["quantity"] == (document["first_wrong"] or "cost"))
+        text.append("\n".join(_wrapped(line, 2, hang=2) for line in (message or "").splitlines()) + "\n")
+    for name, source in document["corroboration"].items():
+        if source["status"] in ("error", "skipped"):
+            text.append(_wrapped(f"{name} did not run ({source['status']}): {source['reason']}", hang=2) + "\n", "dim")
+    for note in document["notes"]:
+        text.append(_wrapped(f"note: {note}", hang=2) + "\n", "yellow")
+    text.rstrip()
+    return text
