@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -300,3 +301,16 @@ def test_a_framework_corroborates_right_and_wrong_gradients(tmp_path):
     assert result.wrong == ["db3", "db2", "db1"]
     assert verdicts == {"cost": "agrees", "dW3": "agrees", "db3": "differs", "dW2": "agrees", "db2": "differs",
                         "dW1": "agrees", "db1": "differs"}
+
+
+def test_the_readme_pytest_example_passes_the_example_and_fails_a_mutant():
+    """The README's one-line learner test, run as written, then with a mutant imported instead."""
+    text = (EXAMPLE.parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(import numpy as np\nimport gradparity\nfrom backprop import.*?)```", text,
+                     re.DOTALL).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    namespace["test_my_backprop_matches_the_reference"]()
+    namespace["backprop"] = next(mutant for mutant in MUTANTS if mutant.name == "missing 1/m").backprop()
+    with pytest.raises(AssertionError, match="first wrong gradient counted from the output: dW2"):
+        namespace["test_my_backprop_matches_the_reference"]()
