@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -207,7 +208,7 @@ def command_check(args: argparse.Namespace) -> int:
     backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
     backprop = learner.load_backprop(args.target)
     case, data = learner_case(args)
-    with progress_bar(1, backends or []) as progress:
+    with progress_bar(1, backends) if backends else contextlib.nullcontext(None) as progress:
         result = learner.check_case(backprop, case, backends, progress, data)
     document = result.to_dict()
     print_check(document)
@@ -236,10 +237,8 @@ def learner_case(args: argparse.Namespace) -> tuple[Case, str]:
         if option in given:
             raise UsageError(f"{option} initialises a network; --params already gives its parameters")
     X, Y = load_data(args)
-    params = load_params(args.params)
-    spec = spec_from_params(params, args.activation, args.loss)
-    if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
-        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    params, spec = network_from_params(args.params, args.activation, args.loss,
+                                       args.hidden if "--hidden" in given else None)
     return make_case(Path(args.params).stem, data, X, Y, params, spec, args.dtype), f"{data}, {args.params}"
 
 
@@ -302,14 +301,21 @@ def cases_from_args(args: argparse.Namespace) -> list:
     if args.case:
         raise UsageError("--case and --data/--params exclude each other")
     X, Y = datasets.load_file(args.data, args.loss)
-    params = load_params(args.params)
-    spec = spec_from_params(params, args.activation, args.loss)
-    if args.hidden is not None and list(spec.layer_sizes[1:-1]) != args.hidden:
-        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    params, spec = network_from_params(args.params, args.activation, args.loss, args.hidden)
     name = Path(args.params).stem
     given = {field: value for field, value in training_overrides(args).items() if value is not None}
     return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
                       Training(**given)) for dtype in args.dtype]
+
+
+def network_from_params(path: str, activation: str, loss: str, hidden: list[int] | None) -> tuple[dict, NetworkSpec]:
+    """The parameters in ``path`` and the spec they imply; UsageError when ``hidden`` is given
+    and disagrees with their layers."""
+    params = load_params(path)
+    spec = spec_from_params(params, activation, loss)
+    if hidden is not None and list(spec.layer_sizes[1:-1]) != hidden:
+        raise UsageError(f"--hidden {hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    return params, spec
 
 
 def load_params(path: str) -> dict[str, np.ndarray]:
@@ -474,13 +480,15 @@ def add_check_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "check", help="check your own backprop(X, Y, parameters) against the reference",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data "
+        description=textwrap.fill(
+                    "Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data "
                     "and compare the cost and every gradient dW1, db1, ... with the hand-derived reference "
                     "(which decides), with central differences and with every installed framework. Names the "
                     "wrong quantities, the first wrong gradient counted from the output, and the classic mistake "
                     "it matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, "
                     "grads {'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong "
                     "shapes included); 2: bad usage, or your function raised or returned something unreadable.",
+                    80),
         epilog="examples:\n"
                "  gradparity check examples/backprop.py:backprop\n"
                "  gradparity check my_backprop.py --dtype float32 --backends torch,jax\n"

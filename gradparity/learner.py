@@ -155,7 +155,7 @@ def check_case(backprop: Callable, case: Case, backends: list[str], progress: Pr
                            notes=notes)
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
     answers = {"cost": cost, **grads}
-    for quantity in {result.first_wrong, "cost" if "cost" in result.wrong else None} - {None}:
+    for quantity in filter(None, [result.first_wrong, "cost" if "cost" in result.wrong else None]):
         mistake = recognise(quantity, answers[quantity], derivation)
         if mistake:
             result.mistakes[quantity] = mistake

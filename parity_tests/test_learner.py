@@ -314,3 +314,14 @@ def test_the_readme_pytest_example_passes_the_example_and_fails_a_mutant():
     namespace["backprop"] = next(mutant for mutant in MUTANTS if mutant.name == "missing 1/m").backprop()
     with pytest.raises(AssertionError, match="first wrong gradient counted from the output: dW2"):
         namespace["test_my_backprop_matches_the_reference"]()
+
+
+def test_cli_checks_your_own_parameters(tmp_path, capsys):
+    params = network((2, 3, 1), "sigmoid", "bce")[2]
+    np.savez(tmp_path / "mine.npz", **params)
+    assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--backends", "none"]) == 0
+    assert "backprop on 2-3-1 sigmoid/bce, flower, " in capsys.readouterr().out
+    assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--hidden", "4"]) == 2
+    assert "--hidden [4] disagrees with the parameters' layers [2, 3, 1]" in capsys.readouterr().err
+    assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--init", "xavier"]) == 2
+    assert "--init initialises a network; --params already gives its parameters" in capsys.readouterr().err
