@@ -11,21 +11,23 @@ mistake makes of it, everything above taken from the reference:
                 among predictions that differ from the right gradient by more than 2 MATCH
 
 A constant factor c (least squares, ``diagnosis.fitted_factor``) is recognised the same way
-and named when it is m, 1/m, -1, n_L (mse), 1/n_L (cross-entropy), 1/2 or 2, the first name
+(for one number, only a named one) and named when it is m, 1/m, -1, n_L (mse), 1/n_L (cross-entropy), 1/2 or 2, the first name
 that fits winning (with n_L = 2, a factor 2 of the mse is its mean over m only). Where two
 mistakes give the same numbers, the first listed is named. A shape the quantity cannot have is
-always named, explained or not.
+always named, explained or not. A cost that is the cost of the same parameters under another
+hidden activation or loss says the learner's function computes another network.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from gradparity.core.diagnosis import fitted_factor
-from gradparity.core.network import NetworkSpec
+from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec
 from gradparity.core.reference import ForwardPass, Params, activation_derivative, backward, cost, deltas, forward, sigmoid
 
 MATCH = 1e-4  # float32 rounding (~1e-7) matches; two different formulas differ by far more
@@ -33,10 +35,12 @@ MATCH = 1e-4  # float32 rounding (~1e-7) matches; two different formulas differ 
 
 @dataclass(frozen=True)
 class Mistake:
-    """A recognised mistake: its pattern (a short name) and a one-sentence hint."""
+    """A recognised mistake: its pattern (a short name), a one-sentence hint, and whether it
+    concerns the whole network (another activation or loss) rather than one quantity."""
 
     pattern: str
     hint: str
+    whole_network: bool = False
 
 
 @dataclass
@@ -105,11 +109,12 @@ def distance(got: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def factor_mistake(quantity: str, got: np.ndarray, expected: np.ndarray, derivation: Derivation) -> tuple[float, Mistake]:
-    """How well ``got = c * expected`` fits (the relative residual) and the mistake it names."""
+    """The constant factor c with got ~ c * expected, and how far got is from it: for a named c
+    (see the module docstring) the distance to exactly c * expected; for any other, the
+    relative residual of the fit, only where there is more than one number to fit."""
     fit = fitted_factor(got, expected)
     if fit is None or fit[0] == 0 or abs(fit[0] - 1) <= 2 * MATCH:
         return float("inf"), Mistake("factor", "")
-    factor, residual = fit
     m, outputs, loss = derivation.m, derivation.spec.layer_sizes[-1], derivation.spec.loss
     named = [(m, "missing-1/m", f"{quantity} is m = {m} times the reference: the 1/m of the mean is missing"),
              (1 / m, "1/m-twice", f"{quantity} is 1/m = 1/{m} of the reference: 1/m is applied twice "
@@ -124,16 +129,19 @@ def factor_mistake(quantity: str, got: np.ndarray, expected: np.ndarray, derivat
                                                         "m examples only"))
     named += [(0.5, "factor-1/2", f"{quantity} is half the reference: the factor 2 of d(a - y)^2/da is missing"),
               (2, "factor-2", f"{quantity} is twice the reference: a factor 2 too many")]
+    factor, residual = fit
     for value, pattern, hint in named:
         if abs(factor - value) <= MATCH * abs(value):
-            return residual, Mistake(pattern, hint)
+            return distance(got, value * expected), Mistake(pattern, hint)
+    if got.size == 1:
+        return float("inf"), Mistake("factor", "")
     return residual, Mistake("factor", f"{quantity} is {factor:.4g} times the reference: a constant factor is wrong")
 
 
 def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
     """What each known mistake of ``quantity``'s own layer gives for it."""
     if quantity == "cost":
-        return []
+        return other_networks(derivation)
     layer, A, dZ = int(quantity[2:]), derivation.cache.A, derivation.dZ
     expected = derivation.gradients[quantity]
     zeros = (Mistake("zeros", f"{quantity} is all zeros: it is never computed (left at its initial value?)"),
@@ -157,6 +165,25 @@ def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np
                                  f"b{layer}'s shape {expected.shape}"), dZ[layer].sum(axis=1)),
             (Mistake("sum-all", f"{quantity} is one number, the sum of all of dZ[{layer}]; {summed}"),
              np.array(dZ[layer].sum()))]
+
+
+def other_networks(derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
+    """The cost of the same parameters and data under every other hidden activation and loss
+    the labels allow: a learner's function may compute another network than the one checked."""
+    spec, Y = derivation.spec, derivation.Y
+    one_hot = Y.shape[0] > 1 and np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=0) == 1)
+    losses = [loss for loss in LOSSES if loss != "softmax-ce" or one_hot]
+    activations = HIDDEN_ACTIVATIONS if spec.depth > 1 else (spec.hidden_activation,)
+    costs = []
+    for activation, loss in itertools.product(activations, losses):
+        other = NetworkSpec(spec.layer_sizes, activation, loss)
+        if other != spec:
+            cache = forward(derivation.params, derivation.cache.A[0], other)
+            hint = (f"the cost is that of a {other.describe()} network, not {spec.describe()}: does your backprop "
+                    f"use {activation} and {loss}? (then check it with --activation {activation} --loss {loss})")
+            costs.append((Mistake("other-network", hint, whole_network=True),
+                          np.array(cost(cache.ZL, cache.A[-1], Y, loss))))
+    return costs
 
 
 Derivative = Callable[[np.ndarray, np.ndarray], np.ndarray]

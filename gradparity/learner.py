@@ -90,8 +90,10 @@ class BackpropCheck:
 
     @property
     def mistake(self) -> Mistake | None:
-        """The mistake recognised in the first wrong gradient, else in the cost."""
-        return self.mistakes.get(self.first_wrong or "cost")
+        """The mistake recognised: one about the whole network (found from the cost) first,
+        then the first wrong gradient's, then the cost's."""
+        whole = [mistake for mistake in self.mistakes.values() if mistake.whole_network]
+        return whole[0] if whole else self.mistakes.get(self.first_wrong or "cost")
 
     @property
     def hint(self) -> str | None:

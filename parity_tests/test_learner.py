@@ -119,6 +119,18 @@ def test_a_float32_slip_in_float64_is_named_a_precision_problem():
     assert result.mistake.pattern == "precision"
 
 
+@pytest.mark.parametrize("computes, checked", [(("sigmoid", "bce"), ("relu", "bce")),
+                                               (("tanh", "mse"), ("tanh", "bce"))])
+def test_a_function_computing_another_network_is_told_which(computes, checked):
+    """The cost gives it away: it is the cost of the same parameters under the function's own
+    activation and loss; that hint comes first, whatever the first wrong gradient."""
+    X, Y, params = network((3, 5, 4, 1), *checked)
+    result = gradparity.check(example(*computes), X, Y, params, *checked)
+    assert result.verdict == "fail" and "cost" in result.wrong
+    assert result.mistake.pattern == "other-network"
+    assert result.hint.endswith(f"(then check it with --activation {computes[0]} --loss {computes[1]})")
+
+
 def test_changing_an_input_in_place_is_noted_and_harmless():
     X, Y, params = network((3, 4, 1), "sigmoid", "bce")
 
@@ -320,7 +332,7 @@ def test_cli_checks_your_own_parameters(tmp_path, capsys):
     params = network((2, 3, 1), "sigmoid", "bce")[2]
     np.savez(tmp_path / "mine.npz", **params)
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--backends", "none"]) == 0
-    assert "backprop on 2-3-1 sigmoid/bce, flower, " in capsys.readouterr().out
+    assert "backprop on 2-3-1 sigmoid/bce, flower," in capsys.readouterr().out
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--hidden", "4"]) == 2
     assert "--hidden [4] disagrees with the parameters' layers [2, 3, 1]" in capsys.readouterr().err
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--init", "xavier"]) == 2

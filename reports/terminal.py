@@ -211,14 +211,15 @@ def verdict_text(document: dict) -> Text:
     did not run, and the notes."""
     gradients = [check["quantity"] for check in document["checks"] if check["quantity"] != "cost"]
     if document["verdict"] == "pass":
-        text = Text("\nPASS", "bold green")
-        text.append(f": the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']}).\n")
+        line = f"PASS: the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']})."
     else:
         wrong = document["wrong"]
-        text = Text("\nFAIL", "bold red")
         first = (f"; the first wrong gradient counted from the output is {document['first_wrong']}"
                  if document["first_wrong"] else "; every gradient is right")
-        text.append(_wrapped(f": {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{first}.") + "\n")
+        line = f"FAIL: {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{first}."
+    text = Text("\n" + _wrapped(line) + "\n")
+    text.stylize("bold green" if document["verdict"] == "pass" else "bold red", 1, 5)
+    if document["verdict"] == "fail":
         if document["hint"]:
             text.append(_wrapped(f"hint: {document['hint']}.", hang=6) + "\n", "bold")
         message = next(check["message"] for check in document["checks"]
