@@ -245,7 +245,7 @@ def finite_difference_agreement(answers: dict[str, object], case: Case, referenc
         check = (compare(quantity, "gradients", answers[quantity], gradients[quantity[1:]], case.dtype, tol, LEARNER,
                          mask, reference.magnitudes[quantity[1:]]) if mask.any() else
                  unmeasured_check(quantity, "gradients", "every entry sits at a ReLU kink", tol))
-        agreement[quantity] = cell(check, "pass")
+        agreement[quantity] = cell(check)
     return {"status": "pass", "reason": "central differences in float64 (h = 1e-6)", "quantities": agreement}
 
 
@@ -276,7 +276,7 @@ def framework_cell(answers: dict[str, object], case: Case, reference: engine.Ref
     whether the learner's value agrees with the framework's."""
     if outcome["status"] in ("error", "skipped"):
         return {"status": outcome["status"], "reason": outcome["reason"], "quantities": {}}
-    own = {check["quantity"]: check["verdict"] for check in outcome["checks"]}
+    own = {check["quantity"]: check for check in outcome["checks"]}
     theirs = {"cost": outcome["cost"], **{f"d{name}": value for name, value in outcome["gradients"].items()}}
     agreement = {}
     for quantity in ["cost", *gradient_order(case)]:
@@ -284,19 +284,24 @@ def framework_cell(answers: dict[str, object], case: Case, reference: engine.Ref
         magnitude = None if quantity == "cost" else reference.magnitudes[quantity[1:]]
         check = compare(quantity, kind, answers[quantity], np.array(theirs[quantity], np.float64), case.dtype,
                         quantity_tolerance(kind, case), LEARNER, magnitude=magnitude)
-        agreement[quantity] = cell(check, own.get(quantity, "pass"))
+        agreement[quantity] = cell(check, own.get(quantity))
     return {"status": outcome["status"], "reason": outcome["reason"], "quantities": agreement}
 
 
-def cell(check: Check, source_verdict: str) -> dict:
-    """``agrees`` (within tolerance), ``differs``, ``deviates`` (differs, and the source itself
-    is not a pass against the reference on this quantity) or ``unmeasured``; with the error."""
+def cell(check: Check, source_check: dict | None = None) -> dict:
+    """``agrees`` (within the tolerance), ``differs``, or ``deviates``: the source itself is
+    off the reference on this quantity (``source_check``, its own check) and the learner's value
+    is no farther from it than twice the reference's, so it sides with the reference;
+    ``unmeasured`` where nothing could be compared. With the relative error."""
     if check.total == 0:
         verdict = "unmeasured"
     elif check.verdict == "pass":
         verdict = "agrees"
+    elif source_check and source_check["verdict"] != "pass" and \
+            check.max_abs_error <= 2 * (source_check["max_abs_error"] or 0.0):
+        verdict = "deviates"
     else:
-        verdict = "differs" if source_verdict == "pass" else "deviates"
+        verdict = "differs"
     error = check.rel_error if np.isfinite(check.rel_error) else None
     return {"verdict": verdict, "rel_error": error}
 

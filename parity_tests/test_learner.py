@@ -337,3 +337,19 @@ def test_cli_checks_your_own_parameters(tmp_path, capsys):
     assert "--hidden [4] disagrees with the parameters' layers [2, 3, 1]" in capsys.readouterr().err
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--init", "xavier"]) == 2
     assert "--init initialises a network; --params already gives its parameters" in capsys.readouterr().err
+
+
+def test_a_deviating_framework_sides_with_the_reference_or_differs():
+    """Against a framework that is itself off the reference on a quantity (by 1e-8 here), a
+    value as close to it as the reference is ≈ (deviates); a wrong one is ✗ (differs)."""
+    from gradparity.core.compare import Tolerance, compare
+    from gradparity.learner import cell
+
+    framework = np.array([1.0 + 1e-8, 2.0])
+    own = compare("dW1", "gradients", framework, np.array([1.0, 2.0]), "float64", Tolerance(1e-15, "test"))
+    assert own.verdict == "fail"
+    own = own.to_dict()
+    for learner_value, verdict in (([1.0, 2.0], "deviates"), ([1.0 + 1e-8, 2.0], "agrees"), ([1.5, 2.0], "differs")):
+        check = compare("dW1", "gradients", np.array(learner_value), framework, "float64", Tolerance(1e-15, "test"))
+        assert cell(check, own)["verdict"] == verdict
+        assert cell(check)["verdict"] == ("agrees" if verdict == "agrees" else "differs")

@@ -161,9 +161,9 @@ def bandwidth_line(limit: dict, bandwidth: float) -> str:
 
 AGREEMENT = {"agrees": ("✓", "green"), "differs": ("✗", "bold red"), "deviates": ("≈", "yellow"),
              "unmeasured": ("·", "dim")}
-AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees within the tolerance, ✗ differs, ≈ differs "
-                    "where that framework itself deviates from the reference (gradparity explain NAME), · not "
-                    "measured, – did not run")
+AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees within the tolerance, ✗ differs, ≈ that "
+                    "framework deviates from the reference here (gradparity explain NAME) and your value is as "
+                    "close to it as the reference's, · not measured, – did not run")
 
 
 def print_check(document: dict) -> None:
