@@ -11,11 +11,12 @@ mistake makes of it, everything above taken from the reference:
                 among predictions that differ from the right gradient by more than 2 MATCH
 
 A constant factor c (least squares, ``diagnosis.fitted_factor``) is recognised the same way
-(for one number, only a named one) and named when it is m, 1/m, -1, n_L (mse), 1/n_L (cross-entropy), 1/2 or 2, the first name
-that fits winning (with n_L = 2, a factor 2 of the mse is its mean over m only). Where two
-mistakes give the same numbers, the first listed is named. A shape the quantity cannot have is
-always named, explained or not. A cost that is the cost of the same parameters under another
-hidden activation or loss says the learner's function computes another network.
+(for one number, only a named one) and named when it is m, 1/m, -1, n_L (mse), 1/n_L
+(cross-entropy), 1/2 or 2, the first name that fits winning (with n_L = 2, a factor 2 of the
+mse is its mean over m only). Where two mistakes give the same numbers, the first listed is
+named. A shape the quantity cannot have is always named, explained or not. A cost that is the
+cost of the same parameters under another hidden activation or loss says the learner's
+function computes another network.
 """
 
 from __future__ import annotations
@@ -110,61 +111,74 @@ def distance(got: np.ndarray, predicted: np.ndarray) -> float:
 
 def factor_mistake(quantity: str, got: np.ndarray, expected: np.ndarray, derivation: Derivation) -> tuple[float, Mistake]:
     """The constant factor c with got ~ c * expected, and how far got is from it: for a named c
-    (see the module docstring) the distance to exactly c * expected; for any other, the
-    relative residual of the fit, only where there is more than one number to fit."""
+    (``named_factors``) the distance to exactly c * expected; for any other, the relative
+    residual of the fit, only where there is more than one number to fit."""
     fit = fitted_factor(got, expected)
     if fit is None or fit[0] == 0 or abs(fit[0] - 1) <= 2 * MATCH:
         return float("inf"), Mistake("factor", "")
-    m, outputs, loss = derivation.m, derivation.spec.layer_sizes[-1], derivation.spec.loss
-    named = [(m, "missing-1/m", f"{quantity} is m = {m} times the reference: the 1/m of the mean is missing"),
-             (1 / m, "1/m-twice", f"{quantity} is 1/m = 1/{m} of the reference: 1/m is applied twice "
-                                  "(in dZ and again in dW or db)"),
-             (-1, "sign", f"{quantity} has the opposite sign: dZ[L] is A - Y, the cost J = -1/m sum(...)")]
-    if outputs > 1 and loss == "mse":
-        named.append((outputs, "mean-over-outputs", f"{quantity} is n_L = {outputs} times the reference: the mse "
-                                                    "averages over all n_L m entries, divide by n_L m"))
-    elif outputs > 1:
-        named.append((1 / outputs, "mean-over-outputs", f"{quantity} is 1/n_L = 1/{outputs} of the reference: the "
-                                                        "cross-entropy sums over the outputs and averages over the "
-                                                        "m examples only"))
-    named += [(0.5, "factor-1/2", f"{quantity} is half the reference: the factor 2 of d(a - y)^2/da is missing"),
-              (2, "factor-2", f"{quantity} is twice the reference: a factor 2 too many")]
     factor, residual = fit
-    for value, pattern, hint in named:
+    for value, mistake in named_factors(quantity, derivation):
         if abs(factor - value) <= MATCH * abs(value):
-            return distance(got, value * expected), Mistake(pattern, hint)
+            return distance(got, value * expected), mistake
     if got.size == 1:
         return float("inf"), Mistake("factor", "")
     return residual, Mistake("factor", f"{quantity} is {factor:.4g} times the reference: a constant factor is wrong")
 
 
+def named_factors(quantity: str, derivation: Derivation) -> list[tuple[float, Mistake]]:
+    """The factors a classic mistake multiplies ``quantity`` by, in the order they are named."""
+    m, outputs, loss = derivation.m, derivation.spec.layer_sizes[-1], derivation.spec.loss
+    named = [(m, Mistake("missing-1/m", f"{quantity} is m = {m} times the reference: the 1/m of the mean is missing")),
+             (1 / m, Mistake("1/m-twice", f"{quantity} is 1/m = 1/{m} of the reference: 1/m is applied twice "
+                                          "(in dZ and again in dW or db)")),
+             (-1, Mistake("sign", f"{quantity} has the opposite sign: dZ[L] is A - Y, the cost J = -1/m sum(...)"))]
+    if outputs > 1 and loss == "mse":
+        named.append((outputs, Mistake("mean-over-outputs", f"{quantity} is n_L = {outputs} times the reference: the "
+                                                            "mse averages over all n_L m entries, divide by n_L m")))
+    elif outputs > 1:
+        named.append((1 / outputs, Mistake("mean-over-outputs", f"{quantity} is 1/n_L = 1/{outputs} of the "
+                                                                "reference: the cross-entropy sums over the outputs "
+                                                                "and averages over the m examples only")))
+    return named + [(0.5, Mistake("factor-1/2", f"{quantity} is half the reference: the factor 2 of d(a - y)^2/da "
+                                                "is missing")),
+                    (2, Mistake("factor-2", f"{quantity} is twice the reference: a factor 2 too many"))]
+
+
 def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
-    """What each known mistake of ``quantity``'s own layer gives for it."""
+    """What each known mistake gives for ``quantity``: for the cost, the cost of other networks;
+    for dW[l] or db[l], the mistakes of its own layer."""
     if quantity == "cost":
         return other_networks(derivation)
-    layer, A, dZ = int(quantity[2:]), derivation.cache.A, derivation.dZ
-    expected = derivation.gradients[quantity]
+    layer = int(quantity[2:])
     zeros = (Mistake("zeros", f"{quantity} is all zeros: it is never computed (left at its initial value?)"),
-             np.zeros_like(expected))
-    if quantity.startswith("dW"):
-        wrong_delta = [(mistake, delta @ A[layer - 1].T) for mistake, delta in delta_mistakes(layer, derivation)]
-        return [*wrong_delta, zeros,
-                (Mistake("transposed", f"{quantity} is transposed: it has the shape of W{layer}^T; "
-                                       f"dW[l] = dZ[l] A[l-1]^T has the shape of W[l]"), expected.T),
-                (Mistake("A-for-A_prev", f"{quantity} uses A[{layer}] where A[{layer - 1}] belongs: "
-                                         f"dW[l] = dZ[l] A[l-1]^T, with the layer's input"), dZ[layer] @ A[layer].T)]
+             np.zeros_like(derivation.gradients[quantity]))
+    layer_mistakes = weight_mistakes if quantity.startswith("dW") else bias_mistakes
+    return [*layer_mistakes(quantity, layer, derivation), zeros]
+
+
+def weight_mistakes(quantity: str, layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
+    """dW[l] = dZ[l] A[l-1]^T from a wrong dZ[l], transposed, or with A[l] for A[l-1]."""
+    A, dZ = derivation.cache.A, derivation.dZ
+    return [*((mistake, delta @ A[layer - 1].T) for mistake, delta in delta_mistakes(layer, derivation)),
+            (Mistake("transposed", f"{quantity} is transposed: it has the shape of W{layer}^T; "
+                                   f"dW[l] = dZ[l] A[l-1]^T has the shape of W[l]"), derivation.gradients[quantity].T),
+            (Mistake("A-for-A_prev", f"{quantity} uses A[{layer}] where A[{layer - 1}] belongs: "
+                                     f"dW[l] = dZ[l] A[l-1]^T, with the layer's input"), dZ[layer] @ A[layer].T)]
+
+
+def bias_mistakes(quantity: str, layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
+    """db[l] = sum(dZ[l], axis=1) from a wrong dZ[l], or dZ[l] summed wrongly or not at all."""
+    dZ = derivation.dZ[layer]
     summed = f"sum dZ[{layer}] over axis 1, the examples: np.sum(dZ, axis=1, keepdims=True)"
-    wrong_delta = [(mistake, delta.sum(axis=1, keepdims=True)) for mistake, delta in delta_mistakes(layer, derivation)]
-    return [*wrong_delta, zeros,
+    axis_0 = Mistake("sum-axis-0", f"{quantity} is summed over axis 0, the units; {summed}")
+    return [*((mistake, delta.sum(axis=1, keepdims=True)) for mistake, delta in delta_mistakes(layer, derivation)),
             (Mistake("not-summed", f"{quantity} has one column per example: dZ[{layer}] is not summed over the "
-                                   f"examples; {summed}"), dZ[layer]),
-            (Mistake("sum-axis-0", f"{quantity} is summed over axis 0, the units; {summed}"),
-             dZ[layer].sum(axis=0, keepdims=True)),
-            (Mistake("sum-axis-0", f"{quantity} is summed over axis 0, the units; {summed}"), dZ[layer].sum(axis=0)),
+                                   f"examples; {summed}"), dZ),
+            (axis_0, dZ.sum(axis=0, keepdims=True)), (axis_0, dZ.sum(axis=0)),
             (Mistake("keepdims", f"{quantity} has lost its second axis: np.sum(dZ, axis=1, keepdims=True) keeps "
-                                 f"b{layer}'s shape {expected.shape}"), dZ[layer].sum(axis=1)),
+                                 f"b{layer}'s shape {(dZ.shape[0], 1)}"), dZ.sum(axis=1)),
             (Mistake("sum-all", f"{quantity} is one number, the sum of all of dZ[{layer}]; {summed}"),
-             np.array(dZ[layer].sum()))]
+             np.array(dZ.sum()))]
 
 
 def other_networks(derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
