@@ -30,7 +30,8 @@ from gradparity import engine
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.core.cases import Case, make_case
-from gradparity.core.compare import Check, compare, finite_difference_tolerance, tolerance, unmeasured_check
+from gradparity.core.compare import (Check, Tolerance, compare, finite_difference_tolerance, tolerance,
+                                     unmeasured_check)
 from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
@@ -147,16 +148,14 @@ def check_case(backprop: Callable, case: Case, backends: list[str], progress: Pr
     name = function_name(backprop)
     cost, grads, notes = call_backprop(backprop, case, name)
     reference = engine.reference_result(case)
-    checks = [compare("cost", "cost", np.array(cost), np.array(reference.evaluation.cost), case.dtype,
-                      quantity_tolerance("cost", case), LEARNER)]
-    for quantity in gradient_order(case):
-        checks.append(compare(quantity, "gradients", grads[quantity], reference.evaluation.gradients[quantity[1:]],
-                              case.dtype, quantity_tolerance("gradients", case), LEARNER,
-                              magnitude=reference.magnitudes[quantity[1:]]))
+    answers = {"cost": cost, **grads}
+    right = {"cost": reference.evaluation.cost,
+             **{f"d{name}": value for name, value in reference.evaluation.gradients.items()}}
+    checks = [held_against(quantity, answers[quantity], right[quantity], case, reference)
+              for quantity in ["cost", *gradient_order(case)]]
     result = BackpropCheck(name, case.spec.describe(), data or case.description, case.dtype, case.m, checks,
                            notes=notes)
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
-    answers = {"cost": cost, **grads}
     for quantity in filter(None, [result.first_wrong, "cost" if "cost" in result.wrong else None]):
         mistake = recognise(quantity, answers[quantity], derivation)
         if mistake:
@@ -171,7 +170,17 @@ def gradient_order(case: Case) -> list[str]:
     return [f"d{kind}{layer}" for layer in range(case.spec.depth, 0, -1) for kind in ("W", "b")]
 
 
-def quantity_tolerance(kind: str, case: Case):
+def held_against(quantity: str, got: object, expected: object, case: Case, reference: engine.ReferenceResult,
+                 tol: Tolerance | None = None, mask: np.ndarray | None = None) -> Check:
+    """The learner's ``quantity`` compared with ``expected`` under the tolerance a backend gets
+    for it on this case (or ``tol``), gradients with the reference's term magnitudes."""
+    kind = "cost" if quantity == "cost" else "gradients"
+    magnitude = None if quantity == "cost" else reference.magnitudes[quantity[1:]]
+    return compare(quantity, kind, np.asarray(got), np.asarray(expected, np.float64), case.dtype,
+                   tol or quantity_tolerance(kind, case), LEARNER, mask, magnitude)
+
+
+def quantity_tolerance(kind: str, case: Case) -> Tolerance:
     """The tolerance a backend gets for ``kind`` on this case."""
     return tolerance(kind, case.dtype, case.spec, case.m, override=case.tolerance.get(kind))
 
@@ -192,7 +201,7 @@ def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dic
         answer = backprop(copies["X"], copies["Y"], {key: copies[key] for key in case.params})
     except Exception as error:
         raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
-    cost, grads = read_answer(answer, name, [quantity for quantity in gradient_order(case)])
+    cost, grads = read_answer(answer, name, gradient_order(case))
     notes = [f"{name} changed its input {key} in place (it was given a copy)"
              for key, value in inputs.items() if not np.array_equal(copies[key], value)]
     returned = sorted({str(value.dtype) for value in grads.values()} - {case.dtype})
@@ -242,8 +251,8 @@ def finite_difference_agreement(answers: dict[str, object], case: Case, referenc
     for quantity in gradient_order(case):
         tol = finite_difference_tolerance(quantity_tolerance("gradients", case), reference.evaluation.cost, STEP)
         mask = masks[quantity[1:]]
-        check = (compare(quantity, "gradients", answers[quantity], gradients[quantity[1:]], case.dtype, tol, LEARNER,
-                         mask, reference.magnitudes[quantity[1:]]) if mask.any() else
+        check = (held_against(quantity, answers[quantity], gradients[quantity[1:]], case, reference, tol, mask)
+                 if mask.any() else
                  unmeasured_check(quantity, "gradients", "every entry sits at a ReLU kink", tol))
         agreement[quantity] = cell(check)
     return {"status": "pass", "reason": "central differences in float64 (h = 1e-6)", "quantities": agreement}
@@ -280,10 +289,7 @@ def framework_cell(answers: dict[str, object], case: Case, reference: engine.Ref
     theirs = {"cost": outcome["cost"], **{f"d{name}": value for name, value in outcome["gradients"].items()}}
     agreement = {}
     for quantity in ["cost", *gradient_order(case)]:
-        kind = "cost" if quantity == "cost" else "gradients"
-        magnitude = None if quantity == "cost" else reference.magnitudes[quantity[1:]]
-        check = compare(quantity, kind, answers[quantity], np.array(theirs[quantity], np.float64), case.dtype,
-                        quantity_tolerance(kind, case), LEARNER, magnitude=magnitude)
+        check = held_against(quantity, answers[quantity], theirs[quantity], case, reference)
         agreement[quantity] = cell(check, own.get(quantity))
     return {"status": outcome["status"], "reason": outcome["reason"], "quantities": agreement}
 
