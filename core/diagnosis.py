@@ -151,7 +151,8 @@ def small(probe: ProbeInput) -> ProbeInput:
 
 def fitted_factor(a: np.ndarray, b: np.ndarray) -> tuple[float, float] | None:
     """The least-squares c with a ~ c b, c = <a, b> / <b, b>, and the relative residual
-    |a - c b| / |a| (0 for a zero a: c = 0 exactly); None when the shapes differ, b is zero or a is not finite."""
+    |a - c b| / |a| (0 for a zero a: c = 0 exactly); None when the shapes differ, b is zero or
+    a is not finite."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     norm = float(np.vdot(b, b))
     if a.shape != b.shape or norm == 0 or not np.isfinite(a).all():

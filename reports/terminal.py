@@ -224,7 +224,7 @@ def verdict_text(document: dict) -> Text:
             text.append(_wrapped(f"hint: {document['hint']}.", hang=6) + "\n", "bold")
         message = next(check["message"] for check in document["checks"]
                        if check["quantity"] == (document["first_wrong"] or "cost"))
-        text.append("\n".join(_wrapped(line, 2, hang=2) for line in (message or "").splitlines()) + "\n")
+        text.append("\n".join(_wrapped(row, 2, hang=2) for row in (message or "").splitlines()) + "\n")
     for name, source in document["corroboration"].items():
         if source["status"] in ("error", "skipped"):
             text.append(_wrapped(f"{name} did not run ({source['status']}): {source['reason']}", hang=2) + "\n", "dim")
