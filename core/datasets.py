@@ -11,6 +11,7 @@ Only NumPy is imported here; scikit-learn is imported when a bundled sklearn set
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Callable
@@ -201,24 +202,34 @@ def load_dataset(name: str, loss: str = "bce", seed: int = 0) -> tuple[np.ndarra
     return X, _encode_labels(classes, n_classes, loss)
 
 
-def load_file(path: str | os.PathLike[str], loss: str = "bce") -> tuple[np.ndarray, np.ndarray]:
+def load_file(
+    path: str | os.PathLike[str], loss: str = "bce", header: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Float64 ``X`` (n_features, m) and ``Y`` (n_outputs, m) read from a ``.npz`` or ``.csv`` file.
 
     ``.npz``: arrays ``X`` and ``Y`` already in the column layout, used as given, except that a
     single-row ``Y`` of integer classes is one-hot encoded when ``loss`` is ``softmax-ce``.
-    ``.csv``: one example per row, comma-separated numbers, the label in the last column, lines
-    starting with ``#`` skipped; labels are one-hot encoded for ``softmax-ce`` and kept as a
-    row (1, m) for ``bce``/``mse``. The result passes :func:`check_data`.
+    ``.csv``: one example per row, comma-separated numbers (quotes and spaces around cells
+    allowed), the label in the last column, blank lines and lines starting with ``#`` skipped;
+    labels are one-hot encoded for ``softmax-ce`` and kept as a row (1, m) for ``bce``/``mse``.
+    ``header`` says whether the first remaining line (a UTF-8 byte-order mark dropped) names the
+    columns: True skips it, False reads it as data, None skips it when one of its cells is text
+    (neither a number nor empty). ``header=True`` is refused for ``.npz``. The result passes
+    :func:`check_data`.
     """
     check_choice("loss", loss, LOSSES)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} not found")
-    readers = {".npz": _read_npz, ".csv": _read_csv}
     suffix = path.suffix.lower()
-    if suffix not in readers:
+    if suffix == ".npz":
+        if header:
+            raise DataError(f"data file {path}: a header row applies to .csv files only")
+        X, Y = _read_npz(path)
+    elif suffix == ".csv":
+        X, Y = _read_csv(path, header)
+    else:
         raise DataError(f"data file {path} has unknown extension {suffix!r}; use .npz (arrays X, Y) or .csv")
-    X, Y = readers[suffix](path)
     if loss == "softmax-ce" and Y.ndim == 2 and Y.shape[0] == 1:
         Y = _file_classes_one_hot(path, Y[0])
     try:
@@ -251,41 +262,64 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"data file {path} is not a readable .npz of numeric arrays X, Y: {error}") from None
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, m) from all but the last column and the label row (1, m) from the last."""
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"data file {path} cannot be read: {error}") from None
+_FIRST_LINE_IS_DATA = " (header row off, so the first line is read as data, not as column names)"
+
+
+def _read_csv(path: Path, header: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, m) from all but the last column and the label row (1, m) from the last.
+
+    ``header`` as in :func:`load_file`; DataError naming the line of a ragged row or the line and
+    column of a non-number.
+    """
+    lines = _csv_lines(path)
+    if header is None:
+        skip = bool(lines) and any(cell and not _is_number(cell) for cell in lines[0][1])
+    else:
+        skip = header
+    hint = _FIRST_LINE_IS_DATA if header is False else ""
     rows: list[list[float]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        row = _parse_csv_line(path, number, line)
+    for number, cells in lines[1:] if skip else lines:
+        row = _parse_csv_cells(path, number, cells, "" if rows else hint)
         if rows and len(row) != len(rows[0]):
             raise DataError(f"data file {path}, line {number}: {len(row)} columns, earlier rows have {len(rows[0])}")
         rows.append(row)
     if not rows:
-        raise DataError(f"data file {path} holds no rows")
+        raise DataError(f"data file {path} holds no rows" + (" below its header row" if lines else ""))
     if len(rows[0]) < 2:
         raise DataError(f"data file {path} needs at least one feature column and a label column")
     table = np.array(rows, dtype=np.float64)
     return np.ascontiguousarray(table[:, :-1].T), np.ascontiguousarray(table[:, -1:].T)
 
 
-def _parse_csv_line(path: Path, number: int, line: str) -> list[float]:
-    """The numbers of one CSV line; DataError naming the line and column of a non-number."""
-    cells = line.split(",")
+def _csv_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of each line of a UTF-8 CSV that is neither blank nor a ``#`` comment.
+
+    A leading byte-order mark is dropped; cells are unquoted and stripped of surrounding spaces.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"data file {path} cannot be read: {error}") from None
+    return [
+        (number, [cell.strip() for cell in next(csv.reader([line], skipinitialspace=True))])
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _parse_csv_cells(path: Path, number: int, cells: list[str], hint: str) -> list[float]:
+    """The numbers of one CSV line; DataError naming the line and column of a non-number, then ``hint``."""
     try:
         return [float(cell) for cell in cells]
     except ValueError:
         column = next(index for index, cell in enumerate(cells, start=1) if not _is_number(cell))
         raise DataError(
-            f"data file {path}, line {number}, column {column}: {cells[column - 1].strip()!r} is not a number"
+            f"data file {path}, line {number}, column {column}: {cells[column - 1]!r} is not a number{hint}"
         ) from None
 
 
 def _is_number(cell: str) -> bool:
+    """Whether ``float(cell)`` succeeds."""
     try:
         float(cell)
     except ValueError:
@@ -304,9 +338,7 @@ def check_data(X: np.ndarray, Y: np.ndarray, loss: str) -> None:
         if np.ndim(array) != 2:
             raise DataError(f"{label} must be 2-D (rows, examples), got shape {np.shape(array)}")
     if X.shape[1] != Y.shape[1]:
-        raise DataError(
-            f"X has shape {X.shape} and Y has shape {Y.shape}: they differ in the number of examples (columns)"
-        )
+        raise DataError(_examples_mismatch(X.shape, Y.shape))
     if 0 in X.shape or 0 in Y.shape:
         raise DataError(f"empty dataset: X has shape {X.shape}, Y has shape {Y.shape}")
     for label, array in (("X", X), ("Y", Y)):
@@ -315,6 +347,31 @@ def check_data(X: np.ndarray, Y: np.ndarray, loss: str) -> None:
         _check_one_hot(Y)
     elif Y.min() < 0 or Y.max() > 1:
         raise DataError(f"{loss} labels must lie in [0, 1], but Y ranges from {Y.min():g} to {Y.max():g}")
+
+
+def _examples_mismatch(x_shape: tuple[int, int], y_shape: tuple[int, int]) -> str:
+    """The message for X and Y whose numbers of columns differ, naming any array that holds examples as rows.
+
+    Of the readings "X.T and Y.T", "X.T" and "Y.T", the one under which both arrays hold the same
+    number (> 1) of examples is named when it is the only such reading; otherwise (none, or an
+    ambiguous square shape) the message states the shapes and the expected layout.
+    """
+    (x_rows, x_columns), (y_rows, y_columns) = x_shape, y_shape
+    readings = [(("X", "Y"), x_rows, y_rows), (("X",), x_rows, y_columns), (("Y",), y_rows, x_columns)]
+    fits = [(names, m) for names, m, other_m in readings if m == other_m and m > 1]
+    layout = "gradparity wants one example per column, X (n_features, m) and Y (n_outputs, m)"
+    if len(fits) != 1:
+        return (
+            f"X has shape {x_shape} and Y has shape {y_shape}: "
+            f"they differ in the number of examples (columns); {layout}"
+        )
+    names, m = fits[0]
+    shapes = {"X": x_shape, "Y": y_shape}
+    subject = " and ".join(f"{name} {shapes[name]}" for name in names)
+    verb = "hold" if len(names) == 2 else "holds"
+    aside = "".join(f" ({name} {shape} has them as columns)" for name, shape in shapes.items() if name not in names)
+    fix = " and ".join(f"{name}.T" for name in names)
+    return f"{subject} {verb} the {m} examples as rows{aside}; {layout}: pass {fix}"
 
 
 def _check_finite(label: str, array: np.ndarray) -> None:

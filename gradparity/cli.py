@@ -1,6 +1,7 @@
 """The ``gradparity`` command line: train, gradcheck, check, run, report, explain, bench.
 
-Bad input is one line on stderr and exit status 2; a failed check is exit status 1.
+Bad input is one line on stderr and exit status 2; a failed check is exit status 1. Output
+paths are checked before any work starts.
 """
 
 from __future__ import annotations
@@ -16,123 +17,38 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import bench, engine, learner
+from gradparity import __version__, bench, engine, learner
+from gradparity.arguments import (NETWORK_OPTIONS, Parser, UsageError, add_network_options, add_selection_options,
+                                  add_training_options, check_json_path, check_out_dir, comma_list,
+                                  defer_network_defaults, examples,
+                                  positive_int, positive_seconds, training_overrides)
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core import datasets
 from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
-from gradparity.core.gradcheck import gradcheck
-from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, check_dtype, spec_from_params
-from gradparity.core.optimizers import OPTIMIZERS, Training, epoch_means
-from gradparity.core.reference import INITS, evaluate, initial_params, train
+from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
+from gradparity.core.network import DTYPES, NetworkSpec, check_dtype, spec_from_params
+from gradparity.core.optimizers import Training, epoch_means
+from gradparity.core.reference import cost_and_gradients, evaluate, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
 from gradparity.reports.terminal import print_bench_table, print_check, print_summary
 from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(GradparityError):
-    """A command-line option that cannot be honoured."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exit status 2, without the usage dump."""
-
-    def error(self, message: str) -> None:
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def hidden_units(text: str) -> list[int]:
-    """``4`` or ``16,8,4`` (spaces allowed) -> the hidden layer sizes."""
-    try:
-        return [int(part) for part in text.replace(" ", ",").split(",") if part] if text.strip() else []
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden units must be integers like 4 or 16,8,4, got {text!r}") from None
-
-
-def shard(text: str) -> tuple[int, int]:
-    """``K/N`` with 1 <= K <= N."""
-    try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a shard is K/N, such as 1/4, got {text!r}") from None
-    if not 1 <= k <= n:
-        raise argparse.ArgumentTypeError(f"a shard K/N needs 1 <= K <= N, got {text!r}")
-    return k, n
-
-
-def comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def add_network_options(parser: argparse.ArgumentParser, with_dataset: bool = True) -> None:
-    """Options shared by train and gradcheck: data, architecture, init and dtype."""
-    source = parser.add_mutually_exclusive_group()
-    if with_dataset:
-        source.add_argument("--dataset", default="flower", choices=datasets.DATASETS, metavar="NAME",
-                            help=f"bundled dataset: {', '.join(datasets.DATASETS)} (default: flower)")
-    source.add_argument("--data", metavar="FILE", help=".npz with X (n0, m) and Y (nL, m), or .csv with the label last")
-    parser.add_argument("--hidden", type=hidden_units, default=[4], metavar="UNITS",
-                        help="hidden layer sizes, e.g. 4 or 16,8,4 (default: 4)")
-    parser.add_argument("--activation", default="sigmoid", metavar="NAME",
-                        help=f"hidden activation: {', '.join(HIDDEN_ACTIVATIONS)} (default: sigmoid)")
-    parser.add_argument("--loss", default="bce", metavar="NAME",
-                        help=f"output and loss: {', '.join(LOSSES)} (default: bce)")
-    parser.add_argument("--init", default="seed", metavar="NAME",
-                        help=f"initialisation: {', '.join(INITS)}; seed = the document's (default: seed)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the initialisation (seed: 2, others: 0)")
-    parser.add_argument("--dtype", default="float64", choices=DTYPES, help="dtype computed in (default: float64)")
-
-
-def add_training_options(parser: argparse.ArgumentParser, defaults: Training | None) -> None:
-    """--optimizer, --lr, --epochs, --batch-size, --shuffle and the hyper-parameters. With
-    ``defaults`` (train) they are its values; without (run), an option left out keeps each
-    catalogue case's own set-up and ``Training()``'s for your own network."""
-    default = Training() if defaults is None else defaults
-    said = (lambda value: f"default: {value}") if defaults else (lambda value: f"default: the case's own; {value} "
-                                                                 "for --params networks")
-    group = parser.add_argument_group("training (core.optimizers: the reference's optimizers and batch order)")
-    keep = lambda value: None if defaults is None else value  # noqa: E731 - None keeps the case's own
-    group.add_argument("--optimizer", default=keep(default.optimizer), metavar="NAME",
-                       help=f"{', '.join(OPTIMIZERS)}: adam is Kingma & Ba's Algorithm 1, adam-hat their efficient "
-                            f"form ({said(default.optimizer)})")
-    group.add_argument("--lr", type=float, default=keep(default.learning_rate),
-                       help=f"learning rate ({said(default.learning_rate)})")
-    group.add_argument("--epochs", type=int, default=keep(default.epochs), metavar="E",
-                       help=f"passes over the data; with the full batch, the number of steps ({said(default.epochs)})")
-    group.add_argument("--batch-size", type=int, metavar="N",
-                       help="examples per step; the last batch of an epoch may be smaller (default: the full batch"
-                            + ("" if defaults else ", or the case's own") + ")")
-    group.add_argument("--shuffle", default=keep(default.shuffle), metavar="HOW",
-                       help=f"batch order: none = data order, seed = a seeded permutation per epoch "
-                            f"({said(default.shuffle)})")
-    for name, text in (("momentum", "momentum mu"), ("beta1", "Adam's beta1"), ("beta2", "Adam's beta2"),
-                       ("epsilon", "Adam's epsilon")):
-        group.add_argument(f"--{name}", type=float, default=keep(getattr(default, name)),
-                           help=f"{text} ({said(getattr(default, name))})")
-
-
-def training_overrides(args: argparse.Namespace) -> dict:
-    """The training fields the options set (None where an option was left out)."""
-    return {"optimizer": args.optimizer, "learning_rate": args.lr, "epochs": args.epochs,
-            "batch_size": args.batch_size, "shuffle": args.shuffle, "momentum": args.momentum,
-            "beta1": args.beta1, "beta2": args.beta2, "epsilon": args.epsilon}
+THE_DOCUMENT = ("the document is the derivation of backpropagation gradparity starts from; its model() trains a 2-4-1 "
+                "sigmoid network on the flower data by full-batch gradient descent, learning rate 1.2, 10000 "
+                "iterations, printing the cost every 1000")
 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The --data file (its header as --header says) or the bundled --dataset."""
     if args.data:
-        return datasets.load_file(args.data, args.loss)
-    return datasets.load_dataset(getattr(args, "dataset", None) or "flower", args.loss)
+        return datasets.load_file(args.data, args.loss, header=args.header)
+    if args.header is not None:
+        raise UsageError("--header and --no-header apply to a --data .csv file")
+    return datasets.load_dataset(args.dataset or "flower", args.loss)
 
 
 def network_from_args(args: argparse.Namespace):
@@ -146,45 +62,72 @@ def network_from_args(args: argparse.Namespace):
 
 def command_train(args: argparse.Namespace) -> int:
     """Train the reference as the document's model() (or with another optimizer and
-    mini-batches): cost lines, accuracy, optional JSON and plots."""
+    mini-batches): cost lines and the final cost, accuracy, optional JSON and plots; exit 1
+    when the cost diverges."""
+    json_path = args.json and check_json_path(args.json)
+    plot_dir = args.plot and check_out_dir(args.plot, "--plot")
     training = Training(**training_overrides(args))
     X, Y, spec, params = network_from_args(args)
     training.check_batch_size(X.shape[1])
     started = time.perf_counter()
     trained = train(params, X, Y, spec, training)
     seconds = time.perf_counter() - started
+    final_cost = float(cost_and_gradients(trained.params, X, Y, spec)[0])
     history = [{"iteration": step, "cost": cost} for step, cost in enumerate(trained.costs)][::args.print_every]
     for entry in history:
         print(f"cost after {entry['iteration']} iterations: {entry['cost']}")
+    print(f"final cost after {len(trained.costs)} iterations: {final_cost}")
     accuracy = evaluate(trained.params, X, Y, spec)
-    print(f"accuracy: {accuracy:g}%")
+    print(f"accuracy: {accuracy:.4g}%")
     print(f"trained {spec.describe()} in {args.dtype} with {training.describe()}: {len(trained.costs)} steps "
           f"in {seconds:.3f} s")
-    if args.json:
-        write_json(args.json, {"network": spec.describe(), "layers": list(spec.layer_sizes), "dtype": args.dtype,
+    epoch_costs = epoch_means(trained.costs, trained.batch_sizes, training.epochs)
+    diverged = divergence(epoch_costs + [final_cost], training)
+    if json_path:
+        write_json(json_path, {"network": spec.describe(), "layers": list(spec.layer_sizes), "dtype": args.dtype,
                                "training": training.to_dict(X.shape[1]), "learning_rate": training.learning_rate,
                                "iterations": len(trained.costs), "costs": history, "step_costs": trained.costs,
-                               "batch_sizes": trained.batch_sizes,
-                               "epoch_costs": epoch_means(trained.costs, trained.batch_sizes, training.epochs),
-                               "accuracy": accuracy, "training_seconds": seconds})
-    if args.plot:
+                               "batch_sizes": trained.batch_sizes, "epoch_costs": epoch_costs,
+                               "final_cost": final_cost, "diverged": diverged, "accuracy": accuracy,
+                               "training_seconds": seconds})
+        print(f"wrote {json_path}")
+    if plot_dir:
         from gradparity.reports.training import plot_training
 
-        for path in plot_training(history, trained.params, X, Y, spec, Path(args.plot)):
-            print(f"wrote {path}")
-    return EXIT_OK
+        paths, notes = plot_training(trained.costs + [final_cost], trained.params, X, Y, spec, plot_dir)
+        for line in [f"wrote {path}" for path in paths] + [f"note: {note}" for note in notes]:
+            print(line)
+    if diverged:
+        print(f"DIVERGED: {diverged}")
+    return EXIT_FAILED if diverged else EXIT_OK
+
+
+def divergence(costs: list[float], training: Training) -> str | None:
+    """Why training diverged, or None: a cost (an epoch's mean, then the final one) that is not
+    finite, or a final cost above the first."""
+    bad = next((epoch for epoch, cost in enumerate(costs) if not np.isfinite(cost)), None)
+    if bad is not None:
+        where = "the final cost" if bad == len(costs) - 1 else f"the cost of epoch {bad + 1}"
+        return f"{where} is {costs[bad]}; lower --lr (now {training.learning_rate:g})"
+    if costs[-1] > costs[0]:
+        return (f"the cost grew from {costs[0]:.6g} to {costs[-1]:.6g}; lower --lr (now {training.learning_rate:g})")
+    return None
 
 
 def command_gradcheck(args: argparse.Namespace) -> int:
-    """Reference gradients against central differences; exit 1 above the threshold."""
+    """Reference gradients against central differences; exit 1 above the threshold, with the
+    reason when rounding noise explains the difference."""
     if args.case:
-        case = build_case(args.case)
+        refuse_network_options(args)
+        case = build_case(args.case, args.dtype)
         X, Y, spec, params = case.X, case.Y, case.spec, case.params
     else:
+        apply_network_defaults(args)
         X, Y, spec, params = network_from_args(args)
     result = gradcheck(params, X, Y, spec, seed=args.sample_seed)
     worst = result.worst
-    print(f"network {spec.describe()}, m = {X.shape[1]}, central differences in float64 (h = 1e-6)")
+    rounded = "" if args.dtype == "float64" else f", of the parameters and data rounded to {args.dtype}"
+    print(f"network {spec.describe()}, m = {X.shape[1]}: central differences in float64 (h = {STEP:g}){rounded}")
     print(f"checked {result.checked} of {result.total} parameter entries"
           + (f" (seeded sample of {', '.join(result.sampled)})" if result.sampled else " (all)")
           + (f"; {result.at_kinks} left out: a ReLU kink lies within +-h" if result.at_kinks else ""))
@@ -194,17 +137,53 @@ def command_gradcheck(args: argparse.Namespace) -> int:
           f" numerical {worst['numerical']:.12g}")
     passed = result.relative_difference < args.threshold
     print("PASS" if passed else "FAIL")
+    if not passed:
+        print(textwrap.fill(gradcheck_failure(result, args), 100, subsequent_indent="  "))
     return EXIT_OK if passed else EXIT_FAILED
 
 
-NETWORK_OPTIONS = ("dataset", "data", "params", "hidden", "activation", "loss", "init", "seed")
+def gradcheck_failure(result: GradcheckResult, args: argparse.Namespace) -> str:
+    """Why a gradcheck failed, in words: rounding noise of the differences when the relative
+    difference is within the noise floor (with the way out), else a real disagreement."""
+    floor = f"{result.noise_floor:.1e}"
+    if not result.within_noise:
+        return (f"the difference is {result.relative_difference / result.noise_floor:.0f}x the rounding noise of "
+                f"central differences here ({floor}): the analytic and numerical gradients disagree")
+    why = (f"why: the difference is no larger than the rounding noise of central differences here, about {floor} "
+           f"(each difference carries an error of about eps |J| / h, and the gradients are small: "
+           f"||g|| = {result.gradient_norm:.1e}), so it does not show a wrong gradient.")
+    if args.threshold < result.noise_floor and (args.case or args.init != "seed"):
+        return f"{why} A --threshold of {args.threshold:g} lies below that noise: no gradient can pass it."
+    if args.case:
+        return f"{why} The case's weights are small; its gradients cannot be checked more closely by differences."
+    return (f"{why} The document's --init seed draws every weight as randn * 0.01, which makes the gradients this "
+            "small: --init xavier gives gradients large enough to check.")
+
+
+def given_network_options(args: argparse.Namespace) -> list[str]:
+    """The network options given on the command line (they default to None until
+    ``apply_network_defaults``), as ``--name``."""
+    return [f"--{option}" for option in args.network_defaults if getattr(args, option) is not None]
+
+
+def refuse_network_options(args: argparse.Namespace) -> None:
+    """UsageError naming the network options given beside --case, which fixes them all."""
+    given = given_network_options(args)
+    if given:
+        raise UsageError(f"--case {args.case} fixes the data and network; drop {', '.join(given)}")
+
+
+def apply_network_defaults(args: argparse.Namespace) -> None:
+    """Give every network option left out its default."""
+    for option, default in args.network_defaults.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
 
 
 def command_check(args: argparse.Namespace) -> int:
     """A learner's backprop against the reference (which decides), finite differences and the
     frameworks; exit 1 when a quantity is wrong."""
-    if args.json:
-        check_json_path(args.json)
+    json_path = args.json and check_json_path(args.json)
     backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
     backprop = learner.load_backprop(args.target)
     case, data = learner_case(args)
@@ -212,23 +191,20 @@ def command_check(args: argparse.Namespace) -> int:
         result = learner.check_case(backprop, case, backends, progress, data)
     document = result.to_dict()
     print_check(document)
-    if args.json:
-        write_json(args.json, document)
-        print(f"wrote {args.json}")
+    if json_path:
+        write_json(json_path, document)
+        print(f"wrote {json_path}")
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
 def learner_case(args: argparse.Namespace) -> tuple[Case, str]:
     """The case ``check`` calls the learner's function on, and its data in words: a catalogue
     case (which fixes everything but the dtype), or the data with --params or a fresh network."""
-    given = [f"--{option}" for option in NETWORK_OPTIONS if getattr(args, option) is not None]
     if args.case:
-        if given:
-            raise UsageError(f"--case {args.case} fixes the data and network; drop {', '.join(given)}")
+        refuse_network_options(args)
         return build_case(args.case, args.dtype), f"case {args.case}"
-    for option, default in args.network_defaults.items():
-        if getattr(args, option) is None:
-            setattr(args, option, default)
+    given = given_network_options(args)
+    apply_network_defaults(args)
     data = args.data or args.dataset
     if not args.params:
         X, Y, spec, params = network_from_args(args)
@@ -242,49 +218,12 @@ def learner_case(args: argparse.Namespace) -> tuple[Case, str]:
     return make_case(Path(args.params).stem, data, X, Y, params, spec, args.dtype), f"{data}, {args.params}"
 
 
-def check_json_path(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, or UsageError when a JSON file cannot be written there."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{target} is a directory, not a JSON file")
-    if not target.parent.exists():
-        raise UsageError(f"directory {target.parent} does not exist")
-    return target
-
-
 def write_json(path: str | os.PathLike, document: dict) -> None:
     """Write ``document`` to ``path`` atomically: a temporary file beside it, then a rename."""
-    target = check_json_path(path)
+    target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
     temporary.replace(target)
-
-
-def add_selection_options(parser: argparse.ArgumentParser, several_backends: bool = True,
-                          dtypes: tuple[str, ...] = ("float64", "float32")) -> None:
-    """Options shared by run, report and explain: which cases, backends, dtypes and how to run them."""
-    parser.add_argument("--case", action="append", metavar="NAME",
-                        help=f"catalogue case (repeatable; default: all): {', '.join(CATALOGUE)}")
-    if several_backends:
-        parser.add_argument("--backends", type=comma_list, metavar="LIST",
-                            help="comma-separated backends (default: all installed): numpy, finite-diff, jax, torch, "
-                                 "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
-    parser.add_argument("--dtype", type=comma_list, default=list(dtypes), metavar="LIST",
-                        help=f"dtypes to run, comma-separated (default: {','.join(dtypes)})")
-    parser.add_argument("--data", metavar="FILE", help="your own data: .npz with X, Y (or .csv); needs --params")
-    parser.add_argument("--params", metavar="FILE", help="your own parameters: .npz with W1, b1, ..., WL, bL; needs --data")
-    parser.add_argument("--hidden", type=hidden_units, metavar="UNITS", help="with --params: sizes they must have")
-    parser.add_argument("--activation", default="sigmoid", metavar="NAME", help="with --params: hidden activation")
-    parser.add_argument("--loss", default="bce", metavar="NAME", help="with --params: output and loss")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
-    parser.add_argument("--allow-tf32", action="store_true", help="on CUDA, let frameworks use TF32 for float32 matmuls")
-    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="limit per backend (default: 600)")
-    parser.add_argument("--strict", action="store_true",
-                        help="known deviations and stale deviation entries fail the run (exit 1), as xfail strict")
-    parser.add_argument("--shard", type=shard, metavar="K/N",
-                        help="run only the K-th of N shares of the case x dtype x backend matrix (for N CI jobs; "
-                             "combine their --json documents with gradparity report --merge)")
-    add_training_options(parser, None)
 
 
 def cases_from_args(args: argparse.Namespace) -> list:
@@ -300,7 +239,7 @@ def cases_from_args(args: argparse.Namespace) -> list:
                 for dtype in args.dtype]
     if args.case:
         raise UsageError("--case and --data/--params exclude each other")
-    X, Y = datasets.load_file(args.data, args.loss)
+    X, Y = datasets.load_file(args.data, args.loss, header=args.header)
     params, spec = network_from_params(args.params, args.activation, args.loss, args.hidden)
     name = Path(args.params).stem
     given = {field: value for field, value in training_overrides(args).items() if value is not None}
@@ -367,11 +306,12 @@ def exit_status(document: dict) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     """The parity matrix: summary table, optional JSON document."""
+    json_path = args.json and check_json_path(args.json)
     document = run_parity(args)
     print_summary(document)
-    if args.json:
-        write_json(args.json, document)
-        print(f"wrote {args.json}")
+    if json_path:
+        write_json(json_path, document)
+        print(f"wrote {json_path}")
     return exit_status(document)
 
 
@@ -413,35 +353,173 @@ def explanation(backend: str, result: dict) -> str:
 
 def command_report(args: argparse.Namespace) -> int:
     """The parity matrix written as report.html, report.md, report.json and plots."""
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    timings = json.loads(Path(args.bench).read_text()) if args.bench else None
+    out = check_out_dir(args.out, "--out")
+    timings = load_bench(args.bench) if args.bench else None
     document = merge(load_documents(args.merge)) if args.merge else run_parity(args, decision_boundaries=True)
     print_summary(document)
     paths = write_report(document, out, timings)
-    print(f"report: {paths['report.html']}")
+    print(f"report: {paths['report.html'].resolve()}")
     return exit_status(document)
+
+
+def load_bench(path: str) -> dict:
+    """A ``gradparity bench --json`` document, or UsageError saying why it cannot be read."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read --bench {path} as JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("schema") != bench.SCHEMA:
+        raise UsageError(f"--bench {path} is not a {bench.SCHEMA} document (write one with gradparity bench --json)")
+    return document
 
 
 def command_bench(args: argparse.Namespace) -> int:
     """Time the shapes on the backends, print the table and write the optional JSON document.
     Exit 0 when every installed backend ran; 1 when one failed to load, crashed or timed out."""
-    repeats = bench.check_positive("--repeats", args.repeats)
-    threads = bench.check_positive("--threads", default_parallel() if args.threads is None else args.threads)
+    json_path = args.json and check_json_path(args.json)
+    repeats, threads = args.repeats, args.threads or default_parallel()
     cases = bench.bench_cases(args.shapes, args.dtype)
     names = bench.backend_names(args.backends)
     with progress_bar(len(cases), names) as progress:
         outcomes = bench.run_bench(cases, names, threads, repeats, args.device, args.timeout, progress)
     document = bench.bench_document(cases, outcomes, threads, repeats, args.device, args.bandwidth)
     print_bench_table(document)
-    if args.json:
-        write_json(args.json, document)
-        print(f"wrote {args.json}")
+    if json_path:
+        write_json(json_path, document)
+        print(f"wrote {json_path}")
     failed = bench.failed_backends(outcomes)
     if failed:
         print(f"failed: {', '.join(failed)} (see the notes)", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity train`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "train", help="train the reference network as the document's model() does",
+        description="Train with the hand-derived NumPy backprop and print the cost as it goes, the final cost and "
+                    f"the accuracy. By default it is the document's model(): {THE_DOCUMENT.split('; ', 1)[1]}. "
+                    "--optimizer and --batch-size give momentum, Adam and mini-batches. Exit 0: trained; 1: the "
+                    "cost diverged (grew past its start or became NaN or infinite); 2: bad usage or data.",
+        epilog=examples("gradparity train",
+                        "gradparity train --hidden 16,8 --activation tanh --init xavier --plot plots",
+                        "gradparity train --data points.csv --optimizer adam --lr 0.01 --batch-size 64 --epochs 20"))
+    add_network_options(parser)
+    add_training_options(parser, Training(learning_rate=1.2, epochs=10000))
+    parser.add_argument("--iterations", type=positive_int, dest="epochs", metavar="K",
+                        help="the document's name for --epochs with the full batch (default: 10000)")
+    parser.add_argument("--print-every", type=positive_int, default=1000, metavar="N",
+                        help="print and record the cost every N steps")
+    parser.add_argument("--json", metavar="FILE", help="write the training set-up, every step's cost (taken on its "
+                                                       "batch before the update), epoch means, the final cost and "
+                                                       "the accuracy as JSON (default: not written)")
+    parser.add_argument("--plot", metavar="DIR", help="write cost.png (every step's cost) and, for 2-feature data, "
+                                                      "decision_boundary.png into DIR, created if needed (default: "
+                                                      "no plots)")
+    parser.set_defaults(handler=command_train)
+
+
+def add_gradcheck_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity gradcheck`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "gradcheck", help="reference gradients against central finite differences",
+        description=f"Central differences (J(theta + h) - J(theta - h)) / 2h in float64, h = {STEP:g}, over every "
+                    "parameter entry (a seeded sample of 400 for parameters with more than 2000), compared with the "
+                    "reference's hand-derived gradients. With --dtype float32 the parameters and data are rounded "
+                    "to float32 first and still differenced in float64. A failure says whether the rounding noise "
+                    "of the differences explains it. Exit 0: within --threshold; 1: above it; 2: bad usage.",
+        epilog=examples("gradparity gradcheck",
+                        "gradparity gradcheck --hidden 16,8 --activation tanh --init xavier",
+                        "gradparity gradcheck --case relu --dtype float32"))
+    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's own data and parameters instead of the "
+                                                       f"network options: {', '.join(CATALOGUE)} (default: none)")
+    add_network_options(parser)
+    parser.add_argument("--threshold", type=float, default=1e-7,
+                        help="largest relative difference ||g - g_num|| / (||g|| + ||g_num||) allowed")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries")
+    defer_network_defaults(parser, handler=command_gradcheck)
+
+
+def add_check_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity check`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "check", help="check your own backprop(X, Y, parameters) against the reference",
+        description="Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data and "
+                    "compare the cost and every gradient dW1, db1, ... with the hand-derived reference (which "
+                    "decides), with central differences and with every installed framework. Names the wrong "
+                    "quantities, the first wrong gradient counted from the output, and the classic mistake it "
+                    "matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, grads "
+                    "{'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong shapes "
+                    "included); 2: bad usage, or your function raised or returned something unreadable.",
+        epilog=examples("gradparity check examples/backprop.py:backprop",
+                        "gradparity check my_backprop.py --dtype float32 --backends torch,jax",
+                        "gradparity check mypackage.nn:backprop --hidden 8,4 --activation tanh --json check.json"))
+    parser.add_argument("target", metavar="FILE.py:FUNCTION",
+                        help="your function: FILE.py:FUNCTION or package.module:FUNCTION (FUNCTION defaults to backprop)")
+    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's data and network instead: "
+                                                       f"{', '.join(CATALOGUE)} (default: none)")
+    add_network_options(parser)
+    parser.add_argument("--params", metavar="FILE", help=".npz with W1, b1, ..., WL, bL: your own parameters, "
+                                                         "instead of --init and --hidden (default: none)")
+    parser.add_argument("--backends", type=comma_list, metavar="LIST",
+                        help=f"frameworks to corroborate with (default: every installed one of "
+                             f"{', '.join(learner.FRAMEWORKS)}); none: the reference and finite differences only")
+    parser.add_argument("--json", metavar="FILE", help="write the result: verdict, wrong, first_wrong, hint, checks "
+                                                       "(default: not written)")
+    defer_network_defaults(parser, handler=command_check)
+
+
+def add_run_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity run`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "run", help="run the parity matrix: cases x backends x dtypes",
+        description="Every case on every backend, each backend in its own worker process, compared with the "
+                    "reference: cost, gradients, activations and a short training run. The summary gives each "
+                    "result's share of its tolerance and the quantity closest to it. Exit 0: all pass or known "
+                    "deviations; 1: a check failed or a backend errored; 2: bad usage or input.",
+        epilog=examples("gradparity run",
+                        "gradparity run --case tanh --case relu --backends torch,jax --dtype float32",
+                        "gradparity run --data data.npz --params params.npz --activation relu --json run.json"))
+    add_selection_options(parser)
+    parser.add_argument("--json", metavar="FILE", help="write the gradparity/1 result document (default: not written)")
+    parser.add_argument("--include-arrays", action="store_true", help="put the gradients themselves in the JSON")
+    parser.set_defaults(handler=command_run)
+
+
+def add_report_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity report`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "report", help="run the parity matrix and write HTML, Markdown, JSON and plots",
+        description="As run, then write report.html (self-contained), report.md, report.json and plots/ into "
+                    "--out, each file replaced atomically. Exit statuses as for run.",
+        epilog=examples("gradparity report",
+                        "gradparity report --case seed-2layer --backends torch --out my-report",
+                        "gradparity report --merge shard1.json shard2.json --bench bench.json"))
+    add_selection_options(parser)
+    parser.add_argument("--out", default="reports/latest", metavar="DIR",
+                        help="output folder, relative to the current directory, created if needed (default: "
+                             "reports/latest)")
+    parser.add_argument("--bench", metavar="FILE",
+                        help="a gradparity bench --json document to add as a performance section (default: none)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="instead of running, combine result documents (run --json: shards, or runs on other "
+                             "machines or framework versions) into one report (default: run)")
+    parser.set_defaults(handler=command_report)
+
+
+def add_explain_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity explain`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "explain", help="why one backend fails or deviates: the ops and a reproducer",
+        description="Run one backend on the chosen cases and probe every operation of the network alone against "
+                    "NumPy in float64; print each result's verdict, the ops that deviate and a standalone "
+                    "reproducer. Exit statuses as for run.",
+        epilog=examples("gradparity explain keras-jax --case tanh",
+                        "gradparity explain keras-torch --case seed-2layer --dtype float64,float32",
+                        "gradparity explain torch --case relu --dtype float32"))
+    parser.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(REGISTRY)}")
+    add_selection_options(parser, several_backends=False, dtypes=("float64",))
+    parser.set_defaults(handler=command_explain)
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -453,7 +531,10 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                     "all with the same thread count. Reports the median and min-max per step over --repeats "
                     f"samples (each >= {MIN_SAMPLE_S * 1e3:g} ms of steps, after warm-up), the one-off compile time "
                     "(first call - median step) and the ratio to the NumPy reference (numpy, eager, always run, "
-                    "on the CPU). Exit 0: every installed backend ran; 1: one failed; 2: bad usage.")
+                    "on the CPU). Exit 0: every installed backend ran; 1: one failed; 2: bad usage.",
+        epilog=examples("gradparity bench",
+                        "gradparity bench --shapes seed,deep --backends torch,jax --dtype float32",
+                        "gradparity bench --threads 1 --repeats 15 --json bench.json"))
     parser.add_argument("--shapes", type=comma_list, default=list(BENCH_SHAPES), metavar="LIST",
                         help="networks to time, comma-separated (default: all): seed = 2-4-1 sigmoid/bce flower m=400, "
                              "deep = 20-16-8-4-1 sigmoid/bce m=400, digits = 64-25-12-10 relu/softmax-ce m=1797, "
@@ -462,114 +543,32 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                         help="comma-separated backends (default: every installed one that trains): numpy, jax, torch, "
                              "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras; numpy is always added")
     parser.add_argument("--dtype", type=comma_list, default=list(DTYPES), metavar="LIST",
-                        help="dtypes, comma-separated (default: float64,float32)")
-    parser.add_argument("--repeats", type=int, default=bench.DEFAULT_REPEATS, metavar="N",
-                        help=f"timed samples per mode (default: {bench.DEFAULT_REPEATS})")
-    parser.add_argument("--threads", type=int, metavar="N", help="threads for every backend (default: all cores)")
+                        help="dtypes, comma-separated")
+    parser.add_argument("--repeats", type=positive_int, default=bench.DEFAULT_REPEATS, metavar="N",
+                        help="timed samples per mode")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="threads for every backend (default: all "
+                                                                          f"cores, {default_parallel()} here)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
-    parser.add_argument("--timeout", type=float, default=bench.DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"limit per backend (default: {bench.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=positive_seconds, default=bench.DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="limit per backend")
     parser.add_argument("--bandwidth", action="store_true",
                         help="also measure NumPy's read bandwidth and compare the signs step with reading X twice")
-    parser.add_argument("--json", metavar="FILE", help="write the gradparity-bench/1 document")
+    parser.add_argument("--json", metavar="FILE", help="write the gradparity-bench/1 document (default: not written)")
     parser.set_defaults(handler=command_bench)
 
 
-def add_check_parser(commands: argparse._SubParsersAction) -> None:
-    """Add ``gradparity check`` to the CLI's subcommands."""
-    parser = commands.add_parser(
-        "check", help="check your own backprop(X, Y, parameters) against the reference",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
-                    "Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data "
-                    "and compare the cost and every gradient dW1, db1, ... with the hand-derived reference "
-                    "(which decides), with central differences and with every installed framework. Names the "
-                    "wrong quantities, the first wrong gradient counted from the output, and the classic mistake "
-                    "it matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, "
-                    "grads {'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong "
-                    "shapes included); 2: bad usage, or your function raised or returned something unreadable.",
-                    80),
-        epilog="examples:\n"
-               "  gradparity check examples/backprop.py:backprop\n"
-               "  gradparity check my_backprop.py --dtype float32 --backends torch,jax\n"
-               "  gradparity check mypackage.nn:backprop --hidden 8,4 --activation tanh --json check.json")
-    parser.add_argument("target", metavar="FILE.py:FUNCTION",
-                        help="your function: FILE.py:FUNCTION or package.module:FUNCTION (FUNCTION defaults to backprop)")
-    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's data and network instead: "
-                                                        f"{', '.join(CATALOGUE)}")
-    add_network_options(parser)
-    parser.add_argument("--params", metavar="FILE", help=".npz with W1, b1, ..., WL, bL: your own parameters "
-                                                         "(instead of --init and --hidden)")
-    parser.add_argument("--backends", type=comma_list, metavar="LIST",
-                        help=f"frameworks to corroborate with (default: every installed one of "
-                             f"{', '.join(learner.FRAMEWORKS)}); none: the reference and finite differences only")
-    parser.add_argument("--json", metavar="FILE", help="write the result: verdict, wrong, first_wrong, hint, checks")
-    network_defaults = {option: parser.get_default(option) for option in NETWORK_OPTIONS}
-    parser.set_defaults(handler=command_check, network_defaults=network_defaults,
-                        **{option: None for option in NETWORK_OPTIONS})
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The ``gradparity`` parser with its seven subcommands."""
     parser = Parser(prog="gradparity", description=(
-        "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras "
-        "compute the same costs and gradients for the same network, and report how closely."))
+        "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras compute "
+        f"the same costs and gradients for the same network, and report how closely. {THE_DOCUMENT[0].upper()}"
+        f"{THE_DOCUMENT[1:]}. gradparity COMMAND --help explains each command."),
+        epilog=examples("gradparity train", "gradparity run --case seed-2layer", "gradparity check my_backprop.py"))
+    parser.add_argument("--version", action="version", version=f"gradparity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-
-    train = commands.add_parser("train", help="train the reference network as the document's model() does",
-                                description="Train with the hand-derived NumPy backprop: by default full-batch "
-                                            "gradient descent as the document's model(); --optimizer and "
-                                            "--batch-size for momentum, Adam and mini-batches.")
-    add_network_options(train)
-    add_training_options(train, Training(learning_rate=1.2, epochs=10000))
-    train.add_argument("--iterations", type=positive_int, dest="epochs", metavar="K",
-                       help="the document's name for --epochs with the full batch")
-    train.add_argument("--print-every", type=positive_int, default=1000, metavar="N",
-                       help="print and record the cost every N steps (default: 1000)")
-    train.add_argument("--json", metavar="FILE", help="write the training set-up, every step's cost (taken on its "
-                                                     "batch before the update), epoch means and accuracy as JSON")
-    train.add_argument("--plot", metavar="DIR", help="write the cost curve and, for 2-D data, the decision boundary")
-    train.set_defaults(handler=command_train)
-
-    check = commands.add_parser("gradcheck", help="reference gradients against central finite differences",
-                                description="Central differences in float64 over every parameter entry "
-                                            "(a seeded sample of 400 for parameters with more than 2000).")
-    add_network_options(check)
-    check.add_argument("--case", metavar="NAME", help="check a catalogue case's own data and parameters instead "
-                                                      "(see gradparity run --help)")
-    check.add_argument("--threshold", type=float, default=1e-7, help="largest relative difference allowed (default: 1e-7)")
-    check.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries (default: 0)")
-    check.set_defaults(handler=command_gradcheck)
-
-    add_check_parser(commands)
-
-    run = commands.add_parser("run", help="run the parity matrix: cases x backends x dtypes",
-                              description="Every case on every backend, each in its own worker process, "
-                                          "compared with the reference. Exit 0: all pass or known deviations; "
-                                          "1: a check failed or a backend errored; 2: bad usage or input.")
-    add_selection_options(run)
-    run.add_argument("--json", metavar="FILE", help="write the gradparity/1 result document")
-    run.add_argument("--include-arrays", action="store_true", help="put the gradients themselves in the JSON")
-    run.set_defaults(handler=command_run)
-
-    report = commands.add_parser("report", help="run the parity matrix and write HTML, Markdown, JSON and plots",
-                                 description="As run, then write report.html (self-contained), report.md, "
-                                             "report.json and plots/ into --out, atomically.")
-    add_selection_options(report)
-    report.add_argument("--out", default="reports/latest", metavar="DIR", help="output folder (default: reports/latest)")
-    report.add_argument("--bench", metavar="FILE", help="a gradparity bench --json document to add as a performance section")
-    report.add_argument("--merge", nargs="+", metavar="JSON",
-                        help="instead of running, combine result documents (run --json: shards, or runs on "
-                             "other machines or framework versions) into one report")
-    report.set_defaults(handler=command_report)
-    explain = commands.add_parser("explain", help="why one backend fails or deviates: the ops and a reproducer",
-                                  description="Runs one backend on the chosen cases and probes every operation "
-                                              "of the network alone against NumPy in float64; prints the ops that "
-                                              "deviate and a standalone reproducer. Example: gradparity explain "
-                                              "keras-jax --case tanh --dtype float64")
-    explain.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(REGISTRY)}")
-    add_selection_options(explain, several_backends=False, dtypes=("float64",))
-    explain.set_defaults(handler=command_explain)
-    add_bench_parser(commands)
+    for add in (add_train_parser, add_gradcheck_parser, add_check_parser, add_run_parser, add_report_parser,
+                add_explain_parser, add_bench_parser):
+        add(commands)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -220,6 +221,44 @@ def test_check_data_refuses(X: np.ndarray, Y: np.ndarray, loss: str, match: str)
         check_data(X, Y, loss)
 
 
+LAYOUT = r"gradparity wants one example per column, X \(n_features, m\) and Y \(n_outputs, m\)"
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape", "diagnosis", "fix"),
+    [
+        ((50, 3), (50, 1), "X (50, 3) and Y (50, 1) hold the 50 examples as rows", "X.T and Y.T"),
+        ((50, 2), (1, 50), "X (50, 2) holds the 50 examples as rows (Y (1, 50) has them as columns)", "X.T"),
+        ((2, 50), (50, 1), "Y (50, 1) holds the 50 examples as rows (X (2, 50) has them as columns)", "Y.T"),
+        # X.T alone would leave a single example, so Y.T is the one reading
+        ((1, 5), (5, 1), "Y (5, 1) holds the 5 examples as rows (X (1, 5) has them as columns)", "Y.T"),
+    ],
+)
+def test_check_data_names_the_transposed_arrays(
+    x_shape: tuple[int, int], y_shape: tuple[int, int], diagnosis: str, fix: str
+) -> None:
+    X, Y = np.ones(x_shape), np.ones(y_shape)
+    with pytest.raises(DataError, match=f"^{re.escape(diagnosis + '; ')}{LAYOUT}{re.escape(': pass ' + fix)}$"):
+        check_data(X, Y, "bce")
+    assert check_data(X.T if "X.T" in fix else X, Y.T if "Y.T" in fix else Y, "bce") is None  # the advice works
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape"),
+    [
+        ((3, 3), (3, 1)),  # X.T with Y.T, or Y.T alone: ambiguous
+        ((4, 4), (1, 5)),  # no transposition fits
+        ((0, 3), (0, 5)),  # "both transposed" would leave no examples
+    ],
+)
+def test_check_data_states_the_layout_when_no_transposition_fits_uniquely(
+    x_shape: tuple[int, int], y_shape: tuple[int, int]
+) -> None:
+    plain = f"X has shape {x_shape} and Y has shape {y_shape}: they differ in the number of examples (columns); "
+    with pytest.raises(DataError, match="^" + re.escape(plain) + LAYOUT + "$"):
+        check_data(np.ones(x_shape), np.ones(y_shape), "bce")
+
+
 # load_file
 
 
@@ -294,6 +333,81 @@ def test_npz_that_is_not_an_archive(tmp_path: Path) -> None:
 def test_csv_non_numeric_cell_names_line_and_column(tmp_path: Path) -> None:
     path = _write(tmp_path, "bad.csv", "# x1,x2,label\n1,2,0\n3,abc,1\n")
     with pytest.raises(DataError, match=r"bad\.csv, line 3, column 2: 'abc' is not a number"):
+        load_file(path)
+
+
+HEADERLESS = "0.5,1,0\n-1,2.5,1\n3,4,1\n"
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "x1,x2,label\n",
+        '"x1","x2","label"\n',
+        ' "x 1" , "weight, kg" ,label \n',
+        "\ufeffx1,x2,label\n",  # byte-order mark
+        ",x2,label\n",  # an empty cell among names
+        "\ufeff",  # byte-order mark on a headerless file
+    ],
+)
+def test_csv_header_row_is_detected(tmp_path: Path, first_line: str) -> None:
+    expected = load_file(_write(tmp_path, "plain.csv", HEADERLESS))
+    path = tmp_path / "named.csv"
+    path.write_text(first_line + HEADERLESS, encoding="utf-8")
+    X, Y = load_file(path)
+    assert X.shape == (2, 3)
+    np.testing.assert_array_equal(X, expected[0])
+    np.testing.assert_array_equal(Y, expected[1])
+
+
+def test_csv_header_true_skips_a_numeric_first_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "data.csv", "# names follow\n\n7,8,1\n" + HEADERLESS)
+    X, Y = load_file(path, header=True)
+    np.testing.assert_array_equal(X, [[0.5, -1, 3], [1, 2.5, 4]])
+    np.testing.assert_array_equal(Y, [[0, 1, 1]])
+    np.testing.assert_array_equal(load_file(path)[0][:, 0], [7, 8])  # auto keeps a numeric first line
+
+
+def test_csv_header_false_reads_the_first_line_as_data(tmp_path: Path) -> None:
+    assert load_file(_write(tmp_path, "plain.csv", HEADERLESS), header=False)[0].shape == (2, 3)
+    path = _write(tmp_path, "named.csv", "x1,x2,label\n" + HEADERLESS)
+    message = "line 1, column 1: 'x1' is not a number (header row off, so the first line is read as data, not as column names)"
+    with pytest.raises(DataError, match=re.escape(message) + "$"):
+        load_file(path, header=False)
+
+
+@pytest.mark.parametrize("header", [None, True])
+def test_csv_non_number_below_the_header_names_line_and_column(tmp_path: Path, header: bool | None) -> None:
+    path = _write(tmp_path, "bad.csv", "x1,x2,label\n1,2,0\n3,abc,1\n")
+    with pytest.raises(DataError, match=r"bad\.csv, line 3, column 2: 'abc' is not a number$"):
+        load_file(path, header=header)
+
+
+def test_csv_first_line_with_a_missing_value_is_data_not_a_header(tmp_path: Path) -> None:
+    path = _write(tmp_path, "gap.csv", "1,,0\n" + HEADERLESS)
+    with pytest.raises(DataError, match=r"gap\.csv, line 1, column 2: '' is not a number$"):
+        load_file(path)
+
+
+def test_csv_with_only_a_header_row(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"names\.csv holds no rows below its header row$"):
+        load_file(_write(tmp_path, "names.csv", "x1,x2,label\n"))
+
+
+def test_npz_refuses_a_header_row(tmp_path: Path) -> None:
+    path = tmp_path / "data.npz"
+    np.savez(path, X=GOOD_X, Y=np.ones((1, 3)))
+    with pytest.raises(DataError, match=r"^data file .*data\.npz: a header row applies to \.csv files only$"):
+        load_file(path, header=True)
+    for header in (None, False):
+        np.testing.assert_array_equal(load_file(path, header=header)[0], GOOD_X)
+
+
+def test_npz_with_examples_as_rows_is_named(tmp_path: Path) -> None:
+    X, Y = load_dataset("moons", "bce")
+    path = tmp_path / "rows.npz"
+    np.savez(path, X=X.T, Y=Y.T)
+    with pytest.raises(DataError, match=r"rows\.npz: X \(400, 2\) and Y \(400, 1\) hold the 400 examples as rows"):
         load_file(path)
 
 
