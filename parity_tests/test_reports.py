@@ -22,6 +22,7 @@ from gradparity.backends import REGISTRY
 from gradparity.core.cases import CATALOGUE
 from gradparity.core.optimizers import Training
 from gradparity.reports import DocumentError, OutputError, validate_bench, validate_document, write_report
+from gradparity.reports.digest import margin, speed_text
 from gradparity.reports.terminal import WIDTH, print_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def make_check(quantity: str, kind: str, dtype: str, rel: float, verdict: str = 
     rtol = 64 * EPS[dtype]
     return {"quantity": quantity, "kind": kind, "max_abs_error": rel * 0.5, "max_rel_error": rel * 3,
             "rel_error": rel, "ulps": rel / EPS[dtype], "cosine": 1 - rel ** 2, "worst_index": [1, 0],
-            "mismatched": 0 if verdict == "pass" else 2, "total": 8, "rtol": rtol, "atol": rtol / 10,
+            "mismatched": 0 if verdict == "pass" else 2, "total": 8, "rtol": rtol, "atol": rtol / 10, "excess": rel / rtol,
             "tolerance_reason": f"{kind}: 64 eps({dtype}) for fan-in up to 5", "verdict": verdict,
             "message": message, "deviation": deviation, "first_index": None if verdict == "pass" else [1, 0]}
 
@@ -195,7 +196,7 @@ def before_optimizers(document: dict) -> dict:
 
 
 def make_bench() -> dict:
-    rows = [("numpy", "eager", 1e-4, None), ("torch", "eager", 3e-4, None),
+    rows = [("numpy", "eager", 1e-4, None), ("torch", "eager", 2e-4, None),
             ("torch", "compiled", None, "torch.compile is unavailable here"), ("jax", "eager", 2e-3, None),
             ("jax", "compiled", 5e-5, None)]
     return {"schema": "gradparity-bench/1", "environment": {"python": "3.11.7", "threads": 2},
@@ -454,6 +455,30 @@ def test_every_section_is_present(written, section):
     assert f"\n## {section}\n" in markdown
 
 
+def test_performance_says_slower_or_faster_than_the_reference(written):
+    """The bench fixture's ratios (backend / reference) in words, in both renderings:
+    twice the reference's time is 2× slower, half of it 2× faster."""
+    _, html, markdown = written
+    expected = {("numpy", "eager"): "≈ same", ("torch", "eager"): "2× slower", ("torch", "compiled"): "—",
+                ("jax", "eager"): "20× slower", ("jax", "compiled"): "2× faster"}
+    rows = re.findall(r"^\| seed \| float64 \| ([\w-]+) \| (\w+) \|(?: [^|]* \|){4} ([^|]*) \|", markdown, re.M)
+    assert {(backend, mode): said for backend, mode, said in rows} == expected
+    assert "| vs reference |" in markdown and "≈ same: within 3%" in markdown and "× reference" not in markdown
+    cells = re.findall(r"<tr><td>seed</td><td>float64</td><td>([\w-]+)</td><td>(\w+)</td>(?:<td[^>]*>[^<]*</td>){4}"
+                       r"<td[^>]*>([^<]*)</td>", html)
+    assert {(backend, mode): said for backend, mode, said in cells} == expected
+    assert '<th class="r">vs reference</th>' in html and "× reference" not in html
+
+
+@pytest.mark.parametrize("ratio, said", [
+    (2.0, "2× slower"), (0.5, "2× faster"), (8.64, "8.6× slower"), (1 / 2.1, "2.1× faster"),
+    (1.0, "≈ same"), (1.03, "≈ same"), (1 / 1.03, "≈ same"), (1.031, "1.03× slower"), (0.96, "1.04× faster"),
+    (240.4, "240× slower"), (15000.0, "15,000× slower"), (None, "—"),
+])
+def test_speed_text_says_the_direction_in_words(ratio, said):
+    assert speed_text(ratio) == said
+
+
 def test_html_is_self_contained(written):
     _, html, _ = written
     assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
@@ -504,13 +529,13 @@ def test_summary_matrix_and_status_colours(written):
     for status in ("pass", "known_deviation", "stale", "fail", "error", "skipped"):
         assert f'<td class="st-{status}">' in matrix
     assert "<th>numpy (control)</th>" in matrix
-    assert '<td class="st-fail"><a href="#fail-torch">✗ 4.1e-2</a><small>dW1</small></td>' in matrix
+    assert '<td class="st-fail"><a href="#fail-torch">✗ 3e12× dW1</a><small>4.1e-2 relative</small></td>' in matrix
     assert '<td><a href="#case-deep-tanh">deep-tanh</a></td>' in matrix
     assert "| Case | dtype | numpy (control) | jax | torch | keras-torch | keras-tensorflow | tensorflow | keras-jax |" \
         in markdown
-    assert ("| seed-2layer | float64 | ✓ 6.7e-16 | ✓ 6.7e-16 | **✗ 4.1e-2** | **≈ 3.1e-7** | **○ 6.7e-16** "
-            "| **!** | **–** |") in markdown
-    assert "|   | float32 | ✓ 3.6e-7 |" in markdown
+    assert ("| seed-2layer | float64 | ✓ 0.047× dW2 | ✓ 0.047× dW2 | **✗ 3e12× dW1** | **≈ 2e7× dW2** | "
+            "**○ 0.047× dW2** | **!** | **–** |") in markdown
+    assert "|   | float32 | ✓ 0.047× dW2 |" in markdown
 
 
 def test_every_link_has_its_target(written):
@@ -665,10 +690,13 @@ def test_accepts_the_engine_variants(tmp_path, small):
 def terminal_summary() -> tuple[dict, list[str]]:
     """The catalogue's thirteen cases × two dtypes on the registry's eight backends, every status on
     every case, printed as ``gradparity run`` prints it; finite differences worst at a relative
-    error of 1.8e-5 (8.1e10 float64 ulps): (document, lines)."""
+    error of 1.8e-5 (8.1e10 float64 ulps), 0.38 of the tolerance of db1: (document, lines)."""
     document = make_document(tuple(CATALOGUE), CATALOGUE_STATUSES)
     for result in document["results"]:
-        result["backends"]["finite-diff"]["worst"] = {"quantity": "db1", "rel_error": 1.8e-5, "ulps": 8.1e10}
+        finite_diff = result["backends"]["finite-diff"]
+        finite_diff["worst"] = {"quantity": "db1", "rel_error": 1.8e-5, "ulps": 8.1e10}
+        next(check for check in finite_diff["checks"] if check["quantity"] == "db1").update(rel_error=1.8e-5,
+                                                                                             excess=0.38)
     assert validate_document(document) == []
     with contextlib.redirect_stdout(io.StringIO()) as out:
         print_summary(document)
@@ -684,12 +712,16 @@ def test_terminal_summary_fits_100_columns(terminal_summary):
     assert "control" in header and "control (numpy): a control checks the harness" in "\n".join(lines)
 
 
-def test_terminal_matrix_has_a_symbol_and_a_relative_error_per_cell(terminal_summary):
+def test_terminal_cell_is_a_symbol_the_share_of_tolerance_and_the_closest_quantity(terminal_summary):
+    """Each cell: status, the largest share of its tolerance a quantity used and, on the line
+    below, which quantity; an erroring backend has the symbol only."""
     _, lines = terminal_summary
-    row = next(line for line in lines if line.startswith("seed-2layer"))
-    assert row.split() == ["seed-2layer", "float64", "✓", "7e-16", "✓", "2e-5", "✓", "7e-16", "✓", "7e-16", "!",
-                           "○", "7e-16", "≈", "3e-7", "✗", "4e-2"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("seed-2layer"))
+    assert lines[at].split() == ["seed-2layer", "float64", "✓", "0.047×", "✓", "0.38×", "✓", "0.047×", "✓", "0.047×",
+                                 "!", "○", "0.047×", "≈", "2e7×", "✗", "3e12×"]
+    assert lines[at + 1].split() == ["dW2", "db1", "dW2", "dW2", "dW2", "dW2", "dW1"]
     assert not any("8e10" in line or "8.1e+10" in line for line in lines), "finite differences in ulps"
+    assert "each cell: how much of its tolerance the quantity closest to failing used" in " ".join(lines)
     assert "✓ pass  ≈ known deviation  ○ stale  ✗ fail  ! error  – skipped" in lines
 
 
@@ -725,3 +757,16 @@ def test_the_divergence_plot_measures_a_backend_against_the_reference_in_its_own
     assert list(_reference_costs(result, "adam")) == [1.0, 0.8]
     assert list(_reference_costs(result, "adam-hat")) == list(_reference_costs(result, None)) == [1.0, 0.9]
     assert list(_reference_costs({"reference": {"costs": [2.0]}}, "adam")) == [2.0]  # an older document
+
+
+def test_margin_of_exact_failed_and_older_results():
+    """Bit for bit is ``0`` with no quantity; a failed check with nothing measured (NaN, a wrong
+    shape) is infinitely far past its tolerance whatever the others say; a check from a
+    document older than ``excess`` counts rel_error / rtol."""
+    exact = make_check("dW1", "gradients", "float64", 0.0) | {"excess": 0.0}
+    assert margin({"status": "pass", "checks": [exact]}) == ("0", "")
+    nan = make_check("trajectory b1", "trajectory", "float64", 0.0, "fail") | {"excess": None, "rel_error": None}
+    assert margin({"status": "fail", "checks": [exact, nan]}) == ("inf×", "traj b1")
+    older = {key: value for key, value in make_check("A1", "activations", "float64", 3e-13).items() if key != "excess"}
+    assert margin({"status": "pass", "checks": [exact, older]}) == (f"{3e-13 / (64 * EPS['float64']):.2g}×", "A1")
+    assert margin({"status": "error", "checks": []}) == ("", "")

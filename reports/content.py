@@ -9,9 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gradparity.reports.digest import (CONTROL, FIGURE, FORMS, LABEL, MARKER, Finding, backend_order, controls,
-                                       counts, figure, findings, form_note, gist, op_measure, other_form, run_key,
-                                       status_label)
+from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SPEED, Finding, backend_order,
+                                       closest_check, controls, counts, findings, form_note, gist, margin, op_measure,
+                                       other_form, run_key, short, speed_text, status_label)
 from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
@@ -205,16 +205,20 @@ def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list
         previous = r["case"]
     header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
-            Paragraph(f"Each cell: the status and {FIGURE}; below it, the quantity where it is worst."),
+            Paragraph(f"Each cell: the status, {MARGIN}; in small print its relative error max |a − b| / max |b| "
+                      "(eps is 2.2e-16 in float64, 1.2e-7 in float32)."),
             Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
 
 
 def _status_cell(backend: dict | None, link: str) -> Cell:
-    """The status marker and the worst relative error, the worst quantity below (unless exact)."""
+    """The status marker, the share of its tolerance the closest quantity used and that
+    quantity; below, its relative error (nothing more when bit for bit)."""
     if backend is None:
         return Cell("not run")
-    quantity = backend["worst"]["quantity"] if figure(backend) not in ("", "0") else ""
-    return Cell(f"{MARKER[backend['status']]} {figure(backend, 2)}".rstrip(), backend["status"], quantity, link)
+    share, quantity = margin(backend)
+    rel_error = quantity and closest_check(backend)["rel_error"]
+    detail = f"{short(rel_error, 2) if rel_error is not None else 'inf'} relative" if quantity else ""
+    return Cell(f"{MARKER[backend['status']]} {share} {quantity}".rstrip(), backend["status"], detail, link)
 
 
 def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,
@@ -477,14 +481,13 @@ def _performance(bench: dict, anchors: _Anchors) -> list[Block]:
     threads = bench["environment"].get("threads")
     rows = tuple((Cell(r["shape"]), Cell(r["dtype"]), Cell(r["backend"]), Cell(r["mode"]),
                   Cell(_seconds(r["median_s"])), Cell(_seconds(r["min_s"])), Cell(_seconds(r["max_s"])),
-                  Cell(_seconds(r["compile_s"])), Cell(_ratio(r["ratio_to_reference"])),
+                  Cell(_seconds(r["compile_s"])), Cell(speed_text(r["ratio_to_reference"])),
                   Cell(r["note"] or "")) for r in bench["results"])
     return [
         Heading(2, "Performance", anchors.new("performance")),
         Paragraph("Wall time of one full training step (forward, backward, update) on data already on "
-                  f"the device{'' if threads is None else f', {threads} threads'}; "
-                  "× reference is the ratio to the NumPy reference step."),
-        Table(("Shape", "dtype", "Backend", "Mode", "Median", "Min", "Max", "Compile", "× reference",
+                  f"the device{'' if threads is None else f', {threads} threads'}; {SPEED}."),
+        Table(("Shape", "dtype", "Backend", "Mode", "Median", "Min", "Max", "Compile", "vs reference",
                "Note"), rows, align="llllrrrrrl"),
         Figure("performance", "Median step time per backend and mode, per shape (log scale).",
                "benchmark", {"bench": bench}),
@@ -559,10 +562,6 @@ def _multiple(x: float | None, of: float) -> str:
         return "—"
     ratio = x / of
     return f"{ratio:.2g}×" if ratio < 10 else f"{ratio:,.0f}×" if ratio < 1e5 else f"{ratio:.1e}×"
-
-
-def _ratio(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}×"
 
 
 def _seconds(s: float | None) -> str:

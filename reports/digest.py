@@ -1,6 +1,7 @@
 """What a person reads first, shared by the terminal summary and the reports: one symbol per
-status, a compact figure per result, the control columns, and every result that does not
-simply pass gathered into findings, one per (backend, cause), never one per case."""
+status, a compact figure per result, the control columns, every result that does not
+simply pass gathered into findings, one per (backend, cause), never one per case, and a bench
+timing against the reference's in words."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗"
 LABEL = {"pass": "pass", "known_deviation": "known deviation", "stale": "stale", "fail": "fail",
          "error": "error", "skipped": "skipped"}
 FINDINGS = ("fail", "error", "known_deviation", "stale")  # the statuses findings are made of, in order
-FIGURE = ("the worst relative error over every quantity compared, max|a − b| / max|b| "
-          "(eps is 2.2e-16 in float64, 1.2e-7 in float32); 0: bit for bit")
+MARGIN = ("how much of its tolerance the quantity closest to failing used, max |a − b| / allowed (0.3× = 30 %; "
+          "past 1× a quantity fails unless a registered deviation covers it; 0: bit for bit), then that "
+          "quantity (traj = after the short training run)")
 CONTROL = ("a control checks the harness, not the maths: the reference itself, run through a "
            "worker process like every backend, must come back bit for bit")
 FORMS = {"adam": "Algorithm 1 of Kingma & Ba", "adam-hat": "the efficient form"}  # the two Adam forms
@@ -56,13 +58,36 @@ def controls(document: dict) -> list[str]:
     return document["options"].get("controls", [])
 
 
-def figure(backend: dict, digits: int = 1) -> str:
-    """The worst relative error of a result, short (``5e-14``, ``2.2e-8``; ``0`` when exact);
-    empty where no quantity was compared."""
-    worst = backend.get("worst")
-    if worst is None or worst["rel_error"] is None or backend["status"] in ("error", "skipped"):
-        return ""
-    return short(worst["rel_error"], digits)
+def closest_check(backend: dict) -> dict | None:
+    """The check that used the largest share of its tolerance (``excess``; a failed check
+    without a measurement, NaN or a wrong shape, counts as infinitely far past it); None
+    where nothing was compared, or the backend errored or was skipped."""
+    if backend["status"] in ("error", "skipped"):
+        return None
+    measured = [check for check in backend.get("checks", []) if check["kind"] != "dtype" and check["total"]]
+    return max(measured, key=_share, default=None)
+
+
+def _share(check: dict) -> float:
+    """``excess``, the share of the tolerance used; in documents written before it was
+    recorded, rel_error / rtol, the share of the tolerance's relative part."""
+    share = check["excess"] if "excess" in check else check["rel_error"] and check["rel_error"] / check["rtol"]
+    return math.inf if share is None else share
+
+
+def margin(backend: dict) -> tuple[str, str]:
+    """The share of its tolerance that a result's closest check used (``<0.01×``, ``0.07×``,
+    ``3e6×``; ``0`` when every quantity is bit for bit) and that check's quantity, short
+    (``traj b1`` for ``trajectory b1``; empty when bit for bit); two empty strings where
+    nothing was compared."""
+    check = closest_check(backend)
+    if check is None:
+        return "", ""
+    share = _share(check)
+    if share == 0:
+        return "0", ""
+    shown = "inf" if math.isinf(share) else "<0.01" if share < 0.01 else f"{share:.2g}" if share < 100 else short(share)
+    return f"{shown}×", check["quantity"].replace("trajectory ", "traj ")
 
 
 def short(x: float, digits: int = 1) -> str:
@@ -291,3 +316,24 @@ def gist(text: str, limit: int = 200) -> str:
     lines = text.strip().splitlines() or [""]
     line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
     return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+SAME_WITHIN = 1.03  # two step times within 3% of each other read "≈ same"
+SPEED = ("vs reference: each mode's median step against the NumPy reference's (numpy, eager) in the same run, "
+         f"as N× slower or N× faster; ≈ same: within {SAME_WITHIN - 1:.0%}")
+
+
+def speed_text(ratio: float | None) -> str:
+    """A bench row's median step against the reference's in words, from ``ratio`` = backend
+    median / reference median (the document's ``ratio_to_reference``): above 1 ``2× slower``
+    (the factor is the ratio), below 1 ``1.6× faster`` (the factor is 1 / ratio), ``≈ same``
+    for a ratio within [1/1.03, 1.03], an em dash when not measured. The factor has two
+    significant digits, three below 1.1 (so that 1.04 does not read 1.0), none after the point
+    from 10 on: ``1.04× faster``, ``8.6× slower``, ``240× slower``."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return "—"
+    if 1 / SAME_WITHIN <= ratio <= SAME_WITHIN:
+        return "≈ same"
+    factor = max(ratio, 1 / ratio)
+    number = f"{factor:.3g}" if factor < 1.1 else f"{factor:.2g}" if factor < 10 else f"{factor:,.0f}"
+    return f"{number}× {'slower' if ratio > 1 else 'faster'}"

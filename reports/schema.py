@@ -58,7 +58,7 @@ CHECK = {"quantity": "string", "kind": "string", "max_abs_error": "number?",
          "worst_index": "list", "mismatched": "int", "total": "int", "rtol": "number",
          "atol": "number", "tolerance_reason": "string", "verdict": "string", "message": "string?",
          "deviation": "dict?"}
-CHECK_OPTIONAL = {"first_index": "list?"}
+CHECK_OPTIONAL = {"first_index": "list?", "excess": "number?"}  # excess: absent from older documents
 DEVIATION = {"cause": "string", "measured": "string|number"}
 WORST = {"quantity": "string", "rel_error": "number?", "ulps": "number?"}
 RUN = {"date": "string", "duration_s": "number", "backend_seconds": "dict"}

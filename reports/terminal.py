@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gradparity.reports.digest import (CONTROL, FIGURE, MARKER, Finding, backend_order, controls,
-                                       counts, figure, findings, op_text, status_label)
+from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
+                                       counts, findings, margin, op_text, speed_text, status_label)
 from gradparity.reports.schema import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
@@ -22,9 +22,10 @@ STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
 
 
 def print_summary(document: dict) -> None:
-    """The status matrix (case and dtype down, backends across; a status symbol and the worst
-    relative error per cell), its legend and the counts, then one block per finding: the
-    failures, errors, known deviations and stale entries of each (backend, cause)."""
+    """The status matrix (case and dtype down, backends across; per cell a status symbol, the
+    share of its tolerance the closest quantity used and, below, that quantity), its legend and
+    the counts, then one block per finding: the failures, errors, known deviations and stale
+    entries of each (backend, cause)."""
     console = Console(width=WIDTH, highlight=False)
     backends = backend_order(document)
     console.print(matrix(document, backends))
@@ -52,17 +53,19 @@ def matrix(document: dict, backends: list[str]) -> Table:
 
 
 def cell(backend: dict | None) -> Text:
-    """The status symbol and the worst relative error, in the status's colour."""
+    """The status symbol and the share of its tolerance the closest quantity used, that
+    quantity on the line below, in the status's colour."""
     if backend is None:
         return Text("")
     status = backend["status"]
-    return Text(f"{MARKER[status]} {figure(backend)}".rstrip(), STATUS_STYLE[status])
+    share, quantity = margin(backend)
+    return Text(f"{MARKER[status]} {share}".rstrip() + f"\n{quantity}" * bool(quantity), STATUS_STYLE[status])
 
 
 def legend(document: dict, backends: list[str]) -> Text:
-    """The symbols, what the figure is, what a control is, and the count of each status."""
+    """The symbols, what a cell's figures are, what a control is, and the count of each status."""
     text = Text("  ".join(map(status_label, STATUSES)) + "\n")
-    text.append(_wrapped(f"figure: {FIGURE}") + "\n", "dim")
+    text.append(_wrapped(f"each cell: {MARGIN}") + "\n", "dim")
     names = [name for name in backends if name in controls(document)]
     if names:
         text.append(_wrapped(f"control ({', '.join(names)}): {CONTROL}") + "\n", "dim")
@@ -127,19 +130,21 @@ def seconds(value: float | None) -> str:
 
 
 def print_bench_table(document: dict) -> None:
-    """The rich table: shape, dtype, backend, mode, median, min–max, compile, × reference, note."""
+    """The rich table: shape, dtype, backend, mode, median, min–max, compile, the speed against
+    the reference in words (``speed_text``: 2× slower, 1.6× faster, ≈ same) and note; the
+    caption says how to read it."""
     environment = document["environment"]
     table = Table(title=f"gradparity bench: one training step (forward, backward, update), "
-                        f"{environment['threads']} threads, device {environment['device']}")
+                        f"{environment['threads']} threads, device {environment['device']}", caption=SPEED,
+                  caption_justify="left")
     for column, justify in (("shape", "left"), ("dtype", "left"), ("backend", "left"), ("mode", "left"),
                             ("median", "right"), ("min–max", "right"), ("compile", "right"),
-                            ("× reference", "right"), ("note", "left")):
+                            ("vs reference", "right"), ("note", "left")):
         table.add_column(column, justify=justify)
     for row in document["results"]:
         spread = f"{seconds(row['min_s'])}–{seconds(row['max_s'])}" if row["median_s"] is not None else "—"
-        ratio = "—" if row["ratio_to_reference"] is None else f"{row['ratio_to_reference']:.3g}"
         table.add_row(row["shape"], row["dtype"], row["backend"], row["mode"], seconds(row["median_s"]), spread,
-                      seconds(row["compile_s"]), ratio, row["note"] or "")
+                      seconds(row["compile_s"]), speed_text(row["ratio_to_reference"]), row["note"] or "")
     console = Console(width=160)
     console.print(table, highlight=False)
     for limit in document.get("bandwidth", {}).get("signs", []):

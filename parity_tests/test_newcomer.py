@@ -1,0 +1,175 @@
+"""The command line as a newcomer meets it: each command quoted in the issue, run again, gives
+the improved behaviour (explained numbers, forgiving data input, options that fail fast, help
+with defaults and examples)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradparity import __version__
+from gradparity.cli import build_parser, divergence, main
+from gradparity.core.datasets import load_dataset
+from gradparity.core.optimizers import Training
+
+
+def usage_error(capsys, args: list[str]) -> str:
+    """The one stderr line of a command that must be refused with exit status 2 before any
+    work (nothing on stdout)."""
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, (out, err)
+    return err.strip()
+
+
+def test_the_error_prefix_is_said_once_and_version_prints(capsys):
+    done = subprocess.run([sys.executable, "-m", "gradparity"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("gradparity: error: give a command: train, gradcheck, check, run, report, explain, "
+                                   "bench (gradparity --help says what each does)")
+    version = subprocess.run([sys.executable, "-m", "gradparity", "--version"], capture_output=True, text=True,
+                             timeout=120)
+    assert version.returncode == 0 and version.stdout.strip() == f"gradparity {__version__}"
+    assert usage_error(capsys, ["run", "--timeout", "0"]) == (
+        "gradparity: error: run: argument --timeout: must be a positive number of seconds, got 0")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--hidden", "4,,2"], "train: argument --hidden: hidden layer sizes are integers separated by commas"),
+    (["train", "--hidden", "4,"], "got '4,'"),
+    (["run", "--timeout", "-3"], "must be a positive number of seconds, got -3"),
+    (["report", "--timeout", "0"], "must be a positive number of seconds, got 0"),
+    (["bench", "--timeout", "0"], "must be a positive number of seconds, got 0"),
+    (["bench", "--repeats", "0"], "bench: argument --repeats: must be a positive integer, got 0"),
+    (["train", "--header"], "--header and --no-header apply to a --data .csv file"),
+])
+def test_nonsensical_values_are_one_line(capsys, args, message):
+    assert message in usage_error(capsys, args)
+
+
+def test_gradcheck_explains_a_failure_by_tiny_seed_gradients(capsys):
+    assert main(["gradcheck", "--hidden", "16,8", "--activation", "tanh"]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[4] == "FAIL" and lines[5].startswith("why: the difference is no larger than the rounding noise")
+    assert "--init xavier gives gradients large enough to check" in " ".join(" ".join(lines[5:]).split())
+    assert max(map(len, lines)) <= 100
+    assert main(["gradcheck", "--hidden", "16,8", "--activation", "tanh", "--init", "xavier"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("PASS")
+
+
+def test_gradcheck_refuses_options_a_case_fixes_and_names_the_dtype(capsys):
+    error = usage_error(capsys, ["gradcheck", "--case", "seed-2layer", "--hidden", "16,8", "--activation", "relu",
+                                 "--dtype", "float32"])
+    assert error == "gradparity: error: --case seed-2layer fixes the data and network; drop --hidden, --activation"
+    assert main(["gradcheck", "--case", "seed-2layer", "--dtype", "float32"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "network 2-4-1 sigmoid/bce, m = 400: central differences in float64 (h = 1e-06), of the parameters and data "
+        "rounded to float32")
+    assert main(["gradcheck", "--hidden", "8", "--init", "xavier"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("central differences in float64 (h = 1e-06)")
+
+
+def write_csv(path, X: np.ndarray, labels: np.ndarray, header: str | None) -> None:
+    rows = "\n".join(",".join(repr(float(value)) for value in row) for row in np.column_stack([X.T, labels]))
+    path.write_text((f"{header}\n" if header else "") + rows + "\n")
+
+
+def test_train_reads_a_csv_with_a_header_row(tmp_path, capsys):
+    X, Y = load_dataset("moons", "bce")
+    write_csv(tmp_path / "named.csv", X, Y[0], "x1,x2,label")
+    write_csv(tmp_path / "bare.csv", X, Y[0], None)
+    outputs = []
+    for name in ("named.csv", "bare.csv"):
+        assert main(["train", "--data", str(tmp_path / name), "--iterations", "50", "--print-every", "50"]) == 0
+        outputs.append(capsys.readouterr().out.splitlines()[:3])  # the costs and the accuracy
+    assert outputs[0] == outputs[1] and outputs[0][0].startswith("cost after 0 iterations: 0.693")
+    error = usage_error(capsys, ["train", "--data", str(tmp_path / "named.csv"), "--no-header"])
+    assert "line 1, column 1: 'x1' is not a number (header row off" in error
+
+
+def test_examples_stored_as_rows_are_named_as_transposed(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "rows.npz", X=rng.standard_normal((50, 3)), Y=(rng.random((50, 1)) > 0.5).astype(float))
+    error = usage_error(capsys, ["train", "--data", str(tmp_path / "rows.npz")])
+    assert "X (50, 3) and Y (50, 1) hold the 50 examples as rows" in error and "pass X.T and Y.T" in error
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--case", "seed-2layer", "--json", "/nonexistent/dir/r.json"],
+     "--json /nonexistent/dir/r.json: directory /nonexistent/dir does not exist"),
+    (["report", "--case", "seed-2layer", "--out", "{file}/report"], "--out {file}/report: {file} is a file, not a folder"),
+    (["train", "--plot", "{file}"], "--plot {file}: {file} is a file, not a folder"),
+    (["train", "--json", "{dir}"], "--json {dir} is a directory, not a file"),
+    (["bench", "--json", "/nonexistent/b.json"], "directory /nonexistent does not exist"),
+    (["check", "examples/backprop.py", "--json", "/nonexistent/c.json"], "directory /nonexistent does not exist"),
+])
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys, args, message):
+    """Refused at once: nothing on stdout, so no case ran and no table was printed."""
+    (tmp_path / "taken").write_text("a user's file")
+    names = {"file": str(tmp_path / "taken"), "dir": str(tmp_path)}
+    assert message.format(**names) in usage_error(capsys, [arg.format(**names) for arg in args])
+    assert (tmp_path / "taken").read_text() == "a user's file"
+
+
+def test_report_bench_must_be_a_bench_document(tmp_path, capsys):
+    (tmp_path / "run.json").write_text('{"schema": "gradparity/1"}')
+    error = usage_error(capsys, ["report", "--bench", str(tmp_path / "run.json"), "--out", str(tmp_path / "r")])
+    assert "is not a gradparity-bench/1 document" in error
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("name", ["train", "gradcheck", "check", "run", "report", "explain", "bench"])
+def test_every_help_states_every_default_and_ends_with_examples_that_parse(name):
+    parser = subcommands()[name]
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert "default" in parser._get_formatter()._get_help_string(action), (name, action.option_strings)
+    examples = text[text.rindex("examples:"):].splitlines()[1:]
+    assert 2 <= len(examples) <= 3 and all(line.startswith(f"  gradparity {name}") for line in examples)
+    for line in examples:
+        assert build_parser().parse_args(shlex.split(line)[1:]).command == name
+
+
+def test_help_says_what_a_newcomer_asked(capsys):
+    helps = {name: " ".join(parser.format_help().split()) for name, parser in subcommands().items()}
+    assert "its model() trains a 2-4-1 sigmoid network on the flower data" in helps["train"]
+    assert "learning rate (default: the case's own; 0.5 for --params networks)" in helps["run"]
+    assert "device of the framework backends (default: cpu)" in helps["run"]
+    assert "hidden activation (default: sigmoid)" in helps["run"]
+    assert "relative to the current directory" in helps["report"]
+    assert "X (n_features, m) and Y (n_outputs, m), one example per column" in helps["train"]
+
+
+def test_a_diverging_training_says_so_and_exits_1(capsys):
+    assert main(["train", "--lr", "1e6", "--iterations", "50", "--print-every", "25"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("final cost after 50 iterations: 369455.")
+    assert lines[-1] == "DIVERGED: the cost grew from 0.693125 to 369456; lower --lr (now 1e+06)"
+    assert divergence([0.7, float("nan")], Training()) == "the final cost is nan; lower --lr (now 0.5)"
+    assert divergence([0.7, float("inf"), 0.1], Training()) == "the cost of epoch 2 is inf; lower --lr (now 0.5)"
+    assert divergence([0.7, 0.3], Training()) is None
+
+
+def test_train_prints_and_plots_the_final_cost_and_notes_a_skipped_boundary(tmp_path, capsys):
+    assert main(["train", "--iterations", "30", "--print-every", "10", "--plot", str(tmp_path / "flower")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:4]] == [
+        "cost after 0 iterations", "cost after 10 iterations", "cost after 20 iterations",
+        "final cost after 30 iterations"]
+    assert sorted(p.name for p in (tmp_path / "flower").iterdir()) == ["cost.png", "decision_boundary.png"]
+    assert main(["train", "--dataset", "breast-cancer", "--init", "xavier", "--iterations", "5",
+                 "--plot", str(tmp_path / "cancer")]) == 0
+    assert ("note: decision boundary not drawn: the data has 30 features; it is drawn for 2 features only"
+            in capsys.readouterr().out.splitlines())
+    assert [p.name for p in (tmp_path / "cancer").iterdir()] == ["cost.png"]
