@@ -4,8 +4,10 @@ update) per backend and mode, against the NumPy reference measured in the same r
 Each backend runs in its own spawned worker (``gradparity.backends.worker``, job ``bench``),
 one backend at a time and every one with the same thread count. Workers receive only a
 ``BenchCase`` (shape, dtype) and build the case themselves; how a worker times a step is in
-``gradparity.backends.timing``. The ratio of a mode is its median over the median of the
-reference (numpy, eager).
+``gradparity.backends.timing``. The ratio of a mode (``ratio_to_reference``) is its median
+over the median of the reference (numpy, eager): above 1 the mode is slower than the
+reference, below 1 faster. The table and the report say it in words, ``2× slower`` or
+``1.6× faster`` (``gradparity.reports.digest.speed_text``).
 
 Only NumPy and the standard library are imported here; frameworks live in the workers.
 """
@@ -79,7 +81,8 @@ def mode_entries(outcome: BackendOutcome, index: int) -> list[dict]:
 
 
 def result_rows(cases: list[BenchCase], outcomes: dict[str, BackendOutcome]) -> list[dict]:
-    """One entry per shape, dtype, backend and mode, with the ratio of its median to the reference's."""
+    """One entry per shape, dtype, backend and mode, with the ratio of its median to the reference's
+    (``ratio_to_reference``, backend / reference: above 1 slower than the reference)."""
     rows = []
     for index, case in enumerate(cases):
         reference = next((e["median_s"] for e in mode_entries(outcomes[REFERENCE], index) if e["mode"] == "eager"),
@@ -125,13 +128,6 @@ def bandwidth_limits(cases: list[BenchCase], rows: list[dict], bandwidth: float)
                        "fastest": fastest and f"{fastest['backend']} {fastest['mode']}",
                        "fastest_s": fastest and fastest["median_s"]})
     return limits
-
-
-def check_positive(what: str, value: int) -> int:
-    """``value`` when it is at least 1; BenchError naming ``what`` otherwise."""
-    if value < 1:
-        raise BenchError(f"{what} must be at least 1, got {value}")
-    return value
 
 
 def bench_document(cases: list[BenchCase], outcomes: dict[str, BackendOutcome], threads: int, repeats: int,

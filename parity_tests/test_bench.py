@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +20,12 @@ from gradparity.bench import result_rows
 from gradparity.cli import main
 from gradparity.core import reference
 from gradparity.core.cases import BenchCase
+from gradparity.reports.digest import speed_text
 from gradparity.reports.schema import validate_bench
+from gradparity.reports.terminal import print_bench_table
 from gradparity.runner import BackendOutcome
 
+ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 RESULT_KEYS = ["shape", "dtype", "backend", "mode", "median_s", "min_s", "max_s", "compile_s", "ratio_to_reference",
                "note", "steps_per_sample"]
@@ -108,10 +113,53 @@ def test_failed_and_missing_backends_are_recorded_beside_the_others():
         assert rows[("torch", mode)]["note"] == "worker process died (exit code -11)"
 
 
+def test_the_table_says_slower_or_faster_than_the_reference(capsys):
+    """A backend whose step takes twice the reference's reads 2× slower, one taking half of it
+    2× faster, from the medians through result_rows to the printed table."""
+    cases = [BenchCase("seed", "float64")]
+
+    def timed(mode: str, median: float) -> dict:
+        return measured(mode, Timing(median, [median] * 3, 1))
+
+    outcomes = {
+        "numpy": BackendOutcome("numpy", outputs={0: ([timed("eager", 1e-3), unmeasured("compiled", "no")], 0.1)}),
+        "torch": BackendOutcome("torch", outputs={0: ([timed("eager", 2e-3), timed("compiled", 5e-4)], 0.1)})}
+    print_bench_table({"environment": {"threads": 1, "device": "cpu"}, "results": result_rows(cases, outcomes)})
+    output = capsys.readouterr().out
+    table = [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines()]
+    header = next(cells for cells in (line.split("┃")[1:-1] for line in output.splitlines()) if cells)
+    assert [cell.strip() for cell in header][7] == "vs reference"
+    assert {(cells[2], cells[3]): cells[7] for cells in table if cells} == {
+        ("numpy", "eager"): "≈ same", ("numpy", "compiled"): "—", ("torch", "eager"): "2× slower",
+        ("torch", "compiled"): "2× faster"}
+    assert "≈ same: within 3%" in " ".join(output.split())
+
+
+def test_readme_bench_table_says_how_the_fastest_compares_with_the_reference():
+    """Every ratio cell of the README's bench table is in words, in the table's own direction:
+    the fastest framework's time over the reference's, as speed_text says it; bold where the
+    reference is the quicker."""
+    times = r"([\d.]+) (µs|ms|s)"
+    scale = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
+    lines = (ROOT / "README.md").read_text("utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| shape |") and "fastest vs reference" in line)
+    assert "÷" not in lines[start]
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = [line.strip("| ").split(" | ") for line in lines[start + 2:end]]
+    assert len(rows) == 4 and all(len(cells) == 7 for cells in rows)
+    for cells in rows:
+        for reference, fastest, said in (cells[1:4], cells[4:7]):
+            words = said.strip().strip("*")
+            assert re.fullmatch(r"[\d.]+× (faster|slower)|≈ same", words), said
+            (r, r_unit), (f, f_unit) = re.search(times, reference).groups(), re.search(f"{times}$", fastest).groups()
+            assert words == speed_text(float(f) * scale[f_unit] / (float(r) * scale[r_unit])), cells
+            assert said.startswith("**") == words.endswith("slower"), said
+
+
 @pytest.mark.parametrize("args, message", [
     (["--shapes", "seed,cube"], "unknown shape 'cube'; choose from seed, deep, digits, signs"),
-    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
-    (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--repeats", "0"], "argument --repeats: must be a positive integer, got 0"),
+    (["--threads", "0"], "argument --threads: must be a positive integer, got 0"),
     (["--dtype", "float16"], "unknown dtype 'float16'"),
     (["--backends", "numpy,caffe"], "unknown backend 'caffe'"),
 ])

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from gradparity import __version__
-from gradparity.cli import build_parser, divergence, main
+from gradparity.cli import build_parser, divergence, gradcheck_failure, main
 from gradparity.core.datasets import load_dataset
+from gradparity.core.gradcheck import GradcheckResult
 from gradparity.core.optimizers import Training
 
 
@@ -61,6 +62,14 @@ def test_gradcheck_explains_a_failure_by_tiny_seed_gradients(capsys):
     assert max(map(len, lines)) <= 100
     assert main(["gradcheck", "--hidden", "16,8", "--activation", "tanh", "--init", "xavier"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("PASS")
+
+
+def test_gradcheck_names_a_difference_above_the_noise_as_a_disagreement():
+    result = GradcheckResult(1e-3, {}, 10, 0, 10, [], {}, {}, noise_floor=1e-9, gradient_norm=0.5)
+    assert not result.within_noise
+    assert gradcheck_failure(result, argparse.Namespace(case=None, init="xavier", threshold=1e-7)) == (
+        "the difference is 1000000× the rounding noise of central differences here (1.0e-09): the analytic and "
+        "numerical gradients disagree")
 
 
 def test_gradcheck_refuses_options_a_case_fixes_and_names_the_dtype(capsys):

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SPEED, Finding, backend_order,
-                                       closest_check, controls, counts, findings, form_note, gist, margin, op_measure,
-                                       other_form, run_key, short, speed_text, status_label)
+                                       controls, counts, findings, form_note, gist, margin, op_measure,
+                                       other_form, run_key, speed_text, status_label)
 from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
@@ -205,20 +205,18 @@ def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list
         previous = r["case"]
     header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
-            Paragraph(f"Each cell: the status, {MARGIN}; in small print its relative error max |a − b| / max |b| "
-                      "(eps is 2.2e-16 in float64, 1.2e-7 in float32)."),
+            Paragraph(f"Each cell: the status, {MARGIN}. Each case's section gives every quantity's relative "
+                      "error max |a − b| / max |b| (eps is 2.2e-16 in float64, 1.2e-7 in float32)."),
             Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
 
 
 def _status_cell(backend: dict | None, link: str) -> Cell:
-    """The status marker, the share of its tolerance the closest quantity used and that
-    quantity; below, its relative error (nothing more when bit for bit)."""
+    """The status marker and the share of its tolerance the closest quantity used; below, that
+    quantity (nothing when bit for bit)."""
     if backend is None:
         return Cell("not run")
     share, quantity = margin(backend)
-    rel_error = quantity and closest_check(backend)["rel_error"]
-    detail = f"{short(rel_error, 2) if rel_error is not None else 'inf'} relative" if quantity else ""
-    return Cell(f"{MARKER[backend['status']]} {share} {quantity}".rstrip(), backend["status"], detail, link)
+    return Cell(f"{MARKER[backend['status']]} {share}".rstrip(), backend["status"], quantity, link)
 
 
 def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,

@@ -203,8 +203,9 @@ def _markdown_table(table: Table) -> str:
         return "| " + " | ".join(cells) + " |"
 
     def text(c: Cell) -> str:
-        if table.matrix:  # symbols only, so it stays narrow; what does not pass in bold
-            return f"**{_md(c.text)}**" if c.status not in (None, "pass") and c.text else _md(c.text) or " "
+        if table.matrix:  # the symbol, share and quantity, so it stays narrow; what does not pass in bold
+            shown = _md(f"{c.text} {c.detail}".strip())
+            return f"**{shown}**" if c.status not in (None, "pass") and c.text else shown or " "
         joined = f"{c.text} · {c.detail}" if c.detail else c.text
         return _md(" ".join(joined.split())).replace("|", "\\|") or " "
 
