@@ -143,7 +143,7 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: Training | N
     default = Training() if defaults is None else defaults
     said = (lambda value: f"default: {value}") if defaults else (lambda value: f"default: the case's own; {value} "
                                                                  "for --params networks")
-    group = parser.add_argument_group("training (core.optimizers: the reference's optimizers and batch order)")
+    group = parser.add_argument_group("training: the optimizer and the batches (the reference's, core/optimizers.py)")
     keep = lambda value: None if defaults is None else value  # noqa: E731 - None keeps the case's own
     group.add_argument("--optimizer", default=keep(default.optimizer), metavar="NAME",
                        help=f"{', '.join(OPTIMIZERS)}: adam is Kingma & Ba's Algorithm 1, adam-hat their efficient "

@@ -37,9 +37,8 @@ from gradparity.reports.terminal import print_bench_table, print_check, print_su
 from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-THE_DOCUMENT = ("the document is the derivation of backpropagation gradparity starts from; its model() trains a 2-4-1 "
-                "sigmoid network on the flower data by full-batch gradient descent, learning rate 1.2, 10000 "
-                "iterations, printing the cost every 1000")
+MODEL = ("full-batch gradient descent on a 2-4-1 sigmoid network and the flower data, learning rate 1.2, 10000 "
+         "iterations, the cost printed every 1000")
 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +78,8 @@ def command_train(args: argparse.Namespace) -> int:
     print(f"final cost after {len(trained.costs)} iterations: {final_cost}")
     accuracy = evaluate(trained.params, X, Y, spec)
     print(f"accuracy: {accuracy:.4g}%")
-    print(f"trained {spec.describe()} in {args.dtype} with {training.describe()}: {len(trained.costs)} steps "
-          f"in {seconds:.3f} s")
+    print(textwrap.fill(f"trained {spec.describe()} in {args.dtype} with {training.describe()}: "
+                        f"{len(trained.costs)} steps in {seconds:.3f} s", 100, subsequent_indent="  "))
     epoch_costs = epoch_means(trained.costs, trained.batch_sizes, training.epochs)
     diverged = divergence(epoch_costs + [final_cost], training)
     if json_path:
@@ -397,7 +396,8 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train the reference network as the document's model() does",
         description="Train with the hand-derived NumPy backprop and print the cost as it goes, the final cost and "
-                    f"the accuracy. By default it is the document's model(): {THE_DOCUMENT.split('; ', 1)[1]}. "
+                    "the accuracy. By default it is model() of the document (the derivation of backpropagation "
+                    f"gradparity starts from): {MODEL}. "
                     "--optimizer and --batch-size give momentum, Adam and mini-batches. Exit 0: trained; 1: the "
                     "cost diverged (grew past its start or became NaN or infinite); 2: bad usage or data.",
         epilog=examples("gradparity train",
@@ -562,8 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``gradparity`` parser with its seven subcommands."""
     parser = Parser(prog="gradparity", description=(
         "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras compute "
-        f"the same costs and gradients for the same network, and report how closely. {THE_DOCUMENT[0].upper()}"
-        f"{THE_DOCUMENT[1:]}. gradparity COMMAND --help explains each command."),
+        "the same costs and gradients for the same network, and report how closely. The document is the "
+        f"derivation of backpropagation gradparity starts from; its model() is {MODEL}. gradparity COMMAND --help "
+        "explains each command."),
         epilog=examples("gradparity train", "gradparity run --case seed-2layer", "gradparity check my_backprop.py"))
     parser.add_argument("--version", action="version", version=f"gradparity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")

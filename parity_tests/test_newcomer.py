@@ -152,7 +152,8 @@ def test_every_help_states_every_default_and_ends_with_examples_that_parse(name)
 
 def test_help_says_what_a_newcomer_asked(capsys):
     helps = {name: " ".join(parser.format_help().split()) for name, parser in subcommands().items()}
-    assert "its model() trains a 2-4-1 sigmoid network on the flower data" in helps["train"]
+    assert ("By default it is model() of the document (the derivation of backpropagation gradparity starts from): "
+            "full-batch gradient descent on a 2-4-1 sigmoid network and the flower data") in helps["train"]
     assert "learning rate (default: the case's own; 0.5 for --params networks)" in helps["run"]
     assert "device of the framework backends (default: cpu)" in helps["run"]
     assert "hidden activation (default: sigmoid)" in helps["run"]
@@ -182,3 +183,16 @@ def test_train_prints_and_plots_the_final_cost_and_notes_a_skipped_boundary(tmp_
     assert ("note: decision boundary not drawn: the data has 30 features; it is drawn for 2 features only"
             in capsys.readouterr().out.splitlines())
     assert [p.name for p in (tmp_path / "cancer").iterdir()] == ["cost.png"]
+
+
+def test_run_summary_cells_say_the_share_of_tolerance_and_the_quantity(capsys):
+    """A real run: the control is bit for bit (``✓ 0``, no quantity); finite differences give
+    their share of tolerance with the quantity closest to it on the line below."""
+    assert main(["run", "--case", "seed-2layer", "--backends", "numpy,finite-diff", "--dtype", "float64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("seed-2layer"))
+    control, finite_diff = lines[at].split()[2:4], lines[at].split()[4:]
+    assert control == ["✓", "0"] and finite_diff[0] == "✓" and finite_diff[1].endswith("×")
+    assert 0 < float(finite_diff[1].rstrip("×")) < 1
+    assert lines[at + 1].split() in (["dW1"], ["db1"], ["dW2"], ["db2"], ["cost"])
+    assert max(map(len, lines)) <= 100
