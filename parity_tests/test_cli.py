@@ -39,9 +39,9 @@ def test_train_with_adam_on_mini_batches_records_every_step(tmp_path, capsys):
     out = tmp_path / "adam.json"
     assert main(["train", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "100", "--epochs", "3",
                  "--epsilon", "1e-7", "--print-every", "4", "--json", str(out)]) == 0
-    out = capsys.readouterr().out
+    printed = capsys.readouterr().out
     assert "with adam (learning_rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100 (seed shuffle), " \
-           "3 epochs: 12 steps" in " ".join(out.split()) and max(map(len, out.splitlines())) <= 100
+           "3 epochs: 12 steps" in " ".join(printed.split()) and max(map(len, printed.splitlines())) <= 100
     document = json.loads(out.read_text())
     assert document["training"]["hyperparameters"] == {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999,
                                                        "epsilon": 1e-7}
