@@ -33,7 +33,7 @@ from gradparity.core.optimizers import Training, epoch_means
 from gradparity.core.reference import cost_and_gradients, evaluate, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
-from gradparity.reports.terminal import print_bench_table, print_check, print_summary
+from gradparity.reports.terminal import explanation, print_bench_table, print_check, print_summary
 from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -326,27 +326,6 @@ def command_explain(args: argparse.Namespace) -> int:
     for result in document["results"]:
         print(explanation(args.backend, result))
     return exit_status(document)
-
-
-def explanation(backend: str, result: dict) -> str:
-    """What ``explain`` prints for one case: the verdict, then the diagnosis and reproducer."""
-    outcome = result["backends"][backend]
-    title = f"{backend} on {result['case']} {result['dtype']}: {outcome['status'].replace('_', ' ')}"
-    diagnosis = outcome.get("diagnosis")
-    if not diagnosis:
-        return f"{title}\n  {outcome['reason']}\n"
-    lines = [title, f"  pattern: {diagnosis['pattern']}"]
-    names = {check["deviation"]["name"]: check["deviation"]["cause"] for check in outcome["checks"] if check["deviation"]}
-    lines += [f"  registered deviation {name}: {cause}" for name, cause in names.items()]
-    lines.append(f"  probed alone: {', '.join(diagnosis['probed']) or 'nothing (no primitives table)'}")
-    for op in diagnosis["ops"]:
-        error = "n/a" if op["rel_error"] is None else f"{op['rel_error']:.2g}"
-        lines.append(f"  deviates: {op['op']:<26} {op['input_dtype']} -> {op['output_dtype']}  relative error {error} "
-                     f"(allowed {op['tolerance']:.2g})  {op['source'].splitlines()[-1]}")
-    if diagnosis["reproducer"]:
-        lines += ["  reproducer (fails with AssertionError while the defect exists):", "",
-                  *("    " + line for line in diagnosis["reproducer"].splitlines()), ""]
-    return "\n".join(lines)
 
 
 def command_report(args: argparse.Namespace) -> int:

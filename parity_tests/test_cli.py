@@ -184,6 +184,8 @@ def test_explain_names_the_deviating_op_of_an_injected_float32_matmul(tmp_path):
     assert "f32 on seed-2layer float64: fail" in done.stdout
     assert "deviates: matmul" in done.stdout and "np.dot(tx, ty)" in done.stdout
     assert "reproducer (fails with AssertionError while the defect exists)" in done.stdout
+    prose = done.stdout[:done.stdout.index("  reproducer")].splitlines()
+    assert max(map(len, prose)) <= 100, "everything but the pasteable reproducer fits 100 columns"
 
 
 @pytest.mark.keras

@@ -99,6 +99,28 @@ def finding_block(finding: Finding, document: dict) -> Text:
     return text
 
 
+def explanation(backend: str, result: dict) -> str:
+    """What ``gradparity explain`` prints for one case, within ``WIDTH`` columns: the verdict,
+    the pattern, the registered causes, the ops probed and those that deviate, then the
+    reproducer as it is (so it can be pasted)."""
+    outcome = result["backends"][backend]
+    title = f"{backend} on {result['case']} {result['dtype']}: {outcome['status'].replace('_', ' ')}"
+    diagnosis = outcome.get("diagnosis")
+    if not diagnosis:
+        return f"{title}\n{_wrapped(outcome['reason'], 2, hang=2)}\n"
+    causes = {check["deviation"]["name"]: check["deviation"]["cause"] for check in outcome["checks"]
+              if check["deviation"]}
+    lines = [f"pattern: {diagnosis['pattern']}",
+             *(f"registered deviation {name}: {cause}" for name, cause in causes.items()),
+             f"probed alone: {', '.join(diagnosis['probed']) or 'nothing (no primitives table)'}",
+             *(f"deviates: {op_text(op['op'], op['source'], {None: op})}" for op in diagnosis["ops"])]
+    text = [title, *(_wrapped(line, 2, hang=2) for line in lines)]
+    if diagnosis["reproducer"]:
+        text += ["  reproducer (fails with AssertionError while the defect exists):", "",
+                 *("    " + line for line in diagnosis["reproducer"].splitlines()), ""]
+    return "\n".join(text)
+
+
 def _reproducer(finding: Finding) -> Text:
     """The reproducer, printed as it is when every line fits (so it can be pasted), else where
     to find it."""
