@@ -145,32 +145,51 @@ def seconds(value: float | None) -> str:
     """``12.3 µs`` / ``4.56 ms`` / ``1.23 s``; an em dash for None."""
     if value is None:
         return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
+    unit, scale = _unit(value)
+    return f"{value / scale:.3g} {unit}"
+
+
+def seconds_range(low: float | None, high: float | None) -> str:
+    """``353–356 µs``: both ends in the unit of the higher; an em dash for None."""
+    if low is None or high is None:
+        return "—"
+    unit, scale = _unit(high)
+    return f"{low / scale:.3g}–{high / scale:.3g} {unit}"
+
+
+def _unit(value: float) -> tuple[str, float]:
+    """The largest of s, ms, µs, ns that ``value`` (seconds) is at least one of."""
+    return next(((unit, scale) for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(value) >= scale),
+                ("ns", 1e-9))
 
 
 def print_bench_table(document: dict) -> None:
-    """The rich table: shape, dtype, backend, mode, median, min–max, compile, the speed against
-    the reference in words (``speed_text``: 2× slower, 1.6× faster, ≈ same) and note; the
-    caption says how to read it."""
+    """The rich table within ``WIDTH`` columns: network (shape and dtype, on the first row of
+    each), backend, mode, median, min–max, compile, the speed against the reference in words
+    (``speed_text``: 2× slower, 1.6× faster, ≈ same) and a note number; under it how to read
+    the speed, then the notes, each once."""
     environment = document["environment"]
     table = Table(title=f"gradparity bench: one training step (forward, backward, update), "
-                        f"{environment['threads']} threads, device {environment['device']}", caption=SPEED,
-                  caption_justify="left")
-    for column, justify in (("shape", "left"), ("dtype", "left"), ("backend", "left"), ("mode", "left"),
-                            ("median", "right"), ("min–max", "right"), ("compile", "right"),
-                            ("vs reference", "right"), ("note", "left")):
-        table.add_column(column, justify=justify)
+                        f"{environment['threads']} threads, device {environment['device']}",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column, justify in (("network", "left"), ("backend", "left"), ("mode", "left"), ("median", "right"),
+                            ("min–max", "right"), ("compile", "right"), ("vs reference", "right"), ("note", "left")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    notes: dict[str, int] = {}
+    previous = None
     for row in document["results"]:
-        spread = f"{seconds(row['min_s'])}–{seconds(row['max_s'])}" if row["median_s"] is not None else "—"
-        table.add_row(row["shape"], row["dtype"], row["backend"], row["mode"], seconds(row["median_s"]), spread,
-                      seconds(row["compile_s"]), speed_text(row["ratio_to_reference"]), row["note"] or "")
-    console = Console(width=160)
-    console.print(table, highlight=False)
-    for limit in document.get("bandwidth", {}).get("signs", []):
-        console.print(bandwidth_line(limit, document["bandwidth"]["read_bytes_per_s"]), highlight=False)
+        network = f"{row['shape']} {row['dtype']}"
+        note = Text(f"[{notes.setdefault(row['note'], len(notes) + 1)}]") if row["note"] else Text("")
+        table.add_row("" if network == previous else network, row["backend"], row["mode"], seconds(row["median_s"]),
+                      seconds_range(row["min_s"], row["max_s"]), seconds(row["compile_s"]),
+                      speed_text(row["ratio_to_reference"]), note)
+        previous = network
+    console = Console(width=WIDTH, highlight=False)
+    console.print(table)
+    lines = [SPEED, *(f"[{number}] {text}" for text, number in notes.items())]
+    lines += [bandwidth_line(limit, document["bandwidth"]["read_bytes_per_s"])
+              for limit in document.get("bandwidth", {}).get("signs", [])]
+    console.print("\n".join(_wrapped(line, hang=4) for line in lines), markup=False)
 
 
 def bandwidth_line(limit: dict, bandwidth: float) -> str:
