@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from gradparity import __version__, bench, engine, learner
-from gradparity.arguments import (NETWORK_OPTIONS, Parser, UsageError, add_network_options, add_selection_options,
-                                  add_training_options, check_json_path, check_out_dir, comma_list,
-                                  defer_network_defaults, examples,
+from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
+                                  check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
