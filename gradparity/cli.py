@@ -29,7 +29,7 @@ from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
 from gradparity.core.network import DTYPES, NetworkSpec, check_dtype, spec_from_params
 from gradparity.core.optimizers import Training, epoch_means
-from gradparity.core.reference import cost_and_gradients, evaluate, initial_params, train
+from gradparity.core.reference import cost, evaluate, forward, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
 from gradparity.reports.terminal import explanation, print_bench_table, print_check, print_summary
@@ -70,7 +70,8 @@ def command_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     trained = train(params, X, Y, spec, training)
     seconds = time.perf_counter() - started
-    final_cost = float(cost_and_gradients(trained.params, X, Y, spec)[0])
+    final = forward(trained.params, X, spec)
+    final_cost = cost(final.Z[-1], final.A[-1], Y, spec.loss)
     history = [{"iteration": step, "cost": cost} for step, cost in enumerate(trained.costs)][::args.print_every]
     for entry in history:
         print(f"cost after {entry['iteration']} iterations: {entry['cost']}")
@@ -565,4 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradparity: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output (| head) stopped reading: stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 

@@ -196,3 +196,12 @@ def test_run_summary_cells_say_the_share_of_tolerance_and_the_quantity(capsys):
     assert 0 < float(finite_diff[1].rstrip("×")) < 1
     assert lines[at + 1].split() in (["dW1"], ["db1"], ["dW2"], ["db2"], ["cost"])
     assert max(map(len, lines)) <= 100
+
+
+def test_output_piped_into_head_stops_quietly():
+    """``gradparity train | head -1``: the reader leaves early; no traceback, the pipe's status."""
+    train = subprocess.Popen([sys.executable, "-m", "gradparity", "train", "--iterations", "3000", "--print-every", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert train.stdout.readline().startswith(b"cost after 0 iterations")
+    train.stdout.close()
+    assert train.wait(timeout=120) == 141 and train.stderr.read() == b""
