@@ -113,8 +113,12 @@ def comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def add_network_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by train, gradcheck and check: data, architecture, init and dtype."""
+def add_network_options(parser: argparse.ArgumentParser, with_case: bool = False) -> None:
+    """Options shared by train, gradcheck and check: data, architecture, init and dtype; with
+    ``with_case``, --case first, which replaces them all but the dtype."""
+    if with_case:
+        parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's own data and parameters instead of "
+                                                           f"the network options: {', '.join(CATALOGUE)} (default: none)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", default="flower", choices=datasets.DATASETS, metavar="NAME",
                         help=f"bundled dataset: {', '.join(datasets.DATASETS)}")

@@ -409,9 +409,7 @@ def add_gradcheck_parser(commands: argparse._SubParsersAction) -> None:
         epilog=examples("gradparity gradcheck",
                         "gradparity gradcheck --hidden 16,8 --activation tanh --init xavier",
                         "gradparity gradcheck --case relu --dtype float32"))
-    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's own data and parameters instead of the "
-                                                       f"network options: {', '.join(CATALOGUE)} (default: none)")
-    add_network_options(parser)
+    add_network_options(parser, with_case=True)
     parser.add_argument("--threshold", type=float, default=1e-7,
                         help="largest relative difference ||g - g_num|| / (||g|| + ||g_num||) allowed")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled entries")
@@ -434,9 +432,7 @@ def add_check_parser(commands: argparse._SubParsersAction) -> None:
                         "gradparity check mypackage.nn:backprop --hidden 8,4 --activation tanh --json check.json"))
     parser.add_argument("target", metavar="FILE.py:FUNCTION",
                         help="your function: FILE.py:FUNCTION or package.module:FUNCTION (FUNCTION defaults to backprop)")
-    parser.add_argument("--case", metavar="NAME", help=f"a catalogue case's data and network instead: "
-                                                       f"{', '.join(CATALOGUE)} (default: none)")
-    add_network_options(parser)
+    add_network_options(parser, with_case=True)
     parser.add_argument("--params", metavar="FILE", help=".npz with W1, b1, ..., WL, bL: your own parameters, "
                                                          "instead of --init and --hidden (default: none)")
     parser.add_argument("--backends", type=comma_list, metavar="LIST",
