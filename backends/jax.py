@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
-from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
+from gradparity.backends.layout import cache_directory, check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
 
@@ -63,7 +63,8 @@ PRIMITIVES = Primitives(PREAMBLE + "\nimport optax", "jnp.asarray({array}, dtype
 
 def select_device(device: str, allow_tf32: bool) -> jax.Device:
     """The JAX device for ``cpu``/``cuda``; on cuda matmuls run at ``highest`` precision
-    (no TF32) unless allowed."""
+    (no TF32) unless allowed. Compiled programs are kept between runs (``keep_compiled_programs``)."""
+    keep_compiled_programs()
     if check_device(device) == "cpu":
         return jax.devices("cpu")[0]
     try:
@@ -75,12 +76,26 @@ def select_device(device: str, allow_tf32: bool) -> jax.Device:
     return gpu
 
 
+def keep_compiled_programs() -> None:
+    """JAX's persistent compilation cache in ``cache_directory("jax")`` for every program, however
+    quick to compile (XLA CPU takes 0.1-0.5 s per small network, every run): a rerun loads the
+    same executables instead of compiling them again, so its numbers are the same. A cache
+    directory the user configured for JAX is kept; ``GRADPARITY_CACHE_DIR=off`` turns it off."""
+    directory = cache_directory("jax")
+    if directory is None or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def flags() -> dict[str, str]:
-    """x64 and the default matmul precision (``None`` = the platform's default)."""
+    """x64, the default matmul precision (``None`` = the platform's default) and the directory
+    of compiled programs kept between runs (``None`` = compiled afresh)."""
     return {
         "jax_enable_x64": str(jax.config.jax_enable_x64),
         "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
         "default_backend": jax.default_backend(),
+        "jax_compilation_cache_dir": str(jax.config.jax_compilation_cache_dir),
     }
 
 

@@ -99,16 +99,27 @@ PRIMITIVES = Primitives(
 
 
 def build_model(case: Case) -> keras.Sequential:
-    """``Input(n0)`` then ``Dense(n_l, activation=g[l])`` for l = 1..L in ``case.dtype``, holding
-    ``case.params`` (kernel = W.T, bias = b ravelled)."""
-    spec = case.spec
+    """``Input(n0)`` then ``Dense(n_l, activation=g[l])`` for l = 1..L in ``case.dtype``, whose
+    variables are created holding ``case.params`` (kernel = W.T, bias = b ravelled): no random
+    initial values are drawn, only to be overwritten (on jax each draw compiles per shape)."""
+    spec, weights = case.spec, to_dense(case.params)
     layers = [
-        keras.layers.Dense(units, activation=spec.activation(layer), dtype=case.dtype, name=f"dense{layer}")
+        keras.layers.Dense(units, activation=spec.activation(layer), dtype=case.dtype, name=f"dense{layer}",
+                           kernel_initializer=holding(weights[2 * layer - 2]),
+                           bias_initializer=holding(weights[2 * layer - 1]))
         for layer, units in enumerate(spec.layer_sizes[1:], start=1)
     ]
-    model = keras.Sequential([keras.Input(shape=(spec.layer_sizes[0],), dtype=case.dtype), *layers])
-    model.set_weights(to_dense(case.params))
-    return model
+    return keras.Sequential([keras.Input(shape=(spec.layer_sizes[0],), dtype=case.dtype), *layers])
+
+
+def holding(array: np.ndarray) -> Callable[..., np.ndarray]:
+    """A Keras initializer that gives ``array`` itself (Keras converts it to its variable's dtype)."""
+    def initializer(shape: tuple[int, ...], dtype: object = None) -> np.ndarray:
+        if tuple(shape) != array.shape:
+            raise GradparityError(f"Keras asked an initial value of shape {tuple(shape)} for an array {array.shape}")
+        return array
+
+    return initializer
 
 
 def keras_loss(spec: NetworkSpec, dtype: str) -> tuple[keras.losses.Loss, float]:
@@ -211,16 +222,17 @@ def torch_gradients(probe: keras.Model, loss: Callable, weight: float, X: object
 
 def jax_gradients(probe: keras.Model, loss: Callable, weight: float, X: object, Y: object) -> Gradients:
     """(J, [A1..AL], dJ/d[kernel1, bias1, ...]) with ``jax.value_and_grad`` of ``stateless_call``,
-    compiled as one ``jax.jit`` program (op by op, JAX compiles every primitive per shape)."""
+    compiled as one ``jax.jit`` program (op by op, JAX compiles every primitive per shape); the
+    data are its arguments, not constants folded into the program."""
     frozen = [variable.value for variable in probe.non_trainable_variables]
 
-    def objective(trainable: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
+    def objective(trainable: list[jax.Array], X: jax.Array, Y: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         outputs, _ = probe.stateless_call(trainable, frozen, X, training=True)
         outputs = as_list(outputs)
         return weight * loss(Y, outputs[-1]), outputs
 
     (J, outputs), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(
-        [variable.value for variable in probe.trainable_variables])
+        [variable.value for variable in probe.trainable_variables], X, Y)
     return J, outputs, grads
 
 
@@ -253,6 +265,7 @@ class Adapter:
         # Keras device names without an index: on torch, "cpu:0" makes every variable a
         # non-leaf copy of its Parameter (``.to("cpu:0")``), whose ``.grad`` stays empty.
         self.device = "gpu" if device == "cuda" else "cpu"
+        self._built: tuple[Case, keras.Sequential] | None = None  # evaluate's model, for train of the same case
 
     def version(self) -> str:
         return f"keras {keras.__version__} on {BACKEND} {importlib.import_module(BACKEND).__version__}"
@@ -279,11 +292,19 @@ class Adapter:
         finally:
             keras.config.set_floatx(previous)
 
+    def model_of(self, case: Case) -> keras.Sequential:
+        """The model ``evaluate`` built for ``case``, handed over once (``train`` fits it, so
+        nothing else may reuse it), or a new one: one model per case, not one per quantity."""
+        built, self._built = self._built, None
+        return built[1] if built and built[0] is case else build_model(case)
+
     def evaluate(self, case: Case) -> Evaluation:
         """J = weight * loss(Y^T, AL^T) and its gradients by the backend's autodiff; the
-        activations come from a functional view of the same layers."""
+        activations come from a functional view of the same layers. The model is kept for
+        ``train`` of the same case (``model_of``); computing gradients leaves its weights as they were."""
         with self.computing_in(case.dtype):
             model = build_model(case)
+            self._built = (case, model)
             probe = keras.Model(model.inputs, [layer.output for layer in model.layers])
             loss, weight = keras_loss(case.spec, case.dtype)
             J, outputs, grads = GRADIENTS[BACKEND](probe, loss, weight, *batch(case))
@@ -295,9 +316,9 @@ class Adapter:
         )
 
     def compiled_model(self, case: Case, run_eagerly: bool = False, record_costs: bool = False) -> keras.Sequential:
-        """``build_model`` compiled with the optimizer ``case.training`` asks (``keras_optimizer``)
-        and the weighted Keras loss; ``record_costs`` adds the ``BatchCost`` metric."""
-        model = build_model(case)
+        """The case's model (``model_of``) compiled with the optimizer ``case.training`` asks
+        (``keras_optimizer``) and the weighted Keras loss; ``record_costs`` adds the ``BatchCost`` metric."""
+        model = self.model_of(case)
         loss, weight = keras_loss(case.spec, case.dtype)
         metrics = [BatchCost(loss, weight, case.dtype)] if record_costs else None
         model.compile(optimizer=keras_optimizer(case.training), loss=loss, loss_weights=weight,

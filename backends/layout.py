@@ -1,10 +1,12 @@
 """Framework-free conventions every adapter shares at the boundary: the device argument, its
-error when no GPU is there, the name of the dtype a framework actually computed in, and the
-batches of a training run."""
+error when no GPU is there, where compiled programs are kept between runs, the name of the
+dtype a framework actually computed in, and the batches of a training run."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import numpy as np
@@ -29,6 +31,17 @@ def check_device(device: str) -> str:
 def no_gpu(framework: str) -> GradparityError:
     """The error raised when ``cuda`` is asked for and ``framework`` finds no GPU."""
     return GradparityError(f"cuda requested but {framework} sees no GPU")
+
+
+CACHE_VARIABLE = "GRADPARITY_CACHE_DIR"
+
+
+def cache_directory(framework: str) -> Path | None:
+    """Where ``framework`` keeps what it compiled, between runs: ``$GRADPARITY_CACHE_DIR/<framework>``,
+    by default under ``$XDG_CACHE_HOME`` (``~/.cache``)/gradparity; None when the variable is
+    ``off``."""
+    root = os.environ.get(CACHE_VARIABLE) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradparity"
+    return None if str(root) == "off" else Path(root) / framework
 
 
 def dtype_name(dtype: object) -> str:

@@ -31,13 +31,14 @@ PROVIDES = ("cost", "gradients", "activations", "trajectory")  # an adapter's de
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
-def limit_threads(threads: int) -> None:
-    """Give every math library in this process the same thread count (set before any import)."""
-    for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning lines
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment that gives every math library of a worker ``threads`` threads. The parent
+    sets it for the worker's start (``runner``): NumPy's BLAS reads it when NumPy is first
+    imported, which in a spawned worker happens before ``serve`` runs."""
+    return {**{variable: str(threads) for variable in THREAD_VARIABLES}, "TF_NUM_INTEROP_THREADS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TF's C++ info and warnings
+            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                         f"intra_op_parallelism_threads={threads}"}
 
 
 def keep_freed_memory() -> bool:
@@ -71,7 +72,6 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     """Entry point of the spawned process: load ``entry`` as ``name``, answer each job."""
     if log:
         capture_output(log)
-    limit_threads(options.get("threads", 1))
     started = time.perf_counter()
     try:
         adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from functools import cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gradparity.backends import REGISTRY, BackendEntry, resolve
 from gradparity.backends.contract import Evaluation, Trajectory
@@ -126,7 +127,8 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
         return assessment.needs_probes(outcome.name, cases[index], options.probe_all)
 
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
-    outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
+    with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
+        outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
     results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays,
                            [name for name in outcomes if index in assigned[name]], options.probe_all)
                for index, case in enumerate(cases)]

@@ -14,12 +14,13 @@ import queue
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable
+from typing import Callable, Iterator
 
 from gradparity.backends import BackendEntry, missing_requirement
-from gradparity.backends.worker import PROVIDES, serve
+from gradparity.backends.worker import PROVIDES, serve, thread_environment
 from gradparity.core.cases import Case
 
 Progress = Callable[[str, str], None]
@@ -113,7 +114,8 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     os.close(descriptor)
     process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child, log),
                               name=f"gradparity-{outcome.name}", daemon=True)
-    process.start()
+    with environment(thread_environment(options.get("threads", 1))):
+        process.start()
     jobs_child.close()
     results_child.close()
     jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -125,6 +127,22 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     if not indices:
         worker.release()
     return worker
+
+
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``variables`` inside the block (a spawned worker starts with
+    the environment of that moment), restored afterwards."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _feed(connection: Connection, jobs: queue.SimpleQueue) -> None:
