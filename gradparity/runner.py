@@ -8,8 +8,10 @@ own output (framework logging) is captured in a file and kept only for a backend
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import pickle
 import queue
 import tempfile
 import threading
@@ -19,10 +21,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterator
 
+import numpy as np
 from gradparity.backends import BackendEntry, missing_requirement
 from gradparity.backends.worker import PROVIDES, serve, thread_environment
 from gradparity.core.cases import Case
 
+SHARED_BYTES = 2**20  # an array this large goes to the workers as a file they map, not through their pipes
 Progress = Callable[[str, str], None]
 Inspect = Callable[["BackendOutcome", int], bool]  # (outcome, case index) -> probe that case?
 
@@ -91,23 +95,58 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
     pending.sort(key=lambda name: -entries[name].seconds)  # costliest first: workers finish together
     context = multiprocessing.get_context("spawn")
     active: dict[Connection, _Worker] = {}
-    while pending or active:
-        while pending and len(active) < parallel:
-            name = pending.pop(0)
-            worker = _start(context, outcomes[name], entries[name], cases, assigned[name], options, timeout)
-            active[worker.results] = worker
-        ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
-        for connection in ready:
-            if not _receive(active[connection], connection, cases, progress, inspect):
-                _finish(active.pop(connection), None)
-        for connection, worker in list(active.items()):
-            if time.monotonic() > worker.deadline:
-                _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
+    with tempfile.TemporaryDirectory(prefix="gradparity-arrays-") as directory:
+        files = ArrayFiles(cases, directory)
+        while pending or active:
+            while pending and len(active) < parallel:
+                name = pending.pop(0)
+                worker = _start(context, outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
+                active[worker.results] = worker
+            ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
+            for connection in ready:
+                if not _receive(active[connection], connection, cases, progress, inspect):
+                    _finish(active.pop(connection), None)
+            for connection, worker in list(active.items()):
+                if time.monotonic() > worker.deadline:
+                    _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
     return outcomes
 
 
+class ArrayFiles:
+    """The cases' arrays of at least ``SHARED_BYTES``, each written once to a ``.npy`` file in
+    ``directory``; a job pickled by ``dumps`` carries such an array as ``numpy.load(path, "c")``,
+    so every worker maps the one file (copy on write) instead of receiving its bytes."""
+
+    def __init__(self, cases: list[Case], directory: str) -> None:
+        self.paths: dict[int, str] = {}
+        self.arrays = [array for case in cases for array in (case.X, case.Y, *case.params.values())
+                       if array.nbytes >= SHARED_BYTES]  # held, so that their ids stay theirs
+        for array in self.arrays:
+            if id(array) not in self.paths:
+                self.paths[id(array)] = os.path.join(directory, f"{len(self.paths)}.npy")
+                np.save(self.paths[id(array)], array)
+
+    def dumps(self, job: object) -> bytes:
+        """``job`` pickled, with each array written here replaced by a reference to its file."""
+        buffer = io.BytesIO()
+        _FilePickler(buffer, self.paths).dump(job)
+        return buffer.getvalue()
+
+
+class _FilePickler(pickle.Pickler):
+    """Pickles an array whose id is in ``paths`` as ``numpy.load(path, "c")``."""
+
+    def __init__(self, buffer: io.BytesIO, paths: dict[int, str]) -> None:
+        super().__init__(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self.paths = paths
+
+    def reducer_override(self, value: object) -> object:
+        path = self.paths.get(id(value)) if isinstance(value, np.ndarray) else None
+        return (np.load, (path, "c")) if path else NotImplemented
+
+
 def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int],
-           options: dict, timeout: float) -> _Worker:
+           options: dict, timeout: float, files: ArrayFiles) -> _Worker:
     jobs_child, jobs_parent = context.Pipe(duplex=False)
     results_parent, results_child = context.Pipe(duplex=False)
     descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{outcome.name}-", suffix=".log")
@@ -121,7 +160,7 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     for index in indices:
         jobs.put(("case", index, cases[index]))
-    threading.Thread(target=_feed, args=(jobs_parent, jobs), daemon=True).start()
+    threading.Thread(target=_feed, args=(jobs_parent, jobs, files), daemon=True).start()
     now = time.monotonic()
     worker = _Worker(outcome, process, results_parent, jobs, log, indices, now + timeout, now)
     if not indices:
@@ -145,12 +184,13 @@ def environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _feed(connection: Connection, jobs: queue.SimpleQueue) -> None:
-    """Send each queued job up to and including the final None; a worker that died stops the feed."""
+def _feed(connection: Connection, jobs: queue.SimpleQueue, files: ArrayFiles) -> None:
+    """Send each queued job up to and including the final None, large arrays as their files;
+    a worker that died stops the feed."""
     try:
         while True:
             job = jobs.get()
-            connection.send(job)
+            connection.send_bytes(files.dumps(job))
             if job is None:
                 break
     except (BrokenPipeError, EOFError, OSError):
