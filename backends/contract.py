@@ -97,6 +97,11 @@ class Adapter(Protocol):
     def version(self) -> str:
         """The framework's version string, e.g. ``torch 2.13.0``."""
 
+    def compile_seconds(self) -> float | None:
+        """Seconds this process has spent compiling so far, as the framework counts it (tracing,
+        lowering, XLA compilation or loading from its cache); 0.0 where nothing is compiled;
+        None where the framework does not say (optional: without it, None)."""
+
     def flags(self) -> dict[str, str]:
         """Settings that move numbers (x64, TF32, oneDNN, Keras backend and epsilon...)."""
 

@@ -21,6 +21,10 @@ class Adapter:
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
 
+    def compile_seconds(self) -> float:
+        """NumPy compiles nothing."""
+        return 0.0
+
     def version(self) -> str:
         return f"central differences, numpy {np.__version__}"
 

@@ -88,6 +88,26 @@ def keep_compiled_programs() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+# JAX's own duration events of turning a function into a program: tracing, lowering, XLA's
+# compilation (or loading the program from the persistent cache)
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+_compiled = {"seconds": 0.0}
+
+
+def _count_compiling(event: str, seconds: float, **_details: object) -> None:
+    if event in COMPILE_EVENTS:
+        _compiled["seconds"] += seconds
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compiling)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling so far: the sum of JAX's ``COMPILE_EVENTS``."""
+    return _compiled["seconds"]
+
+
 def flags() -> dict[str, str]:
     """x64, the default matmul precision (``None`` = the platform's default) and the directory
     of compiled programs kept between runs (``None`` = compiled afresh)."""
@@ -164,6 +184,9 @@ class Adapter:
 
     def flags(self) -> dict[str, str]:
         return flags()
+
+    def compile_seconds(self) -> float:
+        return compile_seconds()
 
     def _arrays(self, case: Case) -> tuple[Arrays, jax.Array, jax.Array]:
         """Parameters, X and Y placed on the device (float64 only when x64 is on)."""

@@ -270,6 +270,10 @@ class Adapter:
     def version(self) -> str:
         return f"keras {keras.__version__} on {BACKEND} {importlib.import_module(BACKEND).__version__}"
 
+    def compile_seconds(self) -> float | None:
+        """The backend framework's compile seconds in this process (``compile_seconds`` of its adapter)."""
+        return FRAMEWORK.compile_seconds()
+
     def flags(self) -> dict[str, str]:
         """Keras's backend, epsilon and floatx, then the backend framework's own switches."""
         keras_flags = {

@@ -40,6 +40,10 @@ class Adapter:
         if check_device(device) != "cpu":
             raise GradparityError("cuda requested but NumPy runs on the CPU only")
 
+    def compile_seconds(self) -> float:
+        """NumPy compiles nothing."""
+        return 0.0
+
     def version(self) -> str:
         return f"numpy {np.__version__}"
 

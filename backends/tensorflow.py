@@ -68,6 +68,17 @@ def select_device(device: str, allow_tf32: bool) -> str:
     return "/GPU:0"
 
 
+def compile_seconds() -> float | None:
+    """Seconds ``tf.function`` has spent building graphs in this process, from TensorFlow's own
+    counter ``/tensorflow/core/tf_function/graph_building_time_usecs``; None where this
+    TensorFlow does not keep it."""
+    try:
+        from tensorflow.python.eager.polymorphic_function import tracing_compilation
+        return tracing_compilation._graph_building_time_counter.get_cell().value() / 1e6
+    except (ImportError, AttributeError):
+        return None
+
+
 def flags() -> dict[str, str]:
     """oneDNN (on by default on x86 Linux), TF32 execution, op determinism, thread pools."""
     return {
@@ -144,6 +155,9 @@ class Adapter:
 
     def version(self) -> str:
         return f"tensorflow {tf.__version__}"
+
+    def compile_seconds(self) -> float | None:
+        return compile_seconds()
 
     def flags(self) -> dict[str, str]:
         return flags()

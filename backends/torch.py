@@ -66,6 +66,11 @@ def select_device(device: str, allow_tf32: bool) -> torch.device:
     return torch.device("cuda")
 
 
+def compile_seconds() -> float:
+    """Nothing is compiled: every operation runs eagerly (``torch.compile`` is bench's alone)."""
+    return 0.0
+
+
 def flags() -> dict[str, str]:
     """Threads, determinism and the TF32 switches of this process."""
     return {
@@ -126,6 +131,9 @@ class Adapter:
 
     def version(self) -> str:
         return f"torch {torch.__version__}"
+
+    def compile_seconds(self) -> float:
+        return compile_seconds()
 
     def flags(self) -> dict[str, str]:
         return flags()

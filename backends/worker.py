@@ -6,8 +6,11 @@ named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, tra
 ``bench`` answers ``(timings,)``, one entry per bench mode.
 
 Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role)``
-or ``("fatal", message)``; then per case ``("result", index, *answer, seconds)``,
-``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``, per probe ``("probe", index, records)``; finally ``("done",)``.
+or ``("fatal", message)``; then per case ``("result", index, answer, seconds, compile_seconds)``
+(``compile_seconds``: of those seconds, the time the framework spent compiling, None where it
+does not say: ``Adapter.compile_seconds``), ``("skipped", index, reason)``
+(``contract.Unsupported``) or ``("error", index, message)``, per probe
+``("probe", index, records, seconds)``; finally ``("done",)``.
 The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
 parent shows only for a backend that errors.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -81,21 +85,29 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
                    tuple(getattr(adapter, "provides", PROVIDES)), getattr(adapter, "role", "framework")))
     job = JOBS[options.get("job", "parity")]
+    compiling = getattr(adapter, "compile_seconds", lambda: None)
     cases = {}
     while (message := jobs.recv()) is not None:
+        began = time.perf_counter()
         if message[0] == "probe":
-            results.send(("probe", message[1], probes_of(adapter, cases[message[1]])))
+            records = probes_of(adapter, cases[message[1]])
+            results.send(("probe", message[1], records, time.perf_counter() - began))
             continue
         _kind, index, case = message
         cases[index] = case
-        began = time.perf_counter()
+        compiled_before = compiling()
         try:
-            results.send(("result", index, *job(adapter, case, options), time.perf_counter() - began))
+            answer = job(adapter, case, options)
+            compiled = None if compiled_before is None else compiling() - compiled_before
+            results.send(("result", index, answer, time.perf_counter() - began, compiled))
         except Unsupported as reason:
             results.send(("skipped", index, str(reason)))
         except Exception as error:
             results.send(("error", index, describe(error)))
     results.send(("done",))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # every answer is sent: the frameworks' own teardown (about 1 s for TensorFlow) is not needed
 
 
 def probes_of(adapter, case) -> list[dict] | str:

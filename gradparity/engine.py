@@ -153,12 +153,26 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "duration_s": time.perf_counter() - started,
             "threads_per_worker": worker_options["threads"],
+            "workers_at_a_time": parallel,
             "backend_seconds": {name: outcome.seconds for name, outcome in outcomes.items()},
             "import_seconds": {name: outcome.import_seconds for name, outcome in outcomes.items()},
-            "case_seconds": {name: {cases[i].key: out[2] for i, out in outcome.outputs.items()}
+            "case_seconds": {name: {cases[i].key: seconds for i, seconds in outcome.case_seconds.items()}
                              for name, outcome in outcomes.items()},
+            "timing": {name: time_spent(outcome) for name, outcome in outcomes.items()},
         },
     }
+
+
+def time_spent(outcome: BackendOutcome) -> dict:
+    """Where one worker's wall time went: ``setup_s`` (its start to its backend loaded: process,
+    imports, adapter), ``compile_s`` and ``compute_s`` (its cases' seconds, split by the
+    framework's compile seconds; compile None, and all in compute, where it does not say),
+    ``probes_s`` and ``total_s``; what is left is waiting for work and shutting down."""
+    compiles = list(outcome.compile_seconds.values())
+    compiled = None if None in compiles else sum(compiles)
+    return {"setup_s": outcome.setup_seconds, "compile_s": compiled,
+            "compute_s": sum(outcome.case_seconds.values()) - (compiled or 0.0),
+            "probes_s": outcome.probe_seconds, "total_s": outcome.seconds}
 
 
 def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, list[int]]:
@@ -226,7 +240,7 @@ def assess(case: Case, index: int, reference: ReferenceResult, outcome: BackendO
     if index in outcome.skips:
         return Assessment(empty_result("skipped", outcome.skips[index]))
     try:
-        evaluation, trajectory, _seconds = outcome.outputs[index]
+        evaluation, trajectory = outcome.outputs[index]
         checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
         result = {
             "status": backend_status(check.verdict for check in checks), "reason": "",

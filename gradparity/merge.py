@@ -130,7 +130,7 @@ def merged_run(documents: dict[str, dict], columns: dict[tuple[str, str], str]) 
     """Timings per column; the duration is the sum of the documents' durations."""
     run = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "duration_s": sum(document["run"]["duration_s"] for document in documents.values())}
-    for key in ("backend_seconds", "import_seconds", "case_seconds"):
+    for key in ("backend_seconds", "import_seconds", "case_seconds", "timing"):
         run[key] = {columns[label, backend]: value for label, document in documents.items()
                     for backend, value in document["run"].get(key, {}).items()}
     return run

@@ -33,10 +33,14 @@ Inspect = Callable[["BackendOutcome", int], bool]  # (outcome, case index) -> pr
 
 @dataclass
 class BackendOutcome:
-    """What one backend produced: per case index ``(evaluation, trajectory, seconds)``, the
-    reason it skipped the case, or an error message, and the op probes asked for (records, or why they failed); or a status for
-    the whole backend (``skipped``/``error``) with its reason. ``provides`` and ``role`` are
-    the adapter's own (``backends.contract.Adapter``); ``output`` its captured stdout/stderr."""
+    """What one backend produced: per case index its answer (``(evaluation, trajectory)``), the
+    reason it skipped the case, or an error message, and the op probes asked for (records, or
+    why they failed); or a status for the whole backend (``skipped``/``error``) with its reason.
+    ``provides`` and ``role`` are the adapter's own (``backends.contract.Adapter``); ``output``
+    its captured stdout/stderr. Where the time went: ``setup_seconds`` from the worker's start to
+    its backend loaded (process, imports, adapter), per answered case its seconds and, of those,
+    the framework's compile seconds (None where it does not say), the seconds of all its probes,
+    and ``seconds`` from start to finish."""
 
     name: str
     status: str = "ok"
@@ -44,7 +48,11 @@ class BackendOutcome:
     version: str | None = None
     flags: dict = field(default_factory=dict)
     import_seconds: float | None = None
+    setup_seconds: float | None = None
     seconds: float = 0.0
+    case_seconds: dict[int, float] = field(default_factory=dict)
+    compile_seconds: dict[int, float | None] = field(default_factory=dict)
+    probe_seconds: float = 0.0
     provides: tuple[str, ...] = PROVIDES
     role: str = "framework"
     outputs: dict[int, tuple] = field(default_factory=dict)
@@ -115,12 +123,13 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
 class ArrayFiles:
     """The cases' arrays of at least ``SHARED_BYTES``, each written once to a ``.npy`` file in
     ``directory``; a job pickled by ``dumps`` carries such an array as ``numpy.load(path, "c")``,
-    so every worker maps the one file (copy on write) instead of receiving its bytes."""
+    so every worker maps the one file (copy on write) instead of receiving its bytes. The arrays
+    are held here, so that their ids stay theirs while jobs are pickled."""
 
     def __init__(self, cases: list[Case], directory: str) -> None:
         self.paths: dict[int, str] = {}
-        self.arrays = [array for case in cases for array in (case.X, case.Y, *case.params.values())
-                       if array.nbytes >= SHARED_BYTES]  # held, so that their ids stay theirs
+        self.arrays = [array for case in cases if isinstance(case, Case)  # a bench job builds its own
+                       for array in (case.X, case.Y, *case.params.values()) if array.nbytes >= SHARED_BYTES]
         for array in self.arrays:
             if id(array) not in self.paths:
                 self.paths[id(array)] = os.path.join(directory, f"{len(self.paths)}.npy")
@@ -209,18 +218,21 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         return False
     kind = message[0]
     if kind == "ready":
+        outcome.setup_seconds = time.monotonic() - worker.started
         outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
     elif kind == "fatal":
         outcome.status, outcome.reason = "error", message[1]
         return False
     elif kind == "result":
-        outcome.outputs[message[1]] = message[2:]
+        outcome.outputs[message[1]] = message[2]
+        outcome.case_seconds[message[1]], outcome.compile_seconds[message[1]] = message[3:5]
     elif kind == "skipped":
         outcome.skips[message[1]] = message[2]
     elif kind == "error":
         outcome.errors[message[1]] = message[2]
     elif kind == "probe":
         outcome.probes[message[1]] = message[2]
+        outcome.probe_seconds += message[3]
         worker.probing -= 1
     if kind in ("result", "skipped", "error"):
         if progress:

@@ -257,3 +257,34 @@ def test_the_trajectory_tolerance_grows_with_the_updates_done():
                         growth=trajectory_growth(case.steps))
         assert (check.verdict == "pass") == (factor < 5), factor
     assert check.first_index == [5]
+
+
+def test_large_arrays_reach_a_worker_as_one_mapped_file(tmp_path):
+    """An array of at least SHARED_BYTES is written once and unpickled as a copy-on-write map of
+    that file, equal to the original; a small one travels in the pickle."""
+    import pickle
+
+    from gradparity.runner import SHARED_BYTES, ArrayFiles
+
+    X = np.random.default_rng(0).standard_normal((SHARED_BYTES // 8 + 1, 1))
+    case = make_case("big", "one large X", X, np.ones((1, 1)), {"W1": np.ones((1, X.shape[0])),
+                     "b1": np.zeros((1, 1))}, NetworkSpec((X.shape[0], 1), "sigmoid", "bce"), "float64")
+    directory = tmp_path / "arrays"
+    directory.mkdir()
+    files = ArrayFiles([case, case], str(directory))
+    assert [path.name for path in directory.iterdir()] == ["0.npy"]  # X once, though two cases hold it
+    received = pickle.loads(files.dumps(("case", 0, case)))[2]
+    assert isinstance(received.X, np.memmap) and np.array_equal(received.X, X)
+    assert not isinstance(received.Y, np.memmap) and np.array_equal(received.params["W1"], case.params["W1"])
+
+
+def test_the_document_says_where_each_workers_time_went():
+    """Per backend: set-up, compile (0 for NumPy, which compiles nothing), compute and probes;
+    compile and compute add up to its cases' seconds, and all of it stays within its wall time."""
+    document = run([build_case("seed-2layer", "float64")], RunOptions(backends=["numpy", "finite-diff"]))
+    run_time = document["run"]
+    for name, spent in run_time["timing"].items():
+        cases = sum(run_time["case_seconds"][name].values())
+        assert spent["compile_s"] == 0.0 and spent["compute_s"] == pytest.approx(cases)
+        assert 0 < spent["setup_s"] and spent["setup_s"] + cases + spent["probes_s"] <= spent["total_s"]
+    assert run_time["workers_at_a_time"] >= 1

@@ -94,13 +94,18 @@ def test_injected_failure_and_crash_appear_with_their_messages(report, documents
 
 def test_terminal_summary_names_each_finding_once(documents, capsys):
     """The run's summary within 100 columns: numpy marked as the control, then one block per
-    (backend, cause), each naming the runs it hit once, no line said twice."""
+    (backend, cause), each naming the runs it hit once, no line said twice, and last the line
+    of where the time went, its figures the document's."""
     print_summary(documents[0])
     lines = capsys.readouterr().out.splitlines()
     assert max(cell_len(line) for line in lines) <= 100
     assert "control" in lines[2].split() and lines[2].split().index("control") == 2  # under numpy
     start = next(i for i, line in enumerate(lines) if re.match(r"\d+ pass · ", line))
-    findings = [line for line in lines[start + 1:] if line.strip()]
+    *findings, spent = [line for line in lines[start + 1:] if line.strip()]
+    run = documents[0]["run"]
+    longest = max(run["timing"], key=lambda name: run["timing"][name]["total_s"])
+    assert re.fullmatch(rf"\d\S* s: set-up \S+ s, compile \S+ s, compute \S+ s, probes \S+ s; "
+                        rf"longest worker {longest} \S+ s", spent), spent
     assert [line for line in findings if not line.startswith(" ")] == [
         "✗ fail: wrong on all 2 cases × float64",
         "! error: crashed on all 2 cases × float64, float32"]

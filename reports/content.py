@@ -11,7 +11,7 @@ from typing import Callable
 
 from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SPEED, Finding, backend_order,
                                        controls, counts, findings, form_note, gist, margin, op_measure,
-                                       other_form, run_key, speed_text, status_label)
+                                       other_form, run_key, speed_text, status_label, time_line)
 from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
@@ -465,11 +465,27 @@ def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Bl
     run = document["run"]
     seconds = run["backend_seconds"]
     names = [n for n in backends if n in seconds] + sorted(set(seconds) - set(backends))
+    timing = run.get("timing")
+    if timing:
+        at_a_time = run.get("workers_at_a_time")
+        table = Table(("Backend", "Set-up", "Compile", "Compute", "Probes", "Total"), tuple(
+            (Cell(n), *(Cell(_seconds(timing[n][key])) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
+                                                                      "total_s"))) for n in names if n in timing),
+            "lrrrrr")
+        said = (f"Run on {run['date']}: {time_line(run)}. Each backend runs in its own worker"
+                f"{f', {at_a_time} at a time' if at_a_time else ''}. Set-up is the worker's start up to its "
+                "framework imported and loaded; compile the time the framework says it spent compiling "
+                "(JAX: tracing, lowering and XLA compilation or loading from its cache; TensorFlow: "
+                "tf.function graph building; PyTorch and NumPy compile nothing; — where not measured); "
+                "compute the rest of its cases' time; probes the op probes of its results.")
+    else:
+        table = Table(("Backend", "Wall time"), tuple((Cell(n), Cell(_seconds(seconds[n]))) for n in names), "lr")
+        said = (f"Run on {run['date']}, {_seconds(run['duration_s'])} in total. Wall time spent in "
+                "each backend over all case×dtype runs:")
     return [
         Heading(2, "Run time", anchors.new("run-time")),
-        Paragraph(f"Run on {run['date']}, {_seconds(run['duration_s'])} in total. Wall time spent in "
-                  "each backend over all case×dtype runs:"),
-        Table(("Backend", "Wall time"), tuple((Cell(n), Cell(_seconds(seconds[n]))) for n in names), "lr"),
+        Paragraph(said),
+        table,
         Figure("backend-time", "Wall time per backend over the whole run.", "backend_times",
                {"seconds": seconds, "backends": names}),
     ]

@@ -90,6 +90,28 @@ def margin(backend: dict) -> tuple[str, str]:
     return f"{shown}×", check["quantity"].replace("trajectory ", "traj ")
 
 
+def time_line(run: dict) -> str | None:
+    """Where a run's time went, in one line: its wall time, then the workers' set-up (start to
+    backend loaded: process, imports), compile, compute and probe seconds summed over all
+    workers (they run side by side), and the longest worker; None for a document without
+    per-backend timing."""
+    timing = run.get("timing")
+    if not timing:
+        return None
+    parts = [(label, sum(entry[key] or 0.0 for entry in timing.values()))
+             for label, key in (("set-up", "setup_s"), ("compile", "compile_s"), ("compute", "compute_s"),
+                                ("probes", "probes_s"))]
+    longest = max(timing, key=lambda name: timing[name]["total_s"])
+    spent = ", ".join(f"{label} {seconds_text(value)}" for label, value in parts)
+    return (f"{seconds_text(run['duration_s'])}: {spent}; "
+            f"longest worker {longest} {seconds_text(timing[longest]['total_s'])}")
+
+
+def seconds_text(seconds: float) -> str:
+    """One figure after the point below 10 s, none from there on: 0.3 s, 9.4 s, 72 s."""
+    return f"{seconds:.0f} s" if seconds >= 9.95 else f"{seconds:.1f} s"
+
+
 def short(x: float, digits: int = 1) -> str:
     """``x`` with ``digits`` significant digits and no padding in the exponent: 2.2e-8, 6e-1."""
     if x == 0:

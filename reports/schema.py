@@ -62,6 +62,9 @@ CHECK_OPTIONAL = {"first_index": "list?", "excess": "number?"}  # excess: absent
 DEVIATION = {"cause": "string", "measured": "string|number"}
 WORST = {"quantity": "string", "rel_error": "number?", "ulps": "number?"}
 RUN = {"date": "string", "duration_s": "number", "backend_seconds": "dict"}
+RUN_OPTIONAL = {"timing": "dict", "workers_at_a_time": "int"}  # absent from older documents
+TIMING = {"setup_s": "number?", "compile_s": "number?", "compute_s": "number", "probes_s": "number",
+          "total_s": "number"}
 BENCH = {"schema": "string", "environment": "dict", "results": "list"}
 BENCH_RESULT = {"shape": "string", "dtype": "string", "backend": "string", "mode": "string",
                 "median_s": "number?", "min_s": "number?", "max_s": "number?",
@@ -128,9 +131,11 @@ def _options(options: dict, problems: list[str]) -> None:
 
 
 def _run(run: dict, problems: list[str]) -> None:
-    if _fields(run, RUN, "run", problems):
+    if _fields(run, RUN, "run", problems, RUN_OPTIONAL):
         for name, seconds in run["backend_seconds"].items():
             _typed(seconds, "number", f"run.backend_seconds.{name}", problems)
+        for name, timing in run.get("timing", {}).items():
+            _fields(timing, TIMING, f"run.timing.{name}", problems)
 
 
 def _result(result: Any, path: str, problems: list[str]) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
-                                       counts, findings, margin, op_text, speed_text, status_label)
+                                       counts, findings, margin, op_text, speed_text, status_label, time_line)
 from gradparity.reports.schema import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
@@ -25,13 +25,16 @@ def print_summary(document: dict) -> None:
     """The status matrix (case and dtype down, backends across; per cell a status symbol, the
     share of its tolerance the closest quantity used and, below, that quantity), its legend and
     the counts, then one block per finding: the failures, errors, known deviations and stale
-    entries of each (backend, cause)."""
+    entries of each (backend, cause); last, one line of where the time went (``time_line``)."""
     console = Console(width=WIDTH, highlight=False)
     backends = backend_order(document)
     console.print(matrix(document, backends))
     console.print(legend(document, backends))
     for finding in findings(document, backends):
         console.print(finding_block(finding, document))
+    spent = time_line(document["run"])
+    if spent:
+        console.print(spent, style="dim")
 
 
 def matrix(document: dict, backends: list[str]) -> Table:
