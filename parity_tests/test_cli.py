@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradparity.backends import REGISTRY, missing_requirement
 from gradparity.cli import main
 
 
@@ -186,19 +185,6 @@ def test_explain_names_the_deviating_op_of_an_injected_float32_matmul(tmp_path):
     assert "reproducer (fails with AssertionError while the defect exists)" in done.stdout
     prose = done.stdout[:done.stdout.index("  reproducer")].splitlines()
     assert max(map(len, prose)) <= 100, "everything but the pasteable reproducer fits 100 columns"
-
-
-@pytest.mark.keras
-def test_a_known_deviation_passes_and_fails_under_strict(tmp_path):
-    reason = missing_requirement(REGISTRY["keras-torch"])
-    if reason:
-        pytest.skip(reason)
-    selection = ("--case", "saturated", "--backends", "keras-torch", "--dtype", "float32")
-    relaxed = run_cli("run", *selection, "--json", str(tmp_path / "run.json"))
-    assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
-    assert json.loads((tmp_path / "run.json").read_text())["summary"]["known_deviations"] == 1
-    strict = run_cli("run", *selection, "--strict")
-    assert strict.returncode == 1, strict.stdout + strict.stderr
 
 
 def test_explain_probes_a_passing_result_too_and_takes_one_backend():

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gradparity.backends import BackendEntry
+from gradparity.backends import REGISTRY, BackendEntry
+from gradparity.cli import main
 from gradparity.core import deviations
 from gradparity.core.cases import build_case, make_case
 from gradparity.core.compare import compare, tolerance, trajectory_growth
@@ -94,6 +95,16 @@ def test_a_missing_framework_is_skipped_with_the_reason():
 def float32_matmul_entry(bounds=(), within="float32", ops=("matmul",)) -> deviations.KnownDeviation:
     return deviations.KnownDeviation("fake-float32-matmul", "Float32Matmul", "*", "float64", ops,
                                      "np.dot through float32 on purpose", "by construction", bounds, within)
+
+
+def test_the_command_lines_strict_turns_a_known_deviation_into_exit_1(monkeypatch, tmp_path):
+    """``gradparity run``: a registered deviation exits 0 and counts as known; --strict exits 1."""
+    monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry()])
+    monkeypatch.setitem(REGISTRY, "Float32Matmul", fake("Float32Matmul"))
+    selection = ["run", "--case", "seed-2layer", "--dtype", "float64", "--backends", "Float32Matmul"]
+    assert main([*selection, "--json", str(tmp_path / "run.json")]) == 0
+    assert json.loads((tmp_path / "run.json").read_text())["summary"]["known_deviations"] == 1
+    assert main([*selection, "--strict"]) == 1
 
 
 def test_an_unregistered_float32_matmul_fails_with_a_diagnosis_naming_the_matmul():
