@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gradparity.core.optimizers import Training
 
 Params = dict[str, np.ndarray]
+JOINED_BYTES = 2**28  # the most data ``fit_runs`` copies to join every epoch into one
 Gradients = tuple[object, list[object], list[object]]
 
 
@@ -194,6 +195,20 @@ def epoch_orders(case: Case) -> list[np.ndarray]:
             for start in range(0, len(batches), per_epoch)]
 
 
+def fit_runs(case: Case) -> list[tuple[np.ndarray, int]]:
+    """``(examples in order, epochs)`` of each ``fit`` that together cut exactly the reference's
+    batches (``epoch_orders``): every epoch joined into one when every batch is full (the batch
+    size divides m) and the copy stays within ``JOINED_BYTES`` (on TensorFlow each epoch costs
+    a new tf.data iterator, about 10 ms); else the epochs in one ``fit`` when they share one
+    order; else one ``fit`` per epoch."""
+    orders = epoch_orders(case)
+    if case.m % (case.training.batch_size or case.m) == 0 and case.X.nbytes * len(orders) <= JOINED_BYTES:
+        return [(np.concatenate(orders), 1)]
+    if all(np.array_equal(order, orders[0]) for order in orders):
+        return [(orders[0], len(orders))]
+    return [(order, 1) for order in orders]
+
+
 def batch(case: Case) -> tuple[object, object]:
     """X^T ``(m, n0)`` and Y^T ``(m, nL)`` as backend tensors in ``case.dtype``: Keras puts examples in rows."""
     return tuple(keras.ops.convert_to_tensor(array.T, dtype=case.dtype) for array in (case.X, case.Y))
@@ -330,19 +345,16 @@ class Adapter:
         return model
 
     def train(self, case: Case) -> Trajectory:
-        """``model.fit`` with ``shuffle=False`` on each epoch's examples in the reference's order
-        (``epoch_orders``), ``batch_size`` the case's (the full batch when None): once with
-        ``epochs=E`` when every epoch has the same order, else one ``fit`` per epoch on the same
-        compiled model, whose optimizer keeps its step count and moments across the calls. Each
-        step's J, on its batch before its update, is the ``BatchCost`` metric after that step."""
+        """``model.fit`` with ``shuffle=False`` on the examples in the reference's order,
+        ``batch_size`` the case's (the full batch when None), as ``fit_runs`` groups the epochs;
+        the fits share one compiled model, whose optimizer keeps its step count and moments
+        across them. Each step's J, on its batch before its update, is the ``BatchCost`` metric
+        after that step."""
         size = case.training.batch_size or case.m
-        orders = epoch_orders(case)
-        same = all(np.array_equal(order, orders[0]) for order in orders)
-        runs = [(orders[0], case.training.epochs)] if same else [(order, 1) for order in orders]
         with self.computing_in(case.dtype):
             model = self.compiled_model(case, record_costs=True)
             recorder = CostRecorder("batch_cost")
-            for order, epochs in runs:
+            for order, epochs in fit_runs(case):
                 model.fit(np.ascontiguousarray(case.X.T[order]), np.ascontiguousarray(case.Y.T[order]),
                           batch_size=size, epochs=epochs, shuffle=False, verbose=0, callbacks=[recorder])
             steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
