@@ -24,15 +24,15 @@ class BackendEntry:
 
 
 REGISTRY: dict[str, BackendEntry] = {
-    "numpy": BackendEntry("gradparity.backends.numpy", seconds=6),
-    "finite-diff": BackendEntry("gradparity.backends.finite_diff", seconds=10),
-    "jax": BackendEntry("gradparity.backends.jax", ("jax", "optax"), {"JAX_ENABLE_X64": "1"}, seconds=29),
-    "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=9),
-    "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=10),
+    "numpy": BackendEntry("gradparity.backends.numpy", seconds=2),
+    "finite-diff": BackendEntry("gradparity.backends.finite_diff", seconds=6),
+    "jax": BackendEntry("gradparity.backends.jax", ("jax", "optax"), {"JAX_ENABLE_X64": "1"}, seconds=7),
+    "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=6),
+    "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=11),
     "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"),
-                                     {"KERAS_BACKEND": "tensorflow"}, seconds=23),
+                                     {"KERAS_BACKEND": "tensorflow"}, seconds=21),
     "keras-jax": BackendEntry("gradparity.backends.keras", ("keras", "jax"),
-                              {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, seconds=40),
+                              {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, seconds=15),
     "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"},
                                 seconds=11),
 }

@@ -169,6 +169,20 @@ def test_every_quantity_is_checked(result_of, backend, dtype):
                               *(f"trajectory {kind}{layer}" for layer in range(1, 5) for kind in "Wb")}
 
 
+COMPILING = {"jax": True, "keras-jax": True, "tensorflow": True, "keras-tensorflow": True, "torch": False,
+             "keras-torch": False, "numpy": False, "finite-diff": False}  # does its worker compile?
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_run_says_where_each_workers_time_went(document_of, backend):
+    """Set-up, compile (the framework's own counters: JAX's compile events, TensorFlow's
+    graph-building time; nothing for the eager ones), compute and probes, within the worker's time."""
+    spent = document_of(backend)["run"]["timing"][backend]
+    assert spent["setup_s"] > 0 and spent["compute_s"] > 0
+    assert (spent["compile_s"] > 0) == COMPILING[backend], spent
+    assert spent["setup_s"] + spent["compile_s"] + spent["compute_s"] + spent["probes_s"] <= spent["total_s"]
+
+
 @pytest.mark.parametrize("backend", [backend_param(name) for name in STRICT_FLOAT64])
 def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(document_of, backend):
     worst = max((check["rel_error"], result["case"], check["quantity"])
