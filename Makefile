@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: report test bench clean
+.PHONY: report test bench time-to-verdict clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/gradparity bench
+
+# gradparity run on the default catalogue next to the time of importing every framework.
+time-to-verdict: $(INSTALLED)
+	$(BIN)/python scripts/time_to_verdict.py
 
 clean:
 	rm -rf $(VENV) reports/latest .pytest_cache .hypothesis
