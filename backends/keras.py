@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from gradparity.core.optimizers import Training
 
 Params = dict[str, np.ndarray]
-JOINED_BYTES = 2**28  # the most data ``fit_runs`` copies to join every epoch into one
+JOINED_BYTES = 2**24  # the most data ``fit_runs`` copies to join every epoch into one
 Gradients = tuple[object, list[object], list[object]]
 
 
