@@ -267,7 +267,9 @@ def load_params(path: str) -> dict[str, np.ndarray]:
 
 
 def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> dict:
-    """Run the selected cases on the selected backends, with a progress bar on a terminal."""
+    """Run the selected cases on the selected backends, with a progress bar on a terminal; an
+    unknown backend is refused before any case is built."""
+    resolve(args.backends)
     cases = cases_from_args(args)
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
