@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from gradparity.core.optimizers import Training
 
 Params = dict[str, np.ndarray]
-JOINED_BYTES = 2**24  # the most data ``fit_runs`` copies to join every epoch into one
 Gradients = tuple[object, list[object], list[object]]
+JOINED_BYTES = 2**24  # the most data ``fit_runs`` copies to join every epoch into one
 
 
 def to_dense(params: Params) -> list[np.ndarray]:

@@ -1,5 +1,6 @@
 """Runs backends in isolated worker processes: one spawned worker per backend serving every
-case, at most ``parallel`` workers at a time, each under a timeout. A crash, hang, import
+case, at most ``parallel`` workers at a time, each under a timeout, started with its thread
+counts set; large arrays reach them as files they map (``ArrayFiles``). A crash, hang, import
 failure or exception in one backend is recorded for it and the others carry on.
 
 Each answer is handed to ``inspect`` as it arrives; when that asks for it, the same worker
@@ -22,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterator
 
 import numpy as np
+
 from gradparity.backends import BackendEntry, missing_requirement
 from gradparity.backends.worker import PROVIDES, serve, thread_environment
 from gradparity.core.cases import Case
