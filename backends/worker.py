@@ -83,7 +83,7 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
         results.send(("fatal", describe(error)))
         return
     results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
-                   tuple(getattr(adapter, "provides", PROVIDES)), getattr(adapter, "role", "framework")))
+                   provided(adapter, options), getattr(adapter, "role", "framework")))
     job = JOBS[options.get("job", "parity")]
     compiling = getattr(adapter, "compile_seconds", lambda: None)
     cases = {}
@@ -118,11 +118,18 @@ def probes_of(adapter, case) -> list[dict] | str:
         return describe(error)
 
 
+def provided(adapter, options: dict) -> tuple[str, ...]:
+    """The quantities this worker answers: the adapter's own (``Adapter.provides``), without the
+    trajectory when ``options["train"]`` is False."""
+    provides = tuple(getattr(adapter, "provides", PROVIDES))
+    return provides if options.get("train", True) else tuple(q for q in provides if q != "trajectory")
+
+
 def parity_job(adapter, case, options: dict) -> tuple:
-    """``(evaluation, trajectory)``: the trajectory is None where the adapter provides none, and
-    says which optimizer form it ran (``Adapter.optimizers``); a case whose optimizer the
+    """``(evaluation, trajectory)``: the trajectory is None where none is asked (``provided``),
+    and says which optimizer form it ran (``Adapter.optimizers``); a case whose optimizer the
     adapter lacks is ``Unsupported``."""
-    if "trajectory" not in getattr(adapter, "provides", PROVIDES):
+    if "trajectory" not in provided(adapter, options):
         return adapter.evaluate(case), None
     forms = getattr(adapter, "optimizers", DEFAULT_OPTIMIZERS)
     if case.training.optimizer not in forms:

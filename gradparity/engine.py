@@ -40,7 +40,9 @@ class RunOptions:
     the decision boundary of the trained reference for 2-D float64 cases (for reports), and
     ``strict``: known deviations and stale entries count as failures (recorded in the document),
     ``shard = (K, N)``: only the K-th of N shares of the case x backend matrix (``shares``), and
-    ``probe_all``: probe and diagnose every result, passing ones too (``gradparity explain``)."""
+    ``probe_all``: probe and diagnose every result, passing ones too (``gradparity explain``),
+    and ``trajectories``: run each case's training too (False: cost, gradients and activations
+    alone, all that ``gradparity check`` asks of a framework)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -53,6 +55,7 @@ class RunOptions:
     strict: bool = False
     shard: tuple[int, int] | None = None
     probe_all: bool = False
+    trajectories: bool = True
 
 
 @dataclass
@@ -116,7 +119,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     entries = {name: REGISTRY[name] for name in resolve(options.backends)} if options.backends != [] else {}
     entries.update(options.extra_backends)
     parallel = options.parallel or default_parallel()
-    worker_options = {"device": options.device, "allow_tf32": options.allow_tf32,
+    worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
                       "threads": max(1, default_parallel() // min(parallel, len(entries) or 1))}
     references = cache(lambda index: reference_result(cases[index]))
     assessments: dict[tuple[str, int], Assessment] = {}
@@ -130,7 +133,8 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
         outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
     results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays,
-                           [name for name in outcomes if index in assigned[name]], options.probe_all)
+                           [name for name in outcomes if index in assigned[name]], options.probe_all,
+                           options.trajectories)
                for index, case in enumerate(cases)]
     mark_stale(results, stale_entries(cases, outcomes))
     if options.decision_boundaries:
@@ -144,6 +148,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
                     "steps": sorted({case.steps for case in cases}),
                     "optimizers": list(dict.fromkeys(case.training.optimizer for case in cases)),
                     "strict": options.strict,
+                    "trajectories": options.trajectories,
                     "shard": list(options.shard) if options.shard else None,
                     "roles": {name: outcome.role for name, outcome in outcomes.items()},
                     "controls": [name for name, outcome in outcomes.items() if outcome.role == "control"]},
@@ -188,16 +193,18 @@ def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, li
 
 def case_result(index: int, case: Case, reference: ReferenceResult, outcomes: dict[str, BackendOutcome],
                 assessments: dict[tuple[str, int], Assessment], include_arrays: bool, backends: list[str],
-                probe_all: bool = False) -> dict:
-    """The document entry of one case: its network and data fingerprint, the reference, and the
-    verdict of every backend that ran it."""
+                probe_all: bool = False, trajectories: bool = True) -> dict:
+    """The document entry of one case: its network and data fingerprint, the reference (its
+    trajectory only where ``trajectories`` were run), and the verdict of every backend that ran it."""
     result = {
         "case": case.name, "description": case.description, "dtype": case.dtype, "data": data_fingerprint(case),
         "layers": list(case.spec.layer_sizes), "hidden_activation": case.spec.hidden_activation,
         "loss": case.spec.loss, "m": case.m, "learning_rate": case.learning_rate, "steps": case.steps,
         "training": case.training.to_dict(case.m),
-        "reference": {"cost": reference.evaluation.cost, "costs": list(reference.trajectory.costs),
-                      "optimizer": case.training.optimizer, "formulations": reference.formulations()},
+        "reference": {"cost": reference.evaluation.cost,
+                      "costs": list(reference.trajectory.costs) if trajectories else [],
+                      "optimizer": case.training.optimizer,
+                      "formulations": reference.formulations() if trajectories else None},
         "backends": {name: backend_result(case, index, outcomes[name], assessments.get((name, index)), probe_all)
                      for name in backends},
     }

@@ -271,12 +271,12 @@ def frameworks(names: list[str] | None) -> list[str]:
 
 def framework_agreement(answers: dict[str, object], case: Case, reference: engine.ReferenceResult,
                         backends: list[str], progress: Progress | None) -> dict[str, dict]:
-    """Run the frameworks on the case (each in its own worker, one training step) and hold the
-    learner's cost and gradients against each framework's."""
+    """Run the frameworks on the case (each in its own worker, cost and gradients only: no
+    training) and hold the learner's cost and gradients against each framework's."""
     if not backends:
         return {}
-    options = engine.RunOptions(backends=frameworks(backends), include_arrays=True)
-    results = engine.run([case.with_training(epochs=1)], options, progress)["results"][0]["backends"]
+    options = engine.RunOptions(backends=frameworks(backends), include_arrays=True, trajectories=False)
+    results = engine.run([case], options, progress)["results"][0]["backends"]
     return {name: framework_cell(answers, case, reference, outcome) for name, outcome in results.items()}
 
 

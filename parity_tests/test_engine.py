@@ -238,6 +238,21 @@ def test_a_backend_without_the_optimizer_is_skipped_on_that_case_only():
     assert document["summary"]["skipped"] == 2
 
 
+def test_without_trajectories_only_cost_gradients_and_activations_are_run_and_checked():
+    """``trajectories=False`` (what check asks): no training anywhere, so a backend without the
+    case's optimizer is not skipped, and nothing reports a missing trajectory."""
+    selected = [build_case(name) for name in ("seed-2layer", "momentum")]
+    options = RunOptions(backends=["numpy"], extra_backends={"SgdOnly": fake("SgdOnly")}, trajectories=False)
+    document = run(selected, options)
+    assert statuses(document, "SgdOnly") == statuses(document, "numpy") == ["pass", "pass"]
+    assert document["options"]["trajectories"] is False
+    for result in document["results"]:
+        assert result["reference"]["costs"] == [] and result["reference"]["formulations"] is None
+        for backend in result["backends"].values():
+            assert backend["costs"] is None
+            assert {check["kind"] for check in backend["checks"]} == {"cost", "gradients", "activations"}
+
+
 def test_a_framework_running_the_other_adam_form_is_compared_with_that_form():
     """keras-document asks for the efficient form; a backend that runs Algorithm 1 passes
     against the reference run as Algorithm 1 and says so, one that claims the wrong form fails

@@ -31,7 +31,7 @@ ENVIRONMENT = {"python": "string", "platform": "string", "cpu": "string?", "core
                "numpy": "string", "blas": "string?", "frameworks": "dict", "flags": "dict",
                "device": "string", "allow_tf32": "bool", "git_commit": "string?"}
 OPTIONS = {"cases": "list", "backends": "list", "dtypes": "list", "steps": "int|list?"}
-OPTIONS_OPTIONAL = {"controls": "list", "strict": "bool", "optimizers": "list"}
+OPTIONS_OPTIONAL = {"controls": "list", "strict": "bool", "optimizers": "list", "trajectories": "bool"}
 RESULT = {"case": "string", "description": "string", "dtype": "string", "layers": "list",
           "hidden_activation": "string", "loss": "string", "m": "int", "learning_rate": "number",
           "steps": "int", "reference": "dict", "backends": "dict"}
