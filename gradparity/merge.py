@@ -116,6 +116,7 @@ def merged_options(documents: dict[str, dict], columns: dict[tuple[str, str], st
         "steps": sorted({step for document in documents.values() for step in listed(document["options"]["steps"])}),
         "optimizers": union("optimizers"),
         "strict": any(document["options"].get("strict", False) for document in documents.values()),
+        "trajectories": all(document["options"].get("trajectories", True) for document in documents.values()),
         "shard": None, "roles": roles, "controls": [column for column, role in roles.items() if role == "control"],
         "merged_from": list(documents),
     }
