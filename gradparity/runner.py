@@ -125,20 +125,25 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
 class ArrayFiles:
     """The cases' arrays of at least ``SHARED_BYTES``, each written once to a ``.npy`` file in
     ``directory``; a job pickled by ``dumps`` carries such an array as ``numpy.load(path, "c")``,
-    so every worker maps the one file (copy on write) instead of receiving its bytes. The arrays
-    are held here, so that their ids stay theirs while jobs are pickled."""
+    so every worker maps the one file (copy on write) instead of receiving its bytes. The files
+    are written in the background while the first workers start; the arrays are held here, so
+    that their ids stay theirs while jobs are pickled."""
 
     def __init__(self, cases: list[Case], directory: str) -> None:
-        self.paths: dict[int, str] = {}
-        self.arrays = [array for case in cases if isinstance(case, Case)  # a bench job builds its own
-                       for array in (case.X, case.Y, *case.params.values()) if array.nbytes >= SHARED_BYTES]
-        for array in self.arrays:
-            if id(array) not in self.paths:
-                self.paths[id(array)] = os.path.join(directory, f"{len(self.paths)}.npy")
-                np.save(self.paths[id(array)], array)
+        self.arrays = {id(array): array for case in cases if isinstance(case, Case)  # a bench job builds its own
+                       for array in (case.X, case.Y, *case.params.values()) if array.nbytes >= SHARED_BYTES}
+        self.paths = {key: os.path.join(directory, f"{number}.npy") for number, key in enumerate(self.arrays)}
+        self.writing = threading.Thread(target=self._write, daemon=True)
+        self.writing.start()
+
+    def _write(self) -> None:
+        for key, array in self.arrays.items():
+            np.save(self.paths[key], array)
 
     def dumps(self, job: object) -> bytes:
-        """``job`` pickled, with each array written here replaced by a reference to its file."""
+        """``job`` pickled, with each array written here replaced by a reference to its file
+        (once every file is written)."""
+        self.writing.join()
         buffer = io.BytesIO()
         _FilePickler(buffer, self.paths).dump(job)
         return buffer.getvalue()

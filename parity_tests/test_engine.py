@@ -298,8 +298,8 @@ def test_large_arrays_reach_a_worker_as_one_mapped_file(tmp_path):
     directory = tmp_path / "arrays"
     directory.mkdir()
     files = ArrayFiles([case, case], str(directory))
-    assert sorted(path.name for path in directory.iterdir()) == ["0.npy", "1.npy"]  # X and W1, each once
     received = pickle.loads(files.dumps(("case", 0, case)))[2]
+    assert sorted(path.name for path in directory.iterdir()) == ["0.npy", "1.npy"]  # X and W1, each once
     for name in ("X", "W1"):
         sent, got = (getattr(c, name, None) if name == "X" else c.params[name] for c in (case, received))
         assert isinstance(got, np.memmap) and np.array_equal(got, sent)
