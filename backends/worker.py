@@ -5,8 +5,9 @@ already served, ``backends.probe``) and finally None. What it does with a case i
 named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, trajectory)``,
 ``bench`` answers ``(timings,)``, one entry per bench mode.
 
-Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role)``
-or ``("fatal", message)``; then per case ``("result", index, answer, seconds, compile_seconds)``
+Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role,
+ready_at)`` (``ready_at``: ``time.monotonic()`` when the backend was loaded, a clock every
+process of the machine shares) or ``("fatal", message)``; then per case ``("result", index, answer, seconds, compile_seconds)``
 (``compile_seconds``: of those seconds, the time the framework spent compiling, None where it
 does not say: ``Adapter.compile_seconds``), ``("skipped", index, reason)``
 (``contract.Unsupported``) or ``("error", index, message)``, per probe
@@ -83,7 +84,7 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
         results.send(("fatal", describe(error)))
         return
     results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
-                   provided(adapter, options), getattr(adapter, "role", "framework")))
+                   provided(adapter, options), getattr(adapter, "role", "framework"), time.monotonic()))
     job = JOBS[options.get("job", "parity")]
     compiling = getattr(adapter, "compile_seconds", lambda: None)
     cases = {}

@@ -169,6 +169,7 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     os.close(descriptor)
     process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child, log),
                               name=f"gradparity-{outcome.name}", daemon=True)
+    now = time.monotonic()
     with environment(thread_environment(options.get("threads", 1))):
         process.start()
     jobs_child.close()
@@ -177,7 +178,6 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     for index in indices:
         jobs.put(("case", index, cases[index]))
     threading.Thread(target=_feed, args=(jobs_parent, jobs, files), daemon=True).start()
-    now = time.monotonic()
     worker = _Worker(outcome, process, results_parent, jobs, log, indices, now + timeout, now)
     if not indices:
         worker.release()
@@ -225,7 +225,8 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         return False
     kind = message[0]
     if kind == "ready":
-        outcome.setup_seconds = time.monotonic() - worker.started
+        # the worker's own stamp: the parent may read the message late, while the worker computes
+        outcome.setup_seconds = min(message[6], time.monotonic()) - worker.started
         outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
     elif kind == "fatal":
         outcome.status, outcome.reason = "error", message[1]
