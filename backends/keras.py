@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 Params = dict[str, np.ndarray]
 Gradients = tuple[object, list[object], list[object]]
 JOINED_BYTES = 2**24  # the most data ``fit_runs`` copies to join every epoch into one
+# On tensorflow, tracing fit's train step costs 0.1-0.7 s per case (Adam's most), an eager
+# step of the catalogue's small networks 20-40 ms: measured per case, eager was faster up to 6
+# steps and slower from 10, so there a case of at most this many steps fits with run_eagerly.
+# (On jax an eager step runs op by op, compiling each primitive; torch is eager anyway.)
+EAGER_STEPS = 8 if BACKEND == "tensorflow" else 0
 
 
 def to_dense(params: Params) -> list[np.ndarray]:
@@ -348,11 +353,11 @@ class Adapter:
         """``model.fit`` with ``shuffle=False`` on the examples in the reference's order,
         ``batch_size`` the case's (the full batch when None), as ``fit_runs`` groups the epochs;
         the fits share one compiled model, whose optimizer keeps its step count and moments
-        across them. Each step's J, on its batch before its update, is the ``BatchCost`` metric
-        after that step."""
+        across them, eagerly for a case of at most ``EAGER_STEPS`` steps. Each step's J, on its
+        batch before its update, is the ``BatchCost`` metric after that step."""
         size = case.training.batch_size or case.m
         with self.computing_in(case.dtype):
-            model = self.compiled_model(case, record_costs=True)
+            model = self.compiled_model(case, run_eagerly=case.steps <= EAGER_STEPS, record_costs=True)
             recorder = CostRecorder("batch_cost")
             for order, epochs in fit_runs(case):
                 model.fit(np.ascontiguousarray(case.X.T[order]), np.ascontiguousarray(case.Y.T[order]),
