@@ -1,5 +1,7 @@
 """JAX behind the contract: ``jax.value_and_grad`` for the gradients, optax for the losses and
-the optimizers, one jitted training step.
+the optimizers, one jitted program per case and batch shape that computes J, the activations
+and the gradients and applies the optimizer's update: a full-batch case's evaluation and every
+training step run the same compiled program.
 
 float64 needs ``jax_enable_x64``; the registry sets ``JAX_ENABLE_X64=1`` before the import.
 Without it JAX silently computes float32, which ``dtype_used`` then shows.
@@ -157,27 +159,41 @@ def optimizer(training: Training) -> optax.GradientTransformation:
     return optax.adam(training.learning_rate, b1=training.beta1, b2=training.beta2, eps=training.epsilon)
 
 
-def training_step(spec: NetworkSpec, transformation: optax.GradientTransformation) -> Callable:
-    """(params, state, X, Y) -> (J, params, state): J and its gradients on the batch, then the
-    optimizer's update applied; J is taken before the update."""
+def value_and_update(spec: NetworkSpec, transformation: optax.GradientTransformation) -> Callable:
+    """(params, state, X, Y) -> ((J, [A1, ..., AL]), grads, params, state): J, the activations
+    and the gradients on the batch, then the optimizer's update applied; all before the update."""
     value_and_grad = jax.value_and_grad(partial(objective, spec=spec), has_aux=True)
 
-    def step(params: Arrays, state: optax.OptState, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, Arrays, optax.OptState]:
-        (J, _activations), grads = value_and_grad(params, X, Y)
+    def step(params: Arrays, state: optax.OptState, X: jax.Array, Y: jax.Array) -> tuple:
+        (J, activations), grads = value_and_grad(params, X, Y)
         updates, state = transformation.update(grads, state, params)
-        return J, optax.apply_updates(params, updates), state
+        return (J, activations), grads, optax.apply_updates(params, updates), state
 
     return step
 
 
+def training_step(spec: NetworkSpec, transformation: optax.GradientTransformation) -> Callable:
+    """(params, state, X, Y) -> (J, params, state) of ``value_and_update``: J is taken before
+    the update (under ``jax.jit`` the unused outputs are not computed)."""
+    step = value_and_update(spec, transformation)
+
+    def updated(params: Arrays, state: optax.OptState, X: jax.Array, Y: jax.Array) -> tuple[jax.Array, Arrays, optax.OptState]:
+        (J, _activations), _grads, params, state = step(params, state, X, Y)
+        return J, params, state
+
+    return updated
+
+
 class Adapter:
-    """``jax.value_and_grad`` and a jitted optax training step on the reference network."""
+    """``jax.value_and_grad`` and an optax step on the reference network, one jitted program per
+    case (``program_of``)."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
         self.device = select_device(device, allow_tf32)
+        self._program: tuple[Case, optax.GradientTransformation, Callable] | None = None
 
     def version(self) -> str:
         return f"jax {jax.__version__} (jaxlib {jax.lib.__version__})"
@@ -193,25 +209,34 @@ class Adapter:
         put = lambda array: jax.device_put(array, self.device)  # noqa: E731
         return {name: put(value) for name, value in case.params.items()}, put(case.X), put(case.Y)
 
+    def program_of(self, case: Case) -> tuple[optax.GradientTransformation, Callable]:
+        """The case's optimizer and its ``value_and_update`` under one ``jax.jit``, made once per
+        case: evaluate and train share it, so a full-batch case compiles one program, not two
+        (a batch of another size compiles it once more)."""
+        if self._program is None or self._program[0] is not case:
+            transformation = optimizer(case.training)
+            self._program = (case, transformation, jax.jit(value_and_update(case.spec, transformation)))
+        return self._program[1:]
+
     def evaluate(self, case: Case) -> Evaluation:
-        """``jax.value_and_grad(objective, has_aux=True)`` compiled as one ``jax.jit`` program
-        (op by op, JAX would compile every primitive for every new shape)."""
+        """J, the activations and ``jax.value_and_grad``'s gradients from the case's compiled
+        program (``program_of``; op by op, JAX would compile every primitive for every new
+        shape); the update it also computes is dropped."""
         params, X, Y = self._arrays(case)
-        value_and_grad = jax.jit(jax.value_and_grad(partial(objective, spec=case.spec), has_aux=True))
-        (J, activations), grads = value_and_grad(params, X, Y)
+        transformation, program = self.program_of(case)
+        (J, activations), grads, _params, _state = program(params, transformation.init(params), X, Y)
         return Evaluation(
             float(J), {name: np.asarray(grad) for name, grad in grads.items()},
             [np.asarray(A) for A in activations], dtype_name(grads["W1"].dtype),
         )
 
     def train(self, case: Case) -> Trajectory:
-        """The jitted ``training_step`` on each of the case's batches in order (a batch of a
-        new size compiles once more)."""
+        """The case's compiled program (``program_of``) on each of its batches in order."""
         params, _X, _Y = self._arrays(case)
-        transformation = optimizer(case.training)
-        step, state, costs = jax.jit(training_step(case.spec, transformation)), transformation.init(params), []
+        transformation, program = self.program_of(case)
+        state, costs = transformation.init(params), []
         for X, Y in step_batches(case, lambda array: jax.device_put(array, self.device)):
-            J, params, state = step(params, state, X, Y)
+            (J, _activations), _grads, params, state = program(params, state, X, Y)
             costs.append(J)
         return Trajectory(
             [float(J) for J in costs], {name: np.asarray(value) for name, value in params.items()},
