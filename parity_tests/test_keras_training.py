@@ -60,6 +60,26 @@ def keras_replay(case, round_hyperparameters: bool) -> dict[str, np.ndarray]:
     return params
 
 
+@pytest.fixture(scope="module")
+def trained():
+    """backend -> its adapter's ``optimizers`` and one trajectory per entry of ``RUNS``, from one
+    subprocess per backend that both tests of this module read."""
+    results: dict[str, dict] = {}
+
+    def of(backend: str) -> dict:
+        reason = missing_requirement(REGISTRY[backend])
+        if reason:
+            pytest.skip(reason)
+        if backend not in results:
+            done = subprocess.run([sys.executable, "-c", SCRIPT, backend, json.dumps(RUNS)],
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+            results[backend] = json.loads(done.stdout.split("RESULT", 1)[1])
+        return results[backend]
+
+    return of
+
+
 def relative(a: np.ndarray, b: np.ndarray) -> float:
     """max|a - b| / max|b|."""
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))
@@ -72,14 +92,8 @@ def per_step(a: list[float], b: list[float]) -> float:
 
 @pytest.mark.keras
 @pytest.mark.parametrize("backend", GROUPS["keras"])
-def test_keras_trains_on_the_reference_batches_with_its_own_optimizer(backend):
-    reason = missing_requirement(REGISTRY[backend])
-    if reason:
-        pytest.skip(reason)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, backend, json.dumps(RUNS)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.split("RESULT", 1)[1])
+def test_keras_trains_on_the_reference_batches_with_its_own_optimizer(trained, backend):
+    result = trained(backend)
     assert result["optimizers"] == {"sgd": "sgd", "momentum": "momentum", "adam": "adam-hat", "adam-hat": "adam-hat"}
     for (name, dtype, overrides), run in zip(RUNS, result["runs"]):
         case = build_case(name, dtype, **overrides)
@@ -105,19 +119,14 @@ def test_keras_trains_on_the_reference_batches_with_its_own_optimizer(backend):
 
 
 @pytest.mark.keras
-def test_keras_tensorflow_float64_training_is_kerass_formulas_with_float32_rounded_betas():
+def test_keras_tensorflow_float64_training_is_kerass_formulas_with_float32_rounded_betas(trained):
     """The registered deviation keras-tensorflow-float32-hyperparameters, down to its cause:
     a NumPy replay of Keras's update with float32-rounded momentum and betas reproduces
-    keras-tensorflow's float64 trajectory to 1e-12; with exact ones it does not."""
-    backend = "keras-tensorflow"
-    reason = missing_requirement(REGISTRY[backend])
-    if reason:
-        pytest.skip(reason)
-    runs = [("momentum", "float64", {}), ("keras-document", "float64", {})]
-    done = subprocess.run([sys.executable, "-c", SCRIPT, backend, json.dumps(runs)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for (name, dtype, overrides), run in zip(runs, json.loads(done.stdout.split("RESULT", 1)[1])["runs"]):
+    keras-tensorflow's float64 trajectory to 1e-12 (momentum and the document's Adam); with
+    exact ones it does not."""
+    runs = trained("keras-tensorflow")["runs"]
+    for name, dtype, overrides in [("momentum", "float64", {}), ("keras-document", "float64", {})]:
+        run = runs[RUNS.index((name, dtype, overrides))]
         case = build_case(name, dtype, **overrides)
         rounded, exact = keras_replay(case, True), keras_replay(case, False)
         gap = max(relative(run["params"][key], rounded[key]) for key in rounded)
