@@ -15,12 +15,21 @@ from gradparity.core.errors import SpecError
 class BackendEntry:
     """Where a backend lives, what it needs installed, the environment it runs under, and its
     rough cost: seconds for the default catalogue on one core (``run.backend_seconds`` of a
-    ``gradparity run --json``), so the runner can start the costliest workers first."""
+    ``gradparity run --json``), so the runner can start the costliest workers first.
+    ``unused``: packages its framework imports only when they are installed, inside a
+    ``try/except ImportError``, and the backend never needs; its worker hides them
+    (``worker.hide``) instead of spending their import time."""
 
     module: str
     requires: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
     seconds: float = 10.0
+    unused: tuple[str, ...] = ()
+
+
+# Keras imports matplotlib.pyplot (keras.src.visualization) and scikit-learn (keras.src.wrappers)
+# when present, and TensorFlow imports Keras: 1.2 s of each such worker's start, measured.
+KERAS_EXTRAS = ("matplotlib", "sklearn")
 
 
 REGISTRY: dict[str, BackendEntry] = {
@@ -28,13 +37,13 @@ REGISTRY: dict[str, BackendEntry] = {
     "finite-diff": BackendEntry("gradparity.backends.finite_diff", seconds=6),
     "jax": BackendEntry("gradparity.backends.jax", ("jax", "optax"), {"JAX_ENABLE_X64": "1"}, seconds=7),
     "torch": BackendEntry("gradparity.backends.torch", ("torch",), seconds=6),
-    "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=11),
+    "tensorflow": BackendEntry("gradparity.backends.tensorflow", ("tensorflow",), seconds=11, unused=KERAS_EXTRAS),
     "keras-tensorflow": BackendEntry("gradparity.backends.keras", ("keras", "tensorflow"),
-                                     {"KERAS_BACKEND": "tensorflow"}, seconds=21),
+                                     {"KERAS_BACKEND": "tensorflow"}, seconds=21, unused=KERAS_EXTRAS),
     "keras-jax": BackendEntry("gradparity.backends.keras", ("keras", "jax"),
-                              {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, seconds=15),
+                              {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, seconds=15, unused=KERAS_EXTRAS),
     "keras-torch": BackendEntry("gradparity.backends.keras", ("keras", "torch"), {"KERAS_BACKEND": "torch"},
-                                seconds=11),
+                                seconds=11, unused=KERAS_EXTRAS),
 }
 EXTRA_OF = {"optax": "jax"}  # a requirement installed by another package's extra
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch"), "all": tuple(REGISTRY)}

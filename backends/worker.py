@@ -7,9 +7,10 @@ named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, tra
 
 Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role,
 ready_at)`` (``ready_at``: ``time.monotonic()`` when the backend was loaded, a clock every
-process of the machine shares) or ``("fatal", message)``; then per case ``("result", index, answer, seconds, compile_seconds)``
-(``compile_seconds``: of those seconds, the time the framework spent compiling, None where it
-does not say: ``Adapter.compile_seconds``), ``("skipped", index, reason)``
+process of the machine shares) or ``("fatal", message)``; then per case ``("result", index,
+answer, seconds, compile_seconds)`` (``compile_seconds``: of those seconds, the time the
+framework spent compiling, None where it does not say: ``Adapter.compile_seconds``),
+``("skipped", index, reason)``
 (``contract.Unsupported``) or ``("error", index, message)``, per probe
 ``("probe", index, records, seconds)``; finally ``("done",)``.
 The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
@@ -72,12 +73,21 @@ def capture_output(log: str) -> None:
     os.close(descriptor)
 
 
+def hide(packages: tuple[str, ...]) -> None:
+    """Make ``import package`` raise ImportError in this process, for each of ``packages`` not
+    imported yet (``None`` in ``sys.modules``): a framework that tries it goes on without."""
+    for package in packages:
+        sys.modules.setdefault(package, None)
+
+
 def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection,
           log: str | None = None) -> None:
-    """Entry point of the spawned process: load ``entry`` as ``name``, answer each job."""
+    """Entry point of the spawned process: load ``entry`` as ``name`` (its ``unused`` packages
+    hidden), answer each job."""
     if log:
         capture_output(log)
     started = time.perf_counter()
+    hide(entry.unused)
     try:
         adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
     except BaseException as error:  # an import failure is this backend's result, not a crash

@@ -192,3 +192,14 @@ class MislabelledAdam(AlgorithmOneAdam):
     """Runs Algorithm 1 but claims the efficient form: its trajectory must part from the reference's."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam-hat"}
+
+
+class ImportsOptionally(ReferenceAdapter):
+    """Imports scikit-learn when it can, as Keras does, and says in its flags whether it could."""
+
+    def flags(self):
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            return {"sklearn": "hidden"}
+        return {"sklearn": "imported"}

@@ -19,7 +19,7 @@ from gradparity.engine import RunOptions, run
 FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
          "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
-         "MislabelledAdam")
+         "MislabelledAdam", "ImportsOptionally")
 
 
 def fake(name: str) -> BackendEntry:
@@ -81,6 +81,17 @@ def test_crash_hang_exception_and_import_failure_are_contained():
     assert broken["status"] == "error" and "failed to import on purpose" in broken["reason"]
     assert document["summary"]["errors"] == 7
     json.dumps(document)
+
+
+def test_a_worker_hides_the_packages_its_backend_never_uses():
+    """An entry's ``unused`` packages are not imported in its worker: the framework's optional
+    import of them fails there and it runs on; elsewhere they import as usual."""
+    hiding = BackendEntry(fake("ImportsOptionally").module, unused=("sklearn",))
+    options = RunOptions(backends=["numpy"], extra_backends={"hiding": hiding, "plain": fake("ImportsOptionally")})
+    document = run([build_case("single-example")], options)
+    assert document["environment"]["flags"]["hiding"] == {"sklearn": "hidden"}
+    assert document["environment"]["flags"]["plain"] == {"sklearn": "imported"}
+    assert statuses(document, "hiding") == statuses(document, "plain") == ["pass"]
 
 
 def test_a_missing_framework_is_skipped_with_the_reason():
