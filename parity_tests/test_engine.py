@@ -86,6 +86,7 @@ def test_crash_hang_exception_and_import_failure_are_contained():
 def test_a_worker_hides_the_packages_its_backend_never_uses():
     """An entry's ``unused`` packages are not imported in its worker: the framework's optional
     import of them fails there and it runs on; elsewhere they import as usual."""
+    pytest.importorskip("sklearn")
     hiding = BackendEntry(fake("ImportsOptionally").module, unused=("sklearn",))
     options = RunOptions(backends=["numpy"], extra_backends={"hiding": hiding, "plain": fake("ImportsOptionally")})
     document = run([build_case("single-example")], options)
