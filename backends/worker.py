@@ -10,9 +10,8 @@ ready_at)`` (``ready_at``: ``time.monotonic()`` when the backend was loaded, a c
 process of the machine shares) or ``("fatal", message)``; then per case ``("result", index,
 answer, seconds, compile_seconds)`` (``compile_seconds``: of those seconds, the time the
 framework spent compiling, None where it does not say: ``Adapter.compile_seconds``),
-``("skipped", index, reason)``
-(``contract.Unsupported``) or ``("error", index, message)``, per probe
-``("probe", index, records, seconds)``; finally ``("done",)``.
+``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``,
+per probe ``("probe", index, records, seconds)``; finally ``("done",)``.
 The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
 parent shows only for a backend that errors.
 """
