@@ -18,7 +18,6 @@ parent shows only for a backend that errors.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import time
@@ -30,30 +29,38 @@ from gradparity.backends.contract import DEFAULT_OPTIMIZERS, Unsupported
 from gradparity.backends.probe import probe_case
 from gradparity.backends.timing import measured, time_step, unmeasured
 
-M_TOP_PAD = -2  # mallopt parameter of glibc's <malloc.h>
-HEAP_PAD_BYTES = 64 * 2**20
+HEAP_BLOCK_BYTES = 256 * 2**20  # blocks up to this size come from the heap, not from their own mapping
+HEAP_PAD_BYTES = 64 * 2**20  # freed heap kept at its top
 PROVIDES = ("cost", "gradients", "activations", "trajectory")  # an adapter's default
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
+def start_environment(threads: int) -> dict[str, str]:
+    """The environment a worker starts with (the parent sets it around ``process.start()``,
+    ``runner``): its math libraries' threads (``thread_environment``) and glibc's malloc
+    settings (``MALLOC_ENVIRONMENT``), both read at start-up, before ``serve`` runs."""
+    return thread_environment(threads) | MALLOC_ENVIRONMENT
+
+
 def thread_environment(threads: int) -> dict[str, str]:
-    """The environment that gives every math library of a worker ``threads`` threads. The parent
-    sets it for the worker's start (``runner``): NumPy's BLAS reads it when NumPy is first
-    imported, which in a spawned worker happens before ``serve`` runs."""
+    """The environment that gives every math library of a worker ``threads`` threads: NumPy's
+    BLAS reads it when NumPy is first imported, which in a spawned worker happens before
+    ``serve`` runs."""
     return {**{variable: str(threads) for variable in THREAD_VARIABLES}, "TF_NUM_INTEROP_THREADS": "1",
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TF's C++ info and warnings
             "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                          f"intra_op_parallelism_threads={threads}"}
 
 
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep ``HEAP_PAD_BYTES`` of freed heap (M_TOP_PAD) instead of handing it
-    back to the OS whenever the top of the heap is free, which otherwise makes every training
-    step page-fault its arrays of a few hundred KB in afresh. False where there is no mallopt."""
-    try:
-        return bool(ctypes.CDLL(None).mallopt(M_TOP_PAD, HEAP_PAD_BYTES))
-    except (OSError, AttributeError):
-        return False
+# glibc's malloc, left to itself, gives each block above its mmap threshold (128 KB, rising to at
+# most 32 MB) a mapping of its own, unmapped when freed, and hands freed heap above 128 KB back
+# to the OS: every training step's arrays and every copy of a case's data (a 100 MB X) were
+# page-faulted and zeroed by the kernel afresh. These keep blocks up to HEAP_BLOCK_BYTES in the
+# heap and keep freed heap for reuse (up to twice that; HEAP_PAD_BYTES more on each growth).
+# Other C libraries ignore the variables.
+MALLOC_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(HEAP_BLOCK_BYTES),
+                      "MALLOC_TRIM_THRESHOLD_": str(2 * HEAP_BLOCK_BYTES),
+                      "MALLOC_TOP_PAD_": str(HEAP_PAD_BYTES)}
 
 
 def describe(error: BaseException) -> str:
@@ -153,9 +160,9 @@ def parity_job(adapter, case, options: dict) -> tuple:
 
 def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:
     """``(timings,)``: one training step of the ``BenchCase``, built here, timed in every mode
-    the adapter names (``time_step``), with freed memory kept (``keep_freed_memory``) as for
-    every backend; a mode that does not run, or fails, carries the reason."""
-    keep_freed_memory()
+    the adapter names (``time_step``), in a worker that keeps freed memory for reuse
+    (``MALLOC_ENVIRONMENT``), as every backend's does; a mode that does not run, or fails,
+    carries the reason."""
     case = bench_case.build()
     timings = []
     for mode, reason in adapter.bench_modes().items():

@@ -23,7 +23,7 @@ import numpy as np
 
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S, unmeasured
-from gradparity.backends.worker import HEAP_PAD_BYTES
+from gradparity.backends.worker import MALLOC_ENVIRONMENT
 from gradparity.core.cases import BENCH_SHAPES, BenchCase
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import check_dtype
@@ -138,7 +138,7 @@ def bench_document(cases: list[BenchCase], outcomes: dict[str, BackendOutcome], 
     document = {"schema": SCHEMA,
                 "environment": {**fingerprint(outcomes, device, False), "threads": threads, "repeats": repeats,
                                 "min_sample_s": MIN_SAMPLE_S,
-                                "malloc_top_pad_bytes": HEAP_PAD_BYTES if platform.libc_ver()[0] == "glibc" else None},
+                                "malloc": MALLOC_ENVIRONMENT if platform.libc_ver()[0] == "glibc" else None},
                 "results": rows}
     if with_bandwidth:
         bandwidth = read_bandwidth(threads)

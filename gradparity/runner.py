@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from gradparity.backends import BackendEntry, missing_requirement
-from gradparity.backends.worker import PROVIDES, serve, thread_environment
+from gradparity.backends.worker import PROVIDES, serve, start_environment
 from gradparity.core.cases import Case
 
 SHARED_BYTES = 2**20  # an array this large goes to the workers as a file they map, not through their pipes
@@ -170,7 +170,7 @@ def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Ca
     process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child, log),
                               name=f"gradparity-{outcome.name}", daemon=True)
     now = time.monotonic()
-    with environment(thread_environment(options.get("threads", 1))):
+    with environment(start_environment(options.get("threads", 1))):
         process.start()
     jobs_child.close()
     results_child.close()

@@ -3,7 +3,9 @@ failure reporting. Each wraps the real reference and breaks one thing."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import time
 
 import numpy as np
@@ -203,3 +205,26 @@ class ImportsOptionally(ReferenceAdapter):
         except ImportError:
             return {"sklearn": "hidden"}
         return {"sklearn": "imported"}
+
+
+def refaulted_pages(nbytes: int = 64 * 2**20) -> tuple[int, int]:
+    """(minor page faults, pages) of a block of ``nbytes`` filled by C's malloc and memset just
+    after one of the same size was filled and freed: 0 faults when the freed memory is reused."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    faults = []
+    for _ in range(2):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = libc.malloc(nbytes)
+        ctypes.memset(block, 1, nbytes)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        libc.free(block)
+    return faults[1], nbytes // resource.getpagesize()
+
+
+class CountsRefaults(ReferenceAdapter):
+    """Says in its flags how many pages of a freed and reallocated block were faulted in afresh."""
+
+    def flags(self):
+        refaulted, pages = refaulted_pages()
+        return {"refaulted_pages": str(refaulted), "pages": str(pages)}

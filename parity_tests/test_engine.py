@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +24,7 @@ from gradparity.engine import RunOptions, run
 FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
          "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
-         "MislabelledAdam", "ImportsOptionally")
+         "MislabelledAdam", "ImportsOptionally", "CountsRefaults")
 
 
 def fake(name: str) -> BackendEntry:
@@ -93,6 +98,20 @@ def test_a_worker_hides_the_packages_its_backend_never_uses():
     assert document["environment"]["flags"]["hiding"] == {"sklearn": "hidden"}
     assert document["environment"]["flags"]["plain"] == {"sklearn": "imported"}
     assert statuses(document, "hiding") == statuses(document, "plain") == ["pass"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
+def test_a_worker_reuses_freed_memory_instead_of_faulting_it_in_again():
+    """A 64 MB block freed and allocated again: in a worker (``worker.MALLOC_ENVIRONMENT``) none
+    of its pages is faulted in afresh; in a process started without those settings, every one."""
+    options = RunOptions(backends=["numpy"], extra_backends={"refaults": fake("CountsRefaults")})
+    flags = run([build_case("single-example")], options)["environment"]["flags"]["refaults"]
+    assert int(flags["refaulted_pages"]) < int(flags["pages"]) // 100, flags
+    plain = subprocess.run([sys.executable, "-c", "from fake_backends import refaulted_pages; print(*refaulted_pages())"],
+                           cwd=Path(__file__).parent, capture_output=True, text=True, check=True,
+                           env={name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")})
+    refaulted, pages = map(int, plain.stdout.split())
+    assert refaulted >= pages
 
 
 def test_a_missing_framework_is_skipped_with_the_reason():
