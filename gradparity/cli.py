@@ -336,7 +336,7 @@ def command_report(args: argparse.Namespace) -> int:
     timings = load_bench(args.bench) if args.bench else None
     document = merge(load_documents(args.merge)) if args.merge else run_parity(args, decision_boundaries=True)
     print_summary(document)
-    paths = write_report(document, out, timings)
+    paths = write_report(document, out, timings, processes=default_parallel())
     print(f"report: {paths['report.html'].resolve()}")
     return exit_status(document)
 

@@ -21,7 +21,7 @@ from gradparity import reports
 from gradparity.backends import REGISTRY
 from gradparity.core.cases import CATALOGUE
 from gradparity.core.optimizers import Training
-from gradparity.reports import DocumentError, OutputError, validate_bench, validate_document, write_report
+from gradparity.reports import DocumentError, OutputError, render, validate_bench, validate_document, write_report
 from gradparity.reports.digest import margin, speed_text
 from gradparity.reports.terminal import WIDTH, print_summary
 
@@ -581,9 +581,20 @@ def test_plots_without_data_are_left_out(tmp_path, document):
     assert "tensorflow — error on all 2 cases × float64, float32" in markdown and markdown.count(ERROR_REASON) == 1
 
 
-def test_same_document_gives_identical_files(tmp_path, small):
+def test_same_document_gives_identical_files(tmp_path, small, monkeypatch):
+    """Byte for byte, the plots drawn here or in two spawned processes (``render.draw_all``)."""
     first = write_report(small, tmp_path / "a", make_bench())
-    second = write_report(copy.deepcopy(small), tmp_path / "b", make_bench())
+    pools = []
+
+    class CountedPool(render.ProcessPoolExecutor):
+        def __init__(self, processes, **options):
+            pools.append(processes)
+            super().__init__(processes, **options)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(render, "FIGURES_PER_PROCESS", 1)
+    second = write_report(copy.deepcopy(small), tmp_path / "b", make_bench(), processes=2)
+    assert pools == [2]
     assert first.keys() == second.keys()
     for name in first:
         assert first[name].read_bytes() == second[name].read_bytes(), name

@@ -46,6 +46,12 @@ def _figure(draw: Callable[..., Figure | None]) -> Callable[..., bytes | None]:
     return encoded
 
 
+def draw(plot: str, data: dict) -> bytes | None:
+    """The PNG of ``plot`` (one of this module's figure functions) drawn from ``data``, its
+    keyword arguments; None when there is nothing to draw."""
+    return globals()[plot](**data)
+
+
 def _png(fig: Figure) -> bytes:
     """Render ``fig`` with Agg and encode it with a 256-colour palette: a third of the size of
     an RGBA PNG, with no visible loss for line plots and ten-level contours."""

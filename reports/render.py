@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import base64
 import html
+import multiprocessing
 import re
 import struct
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 from gradparity.reports.content import (TITLE, Block, Bullets, Cell, Details, Figure, Heading, Legend,
                                         Paragraph, Preformatted, Table, build)
 from gradparity.reports.digest import status_label
+
+FIGURES_PER_PROCESS = 8  # the fewest figures worth a process of their own in ``draw_all``
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#eef1f4;--zebra:#f6f8fa}
@@ -82,30 +87,51 @@ class Rendered:
     plots: dict[str, bytes]
 
 
-def render(document: dict, bench: dict | None = None) -> Rendered:
-    """Build the report's blocks, draw its plots (dropping those with nothing to draw) and write
-    both pages. Reads the documents only; runs no backend."""
-    blocks, plots = _draw(build(document, bench))
-    return Rendered(to_html(blocks, plots), to_markdown(blocks), plots)
+def render(document: dict, bench: dict | None = None, processes: int = 1) -> Rendered:
+    """Build the report's blocks, draw its plots (dropping those with nothing to draw; in up to
+    ``processes`` processes, ``draw_all``) and write both pages. Reads the documents only; runs
+    no backend."""
+    blocks = build(document, bench)
+    plots = draw_all(list(_figures(blocks)), processes)
+    kept = _with_plots(blocks, plots)
+    return Rendered(to_html(kept, plots), to_markdown(kept), plots)
 
 
-def _draw(blocks: list[Block] | tuple[Block, ...]) -> tuple[list[Block], dict[str, bytes]]:
-    """Draw every figure, folded ones too; keep the blocks whose figure has data, and the PNGs
-    by name."""
-    from gradparity.reports import plots  # matplotlib only once a report is rendered
-
-    kept, images = [], {}
+def _figures(blocks: list[Block] | tuple[Block, ...]) -> Iterator[Figure]:
+    """Every figure of ``blocks``, folded ones too, in order."""
     for block in blocks:
         if isinstance(block, Details):
-            inner, drawn = _draw(block.blocks)
-            block, images = Details(block.summary, tuple(inner)), images | drawn
+            yield from _figures(block.blocks)
         elif isinstance(block, Figure):
-            png = getattr(plots, block.plot)(**block.data)
-            if png is None:
-                continue
-            images[block.name] = png
+            yield block
+
+
+def draw_all(figures: list[Figure], processes: int = 1) -> dict[str, bytes]:
+    """The PNG of every figure that has something to draw, by name. With ``processes`` > 1 and at
+    least ``FIGURES_PER_PROCESS`` figures for each, they are drawn in that many spawned processes
+    (matplotlib draws on one core; a process costs about what drawing a few figures does)."""
+    from gradparity.reports import plots  # matplotlib only once a report is rendered
+
+    processes = min(processes, len(figures) // FIGURES_PER_PROCESS)
+    calls = ([figure.plot for figure in figures], [figure.data for figure in figures])
+    if processes > 1:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pngs = list(pool.map(plots.draw, *calls))
+    else:
+        pngs = list(map(plots.draw, *calls))
+    return {figure.name: png for figure, png in zip(figures, pngs) if png is not None}
+
+
+def _with_plots(blocks: list[Block] | tuple[Block, ...], plots: dict[str, bytes]) -> list[Block]:
+    """``blocks`` without the figures that have no PNG in ``plots``, folded ones too."""
+    kept = []
+    for block in blocks:
+        if isinstance(block, Details):
+            block = Details(block.summary, tuple(_with_plots(block.blocks, plots)))
+        elif isinstance(block, Figure) and block.name not in plots:
+            continue
         kept.append(block)
-    return kept, images
+    return kept
 
 
 def to_html(blocks: list[Block], plots: dict[str, bytes]) -> str:

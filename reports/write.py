@@ -22,11 +22,12 @@ class OutputError(GradparityError):
     """An output directory that cannot be replaced without deleting files that are not a report."""
 
 
-def write_report(document: dict, out_dir: str | Path, bench: dict | None = None) -> dict[str, Path]:
+def write_report(document: dict, out_dir: str | Path, bench: dict | None = None,
+                 processes: int = 1) -> dict[str, Path]:
     """Render ``document`` (and ``bench``, for a Performance section) into ``out_dir``:
-    ``report.html``, ``report.md``, ``report.json`` and ``plots/*.png``. Returns each written
-    file's absolute path keyed by its name inside ``out_dir`` (``"report.html"``,
-    ``"plots/cost-x.png"``).
+    ``report.html``, ``report.md``, ``report.json`` and ``plots/*.png``, the plots drawn in up to
+    ``processes`` processes (``render.draw_all``). Returns each written file's absolute path
+    keyed by its name inside ``out_dir`` (``"report.html"``, ``"plots/cost-x.png"``).
 
     The documents are validated first (``DocumentError`` lists every problem). An existing
     ``out_dir`` is replaced only after the new report is complete, and only if it holds
@@ -44,7 +45,7 @@ def write_report(document: dict, out_dir: str | Path, bench: dict | None = None)
     try:
         fresh = workspace / "report"
         fresh.mkdir()  # made by mkdir, not mkdtemp, so it gets the usual permissions
-        names = _write_files(fresh, document, bench)
+        names = _write_files(fresh, document, bench, processes)
         _swap(fresh, out_dir, workspace / "previous")
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -63,9 +64,9 @@ def _check_replaceable(out_dir: Path) -> None:
                               f"report ({', '.join(foreign)}); choose an empty or report directory")
 
 
-def _write_files(directory: Path, document: dict, bench: dict | None) -> list[str]:
+def _write_files(directory: Path, document: dict, bench: dict | None, processes: int) -> list[str]:
     """Render and write every file of the report into ``directory``; return their names."""
-    rendered = render(document, bench)
+    rendered = render(document, bench, processes)
     (directory / "plots").mkdir()
     document_json = json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n"
     files = {"report.html": rendered.html.encode("utf-8"), "report.md": rendered.markdown.encode("utf-8"),
