@@ -1,6 +1,7 @@
 """Runs backends in isolated worker processes: one spawned worker per backend serving every
 case, at most ``parallel`` workers at a time, each under a timeout, started with its thread
-counts set; large arrays reach them as files they map (``ArrayFiles``). A crash, hang, import
+counts and malloc settings (``worker.start_environment``); large arrays reach them as files
+they map (``ArrayFiles``). A crash, hang, import
 failure or exception in one backend is recorded for it and the others carry on.
 
 Each answer is handed to ``inspect`` as it arrives; when that asks for it, the same worker
