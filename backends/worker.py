@@ -12,8 +12,9 @@ answer, seconds, compile_seconds)`` (``compile_seconds``: of those seconds, the 
 framework spent compiling, None where it does not say: ``Adapter.compile_seconds``),
 ``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``,
 per probe ``("probe", index, records, seconds)``; finally ``("done",)``.
-The worker's own stdout and stderr (framework C++ logging included) go to ``log``, a file the
-parent shows only for a backend that errors.
+The worker is its own interpreter, ``python -m gradparity.backends.worker JOBS RESULTS`` (``main``);
+the first job is ``("start", name, entry, options, sys_path)``. Its stdout and stderr (framework
+C++ logging included) go to a file the parent shows only for a backend that errors.
 """
 
 from __future__ import annotations
@@ -71,14 +72,6 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message[:400]}{where}"
 
 
-def capture_output(log: str) -> None:
-    """Send this process's file descriptors 1 and 2 to the file ``log`` (appending)."""
-    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(descriptor, 1)
-    os.dup2(descriptor, 2)
-    os.close(descriptor)
-
-
 def hide(packages: tuple[str, ...]) -> None:
     """Make ``import package`` raise ImportError in this process, for each of ``packages`` not
     imported yet (``None`` in ``sys.modules``): a framework that tries it goes on without."""
@@ -86,12 +79,19 @@ def hide(packages: tuple[str, ...]) -> None:
         sys.modules.setdefault(package, None)
 
 
-def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection,
-          log: str | None = None) -> None:
-    """Entry point of the spawned process: load ``entry`` as ``name`` (its ``unused`` packages
-    hidden), answer each job."""
-    if log:
-        capture_output(log)
+def main(descriptors: list[str]) -> None:
+    """``python -m gradparity.backends.worker JOBS RESULTS``: the worker process, on the two pipe
+    descriptors its parent passed (``runner``). The first job names the backend and carries the
+    parent's ``sys.path``, whose entries go first here, as they are there."""
+    jobs = Connection(int(descriptors[0]), writable=False)
+    results = Connection(int(descriptors[1]), readable=False)
+    _start, name, entry, options, path = jobs.recv()
+    sys.path[:] = [*path, *(folder for folder in sys.path if folder not in path)]
+    serve(name, entry, options, jobs, results)
+
+
+def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection) -> None:
+    """Load ``entry`` as ``name`` (its ``unused`` packages hidden), answer each job."""
     started = time.perf_counter()
     hide(entry.unused)
     try:
@@ -158,12 +158,10 @@ def parity_job(adapter, case, options: dict) -> tuple:
     return evaluation, trajectory
 
 
-def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:
-    """``(timings,)``: one training step of the ``BenchCase``, built here, timed in every mode
-    the adapter names (``time_step``), in a worker that keeps freed memory for reuse
-    (``MALLOC_ENVIRONMENT``), as every backend's does; a mode that does not run, or fails,
-    carries the reason."""
-    case = bench_case.build()
+def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:
+    """``(timings,)``: one training step of ``case`` timed in every mode the adapter names
+    (``time_step``), in a worker that keeps freed memory for reuse (``MALLOC_ENVIRONMENT``), as
+    every backend's does; a mode that does not run, or fails, carries the reason."""
     timings = []
     for mode, reason in adapter.bench_modes().items():
         try:
@@ -176,3 +174,8 @@ def bench_job(adapter, bench_case, options: dict) -> tuple[list[dict]]:
 
 JOBS = {"parity": parity_job, "bench": bench_job}
 
+
+if __name__ == "__main__":
+    from gradparity.backends import worker  # this module under its own name, not as __main__
+
+    worker.main(sys.argv[1:])

@@ -214,19 +214,3 @@ BENCH_SHAPES: dict[str, Callable[[str], Case]] = {
     "digits": lambda dtype: build_case("softmax-digits", dtype),  # 64-25-12-10 relu/softmax-ce, m = 1797
     "signs": lambda dtype: build_case("signs-shape", dtype),  # 12288-25-12-6 relu/softmax-ce, m = 1080
 }
-
-
-@dataclass(frozen=True)
-class BenchCase:
-    """A bench shape in one dtype. A worker receives only this and builds the ``Case`` (data and
-    parameters) itself, so no arrays are pickled while another backend is being timed."""
-
-    shape: str
-    dtype: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.shape}/{self.dtype}"
-
-    def build(self) -> Case:
-        return BENCH_SHAPES[self.shape](self.dtype)

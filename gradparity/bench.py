@@ -2,9 +2,9 @@
 update) per backend and mode, against the NumPy reference measured in the same run.
 
 Each backend runs in its own spawned worker (``gradparity.backends.worker``, job ``bench``),
-one backend at a time and every one with the same thread count. Workers receive only a
-``BenchCase`` (shape, dtype) and build the case themselves; how a worker times a step is in
-``gradparity.backends.timing``. The ratio of a mode (``ratio_to_reference``) is its median
+one backend at a time and every one with the same thread count. The cases are built once, here,
+and reach the workers as a run's cases do (large arrays as files they map), so a worker imports
+nothing but its framework; how a worker times a step is in ``gradparity.backends.timing``. The ratio of a mode (``ratio_to_reference``) is its median
 over the median of the reference (numpy, eager): above 1 the mode is slower than the
 reference, below 1 faster. The table and the report say it in words, ``2× slower`` or
 ``1.6× faster`` (``gradparity.reports.digest.speed_text``).
@@ -18,13 +18,14 @@ import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S, unmeasured
 from gradparity.backends.worker import MALLOC_ENVIRONMENT
-from gradparity.core.cases import BENCH_SHAPES, BenchCase
+from gradparity.core.cases import BENCH_SHAPES, Case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import check_dtype
 from gradparity.environment import fingerprint
@@ -43,14 +44,15 @@ class BenchError(GradparityError):
     """Bad input to ``gradparity bench`` (unknown shape, repeats or threads below 1)."""
 
 
-def bench_cases(shapes: list[str], dtypes: list[str]) -> list[BenchCase]:
-    """Every shape in every dtype, shape-major; BenchError for an unknown shape."""
+def bench_cases(shapes: list[str], dtypes: list[str]) -> list[Case]:
+    """Every shape in every dtype, shape-major, each a ``Case`` named by its shape; BenchError
+    for an unknown shape."""
     for shape in shapes:
         if shape not in BENCH_SHAPES:
             raise BenchError(f"unknown shape {shape!r}; choose from {', '.join(BENCH_SHAPES)}")
     for dtype in dtypes:
         check_dtype(dtype)
-    return [BenchCase(shape, dtype) for shape in shapes for dtype in dtypes]
+    return [replace(BENCH_SHAPES[shape](dtype), name=shape) for shape in shapes for dtype in dtypes]
 
 
 def backend_names(asked: list[str] | None) -> list[str]:
@@ -59,7 +61,7 @@ def backend_names(asked: list[str] | None) -> list[str]:
     return [REFERENCE, *(name for name in names if name != REFERENCE)]
 
 
-def run_bench(cases: list[BenchCase], names: list[str], threads: int, repeats: int, device: str,
+def run_bench(cases: list[Case], names: list[str], threads: int, repeats: int, device: str,
               timeout: float, progress: Progress | None = None) -> dict[str, BackendOutcome]:
     """Time every case on every backend, one worker at a time, each with ``threads`` threads.
     The reference always runs on the CPU; the other backends on ``device``."""
@@ -80,7 +82,7 @@ def mode_entries(outcome: BackendOutcome, index: int) -> list[dict]:
     return outcome.outputs[index][0]
 
 
-def result_rows(cases: list[BenchCase], outcomes: dict[str, BackendOutcome]) -> list[dict]:
+def result_rows(cases: list[Case], outcomes: dict[str, BackendOutcome]) -> list[dict]:
     """One entry per shape, dtype, backend and mode, with the ratio of its median to the reference's
     (``ratio_to_reference``, backend / reference: above 1 slower than the reference)."""
     rows = []
@@ -91,7 +93,7 @@ def result_rows(cases: list[BenchCase], outcomes: dict[str, BackendOutcome]) -> 
             for entry in mode_entries(outcome, index):
                 median = entry["median_s"]
                 ratio = median / reference if median is not None and reference else None
-                rows.append({"shape": case.shape, "dtype": case.dtype, "backend": name, **entry,
+                rows.append({"shape": case.name, "dtype": case.dtype, "backend": name, **entry,
                              "ratio_to_reference": ratio})
     order = ("shape", "dtype", "backend", "mode", "median_s", "min_s", "max_s", "compile_s", "ratio_to_reference",
              "note", "steps_per_sample")
@@ -113,24 +115,24 @@ def read_bandwidth(threads: int, nbytes: int = BANDWIDTH_BYTES, repeats: int = D
         return nbytes / statistics.median(read() for _ in range(repeats))
 
 
-def bandwidth_limits(cases: list[BenchCase], rows: list[dict], bandwidth: float) -> list[dict]:
+def bandwidth_limits(cases: list[Case], rows: list[dict], bandwidth: float) -> list[dict]:
     """For each signs case: floor = 2 X.nbytes / bandwidth (X read in the forward W1 X and in the
     backward dZ1 X^T), the reference's median step and the fastest one, as fractions of the floor."""
     limits = []
-    for case in (case for case in cases if case.shape == "signs"):
-        x_bytes = case.build().X.nbytes
-        timed = [r for r in rows if (r["shape"], r["dtype"]) == (case.shape, case.dtype) and r["median_s"] is not None]
+    for case in (case for case in cases if case.name == "signs"):
+        x_bytes = case.X.nbytes
+        timed = [r for r in rows if (r["shape"], r["dtype"]) == (case.name, case.dtype) and r["median_s"] is not None]
         floor = 2 * x_bytes / bandwidth
         reference = next((r for r in timed if r["backend"] == REFERENCE), None)
         fastest = min(timed, key=lambda r: r["median_s"], default=None)
-        limits.append({"shape": case.shape, "dtype": case.dtype, "x_bytes": x_bytes, "floor_s": floor,
+        limits.append({"shape": case.name, "dtype": case.dtype, "x_bytes": x_bytes, "floor_s": floor,
                        "reference_s": reference and reference["median_s"],
                        "fastest": fastest and f"{fastest['backend']} {fastest['mode']}",
                        "fastest_s": fastest and fastest["median_s"]})
     return limits
 
 
-def bench_document(cases: list[BenchCase], outcomes: dict[str, BackendOutcome], threads: int, repeats: int,
+def bench_document(cases: list[Case], outcomes: dict[str, BackendOutcome], threads: int, repeats: int,
                    device: str, with_bandwidth: bool) -> dict:
     """The ``gradparity-bench/1`` document of a run: environment, one row per shape, dtype,
     backend and mode, and with ``with_bandwidth`` the read bandwidth and the signs limits."""

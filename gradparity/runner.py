@@ -1,8 +1,10 @@
-"""Runs backends in isolated worker processes: one spawned worker per backend serving every
-case, at most ``parallel`` workers at a time, each under a timeout, started with its thread
-counts and malloc settings (``worker.start_environment``); large arrays reach them as files
-they map (``ArrayFiles``). A crash, hang, import
-failure or exception in one backend is recorded for it and the others carry on.
+"""Runs backends in isolated worker processes: one worker per backend serving every case, at
+most ``parallel`` workers at a time, each under a timeout. A worker is an interpreter of its own
+(``python -m gradparity.backends.worker``, never a copy of the caller's main module), started
+with its thread counts and malloc settings (``worker.start_environment``) and speaking over two
+pipes; large arrays reach it as files it maps (``ArrayFiles``). A crash, hang, import failure or
+exception in one backend is recorded for it, with the worker's last words, and the others carry
+on.
 
 Each answer is handed to ``inspect`` as it arrives; when that asks for it, the same worker
 then probes the case's single operations (``backends.probe``) before it is let go. A worker's
@@ -11,22 +13,23 @@ own output (framework logging) is captured in a file and kept only for a backend
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import pickle
 import queue
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from gradparity.backends import BackendEntry, missing_requirement
-from gradparity.backends.worker import PROVIDES, serve, start_environment
+from gradparity.backends.worker import PROVIDES, start_environment
 from gradparity.core.cases import Case
 
 SHARED_BYTES = 2**20  # an array this large goes to the workers as a file they map, not through their pipes
@@ -68,7 +71,7 @@ class BackendOutcome:
 @dataclass
 class _Worker:
     outcome: BackendOutcome
-    process: multiprocessing.Process
+    process: subprocess.Popen
     results: Connection
     jobs: queue.SimpleQueue
     log: str
@@ -104,14 +107,13 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
         else:
             pending.append(name)
     pending.sort(key=lambda name: -entries[name].seconds)  # costliest first: workers finish together
-    context = multiprocessing.get_context("spawn")
     active: dict[Connection, _Worker] = {}
     with tempfile.TemporaryDirectory(prefix="gradparity-arrays-") as directory:
         files = ArrayFiles(cases, directory)
         while pending or active:
             while pending and len(active) < parallel:
                 name = pending.pop(0)
-                worker = _start(context, outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
+                worker = _start(outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
                 active[worker.results] = worker
             ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
             for connection in ready:
@@ -131,7 +133,7 @@ class ArrayFiles:
     that their ids stay theirs while jobs are pickled."""
 
     def __init__(self, cases: list[Case], directory: str) -> None:
-        self.arrays = {id(array): array for case in cases if isinstance(case, Case)  # a bench job builds its own
+        self.arrays = {id(array): array for case in cases
                        for array in (case.X, case.Y, *case.params.values()) if array.nbytes >= SHARED_BYTES}
         self.paths = {key: os.path.join(directory, f"{number}.npy") for number, key in enumerate(self.arrays)}
         self.writing = threading.Thread(target=self._write, daemon=True)
@@ -162,43 +164,46 @@ class _FilePickler(pickle.Pickler):
         return (np.load, (path, "c")) if path else NotImplemented
 
 
-def _start(context, outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int],
-           options: dict, timeout: float, files: ArrayFiles) -> _Worker:
-    jobs_child, jobs_parent = context.Pipe(duplex=False)
-    results_parent, results_child = context.Pipe(duplex=False)
+def _start(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int], options: dict,
+           timeout: float, files: ArrayFiles) -> _Worker:
+    """Start ``python -m gradparity.backends.worker`` on two pipes, with its start environment
+    (``worker.start_environment``) and its output captured in a file; the first job tells it
+    which backend to load and this process's ``sys.path``, so a module the caller can import
+    (an injected backend, a learner's own) is importable there too."""
+    jobs_read, jobs_write = os.pipe()
+    results_read, results_write = os.pipe()
     descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{outcome.name}-", suffix=".log")
-    os.close(descriptor)
-    process = context.Process(target=serve, args=(outcome.name, entry, options, jobs_child, results_child, log),
-                              name=f"gradparity-{outcome.name}", daemon=True)
     now = time.monotonic()
-    with environment(start_environment(options.get("threads", 1))):
-        process.start()
-    jobs_child.close()
-    results_child.close()
+    try:
+        process = subprocess.Popen([*worker_command(), str(jobs_read), str(results_write)],
+                                   pass_fds=(jobs_read, results_write), stdin=subprocess.DEVNULL,
+                                   stdout=descriptor, stderr=subprocess.STDOUT,
+                                   env=os.environ | start_environment(options.get("threads", 1)))
+    finally:
+        for end in (jobs_read, results_write, descriptor):
+            os.close(end)
+    jobs_connection = Connection(jobs_write, readable=False)
+    try:  # a few hundred bytes, at once: the worker loads its backend while the array files are written
+        jobs_connection.send(("start", outcome.name, entry, options, sys.path))
+    except OSError:  # it died at once: _finish says why
+        pass
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     for index in indices:
         jobs.put(("case", index, cases[index]))
-    threading.Thread(target=_feed, args=(jobs_parent, jobs, files), daemon=True).start()
-    worker = _Worker(outcome, process, results_parent, jobs, log, indices, now + timeout, now)
+    threading.Thread(target=_feed, args=(jobs_connection, jobs, files), daemon=True).start()
+    worker = _Worker(outcome, process, Connection(results_read, writable=False), jobs, log, indices,
+                     now + timeout, now)
     if not indices:
         worker.release()
     return worker
 
 
-@contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` updated with ``variables`` inside the block (a spawned worker starts with
-    the environment of that moment), restored afterwards."""
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def worker_command() -> list[str]:
+    """The command line of a worker process, before its two pipe descriptors: this interpreter
+    running ``gradparity.backends.worker`` as a module (the caller's main module is never
+    imported there), with Python's fault handler on, so a crash in a framework's native code
+    leaves its stack in the worker's output."""
+    return [sys.executable, "-X", "faulthandler", "-m", "gradparity.backends.worker"]
 
 
 def _feed(connection: Connection, jobs: queue.SimpleQueue, files: ArrayFiles) -> None:
@@ -256,21 +261,45 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
 
 def _finish(worker: _Worker, why: str | None) -> None:
     """Stop the process; every case it did not answer gets the reason it stopped."""
-    worker.process.join(timeout=0 if why else 5)
-    if worker.process.is_alive():
+    try:
+        worker.process.wait(timeout=0 if why else 5)
+    except subprocess.TimeoutExpired:
         worker.process.kill()
-        worker.process.join()
+        worker.process.wait()
     worker.release()
+    worker.results.close()
     outcome = worker.outcome
     outcome.seconds = time.monotonic() - worker.started
     outcome.output = _read_and_remove(worker.log)
     if outcome.status == "error":
         return
-    code = worker.process.exitcode
-    reason = why or (f"worker process died (exit code {code})" if code else "worker stopped without answering")
+    reason = why or stopped(worker.process.returncode, outcome.output)
     for index in worker.indices:
         if index not in outcome.outputs and index not in outcome.skips and index not in outcome.errors:
             outcome.errors[index] = reason
+
+
+def stopped(code: int, output: str) -> str:
+    """Why a worker ended before answering: its exit code (a negative one is the signal that
+    killed it) and what it last said (``last_words``)."""
+    said = last_words(output)
+    if not code:
+        return "worker stopped without answering" + (f": {said}" if said else "")
+    how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() else f"exit code {code}"
+    return f"worker process died ({how})" + (f": {said}" if said else "")
+
+
+def last_words(output: str) -> str:
+    """The line of a worker's output that says why it stopped: the exception line that ends a
+    Python traceback, else a ``Fatal Python error`` line (the fault handler's, on a crash in
+    native code), else its last line; empty where it said nothing."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in lines:
+        after = lines[len(lines) - 1 - lines[::-1].index("Traceback (most recent call last):"):]
+        frames = [line for line in after[1:] if not line.startswith(("File ", "^", "~"))]
+        return frames[-1][:400] if frames else ""
+    fatal = next((line for line in lines if line.startswith("Fatal Python error")), None)
+    return (fatal or (lines[-1] if lines else ""))[:400]
 
 
 def _read_and_remove(path: str) -> str:

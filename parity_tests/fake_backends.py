@@ -45,6 +45,13 @@ class Crash(ReferenceAdapter):
         os._exit(3)
 
 
+class Segfault(ReferenceAdapter):
+    """Reads address 0 in the middle of the first case, as a crash in native code does."""
+
+    def evaluate(self, case):
+        ctypes.string_at(0)
+
+
 class Hang(ReferenceAdapter):
     """Never answers."""
 

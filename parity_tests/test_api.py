@@ -1,12 +1,14 @@
-"""The public API: what ``import gradparity`` offers, and the README's example, run as written
-and checked against what its comments say it prints."""
+"""The public API: what ``import gradparity`` offers, and the README's example and a learner's
+script, run as a user runs them (a file, ``python -c``, in a subprocess) and checked against what
+they say they print."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 import gradparity
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLES = README.parent / "examples"
 
 
 def readme_example() -> str:
@@ -36,14 +39,53 @@ def test_the_public_names_are_the_documented_ones():
 @pytest.mark.torch
 @pytest.mark.skipif(not (importlib.util.find_spec("jax") and importlib.util.find_spec("torch")),
                     reason="the README's example runs jax and torch, and one is not installed")
-def test_the_readme_example_prints_what_it_says(tmp_path, monkeypatch):
+def test_the_readme_example_saved_as_a_script_prints_what_it_says(tmp_path):
+    """``python example.py`` in a folder of its own, the example copied verbatim: no
+    ``__main__`` guard, as a user writes it."""
     code = readme_example()
     expected = [line.split("#")[-1].strip() for line in code.splitlines() if line.startswith("print(")]
-    monkeypatch.chdir(tmp_path)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(code, str(README), "exec"), {})
-    assert printed.getvalue().splitlines() == expected
+    (tmp_path / "example.py").write_text(code)
+    done = run_python("example.py", cwd=tmp_path)
+    assert done.stdout.splitlines() == expected, done.stderr
     report = tmp_path / "parity-report"
     assert {"report.html", "report.md", "report.json"} <= {path.name for path in report.iterdir()}
     assert "mine" in (report / "report.md").read_text()
+
+
+# A learner's script: their backprop beside it, gradparity.check at module level, no __main__ guard.
+CHECK_SCRIPT = """\
+import numpy as np
+import gradparity
+from backprop import backprop
+
+X = np.random.default_rng(1).standard_normal((2, 8))
+Y = (X[0] > X[1]).astype(float)[np.newaxis, :]
+parameters = gradparity.initial_params(gradparity.NetworkSpec((2, 4, 1), "sigmoid", "bce"), "xavier")
+result = gradparity.check(backprop, X, Y, parameters, backends=["torch"])
+print(result.verdict, result.corroboration["torch"]["status"])
+"""
+
+
+@pytest.fixture
+def learner_folder(tmp_path) -> Path:
+    """A folder holding the learner's ``backprop.py`` (the repository's example)."""
+    shutil.copy(EXAMPLES / "backprop.py", tmp_path / "backprop.py")
+    return tmp_path
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not importlib.util.find_spec("torch"), reason="torch is not installed")
+@pytest.mark.parametrize("how", ["script", "-c"])
+def test_check_at_a_scripts_top_level_runs_its_framework(learner_folder, how):
+    """The same lines as ``python check.py`` and as ``python -c``: torch's worker runs and agrees."""
+    if how == "script":
+        (learner_folder / "check.py").write_text(CHECK_SCRIPT)
+        done = run_python("check.py", cwd=learner_folder)
+    else:
+        done = run_python("-c", CHECK_SCRIPT, cwd=learner_folder)
+    assert done.stdout.split() == ["pass", "pass"], done.stderr
+
+
+def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """This environment's interpreter with ``args``, in ``cwd``."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)

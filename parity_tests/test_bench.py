@@ -16,14 +16,15 @@ import pytest
 
 from gradparity.backends.numpy import Adapter as NumpyAdapter
 from gradparity.backends.timing import MIN_SAMPLE_S, WARMUP_CALLS, Timing, measured, time_step, unmeasured
-from gradparity.bench import result_rows
+from gradparity.backends import REGISTRY, missing_requirement
+from gradparity.bench import NOT_TIMED, bench_cases, failed_backends, result_rows
 from gradparity.cli import main
 from gradparity.core import reference
-from gradparity.core.cases import BenchCase
+from gradparity.core.cases import BENCH_SHAPES
 from gradparity.reports.digest import speed_text
 from gradparity.reports.schema import validate_bench
 from gradparity.reports.terminal import print_bench_table
-from gradparity.runner import BackendOutcome
+from gradparity.runner import BackendOutcome, run_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -98,7 +99,7 @@ def test_time_step_calibrates_samples_on_a_fake_clock(monkeypatch):
 
 
 def test_failed_and_missing_backends_are_recorded_beside_the_others():
-    cases = [BenchCase("seed", "float64")]
+    cases = bench_cases(["seed"], ["float64"])
     timing = Timing(2e-3, [1e-3, 2e-3, 3e-3], 4)
     outcomes = {
         "numpy": BackendOutcome("numpy", outputs={0: ([measured("eager", timing), unmeasured("compiled", "no")], 0.1)}),
@@ -116,7 +117,7 @@ def test_failed_and_missing_backends_are_recorded_beside_the_others():
 def test_the_table_says_slower_or_faster_than_the_reference(capsys):
     """A backend whose step takes twice the reference's reads 2× slower, one taking half of it
     2× faster, from the medians through result_rows to the printed table."""
-    cases = [BenchCase("seed", "float64")]
+    cases = bench_cases(["seed"], ["float64"])
 
     def timed(mode: str, median: float) -> dict:
         return measured(mode, Timing(median, [median] * 3, 1))
@@ -155,6 +156,30 @@ def test_readme_bench_table_says_how_the_fastest_compares_with_the_reference():
             (r, r_unit), (f, f_unit) = re.search(times, reference).groups(), re.search(f"{times}$", fastest).groups()
             assert words == speed_text(float(f) * scale[f_unit] / (float(r) * scale[r_unit])), cells
             assert said.startswith("**") == words.endswith("slower"), said
+
+
+# The modes an adapter itself says it cannot time (``bench_modes``): every other row is filled.
+NOT_TIMED_MODES = {("numpy", "compiled"), ("keras-torch", "compiled")}
+
+
+@pytest.mark.slow
+def test_every_bench_shape_steps_in_every_installed_backends_worker():
+    """Each bench shape, built as ``gradparity bench`` builds it, through the bench job of every
+    installed backend's worker, one sample of one step per mode. The workers run two at a time
+    and sample no minimum time: only the rows are checked, not the timings. About 35 s on two
+    cores, most of it the compiled modes' first compile (torch.compile ~15 s, keras-jax ~13 s);
+    the shapes alternate between the two dtypes."""
+    cases = [bench_case for shape, dtype in zip(BENCH_SHAPES, ["float64", "float32"] * 2)
+             for bench_case in bench_cases([shape], [dtype])]
+    entries = {name: entry for name, entry in REGISTRY.items()
+               if name not in NOT_TIMED and not missing_requirement(entry)}
+    options = {"threads": 1, "job": "bench", "bench": {"repeats": 1, "min_sample_s": 0.0}}
+    outcomes = run_backends(cases, entries, options, timeout=600, parallel=2)
+    assert failed_backends(outcomes) == [], {name: outcome.errors for name, outcome in outcomes.items()}
+    rows = result_rows(cases, outcomes)
+    assert len(rows) == len(cases) * len(entries) * 2  # eager and compiled
+    unfilled = [row for row in rows if row["median_s"] is None]
+    assert {(row["backend"], row["mode"]) for row in unfilled} <= NOT_TIMED_MODES, unfilled
 
 
 @pytest.mark.parametrize("args, message", [

@@ -18,10 +18,11 @@ from gradparity.core import deviations
 from gradparity.core.cases import build_case, make_case
 from gradparity.core.compare import compare, tolerance, trajectory_growth
 from gradparity.core.network import NetworkSpec
+from gradparity import runner
 from gradparity.engine import RunOptions, run
 
 
-FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Hang", "Raises", "BrokenImport", "Float32Matmul",
+FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Segfault", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
          "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
          "MislabelledAdam", "ImportsOptionally", "CountsRefaults")
@@ -74,18 +75,30 @@ def test_a_silent_float32_backend_fails_as_such():
 
 
 def test_crash_hang_exception_and_import_failure_are_contained():
-    document = run_fakes("Crash", "Hang", "Raises", "BrokenImport", timeout=10.0)
+    document = run_fakes("Crash", "Segfault", "Hang", "Raises", "BrokenImport", timeout=10.0)
     assert statuses(document, "numpy") == ["pass", "pass"]
     crash = document["results"][0]["backends"]["Crash"]
     assert crash["status"] == "error" and "worker process died (exit code 3)" in crash["reason"]
+    segfault = document["results"][0]["backends"]["Segfault"]["reason"]
+    assert segfault == "worker process died (signal SIGSEGV): Fatal Python error: Segmentation fault"
     assert statuses(document, "Hang") == ["error", "error"]
     assert "timed out after 10 s" in document["results"][0]["backends"]["Hang"]["reason"]
     assert statuses(document, "Raises") == ["pass", "error"]
     assert "RuntimeError: boom on purpose" in document["results"][1]["backends"]["Raises"]["reason"]
     broken = document["results"][0]["backends"]["BrokenImport"]
     assert broken["status"] == "error" and "failed to import on purpose" in broken["reason"]
-    assert document["summary"]["errors"] == 7
+    assert document["summary"]["errors"] == 9
     json.dumps(document)
+
+
+def test_a_worker_that_cannot_start_says_why(tmp_path, monkeypatch):
+    """A worker interpreter that cannot import gradparity (here: started without site-packages):
+    the reason is the interpreter's own line, not only its exit code."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "worker_command", lambda: [sys.executable, "-S", "-m", "gradparity.backends.worker"])
+    document = run([build_case("single-example")], RunOptions(backends=["numpy"]))
+    reason = document["results"][0]["backends"]["numpy"]["reason"]
+    assert reason.startswith("worker process died (exit code 1): ") and "No module named 'gradparity'" in reason
 
 
 def test_a_worker_hides_the_packages_its_backend_never_uses():
