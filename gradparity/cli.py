@@ -35,7 +35,10 @@ from gradparity.reports import write_report
 from gradparity.reports.terminal import explanation, print_bench_table, print_check, print_summary
 from gradparity.runner import default_parallel
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
+EXIT_STATUSES = ("Exit 0: all pass or known deviations; 1: a check failed or a backend errored; 2: bad usage or "
+                 "input; 3: nothing was verified that was asked for: a backend named in --backends ran on no case, "
+                 "or every result was skipped.")
 MODEL = ("full-batch gradient descent on a 2-4-1 sigmoid network and the flower data, learning rate 1.2, 10000 "
          "iterations, the cost printed every 1000")
 
@@ -296,12 +299,39 @@ def progress_bar(case_count: int, backends: list[str] | None):
     return bar()
 
 
-def exit_status(document: dict) -> int:
+def exit_status(document: dict, asked: list[str] | None = None) -> int:
     """0 when everything passed or is a known deviation (skips and stale entries allowed), 1 on a
-    failure or error; under ``--strict`` known deviations and stale entries are failures too."""
+    failure or error; under ``--strict`` known deviations and stale entries are failures too.
+    Short of a failure, 3 (``not_verified``) when a backend ``asked`` for by name ran on no case,
+    or when every result was skipped."""
     summary = document["summary"]
     strict = document["options"].get("strict") and (summary["known_deviations"] or summary.get("stale"))
-    return EXIT_FAILED if summary["failed"] or summary["errors"] or strict else EXIT_OK
+    if summary["failed"] or summary["errors"] or strict:
+        return EXIT_FAILED
+    return EXIT_NOT_RUN if not_verified(document, asked) else EXIT_OK
+
+
+def not_verified(document: dict, asked: list[str] | None) -> str | None:
+    """Why a run verified less than it was asked to, or None: the backends of ``asked`` (names and
+    groups, as ``--backends`` takes them) whose every result was skipped, or that every result was."""
+    statuses: dict[str, set[str]] = {}
+    for result in document["results"]:
+        for name, backend in result["backends"].items():
+            statuses.setdefault(name, set()).add(backend["status"])
+    if all(seen == {"skipped"} for seen in statuses.values()):
+        return "every result was skipped: nothing was compared with the reference"
+    unrun = [name for name in resolve(asked) if statuses.get(name) == {"skipped"}] if asked else []
+    if unrun:
+        return f"{', '.join(unrun)} asked for with --backends but ran on no case (skipped above)"
+    return None
+
+
+def finish(document: dict, args: argparse.Namespace) -> int:
+    """The exit status of a run or report (``exit_status``), saying on stderr why when it is 3."""
+    status = exit_status(document, args.backends)
+    if status == EXIT_NOT_RUN:
+        print(f"not verified: {not_verified(document, args.backends)}", file=sys.stderr)
+    return status
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -312,7 +342,7 @@ def command_run(args: argparse.Namespace) -> int:
     if json_path:
         write_json(json_path, document)
         print(f"wrote {json_path}")
-    return exit_status(document)
+    return finish(document, args)
 
 
 def command_explain(args: argparse.Namespace) -> int:
@@ -327,7 +357,7 @@ def command_explain(args: argparse.Namespace) -> int:
     document = run_parity(args, probe_all=True)
     for result in document["results"]:
         print(explanation(args.backend, result))
-    return exit_status(document)
+    return finish(document, args)
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -338,7 +368,7 @@ def command_report(args: argparse.Namespace) -> int:
     print_summary(document)
     paths = write_report(document, out, timings, processes=default_parallel())
     print(f"report: {paths['report.html'].resolve()}")
-    return exit_status(document)
+    return finish(document, args)
 
 
 def load_bench(path: str) -> dict:
@@ -451,8 +481,8 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
         "run", help="run the parity matrix: cases x backends x dtypes",
         description="Every case on every backend, each backend in its own worker process, compared with the "
                     "reference: cost, gradients, activations and a short training run. The summary gives each "
-                    "result's share of its tolerance and the quantity closest to it. Exit 0: all pass or known "
-                    "deviations; 1: a check failed or a backend errored; 2: bad usage or input.",
+                    "result's share of its tolerance and the quantity closest to it, and why each skipped result "
+                    "was skipped. " + EXIT_STATUSES,
         epilog=examples("gradparity run",
                         "gradparity run --case tanh --case relu --backends torch,jax --dtype float32",
                         "gradparity run --data data.npz --params params.npz --activation relu --json run.json"))

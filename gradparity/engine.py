@@ -163,7 +163,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
             "import_seconds": {name: outcome.import_seconds for name, outcome in outcomes.items()},
             "case_seconds": {name: {cases[i].key: seconds for i, seconds in outcome.case_seconds.items()}
                              for name, outcome in outcomes.items()},
-            "timing": {name: time_spent(outcome) for name, outcome in outcomes.items()},
+            "timing": {name: time_spent(outcome) for name, outcome in outcomes.items() if outcome.status != "skipped"},
         },
     }
 

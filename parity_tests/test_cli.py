@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradparity.cli import main
+from gradparity.cli import exit_status, main
+from gradparity.reports.schema import STATUSES
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -195,3 +196,83 @@ def test_explain_probes_a_passing_result_too_and_takes_one_backend():
     assert "probed alone: matmul, add, tanh, tanh_grad, sigmoid" in done.stdout
     group = run_cli("explain", "keras")
     assert group.returncode == 2 and "explain takes one of" in group.stderr
+
+
+def without(tmp_path: Path, *frameworks: str) -> dict[str, str]:
+    """An environment in which the command and its workers find none of ``frameworks``
+    installed: a ``sitecustomize`` marks them absent before anything runs."""
+    folder = tmp_path / "without"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(f"import sys\nsys.modules.update(dict.fromkeys({frameworks}, None))\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+def gradparity_command(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The installed ``gradparity`` entry point, as a user types it."""
+    command = Path(sys.executable).with_name("gradparity")
+    return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def skip_line(backend: str, runs: str, extra: str) -> str:
+    return f"– {backend} skipped on {runs}: {extra} is not installed (pip install 'gradparity[{extra}]')"
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_framework_asked_for_and_not_installed_says_why_and_exits_3(tmp_path, command):
+    """Nothing ran: the reason on the terminal, exit status 3 with a line saying why, the title
+    on one line, no time line of zeros."""
+    done = gradparity_command(command, "--case", "seed-2layer", "--backends", "torch",
+                              env=without(tmp_path, "torch"), cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines()[0] == "gradparity: every backend against the NumPy reference"
+    assert skip_line("torch", "seed-2layer × float64, float32", "torch") in " ".join(done.stdout.split())
+    assert "longest worker" not in done.stdout
+    assert done.stderr.strip() == "not verified: every result was skipped: nothing was compared with the reference"
+
+
+def test_the_frameworks_that_ran_are_reported_and_the_one_that_did_not_exits_3(tmp_path):
+    out = tmp_path / "run.json"
+    done = gradparity_command("run", "--case", "seed-2layer", "--backends", "numpy,torch", "--json", str(out),
+                              env=without(tmp_path, "torch"), cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    document = json.loads(out.read_text())
+    assert [result["backends"]["numpy"]["status"] for result in document["results"]] == ["pass", "pass"]
+    assert skip_line("torch", "seed-2layer × float64, float32", "torch") in " ".join(done.stdout.split())
+    assert done.stderr.strip() == "not verified: torch asked for with --backends but ran on no case (skipped above)"
+
+
+def test_the_default_run_with_frameworks_missing_exits_0_and_names_each_skipped_backend(tmp_path):
+    done = gradparity_command("run", "--case", "seed-2layer",
+                              env=without(tmp_path, "torch", "tensorflow", "keras", "jax"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "4 pass · 0 known deviation · 0 stale · 0 fail · 0 error · 12 skipped" in said
+    for backend, extra in [("jax", "jax"), ("torch", "torch"), ("tensorflow", "tensorflow"),
+                           ("keras-tensorflow", "keras"), ("keras-jax", "keras"), ("keras-torch", "keras")]:
+        assert skip_line(backend, "seed-2layer × float64, float32", extra) in said
+    assert done.stderr == ""
+
+
+def document_of(statuses: dict[str, list[str]], strict: bool = False) -> dict:
+    """A document whose results have, per backend, these statuses (one result per status)."""
+    runs = max(map(len, statuses.values()))
+    results = [{"backends": {name: {"status": seen[i]} for name, seen in statuses.items() if i < len(seen)}}
+               for i in range(runs)]
+    count = {status: sum(seen.count(status) for seen in statuses.values()) for status in STATUSES}
+    summary = {"failed": count["fail"], "errors": count["error"], "known_deviations": count["known_deviation"],
+               "stale": count["stale"]}
+    return {"results": results, "summary": summary, "options": {"strict": strict}}
+
+
+@pytest.mark.parametrize("statuses, asked, strict, expected", [
+    ({"numpy": ["pass"], "torch": ["skipped"]}, None, False, 0),  # the default run: skips are allowed
+    ({"numpy": ["pass"], "torch": ["skipped"]}, ["numpy", "torch"], False, 3),
+    ({"numpy": ["pass"], "keras-jax": ["skipped"], "keras-torch": ["pass"]}, ["keras"], False, 3),  # a group's member
+    ({"numpy": ["pass", "pass"], "torch": ["pass", "skipped"]}, ["torch"], False, 0),  # it ran on one case
+    ({"numpy": ["skipped"], "torch": ["skipped"]}, None, False, 3),  # nothing compared at all
+    ({"numpy": ["pass"], "torch": ["fail"], "jax": ["skipped"]}, ["torch", "jax"], False, 1),  # a failure first
+    ({"numpy": ["pass"], "jax": ["known_deviation"], "torch": ["skipped"]}, ["jax", "torch"], True, 1),
+    ({"numpy": ["pass"], "jax": ["known_deviation"]}, ["jax"], False, 0),
+])
+def test_exit_status_of_a_run(statuses, asked, strict, expected):
+    assert exit_status(document_of(statuses, strict), asked) == expected

@@ -299,6 +299,17 @@ def findings(document: dict, backends: list[str]) -> list[Finding]:
     return [found[key] for key in sorted(found, key=lambda key: key[:2])]
 
 
+def skips(document: dict, backends: list[str]) -> dict[tuple[str, str], list[dict]]:
+    """The skipped results, grouped by backend and reason (in backend order): each group's runs."""
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for name in backends:
+        for result in document["results"]:
+            backend = result["backends"].get(name)
+            if backend and backend["status"] == "skipped":
+                grouped.setdefault((name, backend["reason"]), []).append(result)
+    return grouped
+
+
 def _narrowed(diagnosis: dict | None, ops: set[str]) -> dict | None:
     """A diagnosis cut down to the ``ops`` a registered deviation names (all when it names
     none), with its reproducer only when the reproducer runs one of the ops kept."""

@@ -12,10 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
-                                       counts, findings, margin, op_text, speed_text, status_label, time_line)
+                                       counts, findings, hits, margin, op_text, skips, speed_text, status_label,
+                                       time_line)
 from gradparity.reports.schema import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
+TITLE = "gradparity: every backend against the NumPy reference"
 STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta", "fail": "bold red",
                 "error": "bold white on red", "skipped": "dim"}
 STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
@@ -23,13 +25,17 @@ STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
 
 def print_summary(document: dict) -> None:
     """The status matrix (case and dtype down, backends across; per cell a status symbol, the
-    share of its tolerance the closest quantity used and, below, that quantity), its legend and
-    the counts, then one block per finding: the failures, errors, known deviations and stale
-    entries of each (backend, cause); last, one line of where the time went (``time_line``)."""
+    share of its tolerance the closest quantity used and, below, that quantity) under its title,
+    its legend and the counts, one line per backend and reason for the skipped results, then one
+    block per finding: the failures, errors, known deviations and stale entries of each
+    (backend, cause); last, one line of where the time went (``time_line``)."""
     console = Console(width=WIDTH, highlight=False)
     backends = backend_order(document)
+    console.print(Text(TITLE, "table.title"))  # not the table's title: that wraps within the table's width
     console.print(matrix(document, backends))
     console.print(legend(document, backends))
+    for line in skip_lines(document, backends):
+        console.print(Text(line, STATUS_STYLE["skipped"]))  # Text: a reason's [extra] is not markup
     for finding in findings(document, backends):
         console.print(finding_block(finding, document))
     spent = time_line(document["run"])
@@ -40,8 +46,7 @@ def print_summary(document: dict) -> None:
 def matrix(document: dict, backends: list[str]) -> Table:
     """One row per case and dtype (the case named on its first row), one narrow column per
     backend, its name broken at hyphens and a control marked as one."""
-    table = Table(title="gradparity: every backend against the NumPy reference", box=box.SIMPLE_HEAD,
-                  padding=0, pad_edge=False, show_edge=False, title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
     table.add_column("case")
     table.add_column("dtype")
     for name in backends:
@@ -74,6 +79,14 @@ def legend(document: dict, backends: list[str]) -> Text:
         text.append(_wrapped(f"control ({', '.join(names)}): {CONTROL}") + "\n", "dim")
     text.append(counts(document))
     return text
+
+
+def skip_lines(document: dict, backends: list[str]) -> list[str]:
+    """``– torch skipped on seed-2layer × float64, float32: torch is not installed (…)``: one
+    line per backend and reason of the skipped results, as pytest's short summary gives skip
+    reasons."""
+    return [_wrapped(f"{MARKER['skipped']} {name} skipped on {hits(runs, document)}: {reason}", hang=2)
+            for (name, reason), runs in skips(document, backends).items()]
 
 
 def finding_block(finding: Finding, document: dict) -> Text:
