@@ -45,7 +45,7 @@ def start_environment(threads: int) -> dict[str, str]:
 
 def thread_environment(threads: int) -> dict[str, str]:
     """The environment that gives every math library of a worker ``threads`` threads: NumPy's
-    BLAS reads it when NumPy is first imported, which in a spawned worker happens before
+    BLAS reads it when NumPy is first imported, which in a worker happens before
     ``serve`` runs."""
     return {**{variable: str(threads) for variable in THREAD_VARIABLES}, "TF_NUM_INTEROP_THREADS": "1",
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TF's C++ info and warnings

@@ -1,7 +1,7 @@
 """The bench driver: the wall time of ONE full training step (forward, backward, parameter
 update) per backend and mode, against the NumPy reference measured in the same run.
 
-Each backend runs in its own spawned worker (``gradparity.backends.worker``, job ``bench``),
+Each backend runs in its own worker process (``gradparity.backends.worker``, job ``bench``),
 one backend at a time and every one with the same thread count. The cases are built once, here,
 and reach the workers as a run's cases do (large arrays as files they map), so a worker imports
 nothing but its framework; how a worker times a step is in ``gradparity.backends.timing``. The ratio of a mode (``ratio_to_reference``) is its median

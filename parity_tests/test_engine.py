@@ -35,7 +35,7 @@ def fake(name: str) -> BackendEntry:
 
 @pytest.fixture(autouse=True)
 def fake_modules(tmp_path, monkeypatch):
-    """One importable module per fake adapter (the spawned workers inherit sys.path)."""
+    """One importable module per fake adapter (a worker gets this process's sys.path)."""
     for name in FAKES:
         (tmp_path / f"fake_backend_{name.lower()}.py").write_text(
             f"from fake_backends import {name} as Adapter\n")

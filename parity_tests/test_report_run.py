@@ -22,7 +22,7 @@ CASES = ("seed-2layer", "single-example")
 
 @pytest.fixture(scope="module")
 def fake_backend_path(tmp_path_factory):
-    """Importable modules for the injected fakes (spawned workers inherit PYTHONPATH)."""
+    """Importable modules for the injected fakes (workers inherit PYTHONPATH)."""
     folder = tmp_path_factory.mktemp("fakes")
     for name in ("WrongGradient", "Crash"):
         (folder / f"fake_backend_{name.lower()}.py").write_text(
