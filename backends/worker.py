@@ -176,6 +176,4 @@ JOBS = {"parity": parity_job, "bench": bench_job}
 
 
 if __name__ == "__main__":
-    from gradparity.backends import worker  # this module under its own name, not as __main__
-
-    worker.main(sys.argv[1:])
+    main(sys.argv[1:])
