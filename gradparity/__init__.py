@@ -18,7 +18,15 @@ framework), ``gradparity.reports`` (renderers of a result document), and the app
 layer here (``cli``, ``engine``, ``runner``, ``bench``).
 """
 
-from gradparity.backends import BackendEntry
+from pkgutil import extend_path
+
+# Python finds the repository's folder gradparity/ first when it runs from the repository's root
+# (its current directory comes first on sys.path), and so do editors opened on the repository;
+# core/, backends/ and reports/ are in the installed gradparity/ only (the tree of links of
+# `make`'s install), which this adds to where Python and editors look for gradparity.core, ….
+__path__ = extend_path(__path__, __name__)
+
+from gradparity.backends import BackendEntry  # noqa: E402  (after __path__, which it needs)
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
