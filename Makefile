@@ -5,13 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-# gradparity installs in setuptools' strict editable mode: a tree of links under build/ laid out
-# as the installed package (gradparity/core/reference.py -> core/reference.py, ...) and put on
-# sys.path, a layout editors and static analysers read (the default mode maps gradparity.core to
-# core/ through an import hook, which only a running interpreter sees). The tree holds the modules
-# that existed when it was built, so it is rebuilt whenever the set of module files in the package
-# folders (those of [tool.setuptools.package-dir]) changes: MODULES lists them and is rewritten
-# only when the list differs, which makes LINKED, the rebuilt tree, out of date.
+# After that install (INSTALLED), gradparity alone is reinstalled (LINKED) in setuptools' strict
+# editable mode: a tree of links under build/ laid out as the installed package
+# (gradparity/core/reference.py -> core/reference.py, ...) and put on sys.path, a layout that
+# editors and static tools read (the default mode maps gradparity.core to core/ through an import
+# hook, which only a running interpreter sees). gradparity alone: on the full install,
+# --config-settings would reach every package pip builds. The tree holds the modules that existed
+# when it was built, so it is rebuilt whenever the set of module files in the package folders
+# (those of [tool.setuptools.package-dir]) changes: MODULES lists them and is rewritten only when
+# the list differs.
 STRICT := --config-settings editable_mode=strict
 PACKAGE_FOLDERS := gradparity core backends reports
 MODULES := $(VENV)/.modules
@@ -22,7 +24,7 @@ LINKED := $(VENV)/.linked
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]' $(STRICT)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
 	touch $(INSTALLED)
 
 $(MODULES): FORCE
