@@ -20,10 +20,10 @@ layer here (``cli``, ``engine``, ``runner``, ``bench``).
 
 from pkgutil import extend_path
 
-# Python finds the repository's folder gradparity/ first when it runs from the repository's root
-# (its current directory comes first on sys.path), and so do editors opened on the repository;
-# core/, backends/ and reports/ are in the installed gradparity/ only (the tree of links of
-# `make`'s install), which this adds to where Python and editors look for gradparity.core, ….
+# Started at the repository's root, Python (python -m, -c, pytest) and editors find the
+# repository's gradparity/ folder first, and it lacks core/, backends/ and reports/; the installed
+# gradparity/ (the tree of links that `make` installs) has them, and this adds it to the folders
+# where gradparity.core, gradparity.backends and gradparity.reports are looked for.
 __path__ = extend_path(__path__, __name__)
 
 from gradparity.backends import BackendEntry  # noqa: E402  (after __path__, which it needs)
