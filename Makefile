@@ -5,7 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: report test bench time-to-verdict clean
+# After that install (INSTALLED), gradparity alone is reinstalled (LINKED) in setuptools' strict
+# editable mode: a tree of links under build/ laid out as the installed package
+# (gradparity/core/reference.py -> core/reference.py, ...) and put on sys.path, a layout that
+# editors and static tools read (the default mode maps gradparity.core to core/ through an import
+# hook, which only a running interpreter sees). gradparity alone: on the full install,
+# --config-settings would reach every package pip builds. The tree holds the modules that existed
+# when it was built, so it is rebuilt whenever the set of module files in the package folders
+# (those of [tool.setuptools.package-dir]) changes: MODULES lists them and is rewritten only when
+# the list differs.
+STRICT := --config-settings editable_mode=strict
+PACKAGE_FOLDERS := gradparity core backends reports
+MODULES := $(VENV)/.modules
+LINKED := $(VENV)/.linked
+
+.PHONY: report test bench time-to-verdict clean FORCE
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,19 +27,28 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
 	touch $(INSTALLED)
 
-report: $(INSTALLED)
+$(MODULES): FORCE
+	@mkdir -p $(VENV)
+	@printf '%s\n' $(sort $(wildcard $(addsuffix /*.py,$(PACKAGE_FOLDERS)))) > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(LINKED): $(INSTALLED) $(MODULES)
+	$(BIN)/python -m pip install --quiet --quiet --no-deps -e . $(STRICT)
+	touch $(LINKED)
+
+report: $(LINKED)
 	$(BIN)/gradparity report
 
 # --dist loadfile: each test file runs in one worker, so the parity catalogue runs once.
-test: $(INSTALLED)
+test: $(LINKED)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-bench: $(INSTALLED)
+bench: $(LINKED)
 	$(BIN)/gradparity bench
 
 # gradparity run on the default catalogue next to the time of importing every framework.
-time-to-verdict: $(INSTALLED)
+time-to-verdict: $(LINKED)
 	$(BIN)/python scripts/time_to_verdict.py
 
 clean:
-	rm -rf $(VENV) reports/latest .pytest_cache .hypothesis
+	rm -rf $(VENV) build reports/latest .pytest_cache .hypothesis

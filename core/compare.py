@@ -223,7 +223,7 @@ def formulation_gap(costs: list[float], params: Params, other_costs: list[float]
         return float(np.max(np.abs(np.asarray(a, np.float64) - b))) / scale if scale else 0.0
 
     gaps = {name: relative(params[name], np.asarray(other_params[name], np.float64)) for name in other_params}
-    worst = max(gaps, key=gaps.get)
+    worst = max(gaps, key=gaps.__getitem__)
     return {"last_cost": relative(costs[-1], other_costs[-1]), "params": gaps[worst], "worst_param": worst}
 
 

@@ -89,7 +89,7 @@ class Training:
         self.check_batch_size(m)
         size = self.batch_size or m
         if size == m or self.shuffle == "none":
-            epoch = [slice(start, min(start + size, m)) for start in range(0, m, size)]
+            epoch: list[Batch] = [slice(start, min(start + size, m)) for start in range(0, m, size)]
             return epoch * self.epochs
         generator = np.random.default_rng(self.seed)
         return [order[start:start + size] for _ in range(self.epochs)

@@ -18,7 +18,15 @@ framework), ``gradparity.reports`` (renderers of a result document), and the app
 layer here (``cli``, ``engine``, ``runner``, ``bench``).
 """
 
-from gradparity.backends import BackendEntry
+from pkgutil import extend_path
+
+# Started at the repository's root, Python (python -m, -c, pytest) and editors find the
+# repository's gradparity/ folder first, and it lacks core/, backends/ and reports/; the installed
+# gradparity/ (the tree of links that `make` installs) has them, and this adds it to the folders
+# where gradparity.core, gradparity.backends and gradparity.reports are looked for.
+__path__ = extend_path(__path__, __name__)
+
+from gradparity.backends import BackendEntry  # noqa: E402  (after __path__, which it needs)
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec

@@ -10,6 +10,7 @@ import argparse
 import os
 import textwrap
 from pathlib import Path
+from typing import NoReturn
 
 from gradparity.core import datasets
 from gradparity.core.cases import CATALOGUE
@@ -63,7 +64,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, formatter_class=HelpFormatter, **kwargs)
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("gradparity").strip()
         if message.startswith("the following arguments are required: COMMAND"):
             message = f"give a command: {', '.join(COMMANDS)} (gradparity --help says what each does)"

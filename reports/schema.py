@@ -282,8 +282,8 @@ def _typed(value: Any, kind: str, path: str, problems: list[str]) -> bool:
 def _is(value: Any, word: str) -> bool:
     if isinstance(value, bool):
         return word == "bool"
-    types = {"string": str, "int": int, "number": (int, float), "bool": bool, "list": list,
-             "dict": dict}
+    types: dict[str, type | tuple[type, ...]] = {
+        "string": str, "int": int, "number": (int, float), "bool": bool, "list": list, "dict": dict}
     return isinstance(value, types[word])
 
 
