@@ -46,11 +46,12 @@ def start_environment(threads: int) -> dict[str, str]:
 def thread_environment(threads: int) -> dict[str, str]:
     """The environment that gives every math library of a worker ``threads`` threads: NumPy's
     BLAS reads it when NumPy is first imported, which in a worker happens before
-    ``serve`` runs."""
+    ``serve`` runs. The user's own ``XLA_FLAGS`` are kept, the thread flag after them (the last
+    of a flag given twice counts); XLA stops reading at the first word without ``--``."""
+    eigen = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
     return {**{variable: str(threads) for variable in THREAD_VARIABLES}, "TF_NUM_INTEROP_THREADS": "1",
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TF's C++ info and warnings
-            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-                         f"intra_op_parallelism_threads={threads}"}
+            "XLA_FLAGS": " ".join(filter(None, [os.environ.get("XLA_FLAGS"), eigen]))}
 
 
 # glibc's malloc, left to itself, gives each block above its mmap threshold (128 KB, rising to at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -12,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradparity import runner
 from gradparity.backends import REGISTRY, BackendEntry
+from gradparity.backends.worker import start_environment
 from gradparity.cli import main
 from gradparity.core import deviations
 from gradparity.core.cases import build_case, make_case
 from gradparity.core.compare import compare, tolerance, trajectory_growth
 from gradparity.core.network import NetworkSpec
-from gradparity import runner
 from gradparity.engine import RunOptions, run
 
 
@@ -111,6 +113,20 @@ def test_a_worker_hides_the_packages_its_backend_never_uses():
     assert document["environment"]["flags"]["hiding"] == {"sklearn": "hidden"}
     assert document["environment"]["flags"]["plain"] == {"sklearn": "imported"}
     assert statuses(document, "hiding") == statuses(document, "plain") == ["pass"]
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_a_workers_start_environment_keeps_the_users_xla_flags(monkeypatch):
+    """A flag of the user's (here: three host devices) reaches XLA in an interpreter started with
+    a worker's environment: XLA reads every flag, the worker's thread flag too."""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+    environment = os.environ | start_environment(1)
+    devices = subprocess.run([sys.executable, "-c", "import jax; print(len(jax.devices('cpu')))"], env=environment,
+                             capture_output=True, text=True, timeout=120)
+    assert devices.stdout.strip() == "3", devices.stderr
+    assert environment["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=3",
+                                                "--xla_cpu_multi_thread_eigen=false"]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
