@@ -12,7 +12,7 @@ answer, seconds, compile_seconds)`` (``compile_seconds``: of those seconds, the 
 framework spent compiling, None where it does not say: ``Adapter.compile_seconds``),
 ``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``,
 per probe ``("probe", index, records, seconds)``; finally ``("done",)``.
-The worker is its own interpreter, ``python -m gradparity.backends.worker JOBS RESULTS`` (``main``);
+The worker is its own interpreter calling ``main`` with two pipe descriptors, JOBS and RESULTS;
 the first job is ``("start", name, entry, options, sys_path)``. Its stdout and stderr (framework
 C++ logging included) go to a file the parent shows only for a backend that errors.
 """
@@ -81,8 +81,8 @@ def hide(packages: tuple[str, ...]) -> None:
 
 
 def main(descriptors: list[str]) -> None:
-    """``python -m gradparity.backends.worker JOBS RESULTS``: the worker process, on the two pipe
-    descriptors its parent passed (``runner``). The first job names the backend and carries the
+    """The worker process, on the two pipe descriptors ``[JOBS, RESULTS]`` its parent passed
+    (``runner.worker_command``). The first job names the backend and carries the
     parent's ``sys.path``, whose entries go first here, as they are there."""
     jobs = Connection(int(descriptors[0]), writable=False)
     results = Connection(int(descriptors[1]), readable=False)
@@ -175,6 +175,3 @@ def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:
 
 JOBS = {"parity": parity_job, "bench": bench_job}
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

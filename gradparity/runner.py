@@ -1,6 +1,6 @@
 """Runs backends in isolated worker processes: one worker per backend serving every case, at
 most ``parallel`` workers at a time, each under a timeout. A worker is an interpreter of its own
-(``python -m gradparity.backends.worker``, never a copy of the caller's main module), started
+(``gradparity.backends.worker.main``, never a copy of the caller's main module), started
 with its thread counts and malloc settings (``worker.start_environment``) and speaking over two
 pipes; large arrays reach it as files it maps (``ArrayFiles``). A crash, hang, import failure or
 exception in one backend is recorded for it, with the worker's last words, and the others carry
@@ -33,6 +33,7 @@ from gradparity.backends.worker import PROVIDES, start_environment
 from gradparity.core.cases import Case
 
 SHARED_BYTES = 2**20  # an array this large goes to the workers as a file they map, not through their pipes
+WORKER_MAIN = "import sys; from gradparity.backends.worker import main; main(sys.argv[1:])"
 Progress = Callable[[str, str], None]
 Inspect = Callable[["BackendOutcome", int], bool]  # (outcome, case index) -> probe that case?
 
@@ -166,7 +167,7 @@ class _FilePickler(pickle.Pickler):
 
 def _start(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int], options: dict,
            timeout: float, files: ArrayFiles) -> _Worker:
-    """Start ``python -m gradparity.backends.worker`` on two pipes, with its start environment
+    """Start a worker process (``worker_command``) on two pipes, with its start environment
     (``worker.start_environment``) and its output captured in a file; the first job tells it
     which backend to load and this process's ``sys.path``, so a module the caller can import
     (an injected backend, a learner's own) is importable there too."""
@@ -200,10 +201,11 @@ def _start(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indi
 
 def worker_command() -> list[str]:
     """The command line of a worker process, before its two pipe descriptors: this interpreter
-    running ``gradparity.backends.worker`` as a module (the caller's main module is never
-    imported there), with Python's fault handler on, so a crash in a framework's native code
-    leaves its stack in the worker's output."""
-    return [sys.executable, "-X", "faulthandler", "-m", "gradparity.backends.worker"]
+    calling ``gradparity.backends.worker.main`` (the caller's main module is never imported
+    there; not ``-m``, which would run the module a second time as ``__main__``, since importing
+    ``gradparity`` imports it), with Python's fault handler on, so a crash in a framework's
+    native code leaves its stack in the worker's output."""
+    return [sys.executable, "-X", "faulthandler", "-c", WORKER_MAIN]
 
 
 def _feed(connection: Connection, jobs: queue.SimpleQueue, files: ArrayFiles) -> None:
