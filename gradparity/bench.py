@@ -4,9 +4,9 @@ update) per backend and mode, against the NumPy reference measured in the same r
 Each backend runs in its own worker process (``gradparity.backends.worker``, job ``bench``),
 one backend at a time and every one with the same thread count. The cases are built once, here,
 and reach the workers as a run's cases do (large arrays as files they map), so a worker imports
-nothing but its framework; how a worker times a step is in ``gradparity.backends.timing``. The ratio of a mode (``ratio_to_reference``) is its median
-over the median of the reference (numpy, eager): above 1 the mode is slower than the
-reference, below 1 faster. The table and the report say it in words, ``2× slower`` or
+nothing but its framework; how a worker times a step is in ``gradparity.backends.timing``. The
+ratio of a mode (``ratio_to_reference``) is its median over the median of the reference (numpy,
+eager): above 1 the mode is slower than the reference, below 1 faster. The table and the report say it in words, ``2× slower`` or
 ``1.6× faster`` (``gradparity.reports.digest.speed_text``).
 
 Only NumPy and the standard library are imported here; frameworks live in the workers.
