@@ -284,11 +284,14 @@ def _finish(worker: _Worker, why: str | None) -> None:
 def stopped(code: int, output: str) -> str:
     """Why a worker ended before answering: its exit code (a negative one is the signal that
     killed it) and what it last said (``last_words``)."""
-    said = last_words(output)
     if not code:
-        return "worker stopped without answering" + (f": {said}" if said else "")
-    how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() else f"exit code {code}"
-    return f"worker process died ({how})" + (f": {said}" if said else "")
+        head = "worker stopped without answering"
+    elif code < 0 and -code in signal.valid_signals():
+        head = f"worker process died (signal {signal.Signals(-code).name})"
+    else:
+        head = f"worker process died (exit code {code})"
+    said = last_words(output)
+    return f"{head}: {said}" if said else head
 
 
 def last_words(output: str) -> str:

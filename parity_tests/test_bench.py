@@ -169,8 +169,7 @@ def test_every_bench_shape_steps_in_every_installed_backends_worker():
     and sample no minimum time: only the rows are checked, not the timings. About 35 s on two
     cores, most of it the compiled modes' first compile (torch.compile ~15 s, keras-jax ~13 s);
     the shapes alternate between the two dtypes."""
-    cases = [bench_case for shape, dtype in zip(BENCH_SHAPES, ["float64", "float32"] * 2)
-             for bench_case in bench_cases([shape], [dtype])]
+    cases = [bench_cases([shape], [dtype])[0] for shape, dtype in zip(BENCH_SHAPES, ["float64", "float32"] * 2)]
     entries = {name: entry for name, entry in REGISTRY.items()
                if name not in NOT_TIMED and not missing_requirement(entry)}
     options = {"threads": 1, "job": "bench", "bench": {"repeats": 1, "min_sample_s": 0.0}}
