@@ -13,6 +13,7 @@ import os
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core import datasets
 from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, Case, build_case, make_case
+from gradparity.conventions import CONVENTIONS
 from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
 from gradparity.core.network import DTYPES, NetworkSpec, check_dtype, spec_from_params
@@ -32,7 +34,7 @@ from gradparity.core.optimizers import Training, epoch_means
 from gradparity.core.reference import cost, evaluate, forward, initial_params, train
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
-from gradparity.reports.terminal import explanation, print_bench_table, print_check, print_summary
+from gradparity.reports.terminal import explanation, print_bench_table, print_check_document, print_summary
 from gradparity.runner import default_parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
@@ -45,11 +47,12 @@ MODEL = ("full-batch gradient descent on a 2-4-1 sigmoid network and the flower 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """The --data file (its header as --header says) or the bundled --dataset."""
+    loss = "bce" if args.loss == learner.AUTO else args.loss  # bce's labels: a row for two classes, one-hot for more
     if args.data:
-        return datasets.load_file(args.data, args.loss, header=args.header)
+        return datasets.load_file(args.data, loss, header=args.header)
     if args.header is not None:
         raise UsageError("--header and --no-header apply to a --data .csv file")
-    return datasets.load_dataset(args.dataset or "flower", args.loss)
+    return datasets.load_dataset(args.dataset or "flower", loss)
 
 
 def network_from_args(args: argparse.Namespace):
@@ -182,41 +185,74 @@ def apply_network_defaults(args: argparse.Namespace) -> None:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    """A learner's backprop against the reference (which decides), finite differences and the
-    frameworks; exit 1 when a quantity is wrong."""
+    """A learner's backprop against the reference (which decides), central differences of
+    their own cost and the frameworks; exit 1 when a quantity is wrong. With --json, a
+    document is written whatever happens once the path is valid: on exit 2 its verdict is
+    ``error`` with the one-line message and the learner's traceback."""
     json_path = args.json and check_json_path(args.json)
-    backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
-    backprop = learner.load_backprop(args.target)
-    case, data = learner_case(args)
-    with progress_bar(1, backends) if backends else contextlib.nullcontext(None) as progress:
-        result = learner.check_case(backprop, case, backends, progress, data)
-    document = result.to_dict()
-    print_check(document)
+    try:
+        document = checked_document(args)
+    except GradparityError as error:
+        if json_path:
+            write_json(json_path, learner.error_document(error, source=args.target))
+            print(f"wrote {json_path}")
+        raise
+    print_check_document(document)
     if json_path:
         write_json(json_path, document)
         print(f"wrote {json_path}")
-    return EXIT_OK if result.passed else EXIT_FAILED
+    return EXIT_OK if document["verdict"] == "pass" else EXIT_FAILED
 
 
-def learner_case(args: argparse.Namespace) -> tuple[Case, str]:
-    """The case ``check`` calls the learner's function on, and its data in words: a catalogue
-    case (which fixes everything but the dtype), or the data with --params or a fresh network."""
+def checked_document(args: argparse.Namespace) -> dict:
+    """Load the learner's code, choose the networks and check it: the ``gradparity-check/2`` document."""
+    backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
+    calls, source = learner.load_code(args.target, args.convention)
+    cases, fixed = learner_cases(args)
+    network = (cases[0].spec.hidden_activation, cases[0].spec.loss) if args.case else (args.activation, args.loss)
+    with progress_bar(len(cases), backends) if backends else contextlib.nullcontext(None) as progress:
+        result = learner.check_code(calls, cases, backends, progress, network, fixed, source)
+    return result.to_dict()
+
+
+def learner_cases(args: argparse.Namespace) -> tuple[list[Case], bool]:
+    """The networks ``check`` calls the learner's code on, and whether the options fix them:
+    a catalogue case (which fixes everything but the dtype), the data with --params (one
+    network) or --hidden (one), or the tool's own networks of 1, 2 and 3 hidden layers."""
     if args.case:
         refuse_network_options(args)
-        return build_case(args.case, args.dtype), f"case {args.case}"
+        case = build_case(args.case, args.dtype)
+        return [replace(case, description=f"case {args.case}")], True
     given = given_network_options(args)
     apply_network_defaults(args)
+    X, Y = load_data(args)
     data = args.data or args.dataset
     if not args.params:
-        X, Y, spec, params = network_from_args(args)
-        return make_case("your-network", data, X, Y, params, spec, args.dtype), data
+        hidden = [tuple(args.hidden)] if "--hidden" in given else learner.OWN_HIDDEN
+        return learner.own_networks(X, Y, data, args.activation, args.loss, args.dtype, hidden, args.init,
+                                    args.seed), "--hidden" in given
     for option in ("--init", "--seed"):
         if option in given:
             raise UsageError(f"{option} initialises a network; --params already gives its parameters")
-    X, Y = load_data(args)
-    params, spec = network_from_params(args.params, args.activation, args.loss,
-                                       args.hidden if "--hidden" in given else None)
-    return make_case(Path(args.params).stem, data, X, Y, params, spec, args.dtype), f"{data}, {args.params}"
+    params = load_params(args.params)
+    outputs = params.get(f"W{sum(key.startswith('W') for key in params)}")
+    if outputs is not None and outputs.ndim == 2 and outputs.shape[0] != Y.shape[0]:
+        raise UsageError(outputs_mismatch(outputs.shape[0], Y.shape[0], data))
+    spec = spec_from_params(params, learner.default(args.activation, "sigmoid"),
+                            learner.default(args.loss, learner.default_loss(Y)))
+    if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
+        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
+    return [make_case(Path(args.params).stem, f"{data}, {args.params}", X, Y, params, spec, args.dtype)], True
+
+
+def outputs_mismatch(outputs: int, rows: int, data: str) -> str:
+    """What to pass when the parameters' output layer and the labels disagree."""
+    if outputs > 1:
+        return (f"the parameters have {outputs} output units but {data}'s labels have {rows} row(s): a {outputs}-class "
+                f"network needs {outputs}-class data: --data FILE.npz with Y one-hot ({outputs}, m) or integer labels, "
+                f"or a bundled set with {outputs} classes (blobs has 3), and --loss softmax-ce (or auto)")
+    return (f"the parameters have 1 output unit but {data}'s labels have {rows} rows: give two-class data "
+            "(--dataset flower, moons, ...) or parameters with one output per class")
 
 
 def write_json(path: str | os.PathLike, document: dict) -> None:
@@ -450,27 +486,42 @@ def add_gradcheck_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_check_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``gradparity check`` to the CLI's subcommands."""
+    forms = "; ".join(f"{convention.name}: {convention.summary}" for convention in CONVENTIONS)
     parser = commands.add_parser(
-        "check", help="check your own backprop(X, Y, parameters) against the reference",
-        description="Call your function backprop(X, Y, parameters) -> (cost, grads) on a network and its data and "
-                    "compare the cost and every gradient dW1, db1, ... with the hand-derived reference (which "
-                    "decides), with central differences and with every installed framework. Names the wrong "
-                    "quantities, the first wrong gradient counted from the output, and the classic mistake it "
-                    "matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, grads "
-                    "{'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong shapes "
-                    "included); 2: bad usage, or your function raised or returned something unreadable.",
-        epilog=examples("gradparity check examples/backprop.py:backprop",
-                        "gradparity check my_backprop.py --dtype float32 --backends torch,jax",
-                        "gradparity check mypackage.nn:backprop --hidden 8,4 --activation tanh --json check.json"))
-    parser.add_argument("target", metavar="FILE.py:FUNCTION",
-                        help="your function: FILE.py:FUNCTION or package.module:FUNCTION (FUNCTION defaults to backprop)")
+        "check", help="check your own backprop against the reference: a .py, a module or a notebook",
+        description="Call your backprop code on networks and their data and compare the cost and every gradient "
+                    "dW1, db1, ... with the hand-derived reference (which decides), with central differences of your "
+                    "own cost and with every installed framework. Your code is found by its functions' names and "
+                    f"signatures, in one of these forms ({forms}); a notebook contributes its definitions only. "
+                    "Without --hidden, --params or --case it is checked on networks of 1, 2 and 3 hidden layers, and "
+                    "the network it computes (hidden activation, output and loss) is read from its own cost. Names "
+                    "the wrong quantities, the first wrong gradient counted from the output, and the classic mistake "
+                    "it matches. Layout: X (n0, m), Y (nL, m), parameters {'W1': (n1, n0), 'b1': (n1, 1), ...}, "
+                    "grads {'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong shapes "
+                    "included); 2: bad usage, or your code raised or returned something unreadable.",
+        epilog=examples("gradparity check examples/backprop.py",
+                        "gradparity check my_course_code.py --backends none",
+                        "gradparity check my_notebook.ipynb --json check.json",
+                        "gradparity check my_backprop.py:backprop --dtype float32 --backends torch,jax",
+                        "gradparity check mypackage.nn --hidden 8,4 --activation tanh"))
+    parser.add_argument("target", metavar="FILE",
+                        help="your code: FILE.py, FILE.ipynb or package.module, each optionally :FUNCTION for a "
+                             "backprop(X, Y, parameters) function of another name")
+    parser.add_argument("--convention", choices=[convention.name for convention in CONVENTIONS], metavar="NAME",
+                        help=f"the form your code follows: {', '.join(c.name for c in CONVENTIONS)} (default: found "
+                             "by its functions' names and signatures)")
     add_network_options(parser, with_case=True)
+    for action in parser._actions:
+        if action.dest in ("activation", "loss"):
+            action.default = learner.AUTO
+            action.help += "; auto: the network read from your own cost"
     parser.add_argument("--params", metavar="FILE", help=".npz with W1, b1, ..., WL, bL: your own parameters, "
                                                          "instead of --init and --hidden (default: none)")
     parser.add_argument("--backends", type=comma_list, metavar="LIST",
                         help=f"frameworks to corroborate with (default: every installed one of "
                              f"{', '.join(learner.FRAMEWORKS)}); none: the reference and finite differences only")
-    parser.add_argument("--json", metavar="FILE", help="write the result: verdict, wrong, first_wrong, hint, checks "
+    parser.add_argument("--json", metavar="FILE", help="write the result: verdict, wrong, first_wrong, hint, every "
+                                                       "network's checks; on an error, the message and your traceback "
                                                        "(default: not written)")
     defer_network_defaults(parser, handler=command_check)
 

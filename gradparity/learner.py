@@ -1,17 +1,21 @@
 """Check a learner's own backprop: ``gradparity check``, ``gradparity.check`` and
 ``gradparity.assert_backprop_matches``.
 
-The learner's function follows the course's convention::
+The learner's code is called in one of the conventions of ``gradparity.conventions`` (their
+``backprop(X, Y, parameters) -> (cost, grads)``, the course's ``L_model_forward`` /
+``compute_cost`` / ``L_model_backward``, the document's ``forward`` / ``cal_cost`` /
+``backward``), found by names and signatures in a file, a module, a notebook or a namespace.
 
-    def backprop(X, Y, parameters):   # X (n0, m), Y (nL, m), parameters {"W1", "b1", ..., "WL", "bL"}
-        ...
-        return cost, grads            # grads {"dW1", "db1", ..., "dWL", "dbL"}
-
-Its cost and every gradient are compared with the reference under the tolerances the backends
-get (``core.compare.tolerance``); the reference decides the verdict. Central differences in
-float64 and every framework asked for are compared with the learner's numbers too and shown
-beside them. The first wrong gradient is counted from the output (dW[L], db[L], ..., dW1, db1)
-and held against the classic mistakes of ``core.mistakes`` for a hint.
+Without a network given, it is checked on the tool's own networks of 1, 2 and 3 hidden layers
+(``OWN_HIDDEN``), each on the same data. The network a function computes is read from its own
+cost: the reference's cost of every candidate (hidden activation x output and loss) for the
+same parameters is compared with the learner's, and the one that agrees within the tolerance
+is the network checked (``read_network``). Its cost and every gradient are then compared with
+the reference under the tolerances the backends get (``core.compare.tolerance``); the
+reference decides the verdict. Central differences of the learner's own cost and every
+framework asked for are compared with the learner's numbers too and shown beside them. The
+first wrong gradient is counted from the output (dW[L], db[L], ..., dW1, db1) and held against
+the classic mistakes of ``core.mistakes`` for a hint.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import importlib
 import importlib.util
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +34,26 @@ import numpy as np
 from gradparity import engine
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
+from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
+from gradparity.core import datasets
 from gradparity.core.cases import Case, make_case
 from gradparity.core.compare import (Check, Tolerance, compare, finite_difference_tolerance, tolerance,
                                      unmeasured_check)
 from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
-from gradparity.core.network import spec_from_params
+from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
+from gradparity.core.reference import initial_params
 from gradparity.runner import Progress
 
-SCHEMA = "gradparity-check/1"
+SCHEMA = "gradparity-check/2"
 LEARNER = "your backprop"
 GROUND_TRUTH = "finite-diff"  # computed here, in process
 FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRUTH))  # numpy runs the reference
+
+
+OWN_HIDDEN = ((4,), (5, 3), (6, 4, 3))  # the tool's own networks: 1, 2 and 3 hidden layers
+AUTO = "auto"
 
 
 class BackpropError(GradparityError):
@@ -53,13 +65,19 @@ class BackpropError(GradparityError):
         self.traceback = learner_traceback
 
 
+class DepthNotHandled(GradparityError):
+    """The learner's code handles networks of another depth only (it never reads the layers
+    beyond its own, or reads layers the network does not have)."""
+
+
 @dataclass
-class BackpropCheck:
-    """The learner's cost and gradients against the reference: one check per quantity (cost,
-    then dW[L], db[L], ..., dW1, db1), the first wrong gradient from the output, the mistakes
-    recognised (for the first wrong gradient and for the cost), and the corroboration:
-    per source (finite differences, each framework) its status and, per quantity, whether the
-    learner's value agrees with that source's."""
+class NetworkCheck:
+    """The learner's cost and gradients on one network against the reference: one check per
+    quantity (cost, then dW[L], db[L], ..., dW1, db1), the first wrong gradient from the
+    output, the mistakes recognised (for the first wrong gradient and for the cost), how the
+    network was chosen (``read_from``), and the corroboration: per source (central
+    differences of the learner's own cost, each framework) its status and, per quantity,
+    whether the learner's value agrees with that source's."""
 
     function: str
     network: str
@@ -70,6 +88,7 @@ class BackpropCheck:
     mistakes: dict[str, Mistake] = field(default_factory=dict)
     corroboration: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    read_from: str = "options"
 
     @property
     def passed(self) -> bool:
@@ -100,6 +119,19 @@ class BackpropCheck:
     def hint(self) -> str | None:
         return self.mistake.hint if self.mistake else None
 
+    @property
+    def explanation(self) -> str | None:
+        """Why central differences side with the learner where the reference does not: they
+        difference the learner's own cost, which is not the reference's."""
+        cells = self.corroboration.get(GROUND_TRUTH, {}).get("quantities", {})
+        agreeing = [name for name in self.wrong if name != "cost" and cells.get(name, {}).get("verdict") == "agrees"]
+        if not agreeing:
+            return None
+        return (f"central differences of your own cost agree with your {', '.join(agreeing)}: your backprop "
+                "differentiates the cost it computes; " +
+                ("that cost is not the reference's" if "cost" in self.wrong else
+                 "the difference from the reference is within the differences' looser tolerance"))
+
     def message(self) -> str:
         """The assert_close style account of the first wrong quantity, the wrong ones and the hint."""
         if self.passed:
@@ -111,58 +143,300 @@ class BackpropCheck:
         return "\n".join(lines + ([f"Hint: {self.hint}"] if self.hint else []))
 
     def to_dict(self) -> dict:
-        """The ``gradparity-check/1`` document (plain data, ready for JSON)."""
-        return {"schema": SCHEMA, "verdict": self.verdict, "wrong": self.wrong, "first_wrong": self.first_wrong,
+        """This network's record of the ``gradparity-check/2`` document (plain data)."""
+        return {"verdict": self.verdict, "wrong": self.wrong, "first_wrong": self.first_wrong,
                 "hint": self.hint, "pattern": self.mistake.pattern if self.mistake else None,
                 "hints": {name: mistake.hint for name, mistake in self.mistakes.items()},
-                "function": self.function, "network": self.network, "data": self.data, "dtype": self.dtype,
-                "m": self.m, "checks": [check.to_dict() for check in self.checks],
-                "corroboration": self.corroboration, "notes": self.notes}
+                "explanation": self.explanation, "function": self.function, "network": self.network,
+                "read_from": self.read_from, "data": self.data, "dtype": self.dtype, "m": self.m,
+                "checks": [check.to_dict() for check in self.checks], "corroboration": self.corroboration,
+                "notes": self.notes}
 
 
-def check(backprop: Callable, X: np.ndarray, Y: np.ndarray, parameters: Mapping[str, np.ndarray],
-          activation: str = "sigmoid", loss: str = "bce", dtype: str = "float64",
-          backends: Iterable[str] | None = ()) -> BackpropCheck:
-    """Check ``backprop(X, Y, parameters) -> (cost, grads)`` on this network and data in
-    ``dtype`` against the reference and finite differences, and against the frameworks in
-    ``backends`` (each in its own worker process; None: every installed one, () none)."""
-    params = {name: np.asarray(value, np.float64) for name, value in parameters.items()}
-    spec = spec_from_params(params, activation, loss)
-    case = make_case("your-network", "your data", np.asarray(X), np.asarray(Y), params, spec, dtype)
-    return check_case(backprop, case, frameworks(None) if backends is None else list(backends))
+@dataclass
+class BackpropCheck:
+    """A learner's code checked on one network or several: the convention it was called in
+    and the functions called, one ``NetworkCheck`` per network, and notes on the code as a
+    whole (globals set, pieces missing, depths it does not handle). Its verdict, wrong
+    quantities and hint are those of the first network that fails (else the first)."""
+
+    convention: str
+    called: list[str]
+    source: str
+    networks: list[NetworkCheck]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def focus(self) -> NetworkCheck:
+        """The first network that fails, else the first."""
+        return next((network for network in self.networks if not network.passed), self.networks[0])
+
+    @property
+    def passed(self) -> bool:
+        return all(network.passed for network in self.networks)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    @property
+    def wrong(self) -> list[str]:
+        return self.focus.wrong
+
+    @property
+    def first_wrong(self) -> str | None:
+        return self.focus.first_wrong
+
+    @property
+    def mistake(self) -> Mistake | None:
+        return self.focus.mistake
+
+    @property
+    def hint(self) -> str | None:
+        return self.focus.hint
+
+    def message(self) -> str:
+        """The focus network's account, the network named when there are several."""
+        if len(self.networks) == 1 or self.passed:
+            return self.focus.message()
+        return f"on the {self.focus.network} network: {self.focus.message()}"
+
+    def to_dict(self) -> dict:
+        """The ``gradparity-check/2`` document (plain data, ready for JSON): the verdict and,
+        from the focus network, wrong/first_wrong/hint/pattern, then every network's record."""
+        focus = self.focus.to_dict()
+        return {"schema": SCHEMA, "verdict": self.verdict, "message": None, "traceback": None,
+                "convention": self.convention, "called": self.called, "source": self.source,
+                **{key: focus[key] for key in ("wrong", "first_wrong", "hint", "pattern")},
+                "notes": self.notes, "networks": [network.to_dict() for network in self.networks]}
 
 
-def assert_backprop_matches(backprop: Callable, X: np.ndarray, Y: np.ndarray, parameters: Mapping[str, np.ndarray],
-                            activation: str = "sigmoid", loss: str = "bce", dtype: str = "float64",
-                            backends: Iterable[str] | None = ()) -> None:
+def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> dict:
+    """The ``gradparity-check/2`` document of a check that could not be made: verdict
+    ``error``, the one-line message and the learner's traceback where their code raised."""
+    return {"schema": SCHEMA, "verdict": "error", "message": str(error),
+            "traceback": getattr(error, "traceback", None),
+            "convention": calls.convention.name if calls else None, "called": called_names(calls) if calls else [],
+            "source": source, "wrong": [], "first_wrong": None, "hint": None, "pattern": None, "notes": [],
+            "networks": []}
+
+
+def check(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = None, Y: np.ndarray | None = None,
+          parameters: Mapping[str, np.ndarray] | None = None, activation: str = AUTO, loss: str = AUTO,
+          dtype: str = "float64", backends: Iterable[str] | None = (), convention: str | None = None) -> BackpropCheck:
+    """Check a learner's backprop against the reference and central differences of its own
+    cost, and against the frameworks in ``backends`` (each in its own worker process; None:
+    every installed one, () none). ``code`` is ``backprop(X, Y, parameters) -> (cost, grads)``
+    or a namespace — a module, or a notebook's ``globals()`` — holding the functions of one of
+    the conventions (``convention`` forces one). With ``parameters``, on that network (X and Y
+    required); without, on the tool's own networks of 1, 2 and 3 hidden layers, on X and Y or
+    the flower data. ``activation`` and ``loss`` default to the network read from the
+    learner's own cost."""
+    calls = learner_calls(code, convention)
+    if parameters is not None:
+        if X is None or Y is None:
+            raise SpecError("parameters need their data: give X and Y too")
+        params = {name: np.asarray(value, np.float64) for name, value in parameters.items()}
+        spec = spec_from_params(params, default(activation, "sigmoid"), default(loss, default_loss(np.asarray(Y))))
+        cases = [make_case("your-network", "your data", np.asarray(X), np.asarray(Y), params, spec, dtype)]
+    else:
+        data = datasets.load_dataset("flower") if X is None or Y is None else (np.asarray(X), np.asarray(Y))
+        cases = own_networks(*data, "flower" if X is None else "your data", activation, loss, dtype)
+    return check_code(calls, cases, frameworks(None) if backends is None else list(backends),
+                      network=(activation, loss), fixed=parameters is not None)
+
+
+def assert_backprop_matches(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = None,
+                            Y: np.ndarray | None = None, parameters: Mapping[str, np.ndarray] | None = None,
+                            activation: str = AUTO, loss: str = AUTO, dtype: str = "float64",
+                            backends: Iterable[str] | None = (), convention: str | None = None) -> None:
     """None when ``check`` passes; else AssertionError naming the first wrong gradient, the
     mismatch (as torch.testing.assert_close) and the hint."""
-    result = check(backprop, X, Y, parameters, activation, loss, dtype, backends)
+    result = check(code, X, Y, parameters, activation, loss, dtype, backends, convention)
     if not result.passed:
         raise AssertionError(result.message())
 
 
-def check_case(backprop: Callable, case: Case, backends: list[str], progress: Progress | None = None,
-               data: str | None = None) -> BackpropCheck:
-    """Call the learner's function on ``case`` and compare, recognise and corroborate."""
-    name = function_name(backprop)
-    cost, grads, notes = call_backprop(backprop, case, name)
+def default(choice: str, otherwise: str) -> str:
+    """An ``activation``/``loss`` option: ``otherwise`` where it is ``auto``."""
+    return otherwise if choice == AUTO else choice
+
+
+def default_loss(Y: np.ndarray) -> str:
+    """The loss a network on labels ``Y`` has unless told: softmax-ce for one-hot classes, bce otherwise."""
+    return "softmax-ce" if one_hot(Y) else "bce"
+
+
+def one_hot(Y: np.ndarray) -> bool:
+    """Whether ``Y`` holds one-hot columns of more than one class."""
+    return Y.shape[0] > 1 and bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=0) == 1))
+
+
+def own_networks(X: np.ndarray, Y: np.ndarray, data: str, activation: str, loss: str, dtype: str,
+                 hidden: Iterable[tuple[int, ...]] = OWN_HIDDEN, init: str = "seed", seed: int | None = None) -> list[Case]:
+    """The tool's own networks on ``X``, ``Y``: one per entry of ``hidden``, with the
+    document's initialisation (``randn * 0.01``, seed 2) unless told."""
+    cases = []
+    for sizes in hidden:
+        spec = NetworkSpec((X.shape[0], *sizes, Y.shape[0]), default(activation, "sigmoid"),
+                           default(loss, default_loss(Y)))
+        params = initial_params(spec, init, seed, "float64")
+        cases.append(make_case("-".join(map(str, spec.layer_sizes)), data, X, Y, params, spec, dtype))
+    return cases
+
+
+def learner_calls(code: Callable | Mapping | types.ModuleType, convention: str | None = None,
+                  function: str | None = None, source: str | None = None) -> Calls:
+    """The learner's functions in the convention they follow: a function is a ``backprop``;
+    a module or a namespace is searched (``conventions.find``)."""
+    if isinstance(code, types.ModuleType):
+        return find(vars(code), source or code.__name__, convention, function)
+    if isinstance(code, Mapping):
+        return find(dict(code), source or "the namespace given", convention, function)
+    if callable(code):
+        name = function_name(code)
+        return find({name: code}, source or name, convention or "backprop", name)
+    raise SpecError(f"check takes a function, a module or a namespace of functions, not a {type(code).__name__}")
+
+
+def called_names(calls: Calls) -> list[str]:
+    """The names of the learner's functions a check calls, in the convention's order."""
+    return [calls.functions[role.part].__name__ for role in calls.convention.roles if role.part in calls.functions]
+
+
+def check_code(calls: Calls, cases: list[Case], backends: list[str], progress: Progress | None = None,
+               network: tuple[str, str] = (AUTO, AUTO), fixed: bool = True, source: str | None = None) -> BackpropCheck:
+    """Call the learner's code on every case, read the network each computes (unless
+    ``network`` fixes it), then compare, recognise and corroborate. A case whose depth the
+    code does not handle is left out and said, unless ``fixed`` (the user's own network)."""
+    notes, answers = [], []
+    for case in cases:
+        try:
+            answers.append(learner_answer(calls, case))
+        except DepthNotHandled as error:
+            if fixed or len(cases) == 1:
+                raise BackpropError(str(error)) from None
+            notes.append(f"not checked on {case.spec.describe().split()[0]}: {error}")
+    if not answers:
+        raise BackpropError("; ".join(notes))
+    notes += code_notes(calls, answers)
+    readings = [read_network(answer, case, *network) for case, answer in answers]
+    checked = [case for case, _ in readings]
+    outcomes = framework_outcomes(checked, backends, progress)
+    networks = [network_check(calls, case, answer, read_from, outcome)
+                for (case, read_from), (_, answer), outcome in zip(readings, answers, outcomes)]
+    return BackpropCheck(calls.convention.name, called_names(calls), source or "", networks, notes)
+
+
+@dataclass
+class LearnerAnswer:
+    """The learner's numbers on one case: cost (None without a cost function), gradients
+    ``dW1, db1, ...``, the other arrays it returned (``A1``, ``dA1``, ...), the notes on the
+    call, and the globals set for it."""
+
+    cost: float | None
+    grads: dict[str, np.ndarray]
+    extras: dict[str, np.ndarray]
+    notes: list[str]
+    globals_set: list[str]
+
+
+def learner_answer(calls: Calls, case: Case) -> tuple[Case, LearnerAnswer]:
+    """Call the learner's code on ``case``; DepthNotHandled where it handles another depth."""
+    with layer_globals(calls, list(case.spec.layer_sizes)) as globals_set:
+        cost, grads, extras, notes = call_backprop(calls, case)
+    return case, LearnerAnswer(cost, grads, extras, notes, globals_set)
+
+
+def code_notes(calls: Calls, answers: list[tuple[Case, LearnerAnswer]]) -> list[str]:
+    """What the check supplied that the learner's code lacks: a cost function, globals, arguments."""
+    notes = []
+    if "cost" not in calls.functions and any(role.part == "cost" for role in calls.convention.roles):
+        names = next(role.names for role in calls.convention.roles if role.part == "cost")
+        notes.append(f"your code has no cost function (looked for {', '.join(names[:3])}): the cost is not checked, "
+                     "and the network is read from the forward pass and the gradients")
+    set_globals = sorted({name for _, answer in answers for name in answer.globals_set})
+    if set_globals:
+        notes.append(f"your code reads the network's layer sizes from the global {', '.join(set_globals)}: "
+                     "each network's own sizes were put there for its check")
+    for what, value in calls.filled.items():
+        notes.append(f"{what} was given {value}")
+    return notes
+
+
+def network_check(calls: Calls, case: Case, answer: LearnerAnswer, read_from: str, outcome: dict | None) -> NetworkCheck:
+    """The learner's answer on ``case`` held against the reference, recognised and corroborated."""
     reference = engine.reference_result(case)
-    answers = {"cost": cost, **grads}
+    answers = {"cost": answer.cost, **answer.grads}
     right = {"cost": reference.evaluation.cost,
              **{f"d{name}": value for name, value in reference.evaluation.gradients.items()}}
-    checks = [held_against(quantity, answers[quantity], right[quantity], case, reference)
-              for quantity in ["cost", *gradient_order(case)]]
-    result = BackpropCheck(name, case.spec.describe(), data or case.description, case.dtype, case.m, checks,
-                           notes=notes)
+    checks = [cost_check(answer.cost, right["cost"], case, reference)] + \
+        [held_against(quantity, answers[quantity], right[quantity], case, reference) for quantity in gradient_order(case)]
+    result = NetworkCheck(", ".join(called_names(calls)), case.spec.describe(), case.description, case.dtype, case.m,
+                          checks, notes=answer.notes, read_from=read_from)
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
     for quantity in filter(None, [result.first_wrong, "cost" if "cost" in result.wrong else None]):
         mistake = recognise(quantity, answers[quantity], derivation)
         if mistake:
             result.mistakes[quantity] = mistake
-    result.corroboration = {GROUND_TRUTH: finite_difference_agreement(answers, case, reference),
-                            **framework_agreement(answers, case, reference, backends, progress)}
+    result.corroboration = {GROUND_TRUTH: own_cost_agreement(calls, answer, case, reference)}
+    if outcome is not None:
+        result.corroboration |= {name: framework_cell(answers, case, reference, backend)
+                                 for name, backend in outcome.items()}
     return result
+
+
+def cost_check(cost: float | None, expected: float, case: Case, reference: engine.ReferenceResult) -> Check:
+    """The learner's cost against the reference's; unmeasured where the code computes none."""
+    if cost is None:
+        return unmeasured_check("cost", "cost", "your code computes no cost", quantity_tolerance("cost", case))
+    return held_against("cost", cost, expected, case, reference)
+
+
+def read_network(answer: LearnerAnswer, case: Case, activation: str, loss: str) -> tuple[Case, str]:
+    """The network the learner's code computes, among the candidates (every hidden
+    activation and loss the options leave open and the labels allow) for the case's layers
+    and parameters: the one whose reference cost the learner's cost matches within the
+    tolerance; else the one that most of the learner's output and gradients match; else the
+    case's own (the document's network). With how it was read."""
+    if AUTO not in (activation, loss):
+        return case, "options"
+    candidates = [replace(case, spec=spec) for spec in candidate_specs(case, activation, loss)]
+    references = [engine.reference_result(candidate) for candidate in candidates]
+    if answer.cost is not None:
+        by_cost = [candidate for candidate, reference in zip(candidates, references)
+                   if held_against("cost", answer.cost, reference.evaluation.cost, candidate, reference).verdict == "pass"]
+        if len(by_cost) == 1:
+            return by_cost[0], "cost"
+    scores = [agreement_count(answer, candidate, reference) for candidate, reference in zip(candidates, references)]
+    best = max(scores)
+    if best > 0 and scores.count(best) == 1:
+        return candidates[scores.index(best)], "forward pass and gradients"
+    return case, "default"
+
+
+def candidate_specs(case: Case, activation: str, loss: str) -> list[NetworkSpec]:
+    """The networks of the case's layer sizes the options leave open: every hidden activation
+    (where there is a hidden layer) and every loss the labels allow (softmax-ce for one-hot
+    classes only), the case's own first."""
+    sizes = case.spec.layer_sizes
+    activations = HIDDEN_ACTIVATIONS if activation == AUTO else (activation,)
+    losses = [name for name in (LOSSES if loss == AUTO else (loss,)) if name != "softmax-ce" or one_hot(case.Y)]
+    specs = [NetworkSpec(sizes, hidden, name) for hidden in activations for name in losses]
+    return sorted(specs, key=lambda spec: spec != case.spec)
+
+
+def agreement_count(answer: LearnerAnswer, case: Case, reference: engine.ReferenceResult) -> int:
+    """How many of the learner's output activations and gradients agree with the reference of ``case``."""
+    output = answer.extras.get(f"A{case.spec.depth}")
+    count = 0
+    if output is not None and np.shape(output) == reference.evaluation.activations[-1].shape:
+        tol = tolerance("activations", case.dtype, case.spec, case.m)
+        count += compare("output", "activations", np.asarray(output, np.float64), reference.evaluation.activations[-1],
+                         case.dtype, tol, LEARNER).verdict == "pass"
+    right = {f"d{name}": value for name, value in reference.evaluation.gradients.items()}
+    return count + sum(held_against(quantity, answer.grads[quantity], right[quantity], case, reference).verdict == "pass"
+                       for quantity in gradient_order(case))
 
 
 def gradient_order(case: Case) -> list[str]:
@@ -190,39 +464,70 @@ def function_name(backprop: Callable) -> str:
     return getattr(backprop, "__name__", None) or getattr(getattr(backprop, "func", None), "__name__", "backprop")
 
 
-def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dict[str, np.ndarray], list[str]]:
-    """Call ``backprop`` on copies of the case's arrays and read its answer: the cost as a
-    float, the gradients ``dW1, db1, ...`` as arrays, and notes (inputs changed in place,
-    another dtype returned, keys ignored). BackpropError when it raises or its answer is not
-    ``(number, dict with every gradient)``."""
+def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """Call the learner's code on copies of the case's arrays and read its answer: the cost
+    as a float (None where the code has no cost function), the gradients ``dW1, db1, ...`` as
+    arrays, the other arrays it returned, and notes (inputs changed in place, another dtype
+    returned, keys ignored). BackpropError when it raises or its answer cannot be read;
+    DepthNotHandled where it handles networks of another depth."""
+    name = ", ".join(called_names(calls))
     inputs = {"X": case.X, "Y": case.Y, **case.params}
     copies = {key: value.copy() for key, value in inputs.items()}
     try:
-        answer = backprop(copies["X"], copies["Y"], {key: copies[key] for key in case.params})
+        answer = calls.convention.assemble(calls, copies["X"], copies["Y"], {key: copies[key] for key in case.params})
+    except ConventionError:
+        raise
+    except KeyError as error:
+        missing_layer = error.args[0] if error.args and isinstance(error.args[0], str) else ""
+        if missing_layer[:1] in ("W", "b") and missing_layer[1:].isdigit() and missing_layer not in case.params:
+            raise DepthNotHandled(f"it reads {missing_layer}, which a network of {case.spec.depth} layers does "
+                                  "not have") from None
+        raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
     except Exception as error:
         raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
-    cost, grads = read_answer(answer, name, gradient_order(case))
+    pair = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
+    shallower(pair, case)
+    cost, grads = read_answer(pair, name, gradient_order(case), needs_cost=answer.raw is not None)
     notes = [f"{name} changed its input {key} in place (it was given a copy)"
              for key, value in inputs.items() if not np.array_equal(copies[key], value)]
     returned = sorted({str(value.dtype) for value in grads.values()} - {case.dtype})
     if returned:
         notes.append(f"{name} returned {', '.join(returned)} gradients for {case.dtype} inputs")
-    ignored = sorted(set(answer[1]) - set(grads), key=str)
+    ignored = sorted(set(pair[1]) - set(grads) - set(answer.extras), key=str)
     if ignored:
         notes.append(f"ignored keys of grads: {', '.join(map(str, ignored))}")
-    return cost, grads, notes
+    return cost, grads, answer.extras, notes
 
 
-def read_answer(answer: object, name: str, expected: list[str]) -> tuple[float, dict[str, np.ndarray]]:
+def shallower(pair: object, case: Case) -> None:
+    """DepthNotHandled where the gradients returned are those of the first k < L layers
+    exactly: code written for a network of k layers, which never reads the others."""
+    grads = pair[1] if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
+    if not isinstance(grads, Mapping):
+        return
+    layers = [layer for layer in range(1, case.spec.depth + 1) if f"dW{layer}" in grads and f"db{layer}" in grads]
+    if layers and layers == list(range(1, len(layers) + 1)) and len(layers) < case.spec.depth and \
+            not any(f"d{kind}{layer}" in grads for kind in "Wb" for layer in range(len(layers) + 1, case.spec.depth + 1)):
+        raise DepthNotHandled(f"it returns the gradients of {len(layers)} layers only, for a network of "
+                              f"{case.spec.depth}")
+
+
+def read_answer(answer: object, name: str, expected: list[str],
+                needs_cost: bool = True) -> tuple[float | None, dict[str, np.ndarray]]:
     """``(cost, grads)`` read as a float and ``{"dW1": array, ...}``; BackpropError naming what
-    is wrong otherwise."""
+    is wrong otherwise. The cost may be None where ``needs_cost`` is false (the code has no
+    cost function)."""
     if not (isinstance(answer, (tuple, list)) and len(answer) == 2):
         what = f"a {type(answer).__name__}" + (f" of length {len(answer)}" if isinstance(answer, (tuple, list)) else "")
         raise BackpropError(f"{name} returned {what}; it must return (cost, grads)")
     cost, grads = answer
-    cost_array = numeric(cost, f"the cost {name} returned")
-    if cost_array.size != 1:
-        raise BackpropError(f"the cost {name} returned has shape {cost_array.shape}; it must be one number")
+    if cost is None and not needs_cost:
+        cost_value = None
+    else:
+        cost_array = numeric(cost, f"the cost {name} returned")
+        if cost_array.size != 1:
+            raise BackpropError(f"the cost {name} returned has shape {cost_array.shape}; it must be one number")
+        cost_value = float(cost_array.reshape(()))
     if not isinstance(grads, Mapping):
         raise BackpropError(f"{name} returned grads as a {type(grads).__name__}; it must be a dict "
                             "{'dW1': ..., 'db1': ..., ...}")
@@ -230,7 +535,7 @@ def read_answer(answer: object, name: str, expected: list[str]) -> tuple[float, 
     if missing:
         raise BackpropError(f"{name} returned grads without {', '.join(missing)} "
                             f"(its keys: {', '.join(map(str, grads)) or 'none'})")
-    return float(cost_array.reshape(())), {key: numeric(grads[key], f"grads['{key}']") for key in expected}
+    return cost_value, {key: numeric(grads[key], f"grads['{key}']") for key in expected}
 
 
 def numeric(value: object, what: str) -> np.ndarray:
@@ -244,18 +549,49 @@ def numeric(value: object, what: str) -> np.ndarray:
     return array
 
 
-def finite_difference_agreement(answers: dict[str, object], case: Case, reference: engine.ReferenceResult) -> dict:
-    """The learner's gradients against central differences of the float64 cost."""
-    gradients, masks = numerical_gradients(case.params, case.X, case.Y, case.spec)
+def own_cost_agreement(calls: Calls, answer: LearnerAnswer, case: Case, reference: engine.ReferenceResult) -> dict:
+    """The learner's gradients against central differences of the learner's own cost, in
+    float64: dJ/dθ_k ≈ (J(θ + h e_k) - J(θ - h e_k)) / 2h on the entries the reference's
+    finite differences check (those whose step crosses no ReLU kink)."""
+    tol = finite_difference_tolerance(quantity_tolerance("gradients", case), answer.cost or 0.0, STEP)
+    if answer.cost is None:
+        return {"status": "skipped", "reason": "your code computes no cost to difference", "quantities": {}}
+    _, masks = numerical_gradients(case.params, case.X, case.Y, case.spec)
+    try:
+        with layer_globals(calls, list(case.spec.layer_sizes)):
+            differences = own_cost_differences(calls, case, masks)
+    except Exception as error:  # the learner's cost raised on a nearby point
+        return {"status": "error", "reason": f"your cost raised {describe(error)} on a perturbed parameter",
+                "quantities": {}}
     agreement = {}
     for quantity in gradient_order(case):
-        tol = finite_difference_tolerance(quantity_tolerance("gradients", case), reference.evaluation.cost, STEP)
         mask = masks[quantity[1:]]
-        check = (held_against(quantity, answers[quantity], gradients[quantity[1:]], case, reference, tol, mask)
-                 if mask.any() else
-                 unmeasured_check(quantity, "gradients", "every entry sits at a ReLU kink", tol))
+        check = (held_against(quantity, answer.grads[quantity], differences[quantity[1:]], case, reference, tol, mask)
+                 if mask.any() else unmeasured_check(quantity, "gradients", "every entry sits at a ReLU kink", tol))
         agreement[quantity] = cell(check)
-    return {"status": "pass", "reason": "central differences in float64 (h = 1e-6)", "quantities": agreement}
+    return {"status": "pass", "reason": "central differences of your own cost in float64 (h = 1e-6)",
+            "quantities": agreement}
+
+
+def own_cost_differences(calls: Calls, case: Case, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Central differences of the learner's cost for the entries in ``masks`` (NaN elsewhere)."""
+    params = {name: np.asarray(value, np.float64) for name, value in case.params.items()}
+    X, Y = np.asarray(case.X, np.float64), np.asarray(case.Y, np.float64)
+
+    def cost_at(name: str, index: tuple, shift: float) -> float:
+        moved = {key: value.copy() for key, value in params.items()}
+        moved[name][index] += shift
+        answer = calls.convention.assemble(calls, X.copy(), Y.copy(), moved)
+        pair = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
+        return float(np.asarray(pair[0], np.float64).reshape(()))
+
+    differences = {}
+    for name, mask in masks.items():
+        numerical = np.full(mask.shape, np.nan)
+        for index in zip(*np.nonzero(mask)):
+            numerical[index] = (cost_at(name, index, STEP) - cost_at(name, index, -STEP)) / (2 * STEP)
+        differences[name] = numerical
+    return differences
 
 
 def frameworks(names: list[str] | None) -> list[str]:
@@ -269,15 +605,13 @@ def frameworks(names: list[str] | None) -> list[str]:
     return [name for name in FRAMEWORKS if name in chosen]
 
 
-def framework_agreement(answers: dict[str, object], case: Case, reference: engine.ReferenceResult,
-                        backends: list[str], progress: Progress | None) -> dict[str, dict]:
-    """Run the frameworks on the case (each in its own worker, cost and gradients only: no
-    training) and hold the learner's cost and gradients against each framework's."""
+def framework_outcomes(cases: list[Case], backends: list[str], progress: Progress | None) -> list[dict | None]:
+    """Run the frameworks on the cases (each in its own worker, cost and gradients only: no
+    training); per case, each framework's result (None per case where none is asked for)."""
     if not backends:
-        return {}
+        return [None] * len(cases)
     options = engine.RunOptions(backends=frameworks(backends), include_arrays=True, trajectories=False)
-    results = engine.run([case], options, progress)["results"][0]["backends"]
-    return {name: framework_cell(answers, case, reference, outcome) for name, outcome in results.items()}
+    return [result["backends"] for result in engine.run(cases, options, progress)["results"]]
 
 
 def framework_cell(answers: dict[str, object], case: Case, reference: engine.ReferenceResult, outcome: dict) -> dict:
@@ -312,32 +646,45 @@ def cell(check: Check, source_check: dict | None = None) -> dict:
     return {"verdict": verdict, "rel_error": error}
 
 
-def load_backprop(target: str) -> Callable:
-    """The function ``FILE.py:FUNCTION`` or ``package.module:FUNCTION`` names (``FUNCTION``
-    defaults to ``backprop``); BackpropError, with the learner's traceback, when its module
-    cannot be imported."""
-    location, _, name = target.rpartition(":") if ":" in target else (target, "", "backprop")
-    if not name.isidentifier():
+def load_code(target: str, convention: str | None = None) -> tuple[Calls, str]:
+    """The learner's functions that ``target`` names — ``FILE.py``, ``FILE.ipynb``,
+    ``package.module``, each optionally ``:FUNCTION`` (a backprop function) — in the
+    convention they follow (``convention`` forces one), and the source in words.
+    BackpropError, with the learner's traceback, when the code cannot be loaded."""
+    location, _, function = target.rpartition(":") if ":" in target else (target, "", "")
+    if function and not function.isidentifier():
         raise BackpropError(f"{target!r} does not name a function: give FILE.py:FUNCTION or package.module:FUNCTION")
-    if location.endswith(".py") or "/" in location:
+    if location.endswith(".ipynb"):
+        from gradparity.notebook import load_definitions
+        module = load_definitions(Path(location))
+    elif location.endswith(".py") or "/" in location:
         module = import_file(Path(location))
     else:
-        try:
-            module = importlib.import_module(location)
-        except ModuleNotFoundError as error:
-            if error.name != location.split(".")[0] and error.name != location:
-                raise BackpropError(f"importing {location} raised {describe(error)}", learner_traceback(error)) from None
-            raise BackpropError(f"no module named {location} (run from the folder that holds it, or give FILE.py)") from None
-        except Exception as error:
+        module = import_module(location)
+    if function and not callable(getattr(module, function, None)):
+        what = getattr(module, function, None)
+        if what is not None:
+            raise BackpropError(f"{location}:{function} is not a function (it is of type {type(what).__name__})")
+        raise BackpropError(f"{location} defines no {function}; it defines {', '.join(defined_functions(module)) or 'no function'}")
+    return learner_calls(module, convention, function or None, location), location
+
+
+def import_module(location: str) -> types.ModuleType:
+    """Import ``package.module``; BackpropError when it is not there or raises."""
+    try:
+        return importlib.import_module(location)
+    except ModuleNotFoundError as error:
+        if error.name != location.split(".")[0] and error.name != location:
             raise BackpropError(f"importing {location} raised {describe(error)}", learner_traceback(error)) from None
-    function = getattr(module, name, None)
-    if function is None:
-        defined = sorted(key for key, value in vars(module).items() if callable(value) and not key.startswith("_")
-                         and getattr(value, "__module__", None) == module.__name__)
-        raise BackpropError(f"{location} defines no {name}" + (f"; it defines {', '.join(defined)}" if defined else ""))
-    if not callable(function):
-        raise BackpropError(f"{location}:{name} is not a function (it is of type {type(function).__name__})")
-    return function
+        raise BackpropError(f"no module named {location} (run from the folder that holds it, or give FILE.py)") from None
+    except Exception as error:
+        raise BackpropError(f"importing {location} raised {describe(error)}", learner_traceback(error)) from None
+
+
+def defined_functions(module: types.ModuleType) -> list[str]:
+    """The public functions ``module`` itself defines."""
+    return sorted(key for key, value in vars(module).items() if callable(value) and not key.startswith("_")
+                  and getattr(value, "__module__", None) == module.__name__)
 
 
 def import_file(path: Path):

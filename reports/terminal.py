@@ -294,3 +294,34 @@ def verdict_text(document: dict) -> Text:
         text.append(_wrapped(f"note: {note}", hang=2) + "\n", "yellow")
     text.rstrip()
     return text
+
+
+READ_FROM = {"cost": "read from its cost", "forward pass and gradients": "read from its output and gradients: its "
+             "cost matches no candidate", "default": "the document's network: neither its cost nor its gradients "
+             "match a candidate", "options": "as given"}
+
+
+def print_check_document(document: dict) -> None:
+    """A ``gradparity-check/2`` document: which convention and functions were called, one
+    line per network with its verdict, then the first failing network (else the first) in
+    full (``print_check``) and the notes on the code as a whole."""
+    console = Console(width=WIDTH, highlight=False)
+    called = ", ".join(document["called"])
+    console.print(Text(_wrapped(f"gradparity check: {document['source']}, {document['convention']} form; called "
+                                f"{called}", hang=2), "bold"))
+    for record in document["networks"]:
+        line = Text(f"  {record['network']} ({READ_FROM[record['read_from']]}): ")
+        line.append(*network_verdict(record))
+        console.print(line)
+    for note in document["notes"]:
+        console.print(Text(_wrapped(f"note: {note}", hang=2), "yellow"))
+    console.print()
+    focus = next((record for record in document["networks"] if record["verdict"] != "pass"), document["networks"][0])
+    print_check(focus)
+
+
+def network_verdict(record: dict) -> tuple[str, str]:
+    """``PASS`` or ``FAIL: dW1, db1 wrong`` and its style."""
+    if record["verdict"] == "pass":
+        return "PASS", "bold green"
+    return f"FAIL: {', '.join(record['wrong'])} wrong", "bold red"
