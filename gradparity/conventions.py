@@ -53,13 +53,14 @@ class ConventionError(GradparityError):
 
 @dataclass(frozen=True)
 class Role:
-    """One function of a convention: the names it is looked for under and the values it
-    takes, in the convention's order (``ARGUMENTS`` keys)."""
+    """One function of a convention: the names it is looked for under, the values it takes
+    in the convention's order (``ARGUMENTS`` keys), and others it may ask for by name."""
 
     part: str
     names: tuple[str, ...]
     takes: tuple[str, ...]
     optional: bool = False
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def bind(function: Callable, role: Role, values: Mapping[str, object], layer_siz
 
 def fits(function: object, role: Role) -> bool:
     """Whether ``function`` can play ``role``: callable and bindable to the role's values."""
-    return callable(function) and not isinstance(bind(function, role, dict.fromkeys(role.takes), []), str)
+    return callable(function) and not isinstance(bind(function, role, dict.fromkeys(role.takes + role.also), []), str)
 
 
 # ---- assembling backprop(X, Y, parameters) from each convention's functions ----
@@ -180,7 +181,7 @@ def assemble_course(calls: Calls, X: np.ndarray, Y: np.ndarray, parameters: dict
         raise ConventionError(f"{forward} returned {shape_of(output)}; the course form returns (AL, caches)")
     AL, caches = output
     values = {"AL": AL, "Y": Y, "caches": caches, "X": X, "parameters": parameters}
-    cost = calls("cost", **values) if calls.has("cost") else None
+    cost = calls("cost", AL=AL, Y=Y, parameters=parameters) if calls.has("cost") else None
     grads = calls("backward", **values)
     extras = {f"A{len(calls.layer_sizes) - 1}": AL}
     if isinstance(grads, Mapping):
@@ -230,8 +231,8 @@ CONVENTIONS = (
     Convention("course", "L_model_forward(X, parameters) -> (AL, caches); compute_cost(AL, Y); "
                          "L_model_backward(AL, Y, caches) -> grads",
                (Role("forward", FORWARD_NAMES, ("X", "parameters")),
-                Role("cost", COST_NAMES, ("AL", "Y"), optional=True),
-                Role("backward", BACKWARD_NAMES, ("AL", "Y", "caches"))), assemble_course),
+                Role("cost", COST_NAMES, ("AL", "Y"), optional=True, also=("parameters",)),
+                Role("backward", BACKWARD_NAMES, ("AL", "Y", "caches"), also=("X", "parameters"))), assemble_course),
     Convention("document", "forward(X, b, W, layer_number) -> A; cal_cost(An, Y); "
                            "backward(W, A, Y, layer_number) -> (db, dW)",
                (Role("forward", ("forward",), ("X", "b", "W", "layer_number")),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import engine
+from gradparity import conventions, engine
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
@@ -309,23 +309,35 @@ def check_code(calls: Calls, cases: list[Case], backends: list[str], progress: P
     """Call the learner's code on every case, read the network each computes (unless
     ``network`` fixes it), then compare, recognise and corroborate. A case whose depth the
     code does not handle is left out and said, unless ``fixed`` (the user's own network)."""
-    notes, answers = [], []
+    answers, unhandled = [], []
     for case in cases:
         try:
             answers.append(learner_answer(calls, case))
         except DepthNotHandled as error:
             if fixed or len(cases) == 1:
-                raise BackpropError(str(error)) from None
-            notes.append(f"not checked on {case.spec.describe().split()[0]}: {error}")
+                raise BackpropError(f"your code cannot compute this network: {error}") from None
+            unhandled.append(f"{sizes(case)} ({error})")
+        except BackpropError as error:
+            if len(cases) == 1:
+                raise
+            raise BackpropError(f"on the {sizes(case)} network: {error}", error.traceback) from None
     if not answers:
-        raise BackpropError("; ".join(notes))
-    notes += code_notes(calls, answers)
+        raise BackpropError(f"your code computes none of the networks: {'; '.join(unhandled)}")
+    notes = code_notes(calls, answers)
+    if unhandled:
+        notes.append(f"your code handles {answers[0][0].spec.depth} layers only: checked on "
+                     f"{', '.join(sizes(case) for case, _ in answers)}, not on {'; '.join(unhandled)}")
     readings = [read_network(answer, case, *network) for case, answer in answers]
     checked = [case for case, _ in readings]
     outcomes = framework_outcomes(checked, backends, progress)
     networks = [network_check(calls, case, answer, read_from, outcome)
                 for (case, read_from), (_, answer), outcome in zip(readings, answers, outcomes)]
     return BackpropCheck(calls.convention.name, called_names(calls), source or "", networks, notes)
+
+
+def sizes(case: Case) -> str:
+    """A network's layer sizes, ``2-5-3-1``."""
+    return "-".join(map(str, case.spec.layer_sizes))
 
 
 @dataclass
@@ -480,11 +492,10 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
     except KeyError as error:
         missing_layer = error.args[0] if error.args and isinstance(error.args[0], str) else ""
         if missing_layer[:1] in ("W", "b") and missing_layer[1:].isdigit() and missing_layer not in case.params:
-            raise DepthNotHandled(f"it reads {missing_layer}, which a network of {case.spec.depth} layers does "
-                                  "not have") from None
-        raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
+            raise DepthNotHandled(f"it reads {missing_layer}, which this network does not have") from None
+        raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
     except Exception as error:
-        raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
+        raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
     pair = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
     shallower(pair, case)
     cost, grads = read_answer(pair, name, gradient_order(case), needs_cost=answer.raw is not None)
@@ -499,6 +510,13 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
     return cost, grads, answer.extras, notes
 
 
+def raiser(error: BaseException, calls: Calls) -> str:
+    """The learner's function (of those the check calls) in whose call ``error`` was raised."""
+    called = called_names(calls)
+    frames = traceback.extract_tb(error.__traceback__)
+    return next((frame.name for frame in frames if frame.name in called), ", ".join(called))
+
+
 def shallower(pair: object, case: Case) -> None:
     """DepthNotHandled where the gradients returned are those of the first k < L layers
     exactly: code written for a network of k layers, which never reads the others."""
@@ -508,8 +526,7 @@ def shallower(pair: object, case: Case) -> None:
     layers = [layer for layer in range(1, case.spec.depth + 1) if f"dW{layer}" in grads and f"db{layer}" in grads]
     if layers and layers == list(range(1, len(layers) + 1)) and len(layers) < case.spec.depth and \
             not any(f"d{kind}{layer}" in grads for kind in "Wb" for layer in range(len(layers) + 1, case.spec.depth + 1)):
-        raise DepthNotHandled(f"it returns the gradients of {len(layers)} layers only, for a network of "
-                              f"{case.spec.depth}")
+        raise DepthNotHandled(f"it returns the gradients of {len(layers)} of its {case.spec.depth} layers")
 
 
 def read_answer(answer: object, name: str, expected: list[str],
@@ -705,7 +722,7 @@ def learner_traceback(error: BaseException) -> str:
     """The traceback of ``error`` from the learner's first frame on: gradparity's own frames
     and importlib's are left out."""
     tb = error.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, importlib.__file__)
+    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, conventions.__file__, importlib.__file__)
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb))
