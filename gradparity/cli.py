@@ -500,10 +500,8 @@ def add_check_parser(commands: argparse._SubParsersAction) -> None:
                     "grads {'dW1': ..., 'db1': ..., ...}. Exit 0: right; 1: a quantity is wrong (NaN and wrong shapes "
                     "included); 2: bad usage, or your code raised or returned something unreadable.",
         epilog=examples("gradparity check examples/backprop.py",
-                        "gradparity check my_course_code.py --backends none",
-                        "gradparity check my_notebook.ipynb --json check.json",
-                        "gradparity check my_backprop.py:backprop --dtype float32 --backends torch,jax",
-                        "gradparity check mypackage.nn --hidden 8,4 --activation tanh"))
+                        "gradparity check my_notebook.ipynb --backends none --json check.json",
+                        "gradparity check my_backprop.py:backprop --hidden 8,4 --activation tanh --dtype float32"))
     parser.add_argument("target", metavar="FILE",
                         help="your code: FILE.py, FILE.ipynb or package.module, each optionally :FUNCTION for a "
                              "backprop(X, Y, parameters) function of another name")

@@ -95,8 +95,9 @@ class Calls:
     """The learner's functions of one convention, called with the values they take by name;
     ``layer_sizes`` is what the code's own layer-size arguments and globals are given."""
 
-    def __init__(self, convention: Convention, functions: dict[str, Callable], namespace: dict) -> None:
-        self.convention, self.functions, self.namespace = convention, functions, namespace
+    def __init__(self, convention: Convention, names: dict[str, str], namespace: dict) -> None:
+        self.convention, self.names, self.namespace = convention, names, namespace
+        self.functions: dict[str, Callable] = {part: namespace[name] for part, name in names.items()}
         self.layer_sizes: list[int] = []
         self.filled: dict[str, str] = {}  # "L_model_backward's learning_rate" -> "0.0"
 
@@ -105,13 +106,13 @@ class Calls:
 
     def __call__(self, part: str, **values: object) -> object:
         function = self.functions[part]
-        arguments = bind(function, self.convention.role(part), values, self.layer_sizes)
+        arguments = bind(function, self.names[part], self.convention.role(part), values, self.layer_sizes)
         if isinstance(arguments, str):
             raise ConventionError(arguments)
         for name, value in arguments.items():
             kind = argument_kind(name, tuple(values))
             if kind is None:
-                self.filled[f"{function.__name__}'s {name}"] = "the layer sizes" if value is self.layer_sizes else repr(value)
+                self.filled[f"{self.names[part]}'s {name}"] = "the layer sizes" if value is self.layer_sizes else repr(value)
         return function(*arguments.values())
 
 
@@ -132,14 +133,15 @@ def required_parameters(function: Callable) -> list[str] | None:
             parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
 
 
-def bind(function: Callable, role: Role, values: Mapping[str, object], layer_sizes: list[int]) -> dict | str:
+def bind(function: Callable, called: str, role: Role, values: Mapping[str, object],
+         layer_sizes: list[int]) -> dict | str:
     """The arguments of ``function`` for ``role`` in order, by parameter name: a value the
     convention has (``values``), a layer-size list, an ``EXTRAS`` default; else, when the
     function takes exactly as many as the role, ``values`` in the role's order. A string
     saying why not where neither fits."""
     required = required_parameters(function)
     if required is None:
-        return f"the signature of {getattr(function, '__name__', function)} cannot be read"
+        return f"the signature of {called} cannot be read"
     arguments: dict[str, object] = {}
     for name in required:
         kind = argument_kind(name, tuple(values))
@@ -155,14 +157,15 @@ def bind(function: Callable, role: Role, values: Mapping[str, object], layer_siz
         return arguments
     if len(required) == len(role.takes) and all(kind in values for kind in role.takes):
         return {name: values[kind] for name, kind in zip(required, role.takes)}
-    shown = f"{function.__name__}({', '.join(required)})"
+    shown = f"{called}({', '.join(required)})"
     return (f"{shown} takes {', '.join(name for name in required if name not in arguments)}, which the {role.part} "
             f"function of this form is not given: it takes ({', '.join(role.takes)})")
 
 
 def fits(function: object, role: Role) -> bool:
     """Whether ``function`` can play ``role``: callable and bindable to the role's values."""
-    return callable(function) and not isinstance(bind(function, role, dict.fromkeys(role.takes + role.also), []), str)
+    return callable(function) and not isinstance(bind(function, "", role, dict.fromkeys(role.takes + role.also), []),
+                                                 str)
 
 
 # ---- assembling backprop(X, Y, parameters) from each convention's functions ----
@@ -175,7 +178,7 @@ def assemble_backprop(calls: Calls, X: np.ndarray, Y: np.ndarray, parameters: di
 def assemble_course(calls: Calls, X: np.ndarray, Y: np.ndarray, parameters: dict) -> Answer:
     """``AL, caches = L_model_forward(X, parameters)``; ``cost = compute_cost(AL, Y)``;
     ``grads = L_model_backward(AL, Y, caches)``; the ``dA`` keys of grads kept aside."""
-    forward = calls.functions["forward"].__name__
+    forward = calls.names["forward"]
     output = calls("forward", X=X, parameters=parameters)
     if not (isinstance(output, tuple) and len(output) == 2):
         raise ConventionError(f"{forward} returned {shape_of(output)}; the course form returns (AL, caches)")
@@ -195,16 +198,16 @@ def assemble_document(calls: Calls, X: np.ndarray, Y: np.ndarray, parameters: di
     n = len(calls.layer_sizes) - 1
     W = [0, *(parameters[f"W{layer}"] for layer in range(1, n + 1))]
     b = [0, *(parameters[f"b{layer}"] for layer in range(1, n + 1))]
-    names = calls.functions
+    names = calls.names
     A = calls("forward", X=X, b=b, W=W, layer_number=n)
     if not (isinstance(A, (list, tuple)) and len(A) == n + 1):
-        raise ConventionError(f"{names['forward'].__name__} returned {shape_of(A)}; the document's forward returns "
+        raise ConventionError(f"{names['forward']} returned {shape_of(A)}; the document's forward returns "
                               f"the list [A0, A1, ..., A{n}] ({n + 1} arrays for {n} layers)")
     cost = calls("cost", AL=A[n], Y=Y) if calls.has("cost") else None
     answer = calls("backward", W=W, A=A, Y=Y, layer_number=n)
     if not (isinstance(answer, tuple) and len(answer) == 2 and
             all(isinstance(part, (list, tuple)) and len(part) == n + 1 for part in answer)):
-        raise ConventionError(f"{names['backward'].__name__} returned {shape_of(answer)}; the document's backward "
+        raise ConventionError(f"{names['backward']} returned {shape_of(answer)}; the document's backward "
                               f"returns (db, dW), two lists [0, d1, ..., d{n}] of {n + 1} entries")
     db, dW = answer
     grads = {f"d{kind}{layer}": gradient[layer] for layer in range(1, n + 1) for kind, gradient in (("W", dW), ("b", db))}
@@ -250,18 +253,18 @@ def convention_named(name: str) -> Convention:
     raise ConventionError(f"unknown convention {name!r}; choose from {', '.join(NAMES)}")
 
 
-def found_roles(convention: Convention, namespace: Mapping[str, object]) -> dict[str, Callable]:
-    """The learner's function for each role of ``convention`` found in ``namespace``: the
-    first of the role's names that is defined there and fits."""
+def found_roles(convention: Convention, namespace: Mapping[str, object]) -> dict[str, str]:
+    """The name of the learner's function for each role of ``convention`` found in
+    ``namespace``: the first of the role's names that is defined there and fits."""
     found = {}
     for role in convention.roles:
-        function = next((namespace[name] for name in role.names if fits(namespace.get(name), role)), None)
-        if function is not None:
-            found[role.part] = function
+        name = next((name for name in role.names if fits(namespace.get(name), role)), None)
+        if name is not None:
+            found[role.part] = name
     return found
 
 
-def complete(convention: Convention, found: dict[str, Callable]) -> bool:
+def complete(convention: Convention, found: dict[str, str]) -> bool:
     return all(role.part in found for role in convention.roles if not role.optional)
 
 
@@ -272,14 +275,15 @@ def find(namespace: dict, source: str, forced: str | None = None, function: str 
     functions are all there. ConventionError when none or two fit, saying what ``source``
     defines and what was looked for."""
     if function is not None:
-        candidates = [convention_named(forced or "backprop")]
-        namespace = {**namespace, **{role.names[0]: namespace.get(function) for role in candidates[0].roles[:1]}}
-    else:
-        candidates = [convention_named(forced)] if forced else list(CONVENTIONS)
+        convention = convention_named(forced or "backprop")
+        if not fits(namespace.get(function), convention.roles[0]):
+            raise ConventionError(f"{source}:{function} is not a function of the form {convention.summary}")
+        return Calls(convention, {convention.roles[0].part: function}, namespace)
+    candidates = [convention_named(forced)] if forced else list(CONVENTIONS)
     roles = {convention.name: found_roles(convention, namespace) for convention in candidates}
     fitting = [convention for convention in candidates if complete(convention, roles[convention.name])]
     if len(fitting) > 1:
-        both = "; ".join(f"{convention.name} ({', '.join(f.__name__ for f in roles[convention.name].values())})"
+        both = "; ".join(f"{convention.name} ({', '.join(roles[convention.name].values())})"
                          for convention in fitting)
         raise ConventionError(f"{source} follows two conventions at once: {both}; choose one with --convention "
                               f"NAME (or FILE:FUNCTION for a backprop function)")
@@ -290,7 +294,7 @@ def find(namespace: dict, source: str, forced: str | None = None, function: str 
 
 
 def not_found(namespace: Mapping[str, object], source: str, candidates: list[Convention],
-              roles: dict[str, dict[str, Callable]]) -> str:
+              roles: dict[str, dict[str, str]]) -> str:
     """One line: what ``source`` defines, the conventions looked for, and what a convention
     that was partly there lacks."""
     defined = sorted(name for name, value in namespace.items() if inspect.isfunction(value) and not name.startswith("_"))
@@ -299,7 +303,7 @@ def not_found(namespace: Mapping[str, object], source: str, candidates: list[Con
     if partial:
         convention, found = partial[0]
         missing = [role.names[0] for role in convention.roles if role.part not in found and not role.optional]
-        return (f"{source} has {', '.join(f.__name__ for f in found.values())} of the {convention.name} form but no "
+        return (f"{source} has {', '.join(found.values())} of the {convention.name} form but no "
                 f"{' or '.join(missing)} (the {convention.name} form: {convention.summary})")
     looked = "; ".join(f"{convention.name}: {convention.summary}" for convention in candidates)
     return (f"{source} defines {', '.join(defined) or 'no function'}, and none of the forms gradparity check knows: "

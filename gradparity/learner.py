@@ -121,16 +121,22 @@ class NetworkCheck:
 
     @property
     def explanation(self) -> str | None:
-        """Why central differences side with the learner where the reference does not: they
-        difference the learner's own cost, which is not the reference's."""
+        """Why central differences and the reference tell different stories: they difference
+        the learner's own cost. Gradients the reference rejects and they accept differentiate
+        the learner's cost, which is not the reference's; gradients the reference accepts and
+        they reject are right for the reference's cost, not for the learner's."""
         cells = self.corroboration.get(GROUND_TRUTH, {}).get("quantities", {})
-        agreeing = [name for name in self.wrong if name != "cost" and cells.get(name, {}).get("verdict") == "agrees"]
-        if not agreeing:
-            return None
-        return (f"central differences of your own cost agree with your {', '.join(agreeing)}: your backprop "
-                "differentiates the cost it computes; " +
-                ("that cost is not the reference's" if "cost" in self.wrong else
-                 "the difference from the reference is within the differences' looser tolerance"))
+        wrong_but_own = [name for name in self.wrong if cells.get(name, {}).get("verdict") == "agrees"]
+        right_but_not_own = [name for name, cell in cells.items()
+                             if name not in self.wrong and cell["verdict"] == "differs"]
+        if wrong_but_own:
+            return (f"central differences of your own cost agree with your {', '.join(wrong_but_own)}: your backprop "
+                    "differentiates the cost it computes, " + ("and that cost is not the reference's" if "cost" in
+                                                               self.wrong else "within the differences' looser tolerance"))
+        if right_but_not_own and "cost" in self.wrong:
+            return (f"your {', '.join(right_but_not_own)} agree with the reference but not with central differences of "
+                    "your own cost: they are the gradients of the reference's cost, and your cost is not")
+        return None
 
     def message(self) -> str:
         """The assert_close style account of the first wrong quantity, the wrong ones and the hint."""
@@ -164,12 +170,29 @@ class BackpropCheck:
     called: list[str]
     source: str
     networks: list[NetworkCheck]
-    notes: list[str] = field(default_factory=list)
+    code_notes: list[str] = field(default_factory=list)
 
     @property
     def focus(self) -> NetworkCheck:
         """The first network that fails, else the first."""
         return next((network for network in self.networks if not network.passed), self.networks[0])
+
+    @property
+    def dtype(self) -> str:
+        return self.focus.dtype
+
+    @property
+    def checks(self) -> list[Check]:
+        return self.focus.checks
+
+    @property
+    def corroboration(self) -> dict[str, dict]:
+        return self.focus.corroboration
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes on the code as a whole, then the focus network's."""
+        return self.code_notes + self.focus.notes
 
     @property
     def passed(self) -> bool:
@@ -206,9 +229,9 @@ class BackpropCheck:
         from the focus network, wrong/first_wrong/hint/pattern, then every network's record."""
         focus = self.focus.to_dict()
         return {"schema": SCHEMA, "verdict": self.verdict, "message": None, "traceback": None,
-                "convention": self.convention, "called": self.called, "source": self.source,
+                "convention": self.convention, "called": self.called, "source": self.source, "dtype": self.dtype,
                 **{key: focus[key] for key in ("wrong", "first_wrong", "hint", "pattern")},
-                "notes": self.notes, "networks": [network.to_dict() for network in self.networks]}
+                "notes": self.code_notes, "networks": [network.to_dict() for network in self.networks]}
 
 
 def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> dict:
@@ -217,7 +240,7 @@ def error_document(error: GradparityError, calls: Calls | None = None, source: s
     return {"schema": SCHEMA, "verdict": "error", "message": str(error),
             "traceback": getattr(error, "traceback", None),
             "convention": calls.convention.name if calls else None, "called": called_names(calls) if calls else [],
-            "source": source, "wrong": [], "first_wrong": None, "hint": None, "pattern": None, "notes": [],
+            "source": source, "dtype": None, "wrong": [], "first_wrong": None, "hint": None, "pattern": None, "notes": [],
             "networks": []}
 
 
@@ -301,7 +324,7 @@ def learner_calls(code: Callable | Mapping | types.ModuleType, convention: str |
 
 def called_names(calls: Calls) -> list[str]:
     """The names of the learner's functions a check calls, in the convention's order."""
-    return [calls.functions[role.part].__name__ for role in calls.convention.roles if role.part in calls.functions]
+    return [calls.names[role.part] for role in calls.convention.roles if role.part in calls.names]
 
 
 def check_code(calls: Calls, cases: list[Case], backends: list[str], progress: Progress | None = None,
