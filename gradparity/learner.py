@@ -36,6 +36,7 @@ from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import spec_from_params
+from gradparity.reports.check_view import check_html, check_markdown, one_network
 from gradparity.runner import Progress
 
 SCHEMA = "gradparity-check/1"
@@ -118,6 +119,13 @@ class BackpropCheck:
                 "function": self.function, "network": self.network, "data": self.data, "dtype": self.dtype,
                 "m": self.m, "checks": [check.to_dict() for check in self.checks],
                 "corroboration": self.corroboration, "notes": self.notes}
+
+    def _repr_html_(self) -> str:
+        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``)."""
+        return check_html(one_network(self.to_dict()))
+
+    def _repr_markdown_(self) -> str:
+        return check_markdown(one_network(self.to_dict()))
 
 
 def check(backprop: Callable, X: np.ndarray, Y: np.ndarray, parameters: Mapping[str, np.ndarray],
