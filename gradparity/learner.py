@@ -36,7 +36,6 @@ from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import spec_from_params
-from gradparity.reports.check_view import check_html, check_markdown, one_network
 from gradparity.runner import Progress
 
 SCHEMA = "gradparity-check/1"
@@ -121,10 +120,15 @@ class BackpropCheck:
                 "corroboration": self.corroboration, "notes": self.notes}
 
     def _repr_html_(self) -> str:
-        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``)."""
+        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
+        imported here: it imports rich, which ``import gradparity`` does not)."""
+        from gradparity.reports.check_view import check_html, one_network
+
         return check_html(one_network(self.to_dict()))
 
     def _repr_markdown_(self) -> str:
+        from gradparity.reports.check_view import check_markdown, one_network
+
         return check_markdown(one_network(self.to_dict()))
 
 

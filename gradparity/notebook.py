@@ -26,8 +26,9 @@ from pathlib import Path
 from gradparity.core.errors import GradparityError
 
 # A line IPython would not hand to Python: a magic (%time ...), a shell line (!pip ...) or an
-# assignment of either (files = !ls). Only a whole line is recognised; a continuation line of a
-# bracketed expression that begins with % (a modulo) is read as a magic too.
+# assignment of either (files = !ls). Lines are read one by one, without Python's tokens: a
+# continuation line that begins with % (a modulo) or a line of a string that begins with ! is
+# taken for a magic too.
 MAGIC_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])")
 CELL_MAGIC = "%%"  # a cell that starts with a cell magic (%%time, %%writefile) is left out whole
 FIRST_LINE_WIDTH = 60  # the first line of a cell, as a message quotes it
