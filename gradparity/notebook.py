@@ -32,6 +32,7 @@ from gradparity.core.errors import GradparityError
 MAGIC_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])")
 CELL_MAGIC = "%%"  # a cell that starts with a cell magic (%%time, %%writefile) is left out whole
 FIRST_LINE_WIDTH = 60  # the first line of a cell, as a message quotes it
+MESSAGE_WIDTH = 400  # the learner's exception message, as the one line quotes it (the traceback has it whole)
 
 
 class NotebookError(GradparityError):
@@ -116,7 +117,7 @@ def run_definitions(cell: CodeCell, notebook: Path, module: types.ModuleType) ->
     try:
         exec(code, vars(module))
     except (Exception, SystemExit) as error:
-        message = " ".join(str(error).split()) or "no message"
+        message = " ".join(str(error).split())[:MESSAGE_WIDTH] or "no message"
         raise NotebookError(f"{notebook.name}: {cell.title()} raised {type(error).__name__}: {message}",
                             learner_traceback(error)) from None
 
