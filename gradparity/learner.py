@@ -158,6 +158,18 @@ class NetworkCheck:
                 "checks": [check.to_dict() for check in self.checks], "corroboration": self.corroboration,
                 "notes": self.notes}
 
+    def _repr_html_(self) -> str:
+        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
+        imported here: it imports rich, which ``import gradparity`` does not)."""
+        from gradparity.reports.check_view import check_html, one_network
+
+        return check_html(one_network(self.to_dict()))
+
+    def _repr_markdown_(self) -> str:
+        from gradparity.reports.check_view import check_markdown, one_network
+
+        return check_markdown(one_network(self.to_dict()))
+
 
 @dataclass
 class BackpropCheck:

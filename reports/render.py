@@ -150,6 +150,27 @@ def to_html(blocks: list[Block], plots: dict[str, bytes]) -> str:
             "<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
 
 
+def to_html_fragment(blocks: list[Block], scope: str) -> str:
+    """The blocks (without figures) as one ``<div class="scope">`` to embed in another page, a
+    Jupyter output: it carries the report's stylesheet confined to itself (``scoped_css``), so
+    it looks like the report and restyles nothing around it."""
+    body = "\n".join(_html_block(block, {}) for block in blocks)
+    return f'<div class="{scope}">\n<style>{scoped_css(scope)}</style>\n{body}\n</div>\n'
+
+
+def scoped_css(scope: str) -> str:
+    """The report's CSS (less its print rules) with every selector put under ``.scope``:
+    ``:root`` and ``body`` become ``.scope`` itself (the colours and font), ``th`` becomes
+    ``.scope th``."""
+    screen = CSS.split("@media")[0]
+    rules = []
+    for selectors, declarations in re.findall(r"([^{}]+)\{([^{}]*)\}", screen):
+        scoped = [f".{scope}" if selector in (":root", "body") else f".{scope} {selector}"
+                  for selector in (part.strip() for part in selectors.split(","))]
+        rules.append(f"{','.join(scoped)}{{{' '.join(declarations.split())}}}")
+    return "\n".join(rules)
+
+
 def _html_block(block: Block, plots: dict[str, bytes]) -> str:
     match block:
         case Heading(level, text, anchor):
