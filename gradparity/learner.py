@@ -44,6 +44,7 @@ from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from gradparity.core.reference import initial_params
+from gradparity.notebook import CodeCell, definitions, load_definitions
 from gradparity.runner import Progress
 
 SCHEMA = "gradparity-check/2"
@@ -54,6 +55,7 @@ FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRU
 
 OWN_HIDDEN = ((4,), (5, 3), (6, 4, 3))  # the tool's own networks: 1, 2 and 3 hidden layers
 AUTO = "auto"
+DEFINITIONS_ONLY = "__gradparity_definitions_only__"  # set on a module whose top-level code could not run
 
 
 class BackpropError(GradparityError):
@@ -158,18 +160,6 @@ class NetworkCheck:
                 "checks": [check.to_dict() for check in self.checks], "corroboration": self.corroboration,
                 "notes": self.notes}
 
-    def _repr_html_(self) -> str:
-        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
-        imported here: it imports rich, which ``import gradparity`` does not)."""
-        from gradparity.reports.check_view import check_html, one_network
-
-        return check_html(one_network(self.to_dict()))
-
-    def _repr_markdown_(self) -> str:
-        from gradparity.reports.check_view import check_markdown, one_network
-
-        return check_markdown(one_network(self.to_dict()))
-
 
 @dataclass
 class BackpropCheck:
@@ -244,6 +234,19 @@ class BackpropCheck:
                 "convention": self.convention, "called": self.called, "source": self.source, "dtype": self.dtype,
                 **{key: focus[key] for key in ("wrong", "first_wrong", "hint", "pattern")},
                 "notes": self.code_notes, "networks": [network.to_dict() for network in self.networks]}
+
+    def _repr_html_(self) -> str:
+        """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
+        imported here: it imports rich, which ``import gradparity`` does not)."""
+        from gradparity.reports.check_view import check_html
+
+        return check_html(self.to_dict())
+
+    def _repr_markdown_(self) -> str:
+        from gradparity.reports.check_view import check_markdown
+
+        return check_markdown(self.to_dict())
+
 
 
 def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> dict:
@@ -397,7 +400,7 @@ def learner_answer(calls: Calls, case: Case) -> tuple[Case, LearnerAnswer]:
 
 def code_notes(calls: Calls, answers: list[tuple[Case, LearnerAnswer]]) -> list[str]:
     """What the check supplied that the learner's code lacks: a cost function, globals, arguments."""
-    notes = []
+    notes = [calls.namespace[DEFINITIONS_ONLY]] if DEFINITIONS_ONLY in calls.namespace else []
     if "cost" not in calls.functions and any(role.part == "cost" for role in calls.convention.roles):
         names = next(role.names for role in calls.convention.roles if role.part == "cost")
         notes.append(f"your code has no cost function (looked for {', '.join(names[:3])}): the cost is not checked, "
@@ -724,7 +727,6 @@ def load_code(target: str, convention: str | None = None) -> tuple[Calls, str]:
     if function and not function.isidentifier():
         raise BackpropError(f"{target!r} does not name a function: give FILE.py:FUNCTION or package.module:FUNCTION")
     if location.endswith(".ipynb"):
-        from gradparity.notebook import load_definitions
         module = load_definitions(Path(location))
     elif location.endswith(".py") or "/" in location:
         module = import_file(Path(location))
@@ -756,8 +758,10 @@ def defined_functions(module: types.ModuleType) -> list[str]:
                   and getattr(value, "__module__", None) == module.__name__)
 
 
-def import_file(path: Path):
-    """Import a learner's .py file as a module (its folder first on sys.path, for its own imports)."""
+def import_file(path: Path) -> types.ModuleType:
+    """Import a learner's .py file as a module (its folder first on sys.path, for its own
+    imports). Where its top-level code raises (a training run on data that is not here), its
+    definitions alone are taken, as from a notebook, and ``DEFINITIONS_ONLY`` says so."""
     if not path.is_file():
         raise BackpropError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     sys.path.insert(0, str(path.resolve().parent))
@@ -766,7 +770,23 @@ def import_file(path: Path):
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as error:
-        raise BackpropError(f"importing {path} raised {describe(error)}", learner_traceback(error)) from None
+        failure = BackpropError(f"importing {path} raised {describe(error)}", learner_traceback(error))
+        module = definitions_only(path, failure)
+        setattr(module, DEFINITIONS_ONLY, f"importing {path.name} ran its top-level code, which raised "
+                                          f"{describe(error)}; its definitions alone were checked")
+    return module
+
+
+def definitions_only(path: Path, failure: BackpropError) -> types.ModuleType:
+    """The module of the file's definitions alone (imports, functions, classes, literal
+    constants: ``notebook.definitions``); ``failure`` where they cannot be run either."""
+    module = types.ModuleType(path.stem)
+    module.__file__ = str(path)
+    try:
+        tree = definitions(CodeCell(1, path.read_text()), str(path))
+        exec(compile(tree, str(path), "exec"), vars(module))
+    except (Exception, SystemExit):
+        raise failure from None
     return module
 
 

@@ -201,3 +201,15 @@ def test_parameters_for_more_classes_than_the_data_say_what_to_pass(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "3 output units" in result.stderr and "--loss softmax-ce" in result.stderr and "blobs" in result.stderr
+
+
+def test_a_file_whose_top_level_training_cannot_run_is_checked_on_its_definitions(tmp_path):
+    """A course script trains at import on a data file that is not here: its definitions
+    alone are checked, and the note says why."""
+    path = tmp_path / "script.py"
+    path.write_text((LEARNERS / "course_deep.py").read_text() + "\ntrain_x = np.load('train_catvnoncat.npy')\n"
+                    "parameters = L_layer_model(train_x, None, [12288, 20, 7, 5, 1])\n")
+    result, document = run_check(tmp_path, path)
+    assert result.returncode == 0 and document["verdict"] == "pass"
+    assert any(note.startswith("importing script.py ran its top-level code, which raised FileNotFoundError")
+               for note in document["notes"]), document["notes"]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from gradparity.reports.content import Block, Bullets, Cell, Heading, Paragraph, Preformatted, Table
 from gradparity.reports.render import to_html_fragment, to_markdown
-from gradparity.reports.terminal import AGREEMENT, AGREEMENT_LEGEND, short
+from gradparity.reports.terminal import AGREEMENT, AGREEMENT_LEGEND, READ_FROM, short
 
-SCHEMA = "gradparity-check/2"
 SCOPE = "gradparity-check"  # the class of the HTML's outer div, to which its stylesheet is confined
 # the report's status (its colour) for each way a source can stand against the learner's value
 AGREEMENT_STATUS = {"agrees": "pass", "differs": "fail", "deviates": "known_deviation", "unmeasured": "skipped"}
@@ -26,13 +25,6 @@ def check_html(document: dict) -> str:
 def check_markdown(document: dict) -> str:
     """The check as Markdown, the quantities as a GitHub table."""
     return to_markdown(check_blocks(document))
-
-
-def one_network(record: dict) -> dict:
-    """The check document of one network's record (``BackpropCheck.to_dict()``), for a check
-    made by calling one ``backprop`` function."""
-    return {"schema": SCHEMA, "verdict": record["verdict"], "message": None, "convention": "backprop",
-            "called": [record["function"]], "source": None, "notes": [], "networks": [record]}
 
 
 def check_blocks(document: dict) -> list[Block]:
@@ -82,8 +74,7 @@ def networks_table(networks: list[dict]) -> Table:
     """One row per network checked: its layers, data, examples, dtype and verdict."""
     rows = []
     for record in networks:
-        read_from = f"read from: {record['read_from']}" if record.get("read_from") else ""
-        rows.append((Cell(record["network"], detail=read_from), Cell(record["data"]), Cell(str(record["m"])),
+        rows.append((Cell(record["network"], detail=READ_FROM[record["read_from"]]), Cell(record["data"]), Cell(str(record["m"])),
                      Cell(record["dtype"]), Cell(record["verdict"].upper(), record["verdict"])))
     return Table(("network", "data", "m", "dtype", "verdict"), tuple(rows), align="llrll")
 
