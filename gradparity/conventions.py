@@ -25,6 +25,7 @@ import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,11 @@ class Answer:
     grads: object
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     raw: object = None  # a backprop's answer as it came, read by the caller
+
+    @property
+    def returned(self) -> Any:
+        """``(cost, grads)`` as the learner's code gave them (unread: ``learner.read_answer`` reads them)."""
+        return self.raw if self.raw is not None else (self.cost, self.grads)
 
 
 Assemble = Callable[["Calls", np.ndarray, np.ndarray, dict], Answer]

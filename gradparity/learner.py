@@ -28,6 +28,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -534,7 +535,7 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
         raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
     except Exception as error:
         raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
-    pair = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
+    pair = answer.returned
     check_depth(calls, case, pair)
     cost, grads = read_answer(pair, name, gradient_order(case), needs_cost=answer.raw is not None)
     notes = [f"{name} changed its input {key} in place (it was given a copy)"
@@ -569,7 +570,7 @@ def shallower(pair: object, case: Case) -> int | None:
     return None
 
 
-def check_depth(calls: Calls, case: Case, pair: tuple) -> None:
+def check_depth(calls: Calls, case: Case, pair: Any) -> None:
     """DepthNotHandled where the code returns the gradients of its first k layers only and
     never reads the others (its gradients stay the same when they change): code written for
     networks of k layers. Where they do change, the code reads every layer but leaves some
@@ -579,7 +580,7 @@ def check_depth(calls: Calls, case: Case, pair: tuple) -> None:
         return
     moved = {name: value * 2 + 1 if int(name[1:]) > k else value.copy() for name, value in case.params.items()}
     answer = calls.convention.assemble(calls, case.X.copy(), case.Y.copy(), moved)
-    again = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
+    again = answer.returned
     if all(np.array_equal(np.asarray(again[1][key]), np.asarray(pair[1][key])) for key in pair[1] if key[:2] in ("dW", "db")):
         raise DepthNotHandled(f"it returns the gradients of {k} of its {case.spec.depth} layers and never reads the others")
 
@@ -654,8 +655,7 @@ def own_cost_differences(calls: Calls, case: Case, masks: dict[str, np.ndarray])
         moved = {key: value.copy() for key, value in params.items()}
         moved[name][index] += shift
         answer = calls.convention.assemble(calls, X.copy(), Y.copy(), moved)
-        pair = answer.raw if answer.raw is not None else (answer.cost, answer.grads)
-        return float(np.asarray(pair[0], np.float64).reshape(()))
+        return float(np.asarray(answer.returned[0], np.float64).reshape(()))
 
     differences = {}
     for name, mask in masks.items():
