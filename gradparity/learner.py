@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import engine
+from gradparity import engine, floating_point
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.core.cases import Case, make_case
@@ -42,6 +43,7 @@ SCHEMA = "gradparity-check/1"
 LEARNER = "your backprop"
 GROUND_TRUTH = "finite-diff"  # computed here, in process
 FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRUTH))  # numpy runs the reference
+TRACED = re.compile(r"d?A\d+")  # keys of grads beside the gradients where a NaN is traced (dA1, A2, ...)
 
 
 class BackpropError(GradparityError):
@@ -57,8 +59,9 @@ class BackpropError(GradparityError):
 class BackpropCheck:
     """The learner's cost and gradients against the reference: one check per quantity (cost,
     then dW[L], db[L], ..., dW1, db1), the first wrong gradient from the output, the mistakes
-    recognised (for the first wrong gradient and for the cost), and the corroboration:
-    per source (finite differences, each framework) its status and, per quantity, whether the
+    recognised (for the cost and for the first wrong gradient, in that order), the shapes the
+    learner's value has where it differs from the reference's, and the corroboration: per
+    source (finite differences, each framework) its status and, per quantity, whether the
     learner's value agrees with that source's."""
 
     function: str
@@ -68,6 +71,7 @@ class BackpropCheck:
     m: int
     checks: list[Check]
     mistakes: dict[str, Mistake] = field(default_factory=dict)
+    shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     corroboration: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -91,10 +95,9 @@ class BackpropCheck:
 
     @property
     def mistake(self) -> Mistake | None:
-        """The mistake recognised: one about the whole network (found from the cost) first,
-        then the first wrong gradient's, then the cost's."""
-        whole = [mistake for mistake in self.mistakes.values() if mistake.whole_network]
-        return whole[0] if whole else self.mistakes.get(self.first_wrong or "cost")
+        """The mistake recognised first: the cost's when the cost is wrong (whatever else is),
+        else the first wrong gradient's."""
+        return next(iter(self.mistakes.values()), None)
 
     @property
     def hint(self) -> str | None:
@@ -108,13 +111,13 @@ class BackpropCheck:
         lines = [first.message or f"{first.quantity} of {LEARNER} is wrong",
                  f"Wrong: {', '.join(self.wrong)}; the first wrong gradient counted from the output: "
                  f"{self.first_wrong or 'none (only the cost)'}"]
-        return "\n".join(lines + ([f"Hint: {self.hint}"] if self.hint else []))
+        return "\n".join(lines + [f"Hint: {mistake.hint}" for mistake in self.mistakes.values()])
 
     def to_dict(self) -> dict:
         """The ``gradparity-check/1`` document (plain data, ready for JSON)."""
         return {"schema": SCHEMA, "verdict": self.verdict, "wrong": self.wrong, "first_wrong": self.first_wrong,
                 "hint": self.hint, "pattern": self.mistake.pattern if self.mistake else None,
-                "hints": {name: mistake.hint for name, mistake in self.mistakes.items()},
+                "hints": {name: mistake.hint for name, mistake in self.mistakes.items()}, "shapes": self.shapes,
                 "function": self.function, "network": self.network, "data": self.data, "dtype": self.dtype,
                 "m": self.m, "checks": [check.to_dict() for check in self.checks],
                 "corroboration": self.corroboration, "notes": self.notes}
@@ -146,7 +149,7 @@ def check_case(backprop: Callable, case: Case, backends: list[str], progress: Pr
                data: str | None = None) -> BackpropCheck:
     """Call the learner's function on ``case`` and compare, recognise and corroborate."""
     name = function_name(backprop)
-    cost, grads, notes = call_backprop(backprop, case, name)
+    cost, grads, notes, trail = call_backprop(backprop, case, name)
     reference = engine.reference_result(case)
     answers = {"cost": cost, **grads}
     right = {"cost": reference.evaluation.cost,
@@ -154,15 +157,23 @@ def check_case(backprop: Callable, case: Case, backends: list[str], progress: Pr
     checks = [held_against(quantity, answers[quantity], right[quantity], case, reference)
               for quantity in ["cost", *gradient_order(case)]]
     result = BackpropCheck(name, case.spec.describe(), data or case.description, case.dtype, case.m, checks,
-                           notes=notes)
+                           notes=notes, shapes=differing_shapes(answers, right))
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
-    for quantity in filter(None, [result.first_wrong, "cost" if "cost" in result.wrong else None]):
+    for quantity in filter(None, ["cost" if "cost" in result.wrong else None, result.first_wrong]):
         mistake = recognise(quantity, answers[quantity], derivation)
         if mistake:
-            result.mistakes[quantity] = mistake
+            result.mistakes[quantity] = trail.explain(quantity, mistake)
+        if mistake and mistake.whole_network:
+            break  # another network's cost: its gradients differ too, for no mistake of their own
     result.corroboration = {GROUND_TRUTH: finite_difference_agreement(answers, case, reference),
                             **framework_agreement(answers, case, reference, backends, progress)}
     return result
+
+
+def differing_shapes(answers: dict[str, object], right: dict[str, object]) -> dict[str, dict[str, list[int]]]:
+    """The learner's shape and the reference's for every quantity whose shapes differ."""
+    return {quantity: {"got": list(np.shape(value)), "reference": list(np.shape(right[quantity]))}
+            for quantity, value in answers.items() if np.shape(value) != np.shape(right[quantity])}
 
 
 def gradient_order(case: Case) -> list[str]:
@@ -190,18 +201,24 @@ def function_name(backprop: Callable) -> str:
     return getattr(backprop, "__name__", None) or getattr(getattr(backprop, "func", None), "__name__", "backprop")
 
 
-def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dict[str, np.ndarray], list[str]]:
-    """Call ``backprop`` on copies of the case's arrays and read its answer: the cost as a
-    float, the gradients ``dW1, db1, ...`` as arrays, and notes (inputs changed in place,
-    another dtype returned, keys ignored). BackpropError when it raises or its answer is not
+def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dict[str, np.ndarray], list[str],
+                                                                     floating_point.Trail]:
+    """Call ``backprop`` on copies of the case's arrays, watching numpy's floating-point flags
+    (``floating_point.watched_call``), and read its answer: the cost as a float, the gradients
+    ``dW1, db1, ...`` as arrays, notes (inputs changed in place, another dtype returned, keys
+    ignored) and the trail of its arrays (with the ``dA1``, ``A2``, ... keys of grads) and
+    flags, where a NaN is traced. BackpropError when it raises or its answer is not
     ``(number, dict with every gradient)``."""
     inputs = {"X": case.X, "Y": case.Y, **case.params}
     copies = {key: value.copy() for key, value in inputs.items()}
     try:
-        answer = backprop(copies["X"], copies["Y"], {key: copies[key] for key in case.params})
+        parameters = {key: copies[key] for key in case.params}
+        answer, events = floating_point.watched_call(backprop, copies["X"], copies["Y"], parameters)
     except Exception as error:
         raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
     cost, grads = read_answer(answer, name, gradient_order(case))
+    traced = {key: np.asarray(value) for key, value in answer[1].items()
+              if isinstance(key, str) and TRACED.fullmatch(key) and isinstance(value, np.ndarray)}
     notes = [f"{name} changed its input {key} in place (it was given a copy)"
              for key, value in inputs.items() if not np.array_equal(copies[key], value)]
     returned = sorted({str(value.dtype) for value in grads.values()} - {case.dtype})
@@ -210,7 +227,7 @@ def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dic
     ignored = sorted(set(answer[1]) - set(grads), key=str)
     if ignored:
         notes.append(f"ignored keys of grads: {', '.join(map(str, ignored))}")
-    return cost, grads, notes
+    return cost, grads, notes, floating_point.Trail.of(cost, {**traced, **grads}, case.spec.depth, events)
 
 
 def read_answer(answer: object, name: str, expected: list[str]) -> tuple[float, dict[str, np.ndarray]]:
@@ -220,6 +237,8 @@ def read_answer(answer: object, name: str, expected: list[str]) -> tuple[float, 
         what = f"a {type(answer).__name__}" + (f" of length {len(answer)}" if isinstance(answer, (tuple, list)) else "")
         raise BackpropError(f"{name} returned {what}; it must return (cost, grads)")
     cost, grads = answer
+    if isinstance(cost, Mapping) and not isinstance(grads, Mapping):
+        raise BackpropError(f"{name} returned (grads, cost): return cost, grads")
     cost_array = numeric(cost, f"the cost {name} returned")
     if cost_array.size != 1:
         raise BackpropError(f"the cost {name} returned has shape {cost_array.shape}; it must be one number")
@@ -358,7 +377,8 @@ def learner_traceback(error: BaseException) -> str:
     """The traceback of ``error`` from the learner's first frame on: gradparity's own frames
     and importlib's are left out."""
     tb = error.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, importlib.__file__)
+    ours = (__file__, floating_point.__file__, importlib.__file__)
+    while tb is not None and (tb.tb_frame.f_code.co_filename in ours
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb))
