@@ -266,7 +266,8 @@ def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np
 
 
 def weight_mistakes(quantity: str, layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
-    """dW[l] = dZ[l] A[l-1]^T from a wrong dZ[l], transposed, or with A[l] for A[l-1]."""
+    """dW[l] = dZ[l] A[l-1]^T from a wrong dZ[l], transposed (for a square W: ``shape_mistake``
+    names the others), or with A[l] for A[l-1]."""
     A, dZ = derivation.cache.A, derivation.dZ
     return [*((mistake, delta @ A[layer - 1].T) for mistake, delta in delta_mistakes(layer, derivation)),
             (Mistake("transposed", f"{quantity} is transposed: it has the shape of W{layer}^T; "

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def operation(text: str) -> str:
     return "other"
 
 
-def watched_call(function: Callable, *args: object) -> tuple[object, list[FloatingPointEvent]]:
+def watched_call(function: Callable, *args: object) -> tuple[Any, list[FloatingPointEvent]]:
     """``function(*args)`` and the floating-point events it raised, first per flag and line,
     in order; numpy's error state and callback are restored afterwards, exception or not."""
     events: dict[tuple[str, str, int], FloatingPointEvent] = {}

@@ -170,7 +170,8 @@ def check_case(backprop: Callable, case: Case, backends: list[str], progress: Pr
     return result
 
 
-def differing_shapes(answers: dict[str, object], right: dict[str, object]) -> dict[str, dict[str, list[int]]]:
+def differing_shapes(answers: Mapping[str, float | np.ndarray],
+                     right: Mapping[str, float | np.ndarray]) -> dict[str, dict[str, list[int]]]:
     """The learner's shape and the reference's for every quantity whose shapes differ."""
     return {quantity: {"got": list(np.shape(value)), "reference": list(np.shape(right[quantity]))}
             for quantity, value in answers.items() if np.shape(value) != np.shape(right[quantity])}
