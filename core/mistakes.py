@@ -14,9 +14,11 @@ A constant factor c (least squares, ``diagnosis.fitted_factor``) is recognised t
 (for one number, only a named one) and named when it is m, 1/m, -1, n_L (mse), 1/n_L
 (cross-entropy), 1/2 or 2, the first name that fits winning (with n_L = 2, a factor 2 of the
 mse is its mean over m only). Where two mistakes give the same numbers, the first listed is
-named. A shape the quantity cannot have is always named, explained or not. A cost that is the
-cost of the same parameters under another hidden activation or loss says the learner's
-function computes another network.
+named. The right values in another shape are named by the two shapes and the fix (keepdims,
+transposed, reshaped); any other shape the quantity cannot have is named too. A cost that is
+the cost of the same parameters under another hidden activation or loss says the learner's
+function computes another network. A constant ε where learners put one (inside the cost's
+log, in dA[L]) is fitted (``epsilon_mistake``) and named with its size.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from typing import Callable
 
 import numpy as np
 
+from gradparity.core.compare import FINITE_DIFFERENCE_RTOL
 from gradparity.core.diagnosis import fitted_factor
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec
 from gradparity.core.reference import ForwardPass, Params, activation_derivative, backward, cost, deltas, forward, sigmoid
 
 MATCH = 1e-4  # float32 rounding (~1e-7) matches; two different formulas differ by far more
-EPSILONS = np.logspace(-16, -2, 57)  # the grid a constant in the cost's log is fitted on: 4 points a decade
+EPSILONS = np.logspace(-16, -2, 57)  # the grid a constant ε is fitted on: 4 points a decade
 BISECTIONS = 40  # halvings of a quarter decade: far below the one digit a learner writes
 FIT = 1e-3  # a fitted ε reproduces the learner's cost to this share of its distance from the reference
 
@@ -82,8 +85,9 @@ def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake
     """The known mistake that explains the learner's ``got`` for ``quantity`` (``cost``,
     ``dW2``, ``db1``, ...), every gradient above it being right; None when none does. In
     turn: NaN or inf (said as such: ``gradparity.floating_point`` traces where it came from),
-    the right values in another shape, the closest prediction or named factor, a constant
-    inside the cost's log, any other shape, a difference within MATCH (precision)."""
+    the right values in another shape, the closest prediction or named factor, a constant ε
+    where learners put one (the cost's log, dA[L]), any other shape, a difference within MATCH
+    (precision)."""
     got = np.asarray(got, np.float64)
     expected = derivation.expected(quantity)
     if got.shape == expected.shape and not np.isfinite(got).all():
@@ -99,7 +103,7 @@ def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake
     closest, mistake = min(candidates, key=lambda pair: pair[0])
     if closest <= MATCH:
         return mistake
-    constant = epsilon_mistake(got, derivation) if quantity == "cost" else None
+    constant = epsilon_mistake(quantity, got, derivation)
     if constant:
         return constant
     if got.shape != expected.shape:
@@ -108,7 +112,8 @@ def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake
     if distance(got, expected) <= MATCH:
         return Mistake("precision", f"{quantity} is close to the reference (relative difference "
                                     f"{distance(got, expected):.1e}) but beyond the tolerance: the formula looks "
-                                    "right, the arithmetic is not (float32 somewhere, or a saturated log?)")
+                                    "right, the arithmetic is not (float32 somewhere, or a saturated log?)"
+                                    f"{unresolved(quantity, got, expected)}")
     return None
 
 
@@ -144,23 +149,56 @@ def transposed_fix(quantity: str) -> str:
     return f"dW{layer} = dZ{layer} A{int(layer) - 1}^T has the shape of W{layer}"
 
 
-def epsilon_mistake(got: np.ndarray, derivation: Derivation) -> Mistake | None:
-    """A constant ε inside the cost's log, in one of the forms learners write
-    (``log_constant_costs``), fitted: each root of J_ε(ε) = got in [1e-16, 1e-2]
-    (``epsilon_roots``), rounded to one significant digit as a learner writes it, is named when
-    that ε reproduces got to within FIT |got - J|; None when no form and root does."""
-    cost = float(got)
-    gap = abs(cost - derivation.cost)
-    if gap == 0 or not np.isfinite(gap):
+def epsilon_mistake(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake | None:
+    """A constant ε where learners put one (``epsilon_forms``: inside the cost's log, or in the
+    divisions of dA[L] for dW[L] and db[L]), fitted: each root in [1e-16, 1e-2] of
+    r(ε) = <v(ε) - got, got - right> (zero where v(ε) = got, negative as ε -> 0 where v is the
+    right value; ``epsilon_roots``), rounded to one significant digit as a learner writes it,
+    is named when that ε reproduces got to within FIT |got - right| (normwise); None when no
+    form and root does."""
+    expected = derivation.expected(quantity)
+    gap = got - expected
+    size = float(np.linalg.norm(gap))
+    if size == 0 or not np.isfinite(size):
         return None
-    for formula, cost_of in log_constant_costs(derivation):
-        for root in epsilon_roots(lambda epsilon: cost_of(epsilon) - cost):
+    for pattern, lead, value_of in epsilon_forms(quantity, derivation):
+        for root in epsilon_roots(lambda epsilon: float(np.vdot(value_of(epsilon) - got, gap))):
             epsilon = float(f"{root:.0e}")
-            if abs(cost_of(epsilon) - cost) <= FIT * gap:
-                return Mistake("epsilon-in-log", f"cost has a constant inside the log: it is {formula} with "
-                                                 f"ε = {epsilon:.0e} (fitted), {gap / abs(derivation.cost):.1e} "
-                                                 "relative from the reference's cost, which has no ε")
+            if np.linalg.norm(value_of(epsilon) - got) <= FIT * size:
+                return Mistake(pattern, f"{lead} with ε = {epsilon:.0e} (fitted), {distance(got, expected):.1e} "
+                                        f"relative from the reference's, which has no ε{unresolved(quantity, got, expected)}")
     return None
+
+
+def unresolved(quantity: str, got: np.ndarray, expected: np.ndarray) -> str:
+    """For a gradient closer to the reference than central differences resolve, the words
+    that say so (their column agrees while the reference's does not); else nothing."""
+    if quantity == "cost" or distance(got, expected) >= FINITE_DIFFERENCE_RTOL:
+        return ""
+    return f"; finite differences, good to {FINITE_DIFFERENCE_RTOL:.0e} relative, cannot tell the two apart"
+
+
+Form = tuple[str, str, Callable[[float], np.ndarray]]
+
+
+def epsilon_forms(quantity: str, derivation: Derivation) -> list[Form]:
+    """The places learners put a constant ε, each as (pattern, the words that lead its hint,
+    the quantity as a function of ε): the cost's log (``log_constant_costs``) and, for bce,
+    dA[L] = -(y/(a + ε) - (1 - y)/(1 - a + ε)) behind dW[L] and db[L]."""
+    if quantity == "cost":
+        return [("epsilon-in-log", f"cost has a constant inside the log: it is {formula}",
+                 lambda epsilon, cost_of=cost_of: np.asarray(cost_of(epsilon)))
+                for formula, cost_of in log_constant_costs(derivation)]
+    if derivation.spec.loss != "bce" or quantity[2:] != str(derivation.spec.depth):
+        return []
+    a, y, A_prev = derivation.cache.A[-1], derivation.Y, derivation.cache.A[-2]
+
+    def gradient(epsilon: float) -> np.ndarray:
+        dZ = -(y / (a + epsilon) - (1 - y) / (1 - a + epsilon)) * a * (1 - a) / derivation.m
+        return dZ @ A_prev.T if quantity.startswith("dW") else dZ.sum(axis=1, keepdims=True)
+
+    return [("epsilon-in-dA", f"{quantity} has a constant in dA[L]: it comes from dA[L] = -(y/(a + ε) - "
+                              "(1 - y)/(1 - a + ε))", gradient)]
 
 
 def log_constant_costs(derivation: Derivation) -> list[tuple[str, Callable[[float], float]]]:

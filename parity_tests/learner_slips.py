@@ -74,6 +74,14 @@ def epsilon_in_the_second_log(X, Y, parameters):
     return cost, L_model_backward(dAL, caches)
 
 
+def epsilon_in_the_cost_and_dAL(X, Y, parameters):
+    AL, caches = L_model_forward(X, parameters)
+    m = Y.shape[1]
+    cost = -np.sum(Y * np.log(AL + 1e-8) + (1 - Y) * np.log(1 - AL + 1e-8)) / m
+    dAL = -(np.divide(Y, AL + 1e-8) - np.divide(1 - Y, 1 - AL + 1e-8))
+    return cost, L_model_backward(dAL, caches)
+
+
 def clipped_log(X, Y, parameters):
     AL, caches = L_model_forward(X, parameters)
     m = Y.shape[1]

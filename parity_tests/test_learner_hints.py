@@ -60,6 +60,18 @@ def test_a_constant_inside_the_log_is_named_with_its_fitted_size(slip, epsilon):
     assert f"ε = {epsilon}" in result.hint and "float32" not in result.hint
 
 
+def test_the_same_constant_in_dAL_is_named_where_finite_differences_cannot_see_it():
+    """The gradients are 1e-8 off: wrong for the reference, within what central differences
+    resolve; the hint says both."""
+    X, Y, params = network((3, 5, 1), "sigmoid", "bce")
+    result = check(learner_slips.epsilon_in_the_cost_and_dAL, X, Y, params)
+    assert result.wrong[:2] == ["cost", "dW2"]
+    assert [mistake.pattern for mistake in result.mistakes.values()] == ["epsilon-in-log", "epsilon-in-dA"]
+    gradient = result.mistakes["dW2"].hint
+    assert "ε = 1e-08" in gradient and "finite differences" in gradient and "float32" not in gradient
+    assert result.corroboration["finite-diff"]["quantities"]["dW2"]["verdict"] == "agrees"
+
+
 def test_a_clipped_log_on_saturated_outputs_is_named_with_its_bound():
     X, Y, params = network((3, 5, 1), "sigmoid", "bce")
     params["W2"] = params["W2"] * 100  # outputs below 1e-7 where y = 1: there the clip bites
