@@ -186,8 +186,7 @@ def epsilon_forms(quantity: str, derivation: Derivation) -> list[Form]:
     the quantity as a function of ε): the cost's log (``log_constant_costs``) and, for bce,
     dA[L] = -(y/(a + ε) - (1 - y)/(1 - a + ε)) behind dW[L] and db[L]."""
     if quantity == "cost":
-        return [("epsilon-in-log", f"cost has a constant inside the log: it is {formula}",
-                 lambda epsilon, cost_of=cost_of: np.asarray(cost_of(epsilon)))
+        return [("epsilon-in-log", f"cost has a constant inside the log: it is {formula}", cost_of)
                 for formula, cost_of in log_constant_costs(derivation)]
     if derivation.spec.loss != "bce" or quantity[2:] != str(derivation.spec.depth):
         return []
@@ -201,7 +200,7 @@ def epsilon_forms(quantity: str, derivation: Derivation) -> list[Form]:
                               "(1 - y)/(1 - a + ε))", gradient)]
 
 
-def log_constant_costs(derivation: Derivation) -> list[tuple[str, Callable[[float], float]]]:
+def log_constant_costs(derivation: Derivation) -> list[tuple[str, Callable[[float], np.ndarray]]]:
     """The cost with a constant ε in its log as learners write it, each a function of ε (on the
     reference's A[L]): for bce ε in both logs, in the first or the second only, or A[L] clipped
     into [ε, 1 - ε]; for softmax-ce ε in the log or A[L] clipped; none for mse."""
@@ -220,10 +219,11 @@ def log_constant_costs(derivation: Derivation) -> list[tuple[str, Callable[[floa
     return []
 
 
-def log_loss(derivation: Derivation, *terms: tuple[np.ndarray, np.ndarray]) -> float:
-    """-1/m sum(w log p) over the (w, p) of ``terms``; NaN or inf where a p is 0 or below."""
+def log_loss(derivation: Derivation, *terms: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """-1/m sum(w log p) over the (w, p) of ``terms``, as a 0-d array; NaN or inf where a p is
+    0 or below."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(-sum(np.sum(weight * np.log(p)) for weight, p in terms) / derivation.m)
+        return np.asarray(-sum(np.sum(weight * np.log(p)) for weight, p in terms) / derivation.m)
 
 
 def epsilon_roots(residual: Callable[[float], float]) -> list[float]:
