@@ -11,7 +11,9 @@ Its cost and every gradient are compared with the reference under the tolerances
 get (``core.compare.tolerance``); the reference decides the verdict. Central differences in
 float64 and every framework asked for are compared with the learner's numbers too and shown
 beside them. The first wrong gradient is counted from the output (dW[L], db[L], ..., dW1, db1)
-and held against the classic mistakes of ``core.mistakes`` for a hint.
+and held against the classic mistakes of ``core.mistakes`` for a hint, after the cost's hint
+when the cost is wrong too; a NaN or inf is traced to where it first appears in the learner's
+arrays and the line that made it (``floating_point``).
 """
 
 from __future__ import annotations
