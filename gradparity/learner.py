@@ -220,8 +220,8 @@ def call_backprop(backprop: Callable, case: Case, name: str) -> tuple[float, dic
     except Exception as error:
         raise BackpropError(f"{name} raised {describe(error)}", learner_traceback(error)) from error
     cost, grads = read_answer(answer, name, gradient_order(case))
-    traced = {key: np.asarray(value) for key, value in answer[1].items()
-              if isinstance(key, str) and TRACED.fullmatch(key) and isinstance(value, np.ndarray)}
+    traced = {key: value for key, value in answer[1].items() if isinstance(key, str) and TRACED.fullmatch(key)
+              and isinstance(value, np.ndarray) and value.dtype.kind in "biuf"}
     notes = [f"{name} changed its input {key} in place (it was given a copy)"
              for key, value in inputs.items() if not np.array_equal(copies[key], value)]
     returned = sorted({str(value.dtype) for value in grads.values()} - {case.dtype})
