@@ -27,6 +27,7 @@ from gradparity.core.reference import ForwardPass, Params, activation_derivative
 
 KINDS = ("cost", "activations", "gradients", "trajectory")
 SAFETY_FACTOR = 4.0
+FINITE_DIFFERENCE_RTOL = 1e-7  # the finest relative difference central differences resolve (float64, h = 1e-6)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def finite_difference_tolerance(policy: Tolerance, cost: float, step: float) -> 
     about eps64 |J| / h on top of the h^2 truncation: rtol = max(1e-7, policy) and an absolute
     floor of 10 eps64 max(|J|, 1) / h."""
     floor = 10 * float(np.finfo(np.float64).eps) * max(abs(cost), 1.0) / step
-    return Tolerance(max(policy.rtol, 1e-7), f"finite differences: max(1e-7, {policy.reason}), "
+    return Tolerance(max(policy.rtol, FINITE_DIFFERENCE_RTOL), f"finite differences: max(1e-7, {policy.reason}), "
                      f"atol >= 10 eps64 max(|J|, 1) / h = {floor:.2g}", floor)
 
 

@@ -14,9 +14,11 @@ A constant factor c (least squares, ``diagnosis.fitted_factor``) is recognised t
 (for one number, only a named one) and named when it is m, 1/m, -1, n_L (mse), 1/n_L
 (cross-entropy), 1/2 or 2, the first name that fits winning (with n_L = 2, a factor 2 of the
 mse is its mean over m only). Where two mistakes give the same numbers, the first listed is
-named. A shape the quantity cannot have is always named, explained or not. A cost that is the
-cost of the same parameters under another hidden activation or loss says the learner's
-function computes another network.
+named. The right values in another shape are named by the two shapes and the fix (keepdims,
+transposed, reshaped); any other shape the quantity cannot have is named too. A cost that is
+the cost of the same parameters under another hidden activation or loss says the learner's
+function computes another network. A constant ε where learners put one (inside the cost's
+log, in dA[L]) is fitted (``epsilon_mistake``) and named with its size.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from typing import Callable
 
 import numpy as np
 
+from gradparity.core.compare import FINITE_DIFFERENCE_RTOL
 from gradparity.core.diagnosis import fitted_factor
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec
 from gradparity.core.reference import ForwardPass, Params, activation_derivative, backward, cost, deltas, forward, sigmoid
 
 MATCH = 1e-4  # float32 rounding (~1e-7) matches; two different formulas differ by far more
+EPSILONS = np.logspace(-16, -2, 57)  # the grid a constant ε is fitted on: 4 points a decade
+BISECTIONS = 40  # halvings of a quarter decade: far below the one digit a learner writes
+FIT = 1e-3  # a fitted ε reproduces the learner's cost to this share of its distance from the reference
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,19 @@ class Derivation:
 
 def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake | None:
     """The known mistake that explains the learner's ``got`` for ``quantity`` (``cost``,
-    ``dW2``, ``db1``, ...), every gradient above it being right; None when none does."""
+    ``dW2``, ``db1``, ...), every gradient above it being right; None when none does. In
+    turn: NaN or inf (said as such: ``gradparity.floating_point`` traces where it came from),
+    the right values in another shape, the closest prediction or named factor, a constant ε
+    where learners put one (the cost's log, dA[L]), any other shape, a difference within MATCH
+    (precision)."""
     got = np.asarray(got, np.float64)
     expected = derivation.expected(quantity)
     if got.shape == expected.shape and not np.isfinite(got).all():
         bad = int(np.count_nonzero(~np.isfinite(got)))
-        return Mistake("not-finite", f"{quantity} holds NaN or infinite values in {bad} of {got.size} entries "
-                                     "(a log of 0, or an exp that overflowed?)")
+        return Mistake("not-finite", f"{quantity} holds NaN or infinite values in {bad} of {got.size} entries")
+    shape_only = shape_mistake(quantity, got, expected)
+    if shape_only:
+        return shape_only
     candidates = [(distance(got, predicted), mistake) for mistake, predicted in predictions(quantity, derivation)
                   if predicted.shape == got.shape and
                   (predicted.shape != expected.shape or distance(predicted, expected) > 2 * MATCH)]
@@ -91,14 +103,149 @@ def recognise(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake
     closest, mistake = min(candidates, key=lambda pair: pair[0])
     if closest <= MATCH:
         return mistake
+    constant = epsilon_mistake(quantity, got, derivation)
+    if constant:
+        return constant
     if got.shape != expected.shape:
         return Mistake("shape", f"{quantity} has shape {got.shape}; it must have the shape of "
                                 f"{quantity[1:]}, {expected.shape}")
     if distance(got, expected) <= MATCH:
         return Mistake("precision", f"{quantity} is close to the reference (relative difference "
                                     f"{distance(got, expected):.1e}) but beyond the tolerance: the formula looks "
-                                    "right, the arithmetic is not (float32 somewhere, or a saturated log?)")
+                                    "right, the arithmetic is not (float32 somewhere, or a saturated log?)"
+                                    f"{unresolved(quantity, got, expected)}")
     return None
+
+
+def shape_mistake(quantity: str, got: np.ndarray, expected: np.ndarray) -> Mistake | None:
+    """The right values (within MATCH) in another shape, and the fix for it: axes of size 1
+    lost (keepdims), transposed, or arranged otherwise (reshape); None when the shapes agree,
+    the sizes differ or the values are not the reference's."""
+    if got.shape == expected.shape or got.size != expected.size:
+        return None
+    said = f"{quantity} has shape {got.shape}, the reference {expected.shape}"
+    if got.shape == expected.T.shape and distance(got.T, expected) <= MATCH:
+        return Mistake("transposed", f"{said}: transposed; {transposed_fix(quantity)}")
+    if distance(got.reshape(expected.shape), expected) > MATCH:
+        return None
+    if got.ndim < expected.ndim:
+        return Mistake("keepdims", f"{said}: keepdims; {keepdims_fix(quantity, expected.shape)}")
+    return Mistake("reshaped", f"{said}: the values are right, arranged otherwise; reshape it to {expected.shape}")
+
+
+def keepdims_fix(quantity: str, shape: tuple[int, ...]) -> str:
+    """How a gradient keeps its axes of size 1."""
+    layer = quantity[2:]
+    if quantity.startswith("db"):
+        return f"np.sum(dZ{layer}, axis=1, keepdims=True) keeps b{layer}'s shape {shape}"
+    return f"keep the axes of size 1 (keepdims=True where it is summed, or reshape it to {shape})"
+
+
+def transposed_fix(quantity: str) -> str:
+    """How a gradient gets its parameter's orientation."""
+    layer = quantity[2:]
+    if quantity.startswith("db"):
+        return f"db{layer} is a column, one row per unit: sum dZ{layer} over axis 1, the examples"
+    return f"dW{layer} = dZ{layer} A{int(layer) - 1}^T has the shape of W{layer}"
+
+
+def epsilon_mistake(quantity: str, got: np.ndarray, derivation: Derivation) -> Mistake | None:
+    """A constant ε where learners put one (``epsilon_forms``: inside the cost's log, or in the
+    divisions of dA[L] for dW[L] and db[L]), fitted: each root in [1e-16, 1e-2] of
+    r(ε) = <v(ε) - got, got - right> (zero where v(ε) = got, negative as ε -> 0 where v is the
+    right value; ``epsilon_roots``), rounded to one significant digit as a learner writes it,
+    is named when that ε reproduces got to within FIT |got - right| (normwise); None when no
+    form and root does."""
+    expected = derivation.expected(quantity)
+    gap = got - expected
+    size = float(np.linalg.norm(gap))
+    if size == 0 or not np.isfinite(size):
+        return None
+    for pattern, lead, value_of in epsilon_forms(quantity, derivation):
+        for root in epsilon_roots(lambda epsilon: float(np.vdot(value_of(epsilon) - got, gap))):
+            epsilon = float(f"{root:.0e}")
+            if np.linalg.norm(value_of(epsilon) - got) <= FIT * size:
+                return Mistake(pattern, f"{lead} with ε = {epsilon:.0e} (fitted), {distance(got, expected):.1e} "
+                                        f"relative from the reference's, which has no ε{unresolved(quantity, got, expected)}")
+    return None
+
+
+def unresolved(quantity: str, got: np.ndarray, expected: np.ndarray) -> str:
+    """For a gradient closer to the reference than central differences resolve, the words
+    that say so (their column agrees while the reference's does not); else nothing."""
+    if quantity == "cost" or distance(got, expected) >= FINITE_DIFFERENCE_RTOL:
+        return ""
+    return f"; finite differences, good to {FINITE_DIFFERENCE_RTOL:.0e} relative, cannot tell the two apart"
+
+
+Form = tuple[str, str, Callable[[float], np.ndarray]]
+
+
+def epsilon_forms(quantity: str, derivation: Derivation) -> list[Form]:
+    """The places learners put a constant ε, each as (pattern, the words that lead its hint,
+    the quantity as a function of ε): the cost's log (``log_constant_costs``) and, for bce,
+    dA[L] = -(y/(a + ε) - (1 - y)/(1 - a + ε)) behind dW[L] and db[L]."""
+    if quantity == "cost":
+        return [("epsilon-in-log", f"cost has a constant inside the log: it is {formula}", cost_of)
+                for formula, cost_of in log_constant_costs(derivation)]
+    if derivation.spec.loss != "bce" or quantity[2:] != str(derivation.spec.depth):
+        return []
+    a, y, A_prev = derivation.cache.A[-1], derivation.Y, derivation.cache.A[-2]
+
+    def gradient(epsilon: float) -> np.ndarray:
+        dZ = -(y / (a + epsilon) - (1 - y) / (1 - a + epsilon)) * a * (1 - a) / derivation.m
+        return dZ @ A_prev.T if quantity.startswith("dW") else dZ.sum(axis=1, keepdims=True)
+
+    return [("epsilon-in-dA", f"{quantity} has a constant in dA[L]: it comes from dA[L] = -(y/(a + ε) - "
+                              "(1 - y)/(1 - a + ε))", gradient)]
+
+
+def log_constant_costs(derivation: Derivation) -> list[tuple[str, Callable[[float], np.ndarray]]]:
+    """The cost with a constant ε in its log as learners write it, each a function of ε (on the
+    reference's A[L]): for bce ε in both logs, in the first or the second only, or A[L] clipped
+    into [ε, 1 - ε]; for softmax-ce ε in the log or A[L] clipped; none for mse."""
+    a, y = derivation.cache.A[-1], derivation.Y
+    clipped = "with c = np.clip(a, ε, 1 - ε)"
+    if derivation.spec.loss == "bce":
+        return [("-1/m sum(y log(a + ε) + (1 - y) log(1 - a + ε))",
+                 lambda e: log_loss(derivation, (y, a + e), (1 - y, 1 - a + e))),
+                ("-1/m sum(y log(a + ε) + (1 - y) log(1 - a))", lambda e: log_loss(derivation, (y, a + e), (1 - y, 1 - a))),
+                ("-1/m sum(y log(a) + (1 - y) log(1 - a + ε))", lambda e: log_loss(derivation, (y, a), (1 - y, 1 - a + e))),
+                (f"-1/m sum(y log(c) + (1 - y) log(1 - c)) {clipped}",
+                 lambda e: log_loss(derivation, (y, np.clip(a, e, 1 - e)), (1 - y, 1 - np.clip(a, e, 1 - e))))]
+    if derivation.spec.loss == "softmax-ce":
+        return [("-1/m sum(y log(a + ε))", lambda e: log_loss(derivation, (y, a + e))),
+                (f"-1/m sum(y log(c)) {clipped}", lambda e: log_loss(derivation, (y, np.clip(a, e, 1 - e))))]
+    return []
+
+
+def log_loss(derivation: Derivation, *terms: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """-1/m sum(w log p) over the (w, p) of ``terms``, as a 0-d array; NaN or inf where a p is
+    0 or below."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(-sum(np.sum(weight * np.log(p)) for weight, p in terms) / derivation.m)
+
+
+def epsilon_roots(residual: Callable[[float], float]) -> list[float]:
+    """The roots of ``residual`` in [1e-16, 1e-2]: one in each interval of the grid EPSILONS
+    (a quarter of a decade) where its finite values change sign, found by bisection in log ε."""
+    values = [residual(epsilon) for epsilon in EPSILONS]
+    return [bisected(residual, low, high, f_low)
+            for low, high, f_low, f_high in zip(EPSILONS, EPSILONS[1:], values, values[1:])
+            if np.isfinite(f_low) and np.isfinite(f_high) and (f_low <= 0) != (f_high <= 0)]
+
+
+def bisected(residual: Callable[[float], float], low: float, high: float, f_low: float) -> float:
+    """The root of ``residual`` between ``low`` and ``high`` (where it changes sign), the
+    interval halved in log ε BISECTIONS times."""
+    for _ in range(BISECTIONS):
+        middle = float(np.sqrt(low * high))
+        f_middle = residual(middle)
+        if (f_middle <= 0) == (f_low <= 0):
+            low, f_low = middle, f_middle
+        else:
+            high = middle
+    return float(np.sqrt(low * high))
 
 
 def distance(got: np.ndarray, predicted: np.ndarray) -> float:
@@ -157,7 +304,8 @@ def predictions(quantity: str, derivation: Derivation) -> list[tuple[Mistake, np
 
 
 def weight_mistakes(quantity: str, layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
-    """dW[l] = dZ[l] A[l-1]^T from a wrong dZ[l], transposed, or with A[l] for A[l-1]."""
+    """dW[l] = dZ[l] A[l-1]^T from a wrong dZ[l], transposed (for a square W: ``shape_mistake``
+    names the others), or with A[l] for A[l-1]."""
     A, dZ = derivation.cache.A, derivation.dZ
     return [*((mistake, delta @ A[layer - 1].T) for mistake, delta in delta_mistakes(layer, derivation)),
             (Mistake("transposed", f"{quantity} is transposed: it has the shape of W{layer}^T; "
@@ -175,8 +323,6 @@ def bias_mistakes(quantity: str, layer: int, derivation: Derivation) -> list[tup
             (Mistake("not-summed", f"{quantity} has one column per example: dZ[{layer}] is not summed over the "
                                    f"examples; {summed}"), dZ),
             (axis_0, dZ.sum(axis=0, keepdims=True)), (axis_0, dZ.sum(axis=0)),
-            (Mistake("keepdims", f"{quantity} has lost its second axis: np.sum(dZ, axis=1, keepdims=True) keeps "
-                                 f"b{layer}'s shape {(dZ.shape[0], 1)}"), dZ.sum(axis=1)),
             (Mistake("sum-all", f"{quantity} is one number, the sum of all of dZ[{layer}]; {summed}"),
              np.array(dZ.sum()))]
 

@@ -15,13 +15,16 @@ the reference under the tolerances the backends get (``core.compare.tolerance``)
 reference decides the verdict. Central differences of the learner's own cost and every
 framework asked for are compared with the learner's numbers too and shown beside them. The
 first wrong gradient is counted from the output (dW[L], db[L], ..., dW1, db1) and held against
-the classic mistakes of ``core.mistakes`` for a hint.
+the classic mistakes of ``core.mistakes`` for a hint, after the cost's hint when the cost is
+wrong too; a NaN or inf is traced to where it first appears in the learner's arrays and the
+line that made it (``floating_point``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 import traceback
 import types
@@ -32,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gradparity import conventions, engine
+from gradparity import conventions, engine, floating_point
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
@@ -52,6 +55,7 @@ SCHEMA = "gradparity-check/2"
 LEARNER = "your backprop"
 GROUND_TRUTH = "finite-diff"  # computed here, in process
 FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRUTH))  # numpy runs the reference
+TRACED = re.compile(r"d?A\d+")  # the learner's arrays beside the gradients where a NaN is traced (dA1, A2, ...)
 
 
 OWN_HIDDEN = ((4,), (5, 3), (6, 4, 3))  # the tool's own networks: 1, 2 and 3 hidden layers
@@ -77,7 +81,8 @@ class DepthNotHandled(GradparityError):
 class NetworkCheck:
     """The learner's cost and gradients on one network against the reference: one check per
     quantity (cost, then dW[L], db[L], ..., dW1, db1), the first wrong gradient from the
-    output, the mistakes recognised (for the first wrong gradient and for the cost), how the
+    output, the mistakes recognised (for the cost and for the first wrong gradient, in that
+    order), the shapes the learner's value has where it differs from the reference's, how the
     network was chosen (``read_from``), and the corroboration: per source (central
     differences of the learner's own cost, each framework) its status and, per quantity,
     whether the learner's value agrees with that source's."""
@@ -89,6 +94,7 @@ class NetworkCheck:
     m: int
     checks: list[Check]
     mistakes: dict[str, Mistake] = field(default_factory=dict)
+    shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     corroboration: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     read_from: str = "options"
@@ -113,10 +119,9 @@ class NetworkCheck:
 
     @property
     def mistake(self) -> Mistake | None:
-        """The mistake recognised: one about the whole network (found from the cost) first,
-        then the first wrong gradient's, then the cost's."""
-        whole = [mistake for mistake in self.mistakes.values() if mistake.whole_network]
-        return whole[0] if whole else self.mistakes.get(self.first_wrong or "cost")
+        """The mistake recognised first: the cost's when the cost is wrong (whatever else is),
+        else the first wrong gradient's."""
+        return next(iter(self.mistakes.values()), None)
 
     @property
     def hint(self) -> str | None:
@@ -149,13 +154,13 @@ class NetworkCheck:
         lines = [first.message or f"{first.quantity} of {LEARNER} is wrong",
                  f"Wrong: {', '.join(self.wrong)}; the first wrong gradient counted from the output: "
                  f"{self.first_wrong or 'none (only the cost)'}"]
-        return "\n".join(lines + ([f"Hint: {self.hint}"] if self.hint else []))
+        return "\n".join(lines + [f"Hint: {mistake.hint}" for mistake in self.mistakes.values()])
 
     def to_dict(self) -> dict:
         """This network's record of the ``gradparity-check/2`` document (plain data)."""
         return {"verdict": self.verdict, "wrong": self.wrong, "first_wrong": self.first_wrong,
                 "hint": self.hint, "pattern": self.mistake.pattern if self.mistake else None,
-                "hints": {name: mistake.hint for name, mistake in self.mistakes.items()},
+                "hints": {name: mistake.hint for name, mistake in self.mistakes.items()}, "shapes": self.shapes,
                 "explanation": self.explanation, "function": self.function, "network": self.network,
                 "read_from": self.read_from, "data": self.data, "dtype": self.dtype, "m": self.m,
                 "checks": [check.to_dict() for check in self.checks], "corroboration": self.corroboration,
@@ -383,20 +388,22 @@ def sizes(case: Case) -> str:
 class LearnerAnswer:
     """The learner's numbers on one case: cost (None without a cost function), gradients
     ``dW1, db1, ...``, the other arrays it returned (``A1``, ``dA1``, ...), the notes on the
-    call, and the globals set for it."""
+    call, the globals set for it, and the trail of its arrays and floating-point events where
+    a NaN is traced."""
 
     cost: float | None
     grads: dict[str, np.ndarray]
     extras: dict[str, np.ndarray]
     notes: list[str]
     globals_set: list[str]
+    trail: floating_point.Trail
 
 
 def learner_answer(calls: Calls, case: Case) -> tuple[Case, LearnerAnswer]:
     """Call the learner's code on ``case``; DepthNotHandled where it handles another depth."""
     with layer_globals(calls, list(case.spec.layer_sizes)) as globals_set:
-        cost, grads, extras, notes = call_backprop(calls, case)
-    return case, LearnerAnswer(cost, grads, extras, notes, globals_set)
+        cost, grads, extras, notes, trail = call_backprop(calls, case)
+    return case, LearnerAnswer(cost, grads, extras, notes, globals_set, trail)
 
 
 def code_notes(calls: Calls, answers: list[tuple[Case, LearnerAnswer]]) -> list[str]:
@@ -424,17 +431,25 @@ def network_check(calls: Calls, case: Case, answer: LearnerAnswer, read_from: st
     checks = [cost_check(answer.cost, right["cost"], case, reference)] + \
         [held_against(quantity, answers[quantity], right[quantity], case, reference) for quantity in gradient_order(case)]
     result = NetworkCheck(", ".join(called_names(calls)), case.spec.describe(), case.description, case.dtype, case.m,
-                          checks, notes=answer.notes, read_from=read_from)
+                          checks, notes=answer.notes, read_from=read_from, shapes=differing_shapes(answers, right))
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
-    for quantity in filter(None, [result.first_wrong, "cost" if "cost" in result.wrong else None]):
+    for quantity in filter(None, ["cost" if "cost" in result.wrong else None, result.first_wrong]):
         mistake = recognise(quantity, answers[quantity], derivation)
         if mistake:
-            result.mistakes[quantity] = mistake
+            result.mistakes[quantity] = answer.trail.explain(quantity, mistake)
+        if mistake and mistake.whole_network:
+            break  # another network's cost: its gradients differ too, for no mistake of their own
     result.corroboration = {GROUND_TRUTH: own_cost_agreement(calls, answer, case, reference)}
     if outcome is not None:
         result.corroboration |= {name: framework_cell(answers, case, reference, backend)
                                  for name, backend in outcome.items()}
     return result
+
+
+def differing_shapes(answers: Mapping[str, object], right: Mapping[str, object]) -> dict[str, dict[str, list[int]]]:
+    """The learner's shape and the reference's for every quantity whose shapes differ."""
+    return {quantity: {"got": list(np.shape(value)), "reference": list(np.shape(right[quantity]))}
+            for quantity, value in answers.items() if value is not None and np.shape(value) != np.shape(right[quantity])}
 
 
 def cost_check(cost: float | None, expected: float, case: Case, reference: engine.ReferenceResult) -> Check:
@@ -515,17 +530,21 @@ def function_name(backprop: Callable) -> str:
     return getattr(backprop, "__name__", None) or getattr(getattr(backprop, "func", None), "__name__", "backprop")
 
 
-def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
-    """Call the learner's code on copies of the case's arrays and read its answer: the cost
-    as a float (None where the code has no cost function), the gradients ``dW1, db1, ...`` as
-    arrays, the other arrays it returned, and notes (inputs changed in place, another dtype
-    returned, keys ignored). BackpropError when it raises or its answer cannot be read;
-    DepthNotHandled where it handles networks of another depth."""
+def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.ndarray], dict[str, np.ndarray],
+                                                     list[str], floating_point.Trail]:
+    """Call the learner's code on copies of the case's arrays, watching numpy's floating-point
+    flags (``floating_point.watched_call``), and read its answer: the cost as a float (None
+    where the code has no cost function), the gradients ``dW1, db1, ...`` as arrays, the other
+    arrays it returned, notes (inputs changed in place, another dtype returned, keys ignored)
+    and the trail of its arrays and flags, where a NaN is traced. BackpropError when it raises
+    or its answer cannot be read; DepthNotHandled where it handles networks of another depth."""
     name = called_names(calls)[-1]  # the function that returns the gradients
     inputs = {"X": case.X, "Y": case.Y, **case.params}
     copies = {key: value.copy() for key, value in inputs.items()}
     try:
-        answer = calls.convention.assemble(calls, copies["X"], copies["Y"], {key: copies[key] for key in case.params})
+        parameters = {key: copies[key] for key in case.params}
+        answer, events = floating_point.watched_call(calls.convention.assemble, calls, copies["X"], copies["Y"],
+                                                     parameters)
     except ConventionError:
         raise
     except KeyError as error:
@@ -546,7 +565,11 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
     ignored = sorted(set(pair[1]) - set(grads) - set(answer.extras), key=str)
     if ignored:
         notes.append(f"ignored keys of grads: {', '.join(map(str, ignored))}")
-    return cost, grads, answer.extras, notes
+    traced = {key: value for key, value in {**pair[1], **answer.extras}.items()
+              if isinstance(key, str) and TRACED.fullmatch(key) and isinstance(value, np.ndarray)
+              and value.dtype.kind in "biuf"}
+    trail = floating_point.Trail.of(cost, {**traced, **grads}, case.spec.depth, events)
+    return cost, grads, answer.extras, notes, trail
 
 
 def raiser(error: BaseException, calls: Calls) -> str:
@@ -594,6 +617,8 @@ def read_answer(answer: object, name: str, expected: list[str],
         what = f"a {type(answer).__name__}" + (f" of length {len(answer)}" if isinstance(answer, (tuple, list)) else "")
         raise BackpropError(f"{name} returned {what}; it must return (cost, grads)")
     cost, grads = answer
+    if isinstance(cost, Mapping) and not isinstance(grads, Mapping):
+        raise BackpropError(f"{name} returned (grads, cost): return cost, grads")
     if cost is None and not needs_cost:
         cost_value = None
     else:
@@ -794,7 +819,8 @@ def learner_traceback(error: BaseException) -> str:
     """The traceback of ``error`` from the learner's first frame on: gradparity's own frames
     and importlib's are left out."""
     tb = error.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, conventions.__file__, importlib.__file__)
+    ours = (__file__, conventions.__file__, floating_point.__file__, importlib.__file__)
+    while tb is not None and (tb.tb_frame.f_code.co_filename in ours
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb))

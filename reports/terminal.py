@@ -231,8 +231,9 @@ AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees withi
 def print_check(document: dict) -> None:
     """A ``gradparity-check/1`` document: one row per quantity (cost, then the gradients from
     the output down) with the reference's verdict, the relative error and the share of the
-    tolerance used, and one narrow column per corroborating source; then the verdict, the
-    first wrong gradient, the hint, the mismatch of the first wrong quantity and the notes."""
+    tolerance used (``shape`` and the learner's shape where the shapes differ), and one narrow
+    column per corroborating source; then the verdict, the first wrong gradient, the hints, the
+    mismatch of the first wrong quantity and the notes."""
     console = Console(width=WIDTH, highlight=False)
     sources = list(document["corroboration"])
     console.print(_wrapped(f"gradparity check: {document['function']} on {document['network']}, {document['data']} "
@@ -245,13 +246,21 @@ def print_check(document: dict) -> None:
     for check in document["checks"]:
         right = check["verdict"] == "pass"
         table.add_row(check["quantity"], Text("✓ right" if right else "✗ wrong", "green" if right else "bold red"),
-                      short(check["rel_error"]), short(check["excess"]) + "×",
+                      *error_cells(check, document["shapes"].get(check["quantity"])),
                       *(agreement_cell(document["corroboration"][name], check["quantity"]) for name in sources))
     console.print(table)
     console.print(Text(_wrapped("reference: your value against the hand-derived NumPy reference, which decides; "
                                 "of tol.: the share of the tolerance the backends get that the error uses (> 1 "
                                 "is wrong)") + "\n" + _wrapped(AGREEMENT_LEGEND), "dim"))
     console.print(verdict_text(document))
+
+
+def error_cells(check: dict, shapes: dict | None) -> tuple[str, str]:
+    """The rel. error and of tol. cells of a check: ``shape`` and the learner's shape where it
+    differs from the reference's (nothing was measured), else the two figures."""
+    if shapes:
+        return "shape", str(tuple(shapes["got"]))
+    return short(check["rel_error"]), short(check["excess"]) + "×"
 
 
 def short(value: float | None) -> str:
@@ -269,8 +278,8 @@ def agreement_cell(source: dict, quantity: str) -> Text:
 
 
 def verdict_text(document: dict) -> Text:
-    """PASS or FAIL in a sentence, the hint, the first wrong quantity's mismatch, sources that
-    did not run, and the notes."""
+    """PASS or FAIL in a sentence, the hints (the cost's first, then the first wrong
+    gradient's), the first wrong quantity's mismatch, sources that did not run, and the notes."""
     gradients = [check["quantity"] for check in document["checks"] if check["quantity"] != "cost"]
     if document["verdict"] == "pass":
         line = f"PASS: the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']})."
@@ -282,8 +291,8 @@ def verdict_text(document: dict) -> Text:
     text = Text("\n" + _wrapped(line) + "\n")
     text.stylize("bold green" if document["verdict"] == "pass" else "bold red", 1, 5)
     if document["verdict"] == "fail":
-        if document["hint"]:
-            text.append(_wrapped(f"hint: {document['hint']}.", hang=6) + "\n", "bold")
+        for hint in document["hints"].values():
+            text.append(_wrapped(f"hint: {hint}.", hang=6) + "\n", "bold")
         message = next(check["message"] for check in document["checks"]
                        if check["quantity"] == (document["first_wrong"] or "cost"))
         text.append("\n".join(_wrapped(row, 2, hang=2) for row in (message or "").splitlines()) + "\n")
