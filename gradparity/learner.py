@@ -198,6 +198,10 @@ class BackpropCheck:
         return self.focus.corroboration
 
     @property
+    def mistakes(self) -> dict[str, Mistake]:
+        return self.focus.mistakes
+
+    @property
     def notes(self) -> list[str]:
         """The notes on the code as a whole, then the focus network's."""
         return self.code_notes + self.focus.notes

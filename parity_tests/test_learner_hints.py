@@ -45,7 +45,8 @@ def test_the_costs_hint_comes_first_when_a_gradient_is_wrong_too(tmp_path, capsy
     document = json.loads(out.read_text())
     assert document["wrong"][:2] == ["cost", "dW2"] and document["first_wrong"] == "dW2"
     assert document["pattern"] == "missing-1/m" and document["hint"].startswith("cost is m = 400 times")
-    assert list(document["hints"]) == ["cost", "dW2"] and document["hints"]["dW2"].startswith("dW2 has the opposite")
+    hints = document["networks"][0]["hints"]
+    assert list(hints) == ["cost", "dW2"] and hints["dW2"].startswith("dW2 has the opposite")
     cost_hint = printed.index("hint: cost is m = 400 times the reference")
     gradient_hint = printed.index("hint: dW2 has the opposite sign")
     assert cost_hint < gradient_hint
@@ -128,7 +129,7 @@ def test_a_shape_only_difference_says_the_shapes(tmp_path, capsys):
     document = json.loads(out.read_text())
     assert document["wrong"] == ["db2"] and document["pattern"] == "keepdims"
     assert document["hint"].startswith("db2 has shape (1,), the reference (1, 1): keepdims")
-    assert document["shapes"] == {"db2": {"got": [1], "reference": [1, 1]}}
+    assert document["networks"][0]["shapes"] == {"db2": {"got": [1], "reference": [1, 1]}}
     cells = row(printed, "db2")
     assert "inf" not in cells and "inf×" not in cells
     assert cells[3:5] == ["shape", "(1,)"]
