@@ -450,7 +450,7 @@ def network_check(calls: Calls, case: Case, answer: LearnerAnswer, read_from: st
     return result
 
 
-def differing_shapes(answers: Mapping[str, object], right: Mapping[str, object]) -> dict[str, dict[str, list[int]]]:
+def differing_shapes(answers: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, dict[str, list[int]]]:
     """The learner's shape and the reference's for every quantity whose shapes differ."""
     return {quantity: {"got": list(np.shape(value)), "reference": list(np.shape(right[quantity]))}
             for quantity, value in answers.items() if value is not None and np.shape(value) != np.shape(right[quantity])}
