@@ -438,16 +438,46 @@ def network_check(calls: Calls, case: Case, answer: LearnerAnswer, read_from: st
                           checks, notes=answer.notes, read_from=read_from, shapes=differing_shapes(answers, right))
     derivation = Derivation.of(case.params, case.X, case.Y, case.spec)
     for quantity in filter(None, ["cost" if "cost" in result.wrong else None, result.first_wrong]):
-        mistake = recognise(quantity, answers[quantity], derivation)
+        mistake = other_network(answer.cost, case) if quantity == "cost" else None
+        mistake = mistake or recognise(quantity, answers[quantity], derivation)
         if mistake:
             result.mistakes[quantity] = answer.trail.explain(quantity, mistake)
         if mistake and mistake.whole_network:
             break  # another network's cost: its gradients differ too, for no mistake of their own
+    if read_from == "default" and answer.cost is not None:
+        result.notes.append(closest_network(answer.cost, case))
     result.corroboration = {GROUND_TRUTH: own_cost_agreement(calls, answer, case, reference)}
     if outcome is not None:
         result.corroboration |= {name: framework_cell(answers, case, reference, backend)
                                  for name, backend in outcome.items()}
     return result
+
+
+def other_network(cost: float | None, case: Case) -> Mistake | None:
+    """The network whose reference cost the learner's cost matches within the tolerance,
+    where it is another than the one checked: the hint names it and the options that check it
+    (closer than ``core.mistakes`` can tell: at the document's x0.01 initialisation the
+    candidates' costs differ by about 1e-5 relative)."""
+    if cost is None:
+        return None
+    agreeing = [candidate for candidate, reference, check in candidate_costs(cost, case) if check.verdict == "pass"]
+    others = [candidate.spec for candidate in agreeing if candidate.spec != case.spec]
+    if len(others) != 1:
+        return None
+    spec = others[0]
+    return Mistake("other-network", f"the cost is that of a {spec.describe()} network, not {case.spec.describe()}: "
+                                    f"does your code use {spec.hidden_activation} and {spec.loss}? (then check it with "
+                                    f"--activation {spec.hidden_activation} --loss {spec.loss}, or leave both out: "
+                                    "auto reads the network from your cost)", whole_network=True)
+
+
+def candidate_costs(cost: float, case: Case) -> list[tuple[Case, engine.ReferenceResult, Check]]:
+    """Every candidate network of the case's layers (``candidate_specs``), its reference, and
+    the learner's cost held against the reference's cost of that network."""
+    candidates = [replace(case, spec=spec) for spec in candidate_specs(case, AUTO, AUTO)]
+    references = [engine.reference_result(candidate) for candidate in candidates]
+    return [(candidate, reference, held_against("cost", cost, reference.evaluation.cost, candidate, reference))
+            for candidate, reference in zip(candidates, references)]
 
 
 def differing_shapes(answers: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, dict[str, list[int]]]:
@@ -471,18 +501,25 @@ def read_network(answer: LearnerAnswer, case: Case, activation: str, loss: str) 
     case's own (the document's network). With how it was read."""
     if AUTO not in (activation, loss):
         return case, "options"
-    candidates = [replace(case, spec=spec) for spec in candidate_specs(case, activation, loss)]
-    references = [engine.reference_result(candidate) for candidate in candidates]
+    open_specs = candidate_specs(case, activation, loss)
     if answer.cost is not None:
-        by_cost = [candidate for candidate, reference in zip(candidates, references)
-                   if held_against("cost", answer.cost, reference.evaluation.cost, candidate, reference).verdict == "pass"]
+        by_cost = [candidate for candidate, _, check in candidate_costs(answer.cost, case)
+                   if check.verdict == "pass" and candidate.spec in open_specs]
         if len(by_cost) == 1:
             return by_cost[0], "cost"
-    scores = [agreement_count(answer, candidate, reference) for candidate, reference in zip(candidates, references)]
+    candidates = [replace(case, spec=spec) for spec in open_specs]
+    scores = [agreement_count(answer, candidate, engine.reference_result(candidate)) for candidate in candidates]
     best = max(scores)
     if best > 0 and scores.count(best) == 1:
         return candidates[scores.index(best)], "forward pass and gradients"
     return case, "default"
+
+
+def closest_network(cost: float, case: Case) -> str:
+    """The candidate network whose reference cost is closest to the learner's, in words."""
+    candidate, _, check = min(candidate_costs(cost, case), key=lambda entry: entry[2].rel_error)
+    return f"its cost matches no candidate network; the closest is {candidate.spec.describe()} (relative difference " \
+           f"{check.rel_error:.1e})"
 
 
 def candidate_specs(case: Case, activation: str, loss: str) -> list[NetworkSpec]:

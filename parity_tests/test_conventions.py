@@ -191,6 +191,7 @@ def test_an_explicit_network_is_checked_as_given_and_central_differences_of_the_
     assert "cost" in record["wrong"] and record["explanation"].startswith("central differences of your own cost agree")
     cells = record["corroboration"]["finite-diff"]["quantities"]
     assert {cells[name]["verdict"] for name in record["wrong"] if name != "cost"} == {"agrees"}
+    assert record["pattern"] == "other-network" and "--activation relu --loss bce" in record["hint"]
 
 
 def test_parameters_for_more_classes_than_the_data_say_what_to_pass(tmp_path):
