@@ -281,7 +281,9 @@ def verdict_text(document: dict) -> Text:
     """PASS or FAIL in a sentence, the hints (the cost's first, then the first wrong
     gradient's), the first wrong quantity's mismatch, sources that did not run, and the notes."""
     gradients = [check["quantity"] for check in document["checks"] if check["quantity"] != "cost"]
-    if document["verdict"] == "pass":
+    if document["verdict"] == "pass" and document["checks"][0]["total"] == 0:
+        line = f"PASS: all {len(gradients)} gradients agree with the reference ({document['dtype']}); the cost is not checked."
+    elif document["verdict"] == "pass":
         line = f"PASS: the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']})."
     else:
         wrong = document["wrong"]
@@ -296,6 +298,8 @@ def verdict_text(document: dict) -> Text:
         message = next(check["message"] for check in document["checks"]
                        if check["quantity"] == (document["first_wrong"] or "cost"))
         text.append("\n".join(_wrapped(row, 2, hang=2) for row in (message or "").splitlines()) + "\n")
+    if document["explanation"]:
+        text.append(_wrapped(f"why finite-diff differs: {document['explanation']}.", hang=2) + "\n", "italic")
     for name, source in document["corroboration"].items():
         if source["status"] in ("error", "skipped"):
             text.append(_wrapped(f"{name} did not run ({source['status']}): {source['reason']}", hang=2) + "\n", "dim")
