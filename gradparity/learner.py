@@ -48,7 +48,7 @@ from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from gradparity.core.reference import initial_params
-from gradparity.notebook import CodeCell, definitions, load_definitions
+from gradparity.notebook import SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, load_definitions
 from gradparity.runner import Progress
 
 SCHEMA = "gradparity-check/2"
@@ -413,6 +413,9 @@ def learner_answer(calls: Calls, case: Case) -> tuple[Case, LearnerAnswer]:
 def code_notes(calls: Calls, answers: list[tuple[Case, LearnerAnswer]]) -> list[str]:
     """What the check supplied that the learner's code lacks: a cost function, globals, arguments."""
     notes = [calls.namespace[DEFINITIONS_ONLY]] if DEFINITIONS_ONLY in calls.namespace else []
+    if SKIPPED_IMPORTS in calls.namespace:
+        notes.append(f"your code imports {', '.join(calls.namespace[SKIPPED_IMPORTS])}, which cannot be imported "
+                     "here: those imports were left out")
     if "cost" not in calls.functions and any(role.part == "cost" for role in calls.convention.roles):
         names = next(role.names for role in calls.convention.roles if role.part == "cost")
         notes.append(f"your code has no cost function (looked for {', '.join(names[:3])}): the cost is not checked, "
@@ -594,7 +597,8 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
             raise DepthNotHandled(f"it reads {missing_layer}, which this network does not have") from None
         raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
     except Exception as error:
-        raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}", learner_traceback(error)) from error
+        raise BackpropError(f"{raiser(error, calls)} raised {describe(error)}{missing_import(error, calls)}",
+                            learner_traceback(error)) from error
     pair = answer.returned
     check_depth(calls, case, pair)
     cost, grads = read_answer(pair, name, gradient_order(case), needs_cost=answer.raw is not None)
@@ -611,6 +615,14 @@ def call_backprop(calls: Calls, case: Case) -> tuple[float | None, dict[str, np.
               and value.dtype.kind in "biuf"}
     trail = floating_point.Trail.of(cost, {**traced, **grads}, case.spec.depth, events)
     return cost, grads, answer.extras, notes, trail
+
+
+def missing_import(error: Exception, calls: Calls) -> str:
+    """Where a name the learner's code lacks may have come from: an import that was left out."""
+    skipped = calls.namespace.get(SKIPPED_IMPORTS)
+    if not isinstance(error, NameError) or not skipped:
+        return ""
+    return f"; perhaps it comes from {' or '.join(skipped)}, which cannot be imported here"
 
 
 def raiser(error: BaseException, calls: Calls) -> str:
@@ -849,8 +861,7 @@ def definitions_only(path: Path, failure: BackpropError) -> types.ModuleType:
     module = types.ModuleType(path.stem)
     module.__file__ = str(path)
     try:
-        tree = definitions(CodeCell(1, path.read_text()), str(path))
-        exec(compile(tree, str(path), "exec"), vars(module))
+        exec_definitions(definitions(CodeCell(1, path.read_text()), str(path)), str(path), module)
     except (Exception, SystemExit):
         raise failure from None
     return module

@@ -32,6 +32,7 @@ from gradparity.core.errors import GradparityError
 MAGIC_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])")
 CELL_MAGIC = "%%"  # a cell that starts with a cell magic (%%time, %%writefile) is left out whole
 FIRST_LINE_WIDTH = 60  # the first line of a cell, as a message quotes it
+SKIPPED_IMPORTS = "__gradparity_skipped_imports__"  # the modules a definitions module could not import
 MESSAGE_WIDTH = 400  # the learner's exception message, as the one line quotes it (the traceback has it whole)
 
 
@@ -110,16 +111,30 @@ def run_definitions(cell: CodeCell, notebook: Path, module: types.ModuleType) ->
     filename = cell.filename(notebook)
     linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(keepends=True), filename)
     try:
-        code = compile(definitions(cell, filename), filename, "exec")
+        tree = definitions(cell, filename)
     except SyntaxError as error:
         raise NotebookError(f"{notebook.name}: {cell.title()} has a syntax error: {error.msg} (line {error.lineno})",
                             "".join(traceback.format_exception_only(error))) from None
     try:
-        exec(code, vars(module))
+        exec_definitions(tree, filename, module)
     except (Exception, SystemExit) as error:
         message = " ".join(str(error).split())[:MESSAGE_WIDTH] or "no message"
         raise NotebookError(f"{notebook.name}: {cell.title()} raised {type(error).__name__}: {message}",
                             learner_traceback(error)) from None
+
+
+def exec_definitions(tree: ast.Module, filename: str, module: types.ModuleType) -> None:
+    """Run the definitions in ``module`` one statement at a time. An import of a module that
+    is not here (a course's test helpers, a plotting library) is left out and its name kept in
+    ``SKIPPED_IMPORTS``; any other error is raised."""
+    for statement in tree.body:
+        code = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec")
+        try:
+            exec(code, vars(module))
+        except ModuleNotFoundError as error:
+            if not isinstance(statement, (ast.Import, ast.ImportFrom)) or error.name is None:
+                raise
+            vars(module).setdefault(SKIPPED_IMPORTS, []).append(error.name)
 
 
 def definitions(cell: CodeCell, filename: str) -> ast.Module:

@@ -214,3 +214,23 @@ def test_a_file_whose_top_level_training_cannot_run_is_checked_on_its_definition
     assert result.returncode == 0 and document["verdict"] == "pass"
     assert any(note.startswith("importing script.py ran its top-level code, which raised FileNotFoundError")
                for note in document["notes"]), document["notes"]
+
+
+def test_imports_that_are_not_here_are_left_out_and_a_name_they_would_give_is_said(tmp_path):
+    """A notebook exported as a script imports the course's test helpers and calls IPython
+    at its top: its definitions are checked without them; where a function needs a name from
+    them, the error says where it may come from."""
+    head = ("from testCases_v4a import *\nfrom dnn_utils_v2 import sigmoid_backward\n"
+            "get_ipython().run_line_magic('matplotlib', 'inline')\n")
+    text = (LEARNERS / "course_deep.py").read_text()
+    (tmp_path / "exported.py").write_text(head + text)
+    result, document = run_check(tmp_path, tmp_path / "exported.py")
+    assert result.returncode == 0 and document["verdict"] == "pass"
+    assert any("imports testCases_v4a, dnn_utils_v2, which cannot be imported here" in note
+               for note in document["notes"]), document["notes"]
+    helper = text.index("def sigmoid_backward")
+    (tmp_path / "needs.py").write_text(head + text[:helper] + text[text.index("def relu_backward"):])
+    result, document = run_check(tmp_path, tmp_path / "needs.py")
+    assert result.returncode == 2 and document["verdict"] == "error"
+    assert document["message"].endswith("perhaps it comes from testCases_v4a or dnn_utils_v2, which cannot be "
+                                         "imported here")
