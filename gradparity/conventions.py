@@ -232,7 +232,8 @@ FORWARD_NAMES = ("L_model_forward", "model_forward", "L_forward", "forward_propa
 BACKWARD_NAMES = ("L_model_backward", "model_backward", "L_backward", "backward_propagation", "back_propagation",
                   "backward_prop", "back_prop", "backprop", "backward_pass", "full_backward_propagation",
                   "deep_backward", "backward")
-COST_NAMES = ("compute_cost", "cost_function", "compute_loss", "cross_entropy_cost", "cost", "cal_cost", "loss")
+COST_NAMES = ("compute_cost", "cost_function", "compute_loss", "cross_entropy_cost", "cost", "calc_cost",
+              "calculate_cost", "cal_cost", "loss")
 
 CONVENTIONS = (
     Convention("backprop", "backprop(X, Y, parameters) -> (cost, grads)",
@@ -261,10 +262,13 @@ def convention_named(name: str) -> Convention:
 
 def found_roles(convention: Convention, namespace: Mapping[str, object]) -> dict[str, str]:
     """The name of the learner's function for each role of ``convention`` found in
-    ``namespace``: the first of the role's names that is defined there and fits."""
+    ``namespace``: the first of the role's names that is defined there, in any case
+    (``l_model_forward``), and fits."""
+    spelled = {name.lower(): name for name in namespace if isinstance(name, str)}
     found = {}
     for role in convention.roles:
-        name = next((name for name in role.names if fits(namespace.get(name), role)), None)
+        names = [spelled[name.lower()] for name in role.names if name.lower() in spelled]
+        name = next((name for name in names if fits(namespace[name], role)), None)
         if name is not None:
             found[role.part] = name
     return found
