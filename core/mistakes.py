@@ -384,6 +384,10 @@ def derivative_mistakes(activation: str, layer: int) -> list[tuple[Mistake, Deri
 def delta_mistakes(layer: int, derivation: Derivation) -> list[tuple[Mistake, np.ndarray]]:
     """The wrong dZ[layer] each known mistake gives, dZ[layer + 1] being right."""
     spec, A, Z, dZ = derivation.spec, derivation.cache.A, derivation.cache.Z, derivation.dZ
+    if layer == spec.depth and spec.loss == "bce":  # as the course writes it: dZ[L] = dA[L] * sigmoid'(Z[L])
+        dA = -(derivation.Y / A[-1] - (1 - derivation.Y) / (1 - A[-1])) / derivation.m
+        return output_delta_mistakes(A[-1], derivation.Y, spec.loss) + [
+            (mistake, dA * g(Z[layer], A[layer])) for mistake, g in derivative_mistakes("sigmoid", layer)]
     if layer == spec.depth and spec.loss != "mse":
         return output_delta_mistakes(A[-1], derivation.Y, spec.loss)
     activation = spec.activation(layer)

@@ -123,11 +123,15 @@ def test_a_slip_in_the_cost_fails_the_cost_alone_with_its_hint(tmp_path):
     assert {record["network"].split()[1] for record in document["networks"]} == {"relu/bce"}
 
 
-def test_a_slip_in_a_gradient_names_the_first_wrong_one_on_every_depth(tmp_path):
-    edits = {"db = np.sum(dZ, axis=1, keepdims=True) / m": "db = np.sum(dZ, axis=1, keepdims=True) / m * 2"}
+@pytest.mark.parametrize("edits, first_wrong, pattern", [
+    ({"db = np.sum(dZ, axis=1, keepdims=True) / m": "db = np.sum(dZ, axis=1, keepdims=True) / m * 2"}, "db", None),
+    ({"    return dA * s * (1 - s)": "    return dA * s * (1 + s)"}, "dW", "derivative-form")],
+    ids=["db doubled", "sigmoid' as A(1 + A) in sigmoid_backward"])
+def test_a_slip_in_a_gradient_names_the_first_wrong_one_on_every_depth(tmp_path, edits, first_wrong, pattern):
     result, document = run_check(tmp_path, variant(tmp_path, "course_deep", edits))
-    assert result.returncode == 1 and document["first_wrong"] == "db2"
-    assert [record["first_wrong"] for record in document["networks"]] == ["db2", "db3", "db4"]
+    assert result.returncode == 1 and document["first_wrong"] == f"{first_wrong}2"
+    assert [record["first_wrong"] for record in document["networks"]] == [f"{first_wrong}{n}" for n in (2, 3, 4)]
+    assert pattern is None or {record["pattern"] for record in document["networks"]} == {pattern}
 
 
 @pytest.mark.parametrize("edits, appended, said", [
