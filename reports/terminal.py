@@ -229,7 +229,7 @@ AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees withi
 
 
 def print_check(document: dict) -> None:
-    """A ``gradparity-check/1`` document: one row per quantity (cost, then the gradients from
+    """One network's record of a ``gradparity-check/2`` document: one row per quantity (cost, then the gradients from
     the output down) with the reference's verdict, the relative error and the share of the
     tolerance used (``shape`` and the learner's shape where the shapes differ), and one narrow
     column per corroborating source; then the verdict, the first wrong gradient, the hints, the
