@@ -234,6 +234,7 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
         finally:
             for worker in active.values():  # left mid-run by an exception (an interrupt): not reusable
                 worker.live.stop(0)
+                worker.release()
     return outcomes
 
 
@@ -293,8 +294,8 @@ def _begin(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indi
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     for index in indices:
         jobs.put(("case", index, cases[index]))
+    worker = _Worker(outcome, live, jobs, indices, now + timeout, now, os.path.getsize(live.log))  # before its jobs
     threading.Thread(target=_feed, args=(live.jobs, jobs, files), daemon=True).start()
-    worker = _Worker(outcome, live, jobs, indices, now + timeout, now, os.path.getsize(live.log))
     if not indices:
         worker.release()
     return worker
@@ -390,12 +391,13 @@ def _finish(worker: _Worker, why: str | None) -> None:
     """End the worker's run: one that answered everything and is idle is kept for the next run;
     any other is stopped, and every case it did not answer gets the reason it stopped."""
     live, outcome = worker.live, worker.outcome
+    outcome.seconds = time.monotonic() - worker.started
     if why is None and worker.rested:
         outcome.output = _read_from(live.log, worker.log_offset)
         _keep_idle(outcome.name, live)
     else:  # without a why it ended by itself (a crash, a fatal error): its exit is waited for
         outcome.output = live.stop(0 if why else 5, worker.log_offset)
-    outcome.seconds = time.monotonic() - worker.started
+        worker.release()  # its feed, waiting for a job, meets the closed pipe and ends
     if outcome.status == "error":
         return
     reason = why or stopped(live.process.returncode, outcome.output)
