@@ -204,7 +204,9 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
                  parallel: int, progress: Progress | None = None, inspect: Inspect | None = None,
                  assigned: dict[str, list[int]] | None = None) -> dict[str, BackendOutcome]:
     """Every case on every backend in ``entries`` (or, per backend, the case indices
-    ``assigned`` to it); returns one outcome per backend."""
+    ``assigned`` to it); returns one outcome per backend. A worker kept from an earlier run
+    serves its backend again where it fits (``start_key``); every worker that answered all it
+    was given is kept for the next run."""
     assigned = assigned or {name: list(range(len(cases))) for name in entries}
     outcomes = {name: BackendOutcome(name) for name in entries}
     pending = []
@@ -224,7 +226,8 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
                     name = pending.pop(0)
                     worker = _begin(outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
                     active[worker.live.results] = worker
-                ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
+                soonest = min(worker.deadline for worker in active.values())
+                ready = wait(list(active), timeout=max(0.0, soonest - time.monotonic()))
                 for connection in ready:
                     if not _receive(active[connection], connection, cases, progress, inspect):
                         _finish(active.pop(connection), None)

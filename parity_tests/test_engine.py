@@ -394,15 +394,16 @@ def alive(pid: int) -> bool:
 
 
 def test_a_second_run_reuses_the_warm_worker_and_gives_the_same_document():
-    """The second run is served by the same worker process, which reports no set-up of its own,
-    and its results are the first run's."""
-    first = run_fakes("Raises")
+    """The second run is served by the same worker processes, which report no set-up of their
+    own, and its results are the first run's, op probes and diagnoses included."""
+    first = run_fakes("Raises", "Float32Matmul")
     workers = runner.idle_workers()
-    second = run_fakes("Raises")
-    assert runner.idle_workers() == workers and set(workers) == {"numpy", "Raises"}
+    second = run_fakes("Raises", "Float32Matmul")
+    assert runner.idle_workers() == workers and set(workers) == {"numpy", "Raises", "Float32Matmul"}
     for key in ("results", "summary", "environment", "options"):
         assert second[key] == first[key], key
     assert statuses(second, "Raises") == ["pass", "error"]  # an error in a case leaves the worker reusable
+    assert second["results"][0]["backends"]["Float32Matmul"]["diagnosis"]["ops"][0]["op"] == "matmul"
     assert first["run"]["timing"]["numpy"]["setup_s"] > 0 and second["run"]["timing"]["numpy"]["setup_s"] == 0
 
 
