@@ -1,9 +1,10 @@
-"""The worker process of one backend: loads the framework once, then serves every case.
+"""The worker process of one backend: loads the framework once, then serves every case, run
+after run.
 
 Jobs from the parent: ``("case", index, case)``, ``("probe", index)`` (the op probes of a case
-already served, ``backends.probe``) and finally None. What it does with a case is the job
-named by ``options["job"]``: ``parity`` (the default) answers ``(evaluation, trajectory)``,
-``bench`` answers ``(timings,)``, one entry per bench mode.
+already served, ``backends.probe``), ``("idle",)`` at the end of each run, and finally None.
+What it does with a case is the job named by ``options["job"]``: ``parity`` (the default)
+answers ``(evaluation, trajectory)``, ``bench`` answers ``(timings,)``, one entry per bench mode.
 
 Messages to the parent, in order: ``("ready", version, flags, import_seconds, provides, role,
 ready_at)`` (``ready_at``: ``time.monotonic()`` when the backend was loaded, a clock every
@@ -11,7 +12,10 @@ process of the machine shares) or ``("fatal", message)``; then per case ``("resu
 answer, seconds, compile_seconds)`` (``compile_seconds``: of those seconds, the time the
 framework spent compiling, None where it does not say: ``Adapter.compile_seconds``),
 ``("skipped", index, reason)`` (``contract.Unsupported``) or ``("error", index, message)``,
-per probe ``("probe", index, records, seconds)``; finally ``("done",)``.
+per probe ``("probe", index, records, seconds)``; ``("done",)`` for each ``("idle",)``, once
+the run's cases are forgotten and its output flushed to the log.
+Between runs it waits, its framework loaded and what it compiled kept (``runner`` keeps it
+warm); it ends on None, or when its parent is gone (the jobs pipe closed).
 The worker is its own interpreter calling ``main`` with two pipe descriptors, JOBS and RESULTS;
 the first job is ``("start", name, entry, options, sys_path)``. Its stdout and stderr (framework
 C++ logging included) go to a file the parent shows only for a backend that errors.
@@ -105,8 +109,13 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     job = JOBS[options.get("job", "parity")]
     compiling = getattr(adapter, "compile_seconds", lambda: None)
     cases = {}
-    while (message := jobs.recv()) is not None:
+    while (message := next_job(jobs)) is not None:
         began = time.perf_counter()
+        if message[0] == "idle":
+            cases.clear()
+            flush_output()
+            results.send(("done",))
+            continue
         if message[0] == "probe":
             records = probes_of(adapter, cases[message[1]])
             results.send(("probe", message[1], records, time.perf_counter() - began))
@@ -122,10 +131,21 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
             results.send(("skipped", index, str(reason)))
         except Exception as error:
             results.send(("error", index, describe(error)))
-    results.send(("done",))
+    flush_output()
+    os._exit(0)  # every answer is sent: the frameworks' own teardown (about 1 s for TensorFlow) is not needed
+
+
+def next_job(jobs: Connection) -> tuple | None:
+    """The next job from the parent; None (the end) when the parent is gone too."""
+    try:
+        return jobs.recv()
+    except EOFError:
+        return None
+
+
+def flush_output() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)  # every answer is sent: the frameworks' own teardown (about 1 s for TensorFlow) is not needed
 
 
 def probes_of(adapter, case) -> list[dict] | str:

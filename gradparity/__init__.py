@@ -8,6 +8,7 @@ The public API, for scripts and tests::
     cases = [gradparity.build_case("seed-2layer", "float64")]
     document = gradparity.run(cases, gradparity.RunOptions(backends=["jax", "torch"]))
     gradparity.write_report(document, "my-report")
+    gradparity.shutdown()  # the backends' workers, kept warm for the next run, end now (else at exit)
 
     # a learner's own backprop(X, Y, parameters) -> (cost, grads), in one line of a pytest test
     gradparity.assert_backprop_matches(backprop, X, Y, parameters, activation="sigmoid", loss="bce")
@@ -35,9 +36,10 @@ from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
 from gradparity.learner import BackpropCheck, BackpropError, assert_backprop_matches, check
 from gradparity.reports import validate_document, write_report
+from gradparity.runner import shutdown
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads it from here
 
 __all__ = ["CATALOGUE", "BackendEntry", "BackpropCheck", "BackpropError", "Case", "GradparityError", "NetworkSpec",
            "RunOptions", "Training", "__version__", "assert_backprop_matches", "build_case", "check",
-           "initial_params", "make_case", "run", "validate_document", "write_report"]
+           "initial_params", "make_case", "run", "shutdown", "validate_document", "write_report"]

@@ -8,10 +8,18 @@ on.
 
 Each answer is handed to ``inspect`` as it arrives; when that asks for it, the same worker
 then probes the case's single operations (``backends.probe``) before it is let go. A worker's
-own output (framework logging) is captured in a file and kept only for a backend that errors."""
+own output (framework logging) is captured in a file and kept only for a backend that errors.
+
+Workers stay warm within a process: a worker that answered its run waits, idle, for the next
+run (a notebook's second ``gradparity.check``), its framework loaded and what it compiled
+kept; it is reused only when everything its start depended on is unchanged (``start_key``),
+else stopped and started afresh. One that crashed, hung or failed to load is never kept.
+``shutdown`` stops the idle ones; it runs when the process exits, too."""
 
 from __future__ import annotations
 
+import atexit
+import copy
 import io
 import os
 import pickle
@@ -32,6 +40,7 @@ from gradparity.backends import BackendEntry, missing_requirement
 from gradparity.backends.worker import PROVIDES, start_environment
 from gradparity.core.cases import Case
 
+STOP_SECONDS = 2.0  # an idle worker told to end is given this long, all of them together, before it is killed
 SHARED_BYTES = 2**20  # an array this large goes to the workers as a file they map, not through their pipes
 WORKER_MAIN = "import sys; from gradparity.backends.worker import main; main(sys.argv[1:])"
 Progress = Callable[[str, str], None]
@@ -70,17 +79,56 @@ class BackendOutcome:
 
 
 @dataclass
-class _Worker:
-    outcome: BackendOutcome
+class _Process:
+    """A live worker process: its pipes, its captured output, what its start depended on
+    (``start_key``) and, once it has loaded its backend, its ``ready`` figures (version, flags,
+    import seconds, provides, role), which every run it serves reports."""
+
+    key: tuple
     process: subprocess.Popen
+    jobs: Connection
     results: Connection
-    jobs: queue.SimpleQueue
     log: str
+    ready: tuple | None = None
+
+    def tell_to_end(self) -> None:
+        """Send the end message (None) to an idle worker: it exits at once."""
+        try:
+            self.jobs.send(None)
+        except OSError:  # it is gone already
+            pass
+
+    def stop(self, grace: float, offset: int = 0) -> str:
+        """Wait ``grace`` seconds for the process to exit, kill it if it has not, reap it and
+        close its pipes. Returns its output from ``offset`` on; its log is removed."""
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.jobs.close()
+        self.results.close()
+        try:
+            return _read_from(self.log, offset)
+        finally:
+            os.remove(self.log)
+
+
+@dataclass
+class _Worker:
+    """One run's use of a live worker process: the cases it serves in this run, this run's
+    deadline and where this run's output starts in its log."""
+
+    outcome: BackendOutcome
+    live: _Process
+    jobs: queue.SimpleQueue
     indices: list[int]  # the cases it serves
     deadline: float
     started: float
+    log_offset: int
     probing: int = 0  # probes asked for and not yet answered
-    released: bool = False  # the final None has been queued
+    released: bool = False  # the run's last job ("idle",) has been queued
+    rested: bool = False  # it answered ("done",): every job of this run handled, idle again
 
     def answered(self) -> bool:
         """Every case it serves answered, and every probe asked for."""
@@ -89,15 +137,76 @@ class _Worker:
 
     def release(self) -> None:
         if not self.released:
-            self.jobs.put(None)
+            self.jobs.put(("idle",))
             self.released = True
+
+
+_IDLE: dict[str, _Process] = {}  # per backend name, the worker kept from an earlier run
+_IDLE_LOCK = threading.Lock()
+
+
+def start_key(name: str, entry: BackendEntry, options: dict, environment: dict[str, str]) -> tuple:
+    """Everything a worker's start depended on: backend name, entry, worker options, start
+    environment, this process's ``sys.path`` and working folder, and the worker command. A
+    worker kept from an earlier run serves a new one only when this is equal."""
+    return (*copy.deepcopy((name, entry, options)), environment, tuple(sys.path), os.getcwd(),
+            tuple(worker_command()))
+
+
+def _take_idle(name: str, key: tuple) -> _Process | None:
+    """The idle worker of backend ``name`` when it was started as ``key`` says and is still
+    running; else None, and an idle one that no longer fits is stopped."""
+    with _IDLE_LOCK:
+        live = _IDLE.pop(name, None)
+    if live is None:
+        return None
+    if live.key == key and live.process.poll() is None:
+        return live
+    live.tell_to_end()
+    live.stop(STOP_SECONDS)
+    return None
+
+
+def _keep_idle(name: str, live: _Process) -> None:
+    """Keep ``live`` for the next run (stopping one kept before for the same name)."""
+    with _IDLE_LOCK:
+        previous = _IDLE.get(name)
+        _IDLE[name] = live
+    if previous is not None:
+        previous.tell_to_end()
+        previous.stop(STOP_SECONDS)
+
+
+def idle_workers() -> dict[str, int]:
+    """The workers kept warm between runs: backend name -> process id."""
+    with _IDLE_LOCK:
+        return {name: live.process.pid for name, live in _IDLE.items()}
+
+
+def shutdown() -> None:
+    """Stop every worker kept between runs: each is sent the end message, and all of them
+    together get ``STOP_SECONDS`` to exit before the rest are killed. Runs at the process's exit
+    (``atexit``); a later run starts fresh workers."""
+    with _IDLE_LOCK:
+        idle = list(_IDLE.values())
+        _IDLE.clear()
+    for live in idle:
+        live.tell_to_end()
+    deadline = time.monotonic() + STOP_SECONDS
+    for live in idle:
+        live.stop(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(shutdown)
 
 
 def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: dict, timeout: float,
                  parallel: int, progress: Progress | None = None, inspect: Inspect | None = None,
                  assigned: dict[str, list[int]] | None = None) -> dict[str, BackendOutcome]:
     """Every case on every backend in ``entries`` (or, per backend, the case indices
-    ``assigned`` to it); returns one outcome per backend."""
+    ``assigned`` to it); returns one outcome per backend. A worker kept from an earlier run
+    serves its backend again where it fits (``start_key``); every worker that answered all it
+    was given is kept for the next run."""
     assigned = assigned or {name: list(range(len(cases))) for name in entries}
     outcomes = {name: BackendOutcome(name) for name in entries}
     pending = []
@@ -111,18 +220,24 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
     active: dict[Connection, _Worker] = {}
     with tempfile.TemporaryDirectory(prefix="gradparity-arrays-") as directory:
         files = ArrayFiles(cases, directory)
-        while pending or active:
-            while pending and len(active) < parallel:
-                name = pending.pop(0)
-                worker = _start(outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
-                active[worker.results] = worker
-            ready = wait(list(active), timeout=max(0.0, min(w.deadline for w in active.values()) - time.monotonic()))
-            for connection in ready:
-                if not _receive(active[connection], connection, cases, progress, inspect):
-                    _finish(active.pop(connection), None)
-            for connection, worker in list(active.items()):
-                if time.monotonic() > worker.deadline:
-                    _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
+        try:
+            while pending or active:
+                while pending and len(active) < parallel:
+                    name = pending.pop(0)
+                    worker = _begin(outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
+                    active[worker.live.results] = worker
+                soonest = min(worker.deadline for worker in active.values())
+                ready = wait(list(active), timeout=max(0.0, soonest - time.monotonic()))
+                for connection in ready:
+                    if not _receive(active[connection], connection, cases, progress, inspect):
+                        _finish(active.pop(connection), None)
+                for connection, worker in list(active.items()):
+                    if time.monotonic() > worker.deadline:
+                        _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
+        finally:
+            for worker in active.values():  # left mid-run by an exception (an interrupt): not reusable
+                worker.live.stop(0)
+                worker.release()
     return outcomes
 
 
@@ -165,38 +280,51 @@ class _FilePickler(pickle.Pickler):
         return (np.load, (path, "c")) if path else NotImplemented
 
 
-def _start(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int], options: dict,
+def _begin(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int], options: dict,
            timeout: float, files: ArrayFiles) -> _Worker:
-    """Start a worker process (``worker_command``) on two pipes, with its start environment
-    (``worker.start_environment``) and its output captured in a file; the first job tells it
-    which backend to load and this process's ``sys.path``, so a module the caller can import
-    (an injected backend, a learner's own) is importable there too."""
-    jobs_read, jobs_write = os.pipe()
-    results_read, results_write = os.pipe()
-    descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{outcome.name}-", suffix=".log")
+    """Give a worker this run's cases: the idle one kept for this backend where it fits
+    (``start_key``; its ``ready`` figures are this run's, its set-up 0 s), else a fresh one
+    (``_spawn``). The timeout counts from now; the run's output starts at the log's end."""
     now = time.monotonic()
-    try:
-        process = subprocess.Popen([*worker_command(), str(jobs_read), str(results_write)],
-                                   pass_fds=(jobs_read, results_write), stdin=subprocess.DEVNULL,
-                                   stdout=descriptor, stderr=subprocess.STDOUT,
-                                   env=os.environ | start_environment(options.get("threads", 1)))
-    finally:
-        for end in (jobs_read, results_write, descriptor):
-            os.close(end)
-    jobs_connection = Connection(jobs_write, readable=False)
-    try:  # a few hundred bytes, at once: the worker loads its backend while the array files are written
-        jobs_connection.send(("start", outcome.name, entry, options, sys.path))
-    except OSError:  # it died at once: _finish says why
-        pass
+    environment = os.environ | start_environment(options.get("threads", 1))
+    key = start_key(outcome.name, entry, options, environment)
+    live = _take_idle(outcome.name, key)
+    if live is None:
+        live = _spawn(outcome.name, entry, options, environment, key)
+    elif live.ready is not None:
+        outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = live.ready
+        outcome.setup_seconds = 0.0
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     for index in indices:
         jobs.put(("case", index, cases[index]))
-    threading.Thread(target=_feed, args=(jobs_connection, jobs, files), daemon=True).start()
-    worker = _Worker(outcome, process, Connection(results_read, writable=False), jobs, log, indices,
-                     now + timeout, now)
+    worker = _Worker(outcome, live, jobs, indices, now + timeout, now, os.path.getsize(live.log))  # before its jobs
+    threading.Thread(target=_feed, args=(live.jobs, jobs, files), daemon=True).start()
     if not indices:
         worker.release()
     return worker
+
+
+def _spawn(name: str, entry: BackendEntry, options: dict, environment: dict[str, str], key: tuple) -> _Process:
+    """Start a worker process (``worker_command``) on two pipes, with its start ``environment``
+    and its output captured in a file; the first job tells it which backend to load and this
+    process's ``sys.path``, so a module the caller can import (an injected backend, a learner's
+    own) is importable there too."""
+    jobs_read, jobs_write = os.pipe()
+    results_read, results_write = os.pipe()
+    descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{name}-", suffix=".log")
+    try:
+        process = subprocess.Popen([*worker_command(), str(jobs_read), str(results_write)],
+                                   pass_fds=(jobs_read, results_write), stdin=subprocess.DEVNULL,
+                                   stdout=descriptor, stderr=subprocess.STDOUT, env=environment)
+    finally:
+        for end in (jobs_read, results_write, descriptor):
+            os.close(end)
+    jobs = Connection(jobs_write, readable=False)
+    try:  # a few hundred bytes, at once: the worker loads its backend while the array files are written
+        jobs.send(("start", name, entry, options, sys.path))
+    except OSError:  # it died at once: _finish says why
+        pass
+    return _Process(key, process, jobs, Connection(results_read, writable=False), log)
 
 
 def worker_command() -> list[str]:
@@ -209,18 +337,16 @@ def worker_command() -> list[str]:
 
 
 def _feed(connection: Connection, jobs: queue.SimpleQueue, files: ArrayFiles) -> None:
-    """Send each queued job up to and including the final None, large arrays as their files;
-    a worker that died stops the feed."""
+    """Send each queued job of a run up to and including its last, ``("idle",)``, large arrays
+    as their files; a worker that died stops the feed. The connection stays open for the next run."""
     try:
         while True:
             job = jobs.get()
             connection.send_bytes(files.dumps(job))
-            if job is None:
+            if job == ("idle",):
                 break
     except (BrokenPipeError, EOFError, OSError):
         pass
-    finally:
-        connection.close()
 
 
 def _receive(worker: _Worker, connection: Connection, cases: list[Case], progress: Progress | None,
@@ -236,6 +362,9 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
         # the worker's own stamp: the parent may read the message late, while the worker computes
         outcome.setup_seconds = min(message[6], time.monotonic()) - worker.started
         outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
+        worker.live.ready = message[1:6]
+    elif kind == "done":
+        worker.rested = True
     elif kind == "fatal":
         outcome.status, outcome.reason = "error", message[1]
         return False
@@ -262,20 +391,19 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
 
 
 def _finish(worker: _Worker, why: str | None) -> None:
-    """Stop the process; every case it did not answer gets the reason it stopped."""
-    try:
-        worker.process.wait(timeout=0 if why else 5)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        worker.process.wait()
-    worker.release()
-    worker.results.close()
-    outcome = worker.outcome
+    """End the worker's run: one that answered everything and is idle is kept for the next run;
+    any other is stopped, and every case it did not answer gets the reason it stopped."""
+    live, outcome = worker.live, worker.outcome
     outcome.seconds = time.monotonic() - worker.started
-    outcome.output = _read_and_remove(worker.log)
+    if why is None and worker.rested:
+        outcome.output = _read_from(live.log, worker.log_offset)
+        _keep_idle(outcome.name, live)
+    else:  # without a why it ended by itself (a crash, a fatal error): its exit is waited for
+        outcome.output = live.stop(0 if why else 5, worker.log_offset)
+        worker.release()  # its feed, waiting for a job, meets the closed pipe and ends
     if outcome.status == "error":
         return
-    reason = why or stopped(worker.process.returncode, outcome.output)
+    reason = why or stopped(live.process.returncode, outcome.output)
     for index in worker.indices:
         if index not in outcome.outputs and index not in outcome.skips and index not in outcome.errors:
             outcome.errors[index] = reason
@@ -307,13 +435,11 @@ def last_words(output: str) -> str:
     return (fatal or (lines[-1] if lines else ""))[:400]
 
 
-def _read_and_remove(path: str) -> str:
-    """The text of a worker's captured output (undecodable bytes replaced); the file is removed."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    finally:
-        os.remove(path)
+def _read_from(path: str, offset: int) -> str:
+    """The text of a worker's captured output from byte ``offset`` on (undecodable bytes replaced)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", "replace")
 
 
 def default_parallel() -> int:

@@ -9,6 +9,8 @@ import os
 import pytest
 from hypothesis import settings
 
+from gradparity import shutdown
+
 if importlib.util.find_spec("torch") is not None:
     import torch  # noqa: F401  (import order: torch before tensorflow)
 
@@ -34,3 +36,12 @@ def flower_case():
     from gradparity.core.cases import build_case
 
     return build_case("seed-2layer")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_workers_end_with_their_module():
+    """The backends' workers stay warm between the runs of one test file and end with it, so
+    that no file finds another's workers (its timings, set-up and compile included, are its own)
+    and idle frameworks do not pile up in a session's memory."""
+    yield
+    shutdown()

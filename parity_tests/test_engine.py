@@ -6,13 +6,16 @@ import importlib.util
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import gradparity
 from gradparity import runner
 from gradparity.backends import REGISTRY, BackendEntry
 from gradparity.backends.worker import start_environment
@@ -27,7 +30,7 @@ from gradparity.engine import RunOptions, run
 FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Segfault", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
          "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
-         "MislabelledAdam", "ImportsOptionally", "CountsRefaults")
+         "MislabelledAdam", "ImportsOptionally", "CountsRefaults", "SaysWhichCase")
 
 
 def fake(name: str) -> BackendEntry:
@@ -43,6 +46,8 @@ def fake_modules(tmp_path, monkeypatch):
             f"from fake_backends import {name} as Adapter\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    yield
+    runner.shutdown()  # a test's warm workers end with it
 
 
 def run_fakes(*names: str, cases=("seed-2layer", "single-example"), timeout: float = 60.0) -> dict:
@@ -90,6 +95,7 @@ def test_crash_hang_exception_and_import_failure_are_contained():
     broken = document["results"][0]["backends"]["BrokenImport"]
     assert broken["status"] == "error" and "failed to import on purpose" in broken["reason"]
     assert document["summary"]["errors"] == 9
+    assert set(runner.idle_workers()) == {"numpy", "Raises"}  # only workers that answered everything are kept
     json.dumps(document)
 
 
@@ -376,3 +382,85 @@ def test_the_document_says_where_each_workers_time_went():
         assert spent["compile_s"] == 0.0 and spent["compute_s"] == pytest.approx(cases)
         assert 0 < spent["setup_s"] and spent["setup_s"] + cases + spent["probes_s"] <= spent["total_s"]
     assert run_time["workers_at_a_time"] >= 1
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie, ended but not reaped, counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_second_run_reuses_the_warm_worker_and_gives_the_same_document():
+    """The second run is served by the same worker processes, which report no set-up of their
+    own, and its results are the first run's, op probes and diagnoses included."""
+    first = run_fakes("Raises", "Float32Matmul")
+    workers = runner.idle_workers()
+    second = run_fakes("Raises", "Float32Matmul")
+    assert runner.idle_workers() == workers and set(workers) == {"numpy", "Raises", "Float32Matmul"}
+    for key in ("results", "summary", "environment", "options"):
+        assert second[key] == first[key], key
+    assert statuses(second, "Raises") == ["pass", "error"]  # an error in a case leaves the worker reusable
+    assert second["results"][0]["backends"]["Float32Matmul"]["diagnosis"]["ops"][0]["op"] == "matmul"
+    assert first["run"]["timing"]["numpy"]["setup_s"] > 0 and second["run"]["timing"]["numpy"]["setup_s"] == 0
+
+
+def test_a_changed_environment_or_option_starts_a_fresh_worker(monkeypatch):
+    """A worker is reused only when its start would be the same: another environment variable
+    or another worker option starts a new one, and the one it replaces is stopped."""
+    case = [build_case("single-example")]
+    run(case, RunOptions(backends=["numpy"]))
+    first = runner.idle_workers()["numpy"]
+    monkeypatch.setenv("GRADPARITY_SOME_SETTING", "1")
+    run(case, RunOptions(backends=["numpy"]))
+    second = runner.idle_workers()["numpy"]
+    run(case, RunOptions(backends=["numpy"], trajectories=False))
+    third = runner.idle_workers()["numpy"]
+    assert len({first, second, third}) == 3
+    assert not alive(first) and not alive(second)
+
+
+def test_a_worker_killed_between_runs_is_replaced_and_the_run_succeeds():
+    case = [build_case("single-example")]
+    run(case, RunOptions(backends=["numpy"]))
+    killed = runner.idle_workers()["numpy"]
+    os.kill(killed, signal.SIGKILL)
+    os.waitid(os.P_PID, killed, os.WEXITED | os.WNOWAIT)  # dead by the next run (left for the runner to reap)
+    document = run(case, RunOptions(backends=["numpy"]))
+    assert statuses(document, "numpy") == ["pass"]
+    assert runner.idle_workers()["numpy"] != killed and not alive(killed)
+
+
+def test_a_warm_worker_that_crashes_says_this_runs_last_words_and_is_not_kept():
+    """The output of a reused worker that dies is what it wrote in this run, the last line its
+    last words; a dead worker is not kept, and the next run starts a new one."""
+    assert statuses(run_fakes("SaysWhichCase", cases=("seed-2layer",)), "SaysWhichCase") == ["pass"]
+    warm = runner.idle_workers()["SaysWhichCase"]
+    crashed = run_fakes("SaysWhichCase", cases=("single-example",))["results"][0]["backends"]["SaysWhichCase"]
+    assert crashed["reason"] == "worker process died (exit code 3): serving single-example"
+    assert crashed["stderr"] == "serving single-example"
+    assert "SaysWhichCase" not in runner.idle_workers() and not alive(warm)
+    assert statuses(run_fakes("SaysWhichCase", cases=("seed-2layer",)), "SaysWhichCase") == ["pass"]
+
+
+def test_shutdown_leaves_no_worker_alive():
+    run([build_case("single-example")], RunOptions(backends=["numpy", "finite-diff"]))
+    workers = runner.idle_workers()
+    gradparity.shutdown()
+    assert len(workers) == 2 and runner.idle_workers() == {}
+    assert not any(alive(pid) for pid in workers.values())
+
+
+def test_a_process_that_ran_backends_ends_promptly_and_takes_its_workers_along():
+    """The workers kept warm end with the process that started them (``atexit``), and its exit
+    is not held up by them."""
+    program = ("import gradparity; from gradparity import runner; "
+               "gradparity.run([gradparity.build_case('single-example')], gradparity.RunOptions(backends=['numpy'])); "
+               "print(*runner.idle_workers().values(), flush=True); import time; print(time.monotonic())")
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    ended = time.monotonic()
+    pid, last_statement = finished.stdout.split()
+    assert not alive(int(pid))
+    assert ended - float(last_statement) < 2.0

@@ -24,7 +24,7 @@ import time
 
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.reports.digest import time_line
-from gradparity.runner import run_backends
+from gradparity.runner import run_backends, shutdown
 
 
 PARALLEL = 2  # workers at a time, as ``gradparity run`` schedules them on this 2-core machine
@@ -32,14 +32,16 @@ PARALLEL = 2  # workers at a time, as ``gradparity run`` schedules them on this 
 
 def import_seconds(backends: list[str]) -> float:
     """Wall seconds for workers that only load their backend (framework imports and set-up),
-    ``PARALLEL`` at a time."""
+    ``PARALLEL`` at a time; the workers are stopped afterwards, so that each measurement starts them."""
     entries = {name: REGISTRY[name] for name in backends}
     started = time.perf_counter()
     outcomes = run_backends([], entries, {"threads": 1}, timeout=600, parallel=PARALLEL)
+    seconds = time.perf_counter() - started
+    shutdown()
     failed = [f"{name}: {outcome.reason}" for name, outcome in outcomes.items() if outcome.status != "ok"]
     if failed:
         sys.exit("time_to_verdict: a backend did not load: " + "; ".join(failed))
-    return time.perf_counter() - started
+    return seconds
 
 
 def timed_run(backends: list[str], cache: str) -> tuple[float, dict]:
