@@ -19,6 +19,7 @@ import pytest
 import gradparity
 from gradparity import learner
 from gradparity.conventions import ConventionError
+from gradparity.reports import validate_check
 
 LEARNERS = Path(__file__).parent / "learners"
 EXAMPLE = Path(__file__).parents[1] / "examples" / "backprop.py"
@@ -238,3 +239,20 @@ def test_imports_that_are_not_here_are_left_out_and_a_name_they_would_give_is_sa
     assert result.returncode == 2 and document["verdict"] == "error"
     assert document["message"].endswith("perhaps it comes from testCases_v4a or dnn_utils_v2, which cannot be "
                                          "imported here")
+
+
+def test_every_check_document_follows_its_schema_and_a_broken_one_is_told(tmp_path):
+    """A pass (three networks), a fail and an error document, as the command wrote them."""
+    slip = variant(tmp_path, "course_deep", {"(1 - AL)) / m": "(1 - AL))"})
+    raises = tmp_path / "raises.py"
+    raises.write_text("def backprop(X, Y, parameters):\n    return 1 / 0\n")
+    documents = [run_check(tmp_path, target)[1] for target in (LEARNERS / "course_deep.py", slip, raises)]
+    assert [document["verdict"] for document in documents] == ["pass", "fail", "error"]
+    assert [validate_check(document) for document in documents] == [[], [], []]
+    broken = json.loads(json.dumps(documents[1]))
+    broken["networks"][0]["read_from"] = "guessed"
+    del broken["networks"][1]["checks"]
+    broken["verdict"] = "pass"
+    assert validate_check(broken) == ["document.networks[0].read_from: 'guessed' is not one of cost, forward pass and "
+                                      "gradients, default, options", "document.networks[1].checks: missing",
+                                      "document.verdict: pass, but a network failed"]

@@ -2,7 +2,7 @@
 ("gradparity/1") alone, so a saved ``report.json`` can be rendered again. Importing this
 package does not import matplotlib; rendering does."""
 
-from gradparity.reports.schema import DocumentError, validate_bench, validate_document
+from gradparity.reports.schema import DocumentError, validate_bench, validate_check, validate_document
 from gradparity.reports.write import OutputError, write_report
 
-__all__ = ["DocumentError", "OutputError", "validate_bench", "validate_document", "write_report"]
+__all__ = ["DocumentError", "OutputError", "validate_bench", "validate_check", "validate_document", "write_report"]

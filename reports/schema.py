@@ -1,5 +1,6 @@
-"""Structural validation of the result document ("gradparity/1") and the benchmark document
-("gradparity-bench/1") before anything is rendered.
+"""Structural validation of the result document ("gradparity/1"), the benchmark document
+("gradparity-bench/1") and the learner's check document ("gradparity-check/2") before anything
+is rendered or graded.
 
 Each field is declared as a type word: ``string``, ``int``, ``number``, ``bool``, ``list``,
 ``dict``, or alternatives such as ``int|list``; a trailing ``?`` allows null. Fields that older
@@ -69,6 +70,19 @@ BENCH = {"schema": "string", "environment": "dict", "results": "list"}
 BENCH_RESULT = {"shape": "string", "dtype": "string", "backend": "string", "mode": "string",
                 "median_s": "number?", "min_s": "number?", "max_s": "number?",
                 "compile_s": "number?", "ratio_to_reference": "number?", "note": "string?"}
+CHECK_SCHEMA = "gradparity-check/2"
+CHECK_VERDICTS = ("pass", "fail", "error")
+READ_FROM = ("cost", "forward pass and gradients", "default", "options")
+CHECK_TOP = {"schema": "string", "verdict": "string", "message": "string?", "traceback": "string?",
+             "convention": "string?", "called": "list", "source": "string?", "dtype": "string?", "wrong": "list",
+             "first_wrong": "string?", "hint": "string?", "pattern": "string?", "notes": "list", "networks": "list"}
+NETWORK = {"verdict": "string", "wrong": "list", "first_wrong": "string?", "hint": "string?", "pattern": "string?",
+           "hints": "dict", "shapes": "dict", "explanation": "string?", "function": "string", "network": "string",
+           "read_from": "string", "data": "string", "dtype": "string", "m": "int", "checks": "list",
+           "corroboration": "dict", "notes": "list"}
+SOURCE = {"status": "string", "reason": "string", "quantities": "dict"}
+AGREEMENT = {"verdict": "string", "rel_error": "number?"}
+AGREEMENTS = ("agrees", "differs", "deviates", "unmeasured")
 
 
 class DocumentError(GradparityError):
@@ -106,6 +120,48 @@ def validate_bench(bench: Any) -> list[str]:
         if _fields(entry, BENCH_RESULT, path, problems):
             _enum(entry["mode"], MODES, f"{path}.mode", problems)
     return problems
+
+
+def validate_check(document: Any) -> list[str]:
+    """Every structural problem of a "gradparity-check/2" document: the verdict, and on
+    ``error`` the one-line message (with the learner's traceback or null) and no network; on
+    ``pass`` or ``fail`` one record per network checked, each with its checks and, per
+    corroborating source, its status and per quantity an agreement. Empty when well formed."""
+    problems: list[str] = []
+    if not _fields(document, CHECK_TOP, "document", problems):
+        return problems
+    if document["schema"] != CHECK_SCHEMA:
+        problems.append(f"document.schema: {document['schema']!r} is not {CHECK_SCHEMA!r}")
+    _enum(document["verdict"], CHECK_VERDICTS, "document.verdict", problems)
+    if document["verdict"] == "error":
+        if not document["message"]:
+            problems.append("document.message: an error document says what went wrong")
+        if document["networks"]:
+            problems.append("document.networks: an error document checked no network")
+    elif not document["networks"]:
+        problems.append("document.networks: a pass or fail checked at least one network")
+    for i, record in enumerate(document["networks"]):
+        _network(record, f"document.networks[{i}]", problems)
+    verdicts = {record.get("verdict") for record in document["networks"] if isinstance(record, dict)}
+    if document["verdict"] == "pass" and verdicts - {"pass"}:
+        problems.append("document.verdict: pass, but a network failed")
+    return problems
+
+
+def _network(record: Any, path: str, problems: list[str]) -> None:
+    if not _fields(record, NETWORK, path, problems):
+        return
+    _enum(record["verdict"], ("pass", "fail"), f"{path}.verdict", problems)
+    _enum(record["read_from"], READ_FROM, f"{path}.read_from", problems)
+    for i, check in enumerate(record["checks"]):
+        _check(check, f"{path}.checks[{i}]", problems)
+    for name, source in record["corroboration"].items():
+        if _fields(source, SOURCE, f"{path}.corroboration.{name}", problems):
+            _enum(source["status"], STATUSES, f"{path}.corroboration.{name}.status", problems)
+            for quantity, cell in source["quantities"].items():
+                where = f"{path}.corroboration.{name}.quantities.{quantity}"
+                if _fields(cell, AGREEMENT, where, problems):
+                    _enum(cell["verdict"], AGREEMENTS, f"{where}.verdict", problems)
 
 
 def _environment(environment: dict, problems: list[str]) -> None:
