@@ -81,7 +81,8 @@ def networks_table(networks: list[dict]) -> Table:
 
 def network_blocks(record: dict) -> list[Block]:
     """The network's table of quantities and its legend, the hints, the mismatch of its first
-    wrong quantity, the sources that did not run and its notes."""
+    wrong quantity, why central differences of the learner's cost differ from the reference's
+    verdict, the sources that did not run and its notes."""
     blocks: list[Block] = [
         Heading(3, f"{record['network']}, {record['data']} (m = {record['m']}), {record['dtype']}", f"{SCOPE}-network"),
         quantities_table(record), Paragraph(REFERENCE_LEGEND), Paragraph(AGREEMENT_LEGEND)]
@@ -90,6 +91,8 @@ def network_blocks(record: dict) -> list[Block]:
     message = next((check["message"] for check in record["checks"] if check["quantity"] == first), None)
     if record["verdict"] != "pass" and message:
         blocks.append(Preformatted(message))
+    if record["explanation"]:
+        blocks.append(Paragraph(f"Why finite-diff differs: {record['explanation']}."))
     absent = [f"{name} did not run ({source['status']}): {source['reason']}"
               for name, source in record["corroboration"].items() if source["status"] in ("error", "skipped")]
     notes = [f"note: {note}" for note in record["notes"]]
