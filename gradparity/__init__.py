@@ -13,6 +13,11 @@ The public API, for scripts and tests::
     # a learner's own backprop(X, Y, parameters) -> (cost, grads), in one line of a pytest test
     gradparity.assert_backprop_matches(backprop, X, Y, parameters, activation="sigmoid", loss="bce")
 
+    # a learner's functions in any of the forms of gradparity.conventions, in a notebook
+    gradparity.check(globals())          # the course's L_model_forward/..., the document's forward/...
+
+    gradparity.shutdown()                # end the framework workers kept warm between calls
+
 Everything else stays importable from its module: ``gradparity.core`` (the reference, network
 spec, datasets, cases, comparison maths; NumPy only), ``gradparity.backends`` (one module per
 framework), ``gradparity.reports`` (renderers of a result document), and the application
