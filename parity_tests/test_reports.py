@@ -656,7 +656,7 @@ def test_import_does_not_load_matplotlib():
 
 
 def test_public_api():
-    assert reports.__all__ == ["DocumentError", "OutputError", "validate_bench", "validate_document",
+    assert reports.__all__ == ["DocumentError", "OutputError", "validate_bench", "validate_check", "validate_document",
                                "write_report"]
 
 
