@@ -22,7 +22,9 @@ checked (the network is then read from the forward pass and the gradients).
 from __future__ import annotations
 
 import contextlib
+import dis
 import inspect
+import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -349,8 +351,8 @@ def is_size_list(value: object) -> bool:
 
 def size_globals(calls: Calls) -> list[tuple[dict, str]]:
     """The globals holding layer sizes that the learner's functions read, directly or
-    through the functions of their own modules they call (their code objects' names,
-    nested code included), with the globals dictionary each is read from."""
+    through the functions of their own modules they call (the names their code loads as
+    globals, nested code included), with the globals dictionary each is read from."""
     seen: set = set()
     found: list[tuple[dict, str]] = []
     pending = [function for function in calls.functions.values() if inspect.isfunction(function)]
@@ -360,7 +362,7 @@ def size_globals(calls: Calls) -> list[tuple[dict, str]]:
             continue
         seen.add(function.__code__)
         space = function.__globals__
-        for name in sorted(code_names(function.__code__)):
+        for name in sorted(global_names(function.__code__)):
             value = space.get(name)
             if inspect.isfunction(value) and value.__module__ == function.__module__:
                 pending.append(value)
@@ -370,10 +372,11 @@ def size_globals(calls: Calls) -> list[tuple[dict, str]]:
     return found
 
 
-def code_names(code) -> set[str]:
-    """The global and attribute names a code object and the code nested in it use."""
-    names = set(code.co_names)
+def global_names(code: types.CodeType) -> set[str]:
+    """The global names a code object and the code nested in it read (not attribute names)."""
+    names = {instruction.argval for instruction in dis.get_instructions(code)
+             if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
     for constant in code.co_consts:
         if inspect.iscode(constant):
-            names |= code_names(constant)
+            names |= global_names(constant)
     return names
