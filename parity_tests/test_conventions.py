@@ -256,3 +256,10 @@ def test_every_check_document_follows_its_schema_and_a_broken_one_is_told(tmp_pa
     assert validate_check(broken) == ["document.networks[0].read_from: 'guessed' is not one of cost, forward pass and "
                                       "gradients, default, options", "document.networks[1].checks: missing",
                                       "document.verdict: pass, but a network failed"]
+
+
+def test_a_forms_names_are_found_in_any_case(tmp_path):
+    text = (LEARNERS / "course_deep.py").read_text().replace("L_model_", "l_model_").replace("compute_cost", "calc_cost")
+    (tmp_path / "lower.py").write_text(text)
+    result, document = run_check(tmp_path, tmp_path / "lower.py")
+    assert result.returncode == 0 and document["called"] == ["l_model_forward", "calc_cost", "l_model_backward"]
