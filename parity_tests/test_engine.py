@@ -82,6 +82,8 @@ def test_a_silent_float32_backend_fails_as_such():
 
 
 def test_crash_hang_exception_and_import_failure_are_contained():
+    """About 10 s: the Hang fake is waited for up to its 10 s timeout, the time a hung
+    backend is given before it is stopped."""
     document = run_fakes("Crash", "Segfault", "Hang", "Raises", "BrokenImport", timeout=10.0)
     assert statuses(document, "numpy") == ["pass", "pass"]
     crash = document["results"][0]["backends"]["Crash"]
