@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gradparity import conventions, engine, floating_point
+from gradparity import engine, floating_point
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
@@ -48,10 +48,12 @@ from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from gradparity.core.reference import initial_params
-from gradparity.notebook import SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, load_definitions
+from gradparity.notebook import (SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, learner_traceback,
+                                 load_definitions)
+from gradparity.reports.schema import CHECK_SCHEMA
 from gradparity.runner import Progress
 
-SCHEMA = "gradparity-check/2"
+SCHEMA = CHECK_SCHEMA
 LEARNER = "your backprop"
 GROUND_TRUTH = "finite-diff"  # computed here, in process
 FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRUTH))  # numpy runs the reference
@@ -287,8 +289,10 @@ def check(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = No
         params = {name: np.asarray(value, np.float64) for name, value in parameters.items()}
         spec = spec_from_params(params, default(activation, "sigmoid"), default(loss, default_loss(np.asarray(Y))))
         cases = [make_case("your-network", "your data", np.asarray(X), np.asarray(Y), params, spec, dtype)]
+    elif (X is None) != (Y is None):
+        raise SpecError("give X and Y together, or neither for the flower data")
     else:
-        data = datasets.load_dataset("flower") if X is None or Y is None else (np.asarray(X), np.asarray(Y))
+        data = datasets.load_dataset("flower") if X is None else (np.asarray(X), np.asarray(Y))
         cases = own_networks(*data, "flower" if X is None else "your data", activation, loss, dtype)
     return check_code(calls, cases, frameworks(None) if backends is None else list(backends),
                       network=(activation, loss), fixed=parameters is not None)
@@ -705,9 +709,9 @@ def own_cost_agreement(calls: Calls, answer: LearnerAnswer, case: Case, referenc
     """The learner's gradients against central differences of the learner's own cost, in
     float64: dJ/dθ_k ≈ (J(θ + h e_k) - J(θ - h e_k)) / 2h on the entries the reference's
     finite differences check (those whose step crosses no ReLU kink)."""
-    tol = finite_difference_tolerance(quantity_tolerance("gradients", case), answer.cost or 0.0, STEP)
     if answer.cost is None:
         return {"status": "skipped", "reason": "your code computes no cost to difference", "quantities": {}}
+    tol = finite_difference_tolerance(quantity_tolerance("gradients", case), answer.cost, STEP)
     _, masks = numerical_gradients(case.params, case.X, case.Y, case.spec)
     try:
         with layer_globals(calls, list(case.spec.layer_sizes)):
@@ -867,14 +871,3 @@ def definitions_only(path: Path, failure: BackpropError) -> types.ModuleType:
     except (Exception, SystemExit):
         raise failure from None
     return module
-
-
-def learner_traceback(error: BaseException) -> str:
-    """The traceback of ``error`` from the learner's first frame on: gradparity's own frames
-    and importlib's are left out."""
-    tb = error.__traceback__
-    ours = (__file__, conventions.__file__, floating_point.__file__, importlib.__file__)
-    while tb is not None and (tb.tb_frame.f_code.co_filename in ours
-                              or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb))

@@ -187,9 +187,10 @@ def is_literal(value: ast.expr) -> bool:
 
 
 def learner_traceback(error: BaseException) -> str:
-    """The traceback of ``error`` from the first frame of the notebook's code on (this module's
-    own frames left out)."""
+    """The traceback of ``error`` from the learner's first frame on: the frames before it,
+    gradparity's and importlib's (by their module's name, or frozen), are left out."""
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and (str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0] in ("gradparity", "importlib")
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb))

@@ -98,6 +98,11 @@ class _Process:
         except OSError:  # it is gone already
             pass
 
+    def retire(self) -> None:
+        """Tell it to end and give it ``STOP_SECONDS`` before it is killed."""
+        self.tell_to_end()
+        self.stop(STOP_SECONDS)
+
     def stop(self, grace: float, offset: int = 0) -> str:
         """Wait ``grace`` seconds for the process to exit, kill it if it has not, reap it and
         close its pipes. Returns its output from ``offset`` on; its log is removed."""
@@ -162,8 +167,7 @@ def _take_idle(name: str, key: tuple) -> _Process | None:
         return None
     if live.key == key and live.process.poll() is None:
         return live
-    live.tell_to_end()
-    live.stop(STOP_SECONDS)
+    live.retire()
     return None
 
 
@@ -173,8 +177,7 @@ def _keep_idle(name: str, live: _Process) -> None:
         previous = _IDLE.get(name)
         _IDLE[name] = live
     if previous is not None:
-        previous.tell_to_end()
-        previous.stop(STOP_SECONDS)
+        previous.retire()
 
 
 def idle_workers() -> dict[str, int]:
