@@ -17,12 +17,13 @@ carries the error of its largest terms. Elsewhere the floor is the quantity's la
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
 from gradparity.core.network import NetworkSpec
+from gradparity.core.results import Check, Worst
 from gradparity.core.reference import ForwardPass, Params, activation_derivative, output_delta
 
 KINDS = ("cost", "activations", "gradients", "trajectory")
@@ -65,36 +66,6 @@ def tolerance(kind: str, dtype: str, spec: NetworkSpec, m: int, layer: int | Non
     rtol = SAFETY_FACTOR * eps * depth * np.sqrt(n) * factor
     reason = f"4 x eps({dtype}) x depth {depth} x sqrt(n = {n})" + (f" x {steps} steps" if factor > 1 else "")
     return Tolerance(float(rtol), reason)
-
-
-@dataclass
-class Check:
-    """The comparison of one quantity (cost, dW1, A2, trajectory W1, ...) with the reference."""
-
-    quantity: str
-    kind: str
-    max_abs_error: float
-    max_rel_error: float
-    rel_error: float
-    ulps: float
-    cosine: float
-    worst_index: list[int]
-    mismatched: int
-    total: int
-    rtol: float
-    atol: float
-    excess: float  # max |a - b| / allowed: how many times the tolerance is used (> 1 fails)
-    tolerance_reason: str
-    verdict: str
-    message: str | None = None
-    deviation: dict | None = None
-    first_index: list[int] | None = None  # the first mismatched entry in C order, if any
-
-    def to_dict(self) -> dict:
-        """Plain data for JSON: NaN and infinite metrics (nothing to measure, or a NaN/inf
-        result) become null."""
-        return {key: None if isinstance(value, float) and not np.isfinite(value) else value
-                for key, value in asdict(self).items()}
 
 
 def gradient_magnitudes(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
@@ -240,10 +211,10 @@ def backend_status(verdicts: Iterable[str]) -> str:
     return next((status for status in ("fail", "known_deviation") if status in seen), "pass")
 
 
-def worst_check(checks: list[Check]) -> dict | None:
-    """The check with the largest relative error: quantity, rel error and ulps."""
+def worst_check(checks: list[Check]) -> Worst | None:
+    """The measured check with the largest relative error (NaN counting as none)."""
     measured = [c for c in checks if c.kind != "dtype" and c.total]
     if not measured:
         return None
-    worst = max(measured, key=lambda c: c.rel_error)
-    return {"quantity": worst.quantity, "rel_error": worst.rel_error, "ulps": worst.ulps}
+    worst = max(measured, key=lambda c: c.rel_error if not np.isnan(c.rel_error) else -np.inf)
+    return Worst(worst.quantity, worst.rel_error, worst.ulps)

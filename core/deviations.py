@@ -9,10 +9,13 @@ an entry whose operations all probe clean where it applies no longer occurs: it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
+from typing import Iterable
 
 import numpy as np
+
+from gradparity.core.results import Check, Deviation
 
 
 @dataclass(frozen=True)
@@ -45,20 +48,21 @@ class KnownDeviation:
         """The largest relative error allowed for ``quantity``, or None when it is not covered."""
         return next((bound for pattern, bound in self.bounds if fnmatchcase(quantity, pattern)), None)
 
-    def explains(self, check: dict, asked: str) -> bool:
-        """Whether ``check`` (a failed ``core.compare.Check`` as a dict) is within this entry:
-        its quantity's bound, or the tolerance of ``within`` (rtol and atol scale with eps,
-        so that is an excess over the asked tolerance of at most eps(within) / eps(asked))."""
-        bound = self.bound(check["quantity"])
+    def explains(self, check: Check, asked: str) -> bool:
+        """Whether the failed ``check`` is within this entry: its quantity's bound, or the
+        tolerance of ``within`` (rtol and atol scale with eps, so that is an excess over the
+        asked tolerance of at most eps(within) / eps(asked)); a NaN error is within nothing."""
+        bound = self.bound(check.quantity)
         if bound is not None:
-            return check["quantity"] == "dtype" or (check["rel_error"] is not None and check["rel_error"] <= bound)
-        covered = any(fnmatchcase(check["quantity"], pattern) for pattern in self.covers)
-        if self.within and covered and check["excess"] is not None:
-            return check["excess"] <= float(np.finfo(self.within).eps / np.finfo(asked).eps)
+            return check.quantity == "dtype" or check.rel_error <= bound
+        covered = any(fnmatchcase(check.quantity, pattern) for pattern in self.covers)
+        if self.within and covered:
+            return check.excess <= float(np.finfo(self.within).eps / np.finfo(asked).eps)
         return False
 
-    def to_dict(self) -> dict:
-        return {"name": self.name, "cause": self.cause, "ops": list(self.ops), "measured": self.measured}
+    def record(self) -> Deviation:
+        """What a check it explains records of it."""
+        return Deviation(self.name, list(self.ops), self.cause, self.measured)
 
 
 KERAS_DEMOTION = (
@@ -145,6 +149,36 @@ def applicable(backend: str, case: str, dtype: str, optimizer: str = "sgd") -> l
     return [entry for entry in KNOWN_DEVIATIONS if entry.applies(backend, case, dtype, optimizer)]
 
 
-def explaining(check: dict, entries: list[KnownDeviation], deviating_ops: set[str], asked: str) -> KnownDeviation | None:
+def explaining(check: Check, entries: list[KnownDeviation], deviating_ops: set[str], asked: str) -> KnownDeviation | None:
     """The first entry whose operations deviate here and whose bound covers ``check``."""
     return next((entry for entry in entries if deviating_ops & set(entry.ops) and entry.explains(check, asked)), None)
+
+
+def apply(checks: list[Check], entries: list[KnownDeviation], deviating_ops: set[str], asked: str) -> list[Check]:
+    """The checks with every failed one that an entry explains (``explaining``) turned into a
+    known deviation that records the entry."""
+    applied = []
+    for check in checks:
+        entry = explaining(check, entries, deviating_ops, asked) if check.verdict == "fail" else None
+        applied.append(replace(check, verdict="known_deviation", deviation=entry.record()) if entry else check)
+    return applied
+
+
+def stale(probed: Iterable[tuple[list[KnownDeviation], set[str]]]) -> list[KnownDeviation]:
+    """The entries that applied to a probed result — ``probed`` gives, per probed result, the
+    entries that apply to it and the operations that deviated there — and whose operations
+    deviated in none of them: the framework was fixed."""
+    applied: dict[str, KnownDeviation] = {}
+    occurred: set[str] = set()
+    for entries, deviating_ops in probed:
+        for entry in entries:
+            applied[entry.name] = entry
+            if deviating_ops & set(entry.ops):
+                occurred.add(entry.name)
+    return [entry for name, entry in applied.items() if name not in occurred]
+
+
+def stale_hint(entry: KnownDeviation) -> str:
+    """The one line that tells a maintainer to remove a deviation that no longer occurs."""
+    return (f"registered deviation {entry.name!r} no longer occurs: its operations ({', '.join(entry.ops)}) "
+            "now agree with NumPy; remove it from core/deviations.py")

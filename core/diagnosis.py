@@ -23,6 +23,7 @@ import numpy as np
 
 from gradparity.core.network import NetworkSpec
 from gradparity.core.reference import Params, forward, output_delta
+from gradparity.core.results import Check
 
 SCALAR = 0.9  # a Python float that float32 cannot hold: 0.9 -> 0.8999999761581421
 REPRODUCER_SLICE = (slice(0, 4), slice(0, 8))  # rows x columns of each array in a reproducer
@@ -176,11 +177,12 @@ def scale_factor(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray])
     return factors[0]
 
 
-def read_pattern(failing: list[dict], asked: str, factor: float | None) -> str:
-    """One sentence read from the failing checks (plain dicts of ``core.compare.Check``)."""
-    quantities = [check["quantity"] for check in failing]
-    worst = max(failing, key=lambda check: check["rel_error"] or 0.0)
-    relative = worst["rel_error"] or float("inf")
+def read_pattern(failing: list[Check], asked: str, factor: float | None) -> str:
+    """One sentence read from the failing checks; a relative error that is zero or not finite
+    counts as unmeasured, ranked last and read as infinite."""
+    quantities = [check.quantity for check in failing]
+    worst = max(failing, key=lambda check: measured(check.rel_error))
+    relative = measured(worst.rel_error) or float("inf")
     layers = sorted(int(q[1:]) for q in quantities if q.startswith("A") and q[1:].isdigit())
     if factor is not None:
         return (f"every gradient is {factor:.6g} x the reference: a scalar differs "
@@ -188,10 +190,15 @@ def read_pattern(failing: list[dict], asked: str, factor: float | None) -> str:
     if "dtype" in quantities:
         return f"it returned arrays in another dtype than the {asked} asked"
     if asked == "float64" and 1e-10 < relative < 1e-3:
-        return (f"errors of the size of float32 rounding (worst {worst['quantity']} at {relative:.2g}) "
+        return (f"errors of the size of float32 rounding (worst {worst.quantity} at {relative:.2g}) "
                 "in a float64 run: an operation computes in float32")
     if layers:
         return f"errors start at A{layers[0]}: look at layer {layers[0]}'s operations"
     if all(q.startswith("trajectory") for q in quantities):
         return "one evaluation agrees but training does not: the update step differs"
-    return f"{len(quantities)} quantities fail, worst {worst['quantity']} at {relative:.2g} relative"
+    return f"{len(quantities)} quantities fail, worst {worst.quantity} at {relative:.2g} relative"
+
+
+def measured(value: float) -> float:
+    """``value`` where it is finite, else 0 (nothing measured)."""
+    return value if np.isfinite(value) else 0.0

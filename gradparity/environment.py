@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gradparity.core.results import Environment
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, or what platform knows."""
@@ -46,18 +48,11 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def fingerprint(outcomes: dict, device: str, allow_tf32: bool) -> dict:
+def fingerprint(outcomes: dict, device: str, allow_tf32: bool) -> Environment:
     """Python, platform, CPU, NumPy and BLAS, each backend's version and flags, device, commit."""
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "numpy": np.__version__,
-        "blas": numpy_blas(),
-        "frameworks": {name: o.version for name, o in outcomes.items() if o.version},
-        "flags": {name: o.flags for name, o in outcomes.items() if o.flags},
-        "device": device,
-        "allow_tf32": allow_tf32,
-        "git_commit": git_commit(),
-    }
+    return Environment(
+        python=platform.python_version(), platform=platform.platform(), cpu=cpu_model(), cores=os.cpu_count(),
+        numpy=np.__version__, blas=numpy_blas(),
+        frameworks={name: o.version for name, o in outcomes.items() if o.version},
+        flags={name: o.flags for name, o in outcomes.items() if o.flags},
+        device=device, allow_tf32=allow_tf32, git_commit=git_commit())

@@ -1,0 +1,368 @@
+"""The result document, typed: what a parity run found, as the engine builds it, the reports
+read it and JSON holds it (``to_dict``/``from_dict``; the JSON Schema from ``json_schema()``).
+
+Its vocabulary is defined here once: the schema name, the statuses of a backend's result and
+the summary key that counts each. ``SCHEMA`` changes when a field changes meaning or is added,
+renamed or dropped; a document of an older schema is read through ``upgrade``, the one place
+that knows how the older ones differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from gradparity.core.record import Measure, Record
+
+SCHEMA = "gradparity/2"
+OLDER_SCHEMAS = ("gradparity/1",)
+Status = Literal["pass", "known_deviation", "stale", "fail", "error", "skipped"]
+STATUSES: tuple[str, ...] = get_args(Status)
+Kind = Literal["cost", "activations", "gradients", "trajectory", "dtype"]
+Verdict = Literal["pass", "fail", "known_deviation"]
+Role = Literal["framework", "control", "ground truth"]
+SUMMARY_KEYS = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
+                "skipped": "skipped", "error": "errors"}  # status -> the summary field that counts it
+
+
+@dataclass
+class Deviation(Record):
+    """A registered deviation as a check that it explains records it: its name, the operations
+    that cause it, the cause in a sentence and what was measured."""
+
+    name: str
+    ops: list[str]
+    cause: str
+    measured: str
+
+
+@dataclass
+class Check(Record):
+    """The comparison of one quantity (cost, dW1, A2, trajectory W1, ...) with the reference:
+    the errors (NaN where nothing was measured), the worst and first mismatched entries, the
+    tolerance and why, ``excess`` = max |a - b| / allowed (how many times the tolerance is used;
+    above 1 fails), the verdict, the message of a failure and the registered deviation that
+    explains it."""
+
+    quantity: str
+    kind: Kind
+    max_abs_error: Measure
+    max_rel_error: Measure
+    rel_error: Measure
+    ulps: Measure
+    cosine: Measure
+    worst_index: list[int]
+    mismatched: int
+    total: int
+    rtol: float
+    atol: float
+    excess: Measure
+    tolerance_reason: str
+    verdict: Verdict
+    message: str | None = None
+    deviation: Deviation | None = None
+    first_index: list[int] | None = None  # the first mismatched entry in C order, if any
+
+
+@dataclass
+class Worst(Record):
+    """The check with the largest relative error of a backend's result."""
+
+    quantity: str
+    rel_error: Measure
+    ulps: Measure
+
+
+@dataclass
+class DeviatingOp(Record):
+    """A framework operation that deviates from NumPy when probed alone: where it comes from,
+    the dtypes in and out, its relative error and the tolerance it breaks."""
+
+    op: str
+    source: str
+    input_dtype: str
+    output_dtype: str | None
+    rel_error: Measure
+    tolerance: float
+
+
+@dataclass
+class Diagnosis(Record):
+    """Why a result is not a plain pass: the operations that deviate when probed alone, all that
+    were probed, the pattern of the failing checks in a sentence, a standalone reproducer."""
+
+    ops: list[DeviatingOp]
+    probed: list[str]
+    pattern: str
+    reproducer: str | None
+
+
+@dataclass
+class BackendResult(Record):
+    """One backend on one case: its status and the reason for it, the dtype it computed in, its
+    cost (NaN without an answer) and training costs, every check, the optimizer form its
+    trajectory followed, the first layer and step that diverge, the worst check, the diagnosis,
+    a worker's captured output where it errored, and its gradients when arrays are asked for."""
+
+    status: Status
+    reason: str = ""
+    dtype_used: str | None = None
+    cost: Measure = float("nan")
+    costs: list[Measure] | None = None
+    checks: list[Check] = field(default_factory=list)
+    optimizer: str | None = None
+    first_divergent_layer: int | None = None
+    first_divergent_step: int | None = None
+    worst: Worst | None = None
+    diagnosis: Diagnosis | None = None
+    stderr: str | None = None
+    gradients: dict[str, Any] | None = None
+
+    def failing(self) -> list[Check]:
+        """The checks that are not a plain pass."""
+        return [check for check in self.checks if check.verdict != "pass"]
+
+
+@dataclass
+class Formulations(Record):
+    """For an Adam case, both forms' costs (every step, and the last) and how far they end
+    apart — the last cost and the worst parameter, relatively — next to the trajectory rtol."""
+
+    costs: dict[str, list[Measure]]
+    last_costs: dict[str, Measure]
+    last_cost: Measure
+    params: Measure
+    worst_param: str
+    rtol: float
+
+
+@dataclass
+class DecisionBoundary(Record):
+    """The trained reference's probability on an ``x`` by ``y`` grid (rows follow y), the data
+    points ([x0 values, x1 values]) with their labels, the training accuracy and iterations."""
+
+    x: list[float]
+    y: list[float]
+    probability: list[list[float]]
+    points: list[list[float]]
+    labels: list[Any]
+    accuracy: float | None
+    iterations: int | None
+
+
+@dataclass
+class ReferenceRecord(Record):
+    """The reference's numbers for a case: cost, training costs (empty when trajectories were
+    not run) and the optimizer form, both Adam forms for an Adam case, the decision boundary
+    (2-D float64 cases, when asked) and the gradients when arrays are asked for."""
+
+    cost: Measure
+    costs: list[Measure]
+    optimizer: str
+    formulations: Formulations | None = None
+    decision_boundary: DecisionBoundary | None = None
+    gradients: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainingRecord(Record):
+    """How a case trains: the optimizer and every setting, the hyper-parameters that optimizer
+    uses, and the number of updates."""
+
+    optimizer: str
+    learning_rate: float
+    epochs: int
+    batch_size: int | None
+    shuffle: str
+    seed: int
+    momentum: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    hyperparameters: dict[str, float]
+    steps: int
+
+
+@dataclass
+class CaseResult(Record):
+    """One case: its name and description, dtype, data fingerprint (SHA-256 of network, data,
+    parameters, dtype and training), network, examples, training, the reference's numbers and
+    each backend's result by column name."""
+
+    case: str
+    description: str
+    dtype: str
+    data: str
+    layers: list[int]
+    hidden_activation: str
+    loss: str
+    m: int
+    learning_rate: float
+    steps: int
+    training: TrainingRecord
+    reference: ReferenceRecord
+    backends: dict[str, BackendResult]
+
+
+@dataclass
+class Environment(Record):
+    """Where a run ran: Python, platform, CPU and cores, NumPy and its BLAS, each backend's
+    framework version and flags, device, TF32, the commit; a merged document keeps every source
+    document's own under ``environments``, by label."""
+
+    python: str
+    platform: str
+    cpu: str | None
+    cores: int | None
+    numpy: str
+    blas: str | None
+    frameworks: dict[str, str]
+    flags: dict[str, dict[str, Any]]
+    device: str
+    allow_tf32: bool
+    git_commit: str | None
+    environments: dict[str, Environment] = field(default_factory=dict)
+
+
+@dataclass
+class Options(Record):
+    """What was asked: cases, backends (columns), dtypes, the training steps and optimizers met,
+    strictness, whether trajectories ran, the share of the matrix, each column's role, and the
+    labels of the documents a merged one comes from."""
+
+    cases: list[str]
+    backends: list[str]
+    dtypes: list[str]
+    steps: list[int]
+    optimizers: list[str]
+    strict: bool
+    trajectories: bool
+    shard: list[int] | None
+    roles: dict[str, Role]
+    merged_from: list[str] = field(default_factory=list)
+
+    def controls(self) -> list[str]:
+        """The columns that are controls, not evidence."""
+        return [name for name, role in self.roles.items() if role == "control"]
+
+
+@dataclass
+class Timing(Record):
+    """Where one worker's wall time went: its start to its backend loaded, its cases' compile
+    (None where the framework does not say) and compute seconds, its probes, and in all."""
+
+    setup_s: float | None
+    compile_s: float | None
+    compute_s: float
+    probes_s: float
+    total_s: float
+
+
+@dataclass
+class RunRecord(Record):
+    """When and how long: the date, the run's seconds, threads per worker and workers at a time,
+    and per column its seconds, import seconds, seconds per case and timing."""
+
+    date: str
+    duration_s: float
+    threads_per_worker: int | None
+    workers_at_a_time: int | None
+    backend_seconds: dict[str, float]
+    import_seconds: dict[str, float | None]
+    case_seconds: dict[str, dict[str, float]]
+    timing: dict[str, Timing]
+
+
+@dataclass
+class Summary(Record):
+    """Counts of (case, backend) results by status."""
+
+    passed: int = 0
+    failed: int = 0
+    known_deviations: int = 0
+    stale: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, results: list[CaseResult]) -> Summary:
+        """The counts of ``results``' backend statuses."""
+        summary = cls()
+        for result in results:
+            for backend in result.backends.values():
+                key = SUMMARY_KEYS[backend.status]
+                setattr(summary, key, getattr(summary, key) + 1)
+        return summary
+
+    def count(self, status: str) -> int:
+        """How many results have ``status``."""
+        return getattr(self, SUMMARY_KEYS[status])
+
+
+@dataclass
+class Document(Record):
+    """A parity run's result document (``gradparity/2``)."""
+
+    schema: str
+    environment: Environment
+    options: Options
+    results: list[CaseResult]
+    summary: Summary
+    run: RunRecord
+
+
+def upgrade(data: dict) -> dict:
+    """A ``gradparity/1`` document as ``gradparity/2`` data (a current one as it is): the fields
+    version 1 added over time filled as the runs that lacked them ran (no stale count, one
+    optimizer form, trajectories run, no timing), ``steps`` as a list, ``controls`` as roles."""
+    if data.get("schema") != "gradparity/1":
+        return data
+    options = data["options"]
+    controls = options.get("controls", [])
+    roles = options.get("roles") or {name: "control" if name in controls else "framework" for name in options["backends"]}
+    steps = options.get("steps")
+    return {
+        **data, "schema": SCHEMA,
+        "environment": _upgrade_environment(data["environment"]),
+        "options": {"cases": options["cases"], "backends": options["backends"], "dtypes": options["dtypes"],
+                    "steps": steps if isinstance(steps, list) else [] if steps is None else [steps],
+                    "optimizers": options.get("optimizers", []), "strict": options.get("strict", False),
+                    "trajectories": options.get("trajectories", True), "shard": options.get("shard"),
+                    "roles": roles, "merged_from": options.get("merged_from", [])},
+        "results": [_upgrade_result(result) for result in data["results"]],
+        "summary": {"stale": 0, **data["summary"]},
+        "run": {"threads_per_worker": None, "workers_at_a_time": None, "import_seconds": {}, "case_seconds": {},
+                "timing": {}, **data["run"]},
+    }
+
+
+def _upgrade_environment(environment: dict) -> dict:
+    inner = {label: _upgrade_environment(each) for label, each in environment.get("environments", {}).items()}
+    return {"cores": None, "blas": None, "cpu": None, "git_commit": None, **environment, "environments": inner}
+
+
+def _upgrade_result(result: dict) -> dict:
+    training = result.get("training") or {
+        "optimizer": "gd", "learning_rate": result["learning_rate"], "epochs": result["steps"], "batch_size": None,
+        "shuffle": "none", "seed": 0, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+        "hyperparameters": {"learning_rate": result["learning_rate"]}, "steps": result["steps"]}
+    reference = {"optimizer": training["optimizer"], "formulations": None, "decision_boundary": None,
+                 "gradients": None, **result["reference"]}
+    backends = {name: _upgrade_backend(backend) for name, backend in result["backends"].items()}
+    return {"data": "", **result, "training": training, "reference": reference, "backends": backends}
+
+
+def _upgrade_backend(backend: dict) -> dict:
+    checks = [{"excess": None, "first_index": None, **check, "deviation": _upgrade_deviation(check["deviation"])}
+              for check in backend["checks"]]
+    diagnosis = backend.get("diagnosis")
+    if diagnosis is not None:
+        diagnosis = {"probed": [op["op"] for op in diagnosis["ops"]], **diagnosis}
+    return {"optimizer": None, "first_divergent_step": None, "stderr": None, "gradients": None, **backend,
+            "checks": checks, "diagnosis": diagnosis}
+
+
+def _upgrade_deviation(deviation: dict | None) -> dict | None:
+    if deviation is None:
+        return None
+    return {"name": "", "ops": [], **deviation, "measured": str(deviation["measured"])}
