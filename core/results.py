@@ -366,3 +366,110 @@ def _upgrade_deviation(deviation: dict | None) -> dict | None:
     if deviation is None:
         return None
     return {"name": "", "ops": [], **deviation, "measured": str(deviation["measured"])}
+
+
+CHECK_SCHEMA = "gradparity-check/2"
+ReadFrom = Literal["cost", "forward pass and gradients", "default", "options"]
+
+
+@dataclass
+class Agreement(Record):
+    """How one corroborating source's value of a quantity stands to the learner's and the
+    reference's: ``agrees``, ``differs``, ``deviates`` or ``unmeasured``, and its relative error."""
+
+    verdict: Literal["agrees", "differs", "deviates", "unmeasured"]
+    rel_error: Measure
+
+
+@dataclass
+class Corroboration(Record):
+    """One corroborating source (central differences of the learner's own cost, a framework):
+    its status, what it is or why it has nothing, and its agreement per quantity."""
+
+    status: Status
+    reason: str
+    quantities: dict[str, Agreement]
+
+
+@dataclass
+class NetworkRecord(Record):
+    """A learner's code on one network: verdict, the wrong quantities and the first counted from
+    the output, the hint and pattern of the likeliest mistake (and every mistake's hint by
+    quantity), the shapes returned, an explanation where the finite differences disagree, the
+    function and network, where the network was read from, the data, dtype and examples, every
+    check, the corroborating sources and notes."""
+
+    verdict: Literal["pass", "fail"]
+    wrong: list[str]
+    first_wrong: str | None
+    hint: str | None
+    pattern: str | None
+    hints: dict[str, str]
+    shapes: dict[str, Any]
+    explanation: str | None
+    function: str
+    network: str
+    read_from: ReadFrom
+    data: str
+    dtype: str
+    m: int
+    checks: list[Check]
+    corroboration: dict[str, Corroboration]
+    notes: list[str]
+
+
+@dataclass
+class CheckDocument(Record):
+    """A learner's check (``gradparity-check/2``): the verdict and, for ``error``, the one-line
+    message and the learner's traceback; the convention and functions called, the source, dtype,
+    the focus network's wrong quantities, hint and pattern, notes on the code and one record per
+    network checked."""
+
+    schema: str
+    verdict: Literal["pass", "fail", "error"]
+    message: str | None
+    traceback: str | None
+    convention: str | None
+    called: list[str]
+    source: str | None
+    dtype: str | None
+    wrong: list[str]
+    first_wrong: str | None
+    hint: str | None
+    pattern: str | None
+    notes: list[str]
+    networks: list[NetworkRecord]
+
+
+BENCH_SCHEMA = "gradparity-bench/1"
+
+
+@dataclass
+class BenchRow(Record):
+    """One timing of a benchmark: shape (case), dtype, backend and mode, the median, fastest and
+    slowest seconds of a step, the compile seconds, the median's ratio to the reference's eager
+    one (above 1: slower), why it was not measured, and the steps timed per sample."""
+
+    shape: str
+    dtype: str
+    backend: str
+    mode: Literal["eager", "compiled"]
+    median_s: float | None
+    min_s: float | None
+    max_s: float | None
+    compile_s: float | None
+    ratio_to_reference: float | None
+    note: str | None
+    steps_per_sample: int | None = None
+
+
+@dataclass
+class BenchDocument(Record):
+    """A benchmark (``gradparity-bench/1``): the environment with the timing settings, one row per
+    shape, dtype, backend and mode, and with ``--bandwidth`` the read bandwidth and the limits it
+    sets."""
+
+    schema: str
+    environment: dict[str, Any]
+    results: list[BenchRow]
+    bandwidth: dict[str, Any] | None = None

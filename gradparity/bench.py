@@ -28,10 +28,10 @@ from gradparity.backends.worker import MALLOC_ENVIRONMENT
 from gradparity.core.cases import BENCH_SHAPES, Case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import check_dtype
+from gradparity.core.results import BENCH_SCHEMA
 from gradparity.environment import fingerprint
 from gradparity.runner import BackendOutcome, Progress, run_backends
 
-SCHEMA = "gradparity-bench/1"
 MODES = ("eager", "compiled")
 REFERENCE = "numpy"
 NOT_TIMED = ("finite-diff",)
@@ -137,11 +137,11 @@ def bench_document(cases: list[Case], outcomes: dict[str, BackendOutcome], threa
     """The ``gradparity-bench/1`` document of a run: environment, one row per shape, dtype,
     backend and mode, and with ``with_bandwidth`` the read bandwidth and the signs limits."""
     rows = result_rows(cases, outcomes)
-    document = {"schema": SCHEMA,
-                "environment": {**fingerprint(outcomes, device, False), "threads": threads, "repeats": repeats,
+    document = {"schema": BENCH_SCHEMA,
+                "environment": {**fingerprint(outcomes, device, False).to_dict(), "threads": threads, "repeats": repeats,
                                 "min_sample_s": MIN_SAMPLE_S,
                                 "malloc": MALLOC_ENVIRONMENT if platform.libc_ver()[0] == "glibc" else None},
-                "results": rows}
+                "results": rows, "bandwidth": None}
     if with_bandwidth:
         bandwidth = read_bandwidth(threads)
         document["bandwidth"] = {"read_bytes_per_s": bandwidth, "array_bytes": BANDWIDTH_BYTES, "threads": threads,

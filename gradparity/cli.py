@@ -32,6 +32,7 @@ from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
 from gradparity.core.network import DTYPES, NetworkSpec, check_dtype, spec_from_params
 from gradparity.core.optimizers import Training, epoch_means
 from gradparity.core.reference import cost, evaluate, forward, initial_params, train
+from gradparity.core.results import BENCH_SCHEMA, Document
 from gradparity.merge import load_documents, merge
 from gradparity.reports import write_report
 from gradparity.reports.terminal import explanation, print_bench_table, print_check_document, print_summary
@@ -305,7 +306,7 @@ def load_params(path: str) -> dict[str, np.ndarray]:
         raise UsageError(f"cannot read parameter file {path} as .npz: {error}") from None
 
 
-def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> dict:
+def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> Document:
     """Run the selected cases on the selected backends, with a progress bar on a terminal; an
     unknown backend is refused before any case is built."""
     resolve(args.backends)
@@ -335,25 +336,25 @@ def progress_bar(case_count: int, backends: list[str] | None):
     return bar()
 
 
-def exit_status(document: dict, asked: list[str] | None = None) -> int:
+def exit_status(document: Document, asked: list[str] | None = None) -> int:
     """0 when everything passed or is a known deviation (skips and stale entries allowed), 1 on a
     failure or error; under ``--strict`` known deviations and stale entries are failures too.
     Short of a failure, 3 (``not_verified``) when a backend ``asked`` for by name ran on no case,
     or when every result was skipped."""
-    summary = document["summary"]
-    strict = document["options"].get("strict") and (summary["known_deviations"] or summary.get("stale"))
-    if summary["failed"] or summary["errors"] or strict:
+    summary = document.summary
+    strict = document.options.strict and (summary.known_deviations or summary.stale)
+    if summary.failed or summary.errors or strict:
         return EXIT_FAILED
     return EXIT_NOT_RUN if not_verified(document, asked) else EXIT_OK
 
 
-def not_verified(document: dict, asked: list[str] | None) -> str | None:
+def not_verified(document: Document, asked: list[str] | None) -> str | None:
     """Why a run verified less than it was asked to, or None: the backends of ``asked`` (names and
     groups, as ``--backends`` takes them) whose every result was skipped, or that every result was."""
     statuses: dict[str, set[str]] = {}
-    for result in document["results"]:
-        for name, backend in result["backends"].items():
-            statuses.setdefault(name, set()).add(backend["status"])
+    for result in document.results:
+        for name, backend in result.backends.items():
+            statuses.setdefault(name, set()).add(backend.status)
     if all(seen == {"skipped"} for seen in statuses.values()):
         return "every result was skipped: nothing was compared with the reference"
     unrun = [name for name in resolve(asked) if statuses.get(name) == {"skipped"}] if asked else []
@@ -362,7 +363,7 @@ def not_verified(document: dict, asked: list[str] | None) -> str | None:
     return None
 
 
-def finish(document: dict, args: argparse.Namespace) -> int:
+def finish(document: Document, args: argparse.Namespace) -> int:
     """The exit status of a run or report (``exit_status``), saying on stderr why when it is 3."""
     status = exit_status(document, args.backends)
     if status == EXIT_NOT_RUN:
@@ -376,7 +377,7 @@ def command_run(args: argparse.Namespace) -> int:
     document = run_parity(args)
     print_summary(document)
     if json_path:
-        write_json(json_path, document)
+        write_json(json_path, document.to_dict())
         print(f"wrote {json_path}")
     return finish(document, args)
 
@@ -391,7 +392,7 @@ def command_explain(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot explain {args.backend}: {missing}")
     args.backends = [args.backend]
     document = run_parity(args, probe_all=True)
-    for result in document["results"]:
+    for result in document.results:
         print(explanation(args.backend, result))
     return finish(document, args)
 
@@ -413,8 +414,8 @@ def load_bench(path: str) -> dict:
         document = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot read --bench {path} as JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("schema") != bench.SCHEMA:
-        raise UsageError(f"--bench {path} is not a {bench.SCHEMA} document (write one with gradparity bench --json)")
+    if not isinstance(document, dict) or document.get("schema") != BENCH_SCHEMA:
+        raise UsageError(f"--bench {path} is not a {BENCH_SCHEMA} document (write one with gradparity bench --json)")
     return document
 
 

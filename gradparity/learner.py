@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gradparity import engine, floating_point
+from gradparity import engine, floating_point, judge
 from gradparity.backends import REGISTRY, resolve
 from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
@@ -43,17 +43,17 @@ from gradparity.core import datasets
 from gradparity.core.cases import Case, make_case
 from gradparity.core.compare import (Check, Tolerance, compare, finite_difference_tolerance, tolerance,
                                      unmeasured_check)
+from gradparity.core.diagnosis import measured
 from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from gradparity.core.reference import initial_params
+from gradparity.core.results import CHECK_SCHEMA, BackendResult, CheckDocument, Corroboration, NetworkRecord
 from gradparity.notebook import (SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, learner_traceback,
                                  load_definitions)
-from gradparity.reports.schema import CHECK_SCHEMA
 from gradparity.runner import Progress
 
-SCHEMA = CHECK_SCHEMA
 LEARNER = "your backprop"
 GROUND_TRUTH = "finite-diff"  # computed here, in process
 FRAMEWORKS = tuple(name for name in REGISTRY if name not in ("numpy", GROUND_TRUTH))  # numpy runs the reference
@@ -158,15 +158,13 @@ class NetworkCheck:
                  f"{self.first_wrong or 'none (only the cost)'}"]
         return "\n".join(lines + [f"Hint: {mistake.hint}" for mistake in self.mistakes.values()])
 
-    def to_dict(self) -> dict:
-        """This network's record of the ``gradparity-check/2`` document (plain data)."""
-        return {"verdict": self.verdict, "wrong": self.wrong, "first_wrong": self.first_wrong,
-                "hint": self.hint, "pattern": self.mistake.pattern if self.mistake else None,
-                "hints": {name: mistake.hint for name, mistake in self.mistakes.items()}, "shapes": self.shapes,
-                "explanation": self.explanation, "function": self.function, "network": self.network,
-                "read_from": self.read_from, "data": self.data, "dtype": self.dtype, "m": self.m,
-                "checks": [check.to_dict() for check in self.checks], "corroboration": self.corroboration,
-                "notes": self.notes}
+    def record(self) -> NetworkRecord:
+        """This network's record of the ``gradparity-check/2`` document."""
+        return NetworkRecord(
+            self.verdict, self.wrong, self.first_wrong, self.hint, self.mistake.pattern if self.mistake else None,
+            {name: mistake.hint for name, mistake in self.mistakes.items()}, self.shapes, self.explanation,
+            self.function, self.network, self.read_from, self.data, self.dtype, self.m, self.checks,
+            {name: Corroboration.from_dict(source) for name, source in self.corroboration.items()}, self.notes)
 
 
 @dataclass
@@ -241,11 +239,10 @@ class BackpropCheck:
     def to_dict(self) -> dict:
         """The ``gradparity-check/2`` document (plain data, ready for JSON): the verdict and,
         from the focus network, wrong/first_wrong/hint/pattern, then every network's record."""
-        focus = self.focus.to_dict()
-        return {"schema": SCHEMA, "verdict": self.verdict, "message": None, "traceback": None,
-                "convention": self.convention, "called": self.called, "source": self.source, "dtype": self.dtype,
-                **{key: focus[key] for key in ("wrong", "first_wrong", "hint", "pattern")},
-                "notes": self.code_notes, "networks": [network.to_dict() for network in self.networks]}
+        focus = self.focus.record()
+        return CheckDocument(CHECK_SCHEMA, self.verdict, None, None, self.convention, self.called, self.source,
+                             self.dtype, focus.wrong, focus.first_wrong, focus.hint, focus.pattern, self.code_notes,
+                             [network.record() for network in self.networks]).to_dict()
 
     def _repr_html_(self) -> str:
         """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
@@ -264,11 +261,9 @@ class BackpropCheck:
 def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> dict:
     """The ``gradparity-check/2`` document of a check that could not be made: verdict
     ``error``, the one-line message and the learner's traceback where their code raised."""
-    return {"schema": SCHEMA, "verdict": "error", "message": str(error),
-            "traceback": getattr(error, "traceback", None),
-            "convention": calls.convention.name if calls else None, "called": called_names(calls) if calls else [],
-            "source": source, "dtype": None, "wrong": [], "first_wrong": None, "hint": None, "pattern": None, "notes": [],
-            "networks": []}
+    return CheckDocument(CHECK_SCHEMA, "error", str(error), getattr(error, "traceback", None),
+                         calls.convention.name if calls else None, called_names(calls) if calls else [], source,
+                         None, [], None, None, None, [], []).to_dict()
 
 
 def check(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = None, Y: np.ndarray | None = None,
@@ -435,7 +430,7 @@ def code_notes(calls: Calls, answers: list[tuple[Case, LearnerAnswer]]) -> list[
 
 def network_check(calls: Calls, case: Case, answer: LearnerAnswer, read_from: str, outcome: dict | None) -> NetworkCheck:
     """The learner's answer on ``case`` held against the reference, recognised and corroborated."""
-    reference = engine.reference_result(case)
+    reference = judge.reference_result(case)
     answers = {"cost": answer.cost, **answer.grads}
     right = {"cost": reference.evaluation.cost,
              **{f"d{name}": value for name, value in reference.evaluation.gradients.items()}}
@@ -478,11 +473,11 @@ def other_network(cost: float | None, case: Case) -> Mistake | None:
                                     "auto reads the network from your cost)", whole_network=True)
 
 
-def candidate_costs(cost: float, case: Case) -> list[tuple[Case, engine.ReferenceResult, Check]]:
+def candidate_costs(cost: float, case: Case) -> list[tuple[Case, judge.ReferenceResult, Check]]:
     """Every candidate network of the case's layers (``candidate_specs``), its reference, and
     the learner's cost held against the reference's cost of that network."""
     candidates = [replace(case, spec=spec) for spec in candidate_specs(case, AUTO, AUTO)]
-    references = [engine.reference_result(candidate) for candidate in candidates]
+    references = [judge.reference_result(candidate) for candidate in candidates]
     return [(candidate, reference, held_against("cost", cost, reference.evaluation.cost, candidate, reference))
             for candidate, reference in zip(candidates, references)]
 
@@ -493,7 +488,7 @@ def differing_shapes(answers: Mapping[str, Any], right: Mapping[str, Any]) -> di
             for quantity, value in answers.items() if value is not None and np.shape(value) != np.shape(right[quantity])}
 
 
-def cost_check(cost: float | None, expected: float, case: Case, reference: engine.ReferenceResult) -> Check:
+def cost_check(cost: float | None, expected: float, case: Case, reference: judge.ReferenceResult) -> Check:
     """The learner's cost against the reference's; unmeasured where the code computes none."""
     if cost is None:
         return unmeasured_check("cost", "cost", "your code computes no cost", quantity_tolerance("cost", case))
@@ -515,7 +510,7 @@ def read_network(answer: LearnerAnswer, case: Case, activation: str, loss: str) 
         if len(by_cost) == 1:
             return by_cost[0], "cost"
     candidates = [replace(case, spec=spec) for spec in open_specs]
-    scores = [agreement_count(answer, candidate, engine.reference_result(candidate)) for candidate in candidates]
+    scores = [agreement_count(answer, candidate, judge.reference_result(candidate)) for candidate in candidates]
     best = max(scores)
     if best > 0 and scores.count(best) == 1:
         return candidates[scores.index(best)], "forward pass and gradients"
@@ -540,7 +535,7 @@ def candidate_specs(case: Case, activation: str, loss: str) -> list[NetworkSpec]
     return sorted(specs, key=lambda spec: spec != case.spec)
 
 
-def agreement_count(answer: LearnerAnswer, case: Case, reference: engine.ReferenceResult) -> int:
+def agreement_count(answer: LearnerAnswer, case: Case, reference: judge.ReferenceResult) -> int:
     """How many of the learner's output activations and gradients agree with the reference of ``case``."""
     output = answer.extras.get(f"A{case.spec.depth}")
     count = 0
@@ -558,7 +553,7 @@ def gradient_order(case: Case) -> list[str]:
     return [f"d{kind}{layer}" for layer in range(case.spec.depth, 0, -1) for kind in ("W", "b")]
 
 
-def held_against(quantity: str, got: object, expected: object, case: Case, reference: engine.ReferenceResult,
+def held_against(quantity: str, got: object, expected: object, case: Case, reference: judge.ReferenceResult,
                  tol: Tolerance | None = None, mask: np.ndarray | None = None) -> Check:
     """The learner's ``quantity`` compared with ``expected`` under the tolerance a backend gets
     for it on this case (or ``tol``), gradients with the reference's term magnitudes."""
@@ -705,7 +700,7 @@ def numeric(value: object, what: str) -> np.ndarray:
     return array
 
 
-def own_cost_agreement(calls: Calls, answer: LearnerAnswer, case: Case, reference: engine.ReferenceResult) -> dict:
+def own_cost_agreement(calls: Calls, answer: LearnerAnswer, case: Case, reference: judge.ReferenceResult) -> dict:
     """The learner's gradients against central differences of the learner's own cost, in
     float64: dJ/dθ_k ≈ (J(θ + h e_k) - J(θ - h e_k)) / 2h on the entries the reference's
     finite differences check (those whose step crosses no ReLU kink)."""
@@ -767,24 +762,25 @@ def framework_outcomes(cases: list[Case], backends: list[str], progress: Progres
     if not backends:
         return [None] * len(cases)
     options = engine.RunOptions(backends=frameworks(backends), include_arrays=True, trajectories=False)
-    return [result["backends"] for result in engine.run(cases, options, progress)["results"]]
+    return [result.backends for result in engine.run(cases, options, progress).results]
 
 
-def framework_cell(answers: dict[str, object], case: Case, reference: engine.ReferenceResult, outcome: dict) -> dict:
+def framework_cell(answers: dict[str, object], case: Case, reference: judge.ReferenceResult,
+                   outcome: BackendResult) -> dict:
     """One framework's column: its own status against the reference and, per quantity,
     whether the learner's value agrees with the framework's."""
-    if outcome["status"] in ("error", "skipped"):
-        return {"status": outcome["status"], "reason": outcome["reason"], "quantities": {}}
-    own = {check["quantity"]: check for check in outcome["checks"]}
-    theirs = {"cost": outcome["cost"], **{f"d{name}": value for name, value in outcome["gradients"].items()}}
+    if outcome.status in ("error", "skipped"):
+        return {"status": outcome.status, "reason": outcome.reason, "quantities": {}}
+    own = {check.quantity: check for check in outcome.checks}
+    theirs = {"cost": outcome.cost, **{f"d{name}": value for name, value in outcome.gradients.items()}}
     agreement = {}
     for quantity in ["cost", *gradient_order(case)]:
         check = held_against(quantity, answers[quantity], theirs[quantity], case, reference)
         agreement[quantity] = cell(check, own.get(quantity))
-    return {"status": outcome["status"], "reason": outcome["reason"], "quantities": agreement}
+    return {"status": outcome.status, "reason": outcome.reason, "quantities": agreement}
 
 
-def cell(check: Check, source_check: dict | None = None) -> dict:
+def cell(check: Check, source_check: Check | None = None) -> dict:
     """``agrees`` (within the tolerance), ``differs``, or ``deviates``: the source itself is
     off the reference on this quantity (``source_check``, its own check) and the learner's value
     is no farther from it than twice the reference's, so it sides with the reference;
@@ -793,8 +789,8 @@ def cell(check: Check, source_check: dict | None = None) -> dict:
         verdict = "unmeasured"
     elif check.verdict == "pass":
         verdict = "agrees"
-    elif source_check and source_check["verdict"] != "pass" and \
-            check.max_abs_error <= 2 * (source_check["max_abs_error"] or 0.0):
+    elif source_check and source_check.verdict != "pass" and \
+            check.max_abs_error <= 2 * measured(source_check.max_abs_error):
         verdict = "deviates"
     else:
         verdict = "differs"
