@@ -153,3 +153,9 @@ def _boundary(boundary: DecisionBoundary, path: str) -> list[str]:
 def _flat(values: list) -> list:
     """Labels may come as ``[...]`` or as the reference's ``(1, m)`` row ``[[...]]``."""
     return values[0] if len(values) == 1 and isinstance(values[0], list) else values
+
+
+def shipped_schemas() -> dict[str, dict]:
+    """Each document's JSON Schema by the file name it is shipped under in ``schemas/``."""
+    return {"gradparity-2.schema.json": document_schema(), "gradparity-check-2.schema.json": check_schema(),
+            "gradparity-bench-1.schema.json": bench_schema()}
