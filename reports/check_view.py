@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from gradparity.reports.content import Block, Bullets, Cell, Heading, Paragraph, Preformatted, Table
 from gradparity.reports.render import to_html_fragment, to_markdown
-from gradparity.reports.terminal import AGREEMENT, AGREEMENT_LEGEND, READ_FROM, short
+from gradparity.reports.formatting import two_digits
+from gradparity.reports.terminal import AGREEMENT, AGREEMENT_LEGEND, READ_FROM
 
 SCOPE = "gradparity-check"  # the class of the HTML's outer div, to which its stylesheet is confined
 # the report's status (its colour) for each way a source can stand against the learner's value
@@ -111,8 +112,8 @@ def quantities_table(record: dict) -> Table:
         first = "first wrong" if check["quantity"] == record["first_wrong"] else ""
         right = check["verdict"] == "pass"
         reference = Cell("✓ right", "pass") if right else Cell("✗ wrong", "fail")
-        rows.append((Cell(check["quantity"], detail=first), reference, Cell(short(check["rel_error"])),
-                     Cell(short(check["excess"]) + "×"),
+        rows.append((Cell(check["quantity"], detail=first), reference, Cell(two_digits(check["rel_error"])),
+                     Cell(two_digits(check["excess"]) + "×"),
                      *(agreement_cell(record["corroboration"][name], check["quantity"]) for name in sources)))
     return Table(("quantity", "reference", "rel. error", "of tol.", *sources), tuple(rows), align="llrr")
 

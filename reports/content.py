@@ -12,6 +12,7 @@ from typing import Callable
 from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SPEED, Finding, backend_order,
                                        controls, counts, findings, form_note, gist, margin, op_measure,
                                        other_form, run_key, speed_text, status_label, time_line)
+from gradparity.reports.formatting import cosine, index, multiple, number, optional, plural, sci, seconds, ulps
 from gradparity.reports.schema import STATUSES
 
 TITLE = "gradparity report"
@@ -111,12 +112,14 @@ def build(document: dict, bench: dict | None = None) -> list[Block]:
     top = anchors.new("top")  # the anchors linked to from the summary are made before it
     found = [(f, anchors.new(f"{f.status}-{f.backend}")) for f in findings(document, backends)]
     cases = {case: anchors.new(f"case-{case}") for case in _by_case(document["results"])}
-    strict = bool(document["options"].get("strict")) * " · strict: known deviations and stale entries fail"
+    strict = ""
+    if document["options"].get("strict"):
+        strict = " · strict: known deviations and stale entries fail"
     blocks: list[Block] = [
         Heading(1, TITLE, top),
         Paragraph(text, status),
-        Paragraph(f"Run {document['run']['date']} · {_plural(len(document['results']), 'case×dtype run')}"
-                  f" · {_plural(len(backends), 'backend')} · schema {document['schema']}{strict}"),
+        Paragraph(f"Run {document['run']['date']} · {plural(len(document['results']), 'case×dtype run')}"
+                  f" · {plural(len(backends), 'backend')} · schema {document['schema']}{strict}"),
     ]
     blocks += _summary(document, backends, anchors, found, cases)
     blocks += _findings(document, found, ("fail", "error"), "Failures and errors", anchors)
@@ -138,24 +141,40 @@ def verdict(document: dict, backends: list[str]) -> tuple[str, str]:
     total = sum(statuses.values(), Counter())
     ran = [name for name in backends if set(statuses[name]) - {"skipped"}]
     bad = [name for name in backends if statuses[name]["fail"] or statuses[name]["error"]]
-    tail = (f"; {_plural(total['known_deviation'], 'known deviation')}" * bool(total["known_deviation"])
-            + f"; {_plural(total['stale'], 'stale deviation entry', 'stale deviation entries')}" * bool(total["stale"])
-            + f"; {total['skipped']} skipped" * bool(total["skipped"]))
+    tail = _tail(total)
     if bad:
         parts = [f"{name} {_failed(statuses[name])}" for name in bad]
-        return f"{len(bad)} of {_plural(len(ran), 'backend')} disagree with the reference: " \
+        return f"{len(bad)} of {plural(len(ran), 'backend')} disagree with the reference: " \
                f"{'; '.join(parts)}{tail}", "fail"
     if not ran:
-        return f"No backend ran: {_plural(total['skipped'], 'backend result')} skipped", "skipped"
-    agree = f"All {len(ran)} backends agree" if len(ran) > 1 else f"The only backend, {ran[0]}, agrees"
+        return f"No backend ran: {plural(total['skipped'], 'backend result')} skipped", "skipped"
+    if len(ran) > 1:
+        agree = f"All {len(ran)} backends agree"
+    else:
+        agree = f"The only backend, {ran[0]}, agrees"
     colour = next((s for s in ("stale", "known_deviation") if total[s]), "pass")
-    return f"{agree} with the reference on {_plural(len(runs), 'case×dtype run')}{tail}", colour
+    return f"{agree} with the reference on {plural(len(runs), 'case×dtype run')}{tail}", colour
+
+
+def _tail(total: Counter) -> str:
+    """What the verdict adds after its main clause: the known deviations, stale entries and skips."""
+    tail = ""
+    if total["known_deviation"]:
+        tail += f"; {plural(total['known_deviation'], 'known deviation')}"
+    if total["stale"]:
+        tail += f"; {plural(total['stale'], 'stale deviation entry', 'stale deviation entries')}"
+    if total["skipped"]:
+        tail += f"; {total['skipped']} skipped"
+    return tail
 
 
 def _failed(counts: Counter) -> str:
-    parts = [f"failed {counts['fail']}"] * bool(counts["fail"]) + \
-            [f"errored on {counts['error']}"] * bool(counts["error"])
-    return f"{' and '.join(parts)} of {_plural(sum(counts.values()), 'run')}"
+    parts = []
+    if counts["fail"]:
+        parts.append(f"failed {counts['fail']}")
+    if counts["error"]:
+        parts.append(f"errored on {counts['error']}")
+    return f"{' and '.join(parts)} of {plural(sum(counts.values()), 'run')}"
 
 
 def _how_to_read(anchors: _Anchors) -> list[Block]:
@@ -226,7 +245,9 @@ def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[
     for finding, anchor in found:
         if finding.status in statuses:
             blocks += _finding(document, finding, anchor)
-    return blocks + [Paragraph("None.")] * (len(blocks) == 1)
+    if len(blocks) == 1:
+        blocks.append(Paragraph("None."))
+    return blocks
 
 
 def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
@@ -261,9 +282,9 @@ def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
 
 def _checks(finding: Finding) -> Table:
     """One row per (run, quantity) of a finding, with its measures and tolerance."""
-    rows = tuple((Cell(run_key(result)), Cell(c["quantity"]), Cell(_sci(c["rel_error"])), Cell(_ulps(c["ulps"])),
-                  Cell(f"{c['mismatched']} / {c['total']}"), Cell(_sci(c["rtol"])), Cell(_sci(c["atol"])),
-                  Cell(_index(c["worst_index"])), Cell(status_label(c["verdict"]), c["verdict"]))
+    rows = tuple((Cell(run_key(result)), Cell(c["quantity"]), Cell(sci(c["rel_error"])), Cell(ulps(c["ulps"])),
+                  Cell(f"{c['mismatched']} / {c['total']}"), Cell(sci(c["rtol"])), Cell(sci(c["atol"])),
+                  Cell(index(c["worst_index"])), Cell(status_label(c["verdict"]), c["verdict"]))
                  for result, c in finding.checks)
     return Table(("Run", "Quantity", "Rel error", "ulps", "Mismatched", "rtol", "atol", "Worst at", "Verdict"),
                  rows, align="llrrrrrll")
@@ -306,21 +327,32 @@ def _training(results: list[dict], backends: list[str]) -> list[Block]:
             if form and name not in forms.setdefault((form, r["reference"]["optimizer"]), []):
                 forms[form, r["reference"]["optimizer"]].append(name)
     for (form, own), names in forms.items():
-        what = f"{'its' if len(names) == 1 else 'their'} Adam is {FORMS[form]}" if form in FORMS else f"run {form}"
+        what = _what_runs(form, names)
         blocks.append(Paragraph(f"Compared with the reference's {form}, not the case's {own}: "
                                 f"{', '.join(names)} — {what}."))
     return blocks
+
+
+def _what_runs(form: str, names: list[str]) -> str:
+    """``its Adam is the efficient form``, ``their Adam is ...``, or ``run momentum``."""
+    if form not in FORMS:
+        return f"run {form}"
+    if len(names) == 1:
+        return f"its Adam is {FORMS[form]}"
+    return f"their Adam is {FORMS[form]}"
 
 
 def training_text(training: dict, m: int) -> str:
     """``adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100,
     reshuffled every epoch (seed 0), 10 epochs: 40 steps``; a full batch: ``..., full batch, 10 steps``."""
     optimizer, size = f"{training['optimizer']} ({_settings(training)})", training["batch_size"]
-    steps = _plural(training["steps"], "step")
+    steps = plural(training["steps"], "step")
     if size is None or size >= m:
         return f"{optimizer}, full batch, {steps}"
-    batches = f"batches of {size}" + f" (the last of each epoch {m % size})" * bool(m % size)
-    return f"{optimizer}, {batches}, {_order(training)}, {_plural(training['epochs'], 'epoch')}: {steps}"
+    batches = f"batches of {size}"
+    if m % size:
+        batches += f" (the last of each epoch {m % size})"
+    return f"{optimizer}, {batches}, {_order(training)}, {plural(training['epochs'], 'epoch')}: {steps}"
 
 
 def _settings(training: dict) -> str:
@@ -338,9 +370,9 @@ def _formulations(results: list[dict]) -> Table:
     rows = []
     for r in results:
         f = r["reference"]["formulations"]
-        rows.append((Cell(r["dtype"]), *(Cell(_number(f["last_costs"].get(form))) for form in FORMS),
-                     Cell(_sci(f["last_cost"])), Cell(_sci(f["params"])), Cell(f["worst_param"]),
-                     Cell(_sci(f["rtol"])), Cell(_multiple(f["params"], f["rtol"]))))
+        rows.append((Cell(r["dtype"]), *(Cell(number(f["last_costs"].get(form))) for form in FORMS),
+                     Cell(sci(f["last_cost"])), Cell(sci(f["params"])), Cell(f["worst_param"]),
+                     Cell(sci(f["rtol"])), Cell(multiple(f["params"], f["rtol"]))))
     return Table(("dtype", "Last cost, adam", "Last cost, adam-hat", "Costs apart", "Final parameters apart",
                   "Worst parameter", "Trajectory rtol", "Apart, in rtols"), tuple(rows), align="lrrrrlrr")
 
@@ -381,7 +413,7 @@ def _network(results: list[dict]) -> Table:
             *training,
             ("Training steps", value(lambda r: str(r["steps"]))),
             ("dtypes", ", ".join(r["dtype"] for r in results)),
-            ("Reference cost", value(lambda r: _number(r["reference"]["cost"]))))
+            ("Reference cost", value(lambda r: number(r["reference"]["cost"]))))
     return Table(("Network", "Value"), tuple((Cell(k), Cell(v)) for k, v in rows))
 
 
@@ -390,7 +422,7 @@ def _batches(result: dict) -> str:
     training, m = result["training"], result["m"]
     if training["batch_size"] is None or training["batch_size"] >= m:
         return "full batch"
-    return f"{training['batch_size']} examples, {_order(training)}; {_plural(training['epochs'], 'epoch')}"
+    return f"{training['batch_size']} examples, {_order(training)}; {plural(training['epochs'], 'epoch')}"
 
 
 def _case_tables(result: dict, backends: list[str]) -> list[Block]:
@@ -403,15 +435,15 @@ def _case_tables(result: dict, backends: list[str]) -> list[Block]:
 
 
 def _overview(result: dict, ran: list[tuple[str, dict]]) -> Table:
-    rows = [(Cell("reference (NumPy)"), Cell(""), Cell(_number(result["reference"]["cost"])),
+    rows = [(Cell("reference (NumPy)"), Cell(""), Cell(number(result["reference"]["cost"])),
              Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result["dtype"]), Cell(""))]
     for name, b in ran:
         worst = b["worst"] or {"quantity": "—", "rel_error": None, "ulps": None}
         layer, step, form = b["first_divergent_layer"], b.get("first_divergent_step"), other_form(result, b)
         note = "; ".join(filter(None, (form and form_note(name, form), gist(b["reason"], 100))))
-        rows.append((Cell(name), Cell(status_label(b["status"]), b["status"]), Cell(_number(b["cost"])),
-                     Cell(worst["quantity"]), Cell(_sci(worst["rel_error"])), Cell(_ulps(worst["ulps"])),
-                     Cell("—" if layer is None else str(layer)), Cell("—" if step is None else str(step)),
+        rows.append((Cell(name), Cell(status_label(b["status"]), b["status"]), Cell(number(b["cost"])),
+                     Cell(worst["quantity"]), Cell(sci(worst["rel_error"])), Cell(ulps(worst["ulps"])),
+                     Cell(optional(layer)), Cell(optional(step)),
                      Cell(b["dtype_used"] or "—"), Cell(note)))
     return Table(("Backend", "Status", "Cost", "Worst", "Rel error", "ulps", "First divergent layer",
                   "First divergent step", "Computed in", "Note"), tuple(rows), align="llrlrrrrll")
@@ -421,8 +453,8 @@ def _quantities(checked: list[tuple[str, dict]]) -> Table:
     rows = []
     for name, backend in checked:
         for i, c in enumerate(backend["checks"]):
-            rows.append((Cell(name if i == 0 else ""), Cell(c["quantity"]), Cell(_sci(c["max_abs_error"], 2)),
-                         Cell(_sci(c["rel_error"])), Cell(_ulps(c["ulps"])), Cell(_cosine(c["cosine"])),
+            rows.append((Cell(name if i == 0 else ""), Cell(c["quantity"]), Cell(sci(c["max_abs_error"], 2)),
+                         Cell(sci(c["rel_error"])), Cell(ulps(c["ulps"])), Cell(cosine(c["cosine"])),
                          Cell(f"{c['mismatched']} / {c['total']}"),
                          Cell(status_label(c["verdict"]), c["verdict"])))
     return Table(("Backend", "Quantity", "Max abs error", "Rel error", "ulps", "Cosine", "Mismatched",
@@ -437,7 +469,7 @@ def _tolerances(checked: list[tuple[str, dict]]) -> Table:
             key = (c["kind"], c["rtol"], c["atol"], c["tolerance_reason"])
             if name not in users.setdefault(key, []):
                 users[key].append(name)
-    rows = tuple((Cell(kind), Cell(_sci(rtol)), Cell(_sci(atol)), Cell(reason), Cell(", ".join(names)))
+    rows = tuple((Cell(kind), Cell(sci(rtol)), Cell(sci(atol)), Cell(reason), Cell(", ".join(names)))
                  for (kind, rtol, atol, reason), names in users.items())
     return Table(("Kind", "rtol", "atol", "Why", "Backends"), rows, align="lrrll")
 
@@ -447,8 +479,10 @@ def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]
     data = {"case": case, "results": results, "backends": backends}
     forms = sorted({form for r in results for name in backends if name in r["backends"]
                     and (form := other_form(r, r["backends"][name]))})
-    other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form and is measured against the "
-             "reference trained in that form") * bool(forms)
+    other = ""
+    if forms:
+        other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form and is measured against the "
+                 "reference trained in that form")
     return [
         Figure(f"cost-{stem}", f"{case}: training cost per step of every backend over the "
                "reference (thick grey line).", "cost_curves", data),
@@ -463,13 +497,13 @@ def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]
 
 def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
     run = document["run"]
-    seconds = run["backend_seconds"]
-    names = [n for n in backends if n in seconds] + sorted(set(seconds) - set(backends))
+    wall = run["backend_seconds"]
+    names = [n for n in backends if n in wall] + sorted(set(wall) - set(backends))
     timing = run.get("timing")
     if timing:
         at_a_time = run.get("workers_at_a_time")
         table = Table(("Backend", "Set-up", "Compile", "Compute", "Probes", "Total"), tuple(
-            (Cell(n), *(Cell(_seconds(timing[n][key])) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
+            (Cell(n), *(Cell(seconds(timing[n][key])) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
                                                                       "total_s"))) for n in names if n in timing),
             "lrrrrr")
         said = (f"Run on {run['date']}: {time_line(run)}. Each backend runs in its own worker"
@@ -479,23 +513,23 @@ def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Bl
                 "tf.function graph building; PyTorch and NumPy compile nothing; — where not measured); "
                 "compute the rest of its cases' time; probes the op probes of its results.")
     else:
-        table = Table(("Backend", "Wall time"), tuple((Cell(n), Cell(_seconds(seconds[n]))) for n in names), "lr")
-        said = (f"Run on {run['date']}, {_seconds(run['duration_s'])} in total. Wall time spent in "
+        table = Table(("Backend", "Wall time"), tuple((Cell(n), Cell(seconds(wall[n]))) for n in names), "lr")
+        said = (f"Run on {run['date']}, {seconds(run['duration_s'])} in total. Wall time spent in "
                 "each backend over all case×dtype runs:")
     return [
         Heading(2, "Run time", anchors.new("run-time")),
         Paragraph(said),
         table,
         Figure("backend-time", "Wall time per backend over the whole run.", "backend_times",
-               {"seconds": seconds, "backends": names}),
+               {"seconds": wall, "backends": names}),
     ]
 
 
 def _performance(bench: dict, anchors: _Anchors) -> list[Block]:
     threads = bench["environment"].get("threads")
     rows = tuple((Cell(r["shape"]), Cell(r["dtype"]), Cell(r["backend"]), Cell(r["mode"]),
-                  Cell(_seconds(r["median_s"])), Cell(_seconds(r["min_s"])), Cell(_seconds(r["max_s"])),
-                  Cell(_seconds(r["compile_s"])), Cell(speed_text(r["ratio_to_reference"])),
+                  Cell(seconds(r["median_s"])), Cell(seconds(r["min_s"])), Cell(seconds(r["max_s"])),
+                  Cell(seconds(r["compile_s"])), Cell(speed_text(r["ratio_to_reference"])),
                   Cell(r["note"] or "")) for r in bench["results"])
     return [
         Heading(2, "Performance", anchors.new("performance")),
@@ -511,12 +545,12 @@ def _performance(bench: dict, anchors: _Anchors) -> list[Block]:
 def _environment(document: dict, anchors: _Anchors) -> list[Block]:
     env, run = document["environment"], document["run"]
     rows = [("Python", env["python"]), ("Platform", env["platform"]), ("CPU", env["cpu"] or "—"),
-            ("Cores", "—" if env["cores"] is None else str(env["cores"])),
+            ("Cores", optional(env["cores"])),
             ("NumPy", env["numpy"]), ("BLAS", env["blas"] or "—")]
     rows += [(name, env["frameworks"][name]) for name in sorted(env["frameworks"])]
     rows += [("Device", env["device"]), ("TF32 allowed", "yes" if env["allow_tf32"] else "no"),
              ("Git commit", env["git_commit"] or "—"), ("Date", run["date"]),
-             ("Duration", _seconds(run["duration_s"]))]
+             ("Duration", seconds(run["duration_s"]))]
     flags = tuple((Cell(fw), Cell(flag), Cell(str(env["flags"][fw][flag])))
                   for fw in sorted(env["flags"]) for flag in sorted(env["flags"][fw]))
     blocks: list[Block] = [Heading(2, "Environment", anchors.new("environment")),
@@ -539,46 +573,3 @@ class _Anchors:
             anchor = f"{base}-{n}"
         self.used.add(anchor)
         return anchor
-
-
-def _plural(n: int, word: str, words: str | None = None) -> str:
-    return f"{n} {word if n == 1 else words or word + 's'}"
-
-
-def _index(index: list[int]) -> str:
-    return "(" + ", ".join(map(str, index)) + ("," * (len(index) == 1)) + ")" if index else "—"
-
-
-def _number(x: float | None) -> str:
-    return "—" if x is None else f"{x:.10g}"
-
-
-def _sci(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else "0" if x == 0 else f"{x:.{digits}e}"
-
-
-def _ulps(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.1f}" if x < 10 else f"{x:,.0f}" if x < 1e5 else f"{x:.1e}"
-
-
-def _cosine(c: float | None) -> str:
-    """Cosine similarity; near 1 written as 1 − (1 − c), the informative part."""
-    if c is None:
-        return "—"
-    return "1" if c == 1 else f"1 − {1 - c:.1e}" if 0.999 < c < 1 else f"{c:.4f}"
-
-
-def _multiple(x: float | None, of: float) -> str:
-    """``x`` as a multiple of ``of``: ``0.31×``, ``42×``, ``4.2e+08×``."""
-    if x is None or not of:
-        return "—"
-    ratio = x / of
-    return f"{ratio:.2g}×" if ratio < 10 else f"{ratio:,.0f}×" if ratio < 1e5 else f"{ratio:.1e}×"
-
-
-def _seconds(s: float | None) -> str:
-    if s is None:
-        return "—"
-    return f"{s * 1e6:.0f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"

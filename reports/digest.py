@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from gradparity.reports.formatting import factor, relative, seconds, tolerance_share
 from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
 
 MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗", "error": "!", "skipped": "–"}
@@ -29,10 +30,15 @@ def other_form(result: dict, backend: dict) -> str | None:
     return ran if ran and own and ran != own else None
 
 
-def form_note(name: str, form: str) -> str:
-    """``compared with the reference's adam-hat: keras-jax's Adam is the efficient form``."""
-    what = f"{name}'s Adam is {FORMS[form]}" if form in FORMS else f"{name} runs {form}"
-    return f"compared with the reference's {form}: {what}"
+def form_note(name: str, form: str, sentence: bool = False) -> str:
+    """``compared with the reference's adam-hat: keras-jax's Adam is the efficient form``; as a
+    sentence's start (``sentence=True``) ``Compared with ...``."""
+    if form in FORMS:
+        what = f"{name}'s Adam is {FORMS[form]}"
+    else:
+        what = f"{name} runs {form}"
+    compared = "Compared" if sentence else "compared"
+    return f"{compared} with the reference's {form}: {what}"
 
 
 def status_label(status: str) -> str:
@@ -86,12 +92,11 @@ def margin(backend: dict) -> tuple[str, str]:
     share = _share(check)
     if share == 0:
         return "0", ""
-    shown = "inf" if math.isinf(share) else "<0.01" if share < 0.01 else f"{share:.2g}" if share < 100 else short(share)
-    return f"{shown}×", check["quantity"].replace("trajectory ", "traj ")
+    return f"{tolerance_share(share)}×", check["quantity"].replace("trajectory ", "traj ")
 
 
 def time_line(run: dict) -> str | None:
-    """Where a run's time went, in one line: its wall time, then the workers' set-up (start to
+    """Where a run's time went, in one line (two significant digits a figure): its wall time, then the workers' set-up (start to
     backend loaded: process, imports), compile, compute and probe seconds summed over all
     workers (they run side by side), and the longest worker; None for a document without
     per-backend timing."""
@@ -102,22 +107,9 @@ def time_line(run: dict) -> str | None:
              for label, key in (("set-up", "setup_s"), ("compile", "compile_s"), ("compute", "compute_s"),
                                 ("probes", "probes_s"))]
     longest = max(timing, key=lambda name: timing[name]["total_s"])
-    spent = ", ".join(f"{label} {seconds_text(value)}" for label, value in parts)
-    return (f"{seconds_text(run['duration_s'])}: {spent}; "
-            f"longest worker {longest} {seconds_text(timing[longest]['total_s'])}")
-
-
-def seconds_text(seconds: float) -> str:
-    """One figure after the point below 10 s, none from there on: 0.3 s, 9.4 s, 72 s."""
-    return f"{seconds:.0f} s" if seconds >= 9.95 else f"{seconds:.1f} s"
-
-
-def short(x: float, digits: int = 1) -> str:
-    """``x`` with ``digits`` significant digits and no padding in the exponent: 2.2e-8, 6e-1."""
-    if x == 0:
-        return "0"
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
+    spent = ", ".join(f"{label} {seconds(value, 's', digits=2)}" for label, value in parts)
+    return (f"{seconds(run['duration_s'], 's', digits=2)}: {spent}; "
+            f"longest worker {longest} {seconds(timing[longest]['total_s'], 's', digits=2)}")
 
 
 def run_key(result: dict) -> str:
@@ -174,17 +166,19 @@ class Finding:
         if worst is None:
             return ""
         result, check = worst
-        text = f"Worst {check['quantity']}: {check['rel_error']:.1e} relative"
-        text += f" ({check['ulps']:.2g} ulp)" if check["ulps"] is not None else ""
+        text = f"Worst {check['quantity']}: {relative(check['rel_error'])}"
+        if check["ulps"] is not None:
+            text += f" ({check['ulps']:.2g} ulp)"
         text += f" on {run_key(result)}"
         per_run: dict[str, float] = {}
         for run, c in self.checks:
             if c["rel_error"] is not None:
                 per_run[run_key(run)] = max(per_run.get(run_key(run), 0.0), c["rel_error"])
         low, high = f"{min(per_run.values()):.1e}", f"{max(per_run.values()):.1e}"
-        if len(per_run) > 1:
-            text += f"; {low} to {high} over the {len(per_run)} runs" if low != high else \
-                f"; {high} on each of the {len(per_run)} runs"
+        if len(per_run) > 1 and low != high:
+            text += f"; {low} to {high} over the {len(per_run)} runs"
+        elif len(per_run) > 1:
+            text += f"; {high} on each of the {len(per_run)} runs"
         return text
 
     def first_steps(self) -> str:
@@ -197,10 +191,16 @@ class Finding:
         low, high = min(found), max(found)
         if len(self.runs) == 1:
             return f"First divergent step: {low} of {self.runs[0]['steps']}"
-        where = f"each of the {len(found)} runs" if len(found) == len(self.runs) else \
-            f"{len(found)} of the {len(self.runs)} runs"
-        return f"First divergent step: {low} on {where}" if low == high else \
-            f"First divergent step: {low} to {high} over {where.removeprefix('each of ')}"
+        every = len(found) == len(self.runs)
+        if every:
+            where = f"the {len(found)} runs"
+        else:
+            where = f"{len(found)} of the {len(self.runs)} runs"
+        if low == high and every:
+            return f"First divergent step: {low} on each of {where}"
+        if low == high:
+            return f"First divergent step: {low} on {where}"
+        return f"First divergent step: {low} to {high} over {where}"
 
     def forms(self, document: dict) -> list[str]:
         """Each other optimizer form its trajectories were compared in, as a note, naming the
@@ -210,8 +210,13 @@ class Finding:
         for run in self.runs:
             if form := other_form(run, run["backends"][self.backend]):
                 runs.setdefault(form, []).append(run)
-        return ["C" + form_note(self.backend, form)[1:] + f" on {hits(hit, document)}" * (len(hit) < len(self.runs))
-                for form, hit in runs.items()]
+        notes = []
+        for form, hit in runs.items():
+            note = form_note(self.backend, form, sentence=True)
+            if len(hit) < len(self.runs):
+                note += f" on {hits(hit, document)}"
+            notes.append(note)
+        return notes
 
     def registered(self) -> list[str]:
         """What the registry says it measured for the deviations behind it, each once."""
@@ -243,8 +248,12 @@ def op_text(op: str, source: str, probes: dict[tuple, dict]) -> str:
 def op_measure(op: dict) -> str:
     """What the probe of one op measured: dtypes in and out, its error against its tolerance
     (an op that raised has no output dtype; a non-finite error is recorded as null)."""
-    error = "raised" if op["output_dtype"] is None else "a non-finite error" if op["rel_error"] is None \
-        else f"{op['rel_error']:.1e} relative"
+    if op["output_dtype"] is None:
+        error = "raised"
+    elif op["rel_error"] is None:
+        error = "a non-finite error"
+    else:
+        error = relative(op["rel_error"])
     return f"{op['input_dtype']} → {op['output_dtype'] or '?'}, {error} (tolerance {op['tolerance']:.1e})"
 
 
@@ -367,6 +376,6 @@ def speed_text(ratio: float | None) -> str:
         return "—"
     if 1 / SAME_WITHIN <= ratio <= SAME_WITHIN:
         return "≈ same"
-    factor = max(ratio, 1 / ratio)
-    number = f"{factor:.3g}" if factor < 1.1 else f"{factor:.2g}" if factor < 10 else f"{factor:,.0f}"
-    return f"{number}× {'slower' if ratio > 1 else 'faster'}"
+    if ratio > 1:
+        return f"{factor(ratio)}× slower"
+    return f"{factor(1 / ratio)}× faster"

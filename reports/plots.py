@@ -22,6 +22,8 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image
 
+from gradparity.reports import formatting
+
 DPI = 100
 EPS = {"float64": 2.0 ** -52, "float32": 2.0 ** -23, "float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
 STYLE = {"svg.hashsalt": "gradparity", "figure.dpi": DPI, "font.size": 8, "axes.titlesize": 9,
@@ -165,7 +167,7 @@ def _heatmap(ax: Axes, rows: list[str], columns: list[str], cells: dict) -> Axes
     for (i, name), (j, quantity) in ((r, c) for r in enumerate(rows) for c in enumerate(columns)):
         check = cells.get((name, quantity))
         value = values[i, j]
-        text = "n/a" if np.isnan(value) else "exact" if check["rel_error"] == 0 else f"{value:.1f}"
+        text = _error_label(value, check)
         dark = not np.isnan(value) and value > sum(LOG10_RANGE) / 2
         ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
         if check is not None and check["verdict"] in VERDICT_EDGE:
@@ -175,6 +177,15 @@ def _heatmap(ax: Axes, rows: list[str], columns: list[str], cells: dict) -> Axes
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("gradient")
     return image
+
+
+def _error_label(value: float, check: dict | None) -> str:
+    """What a heatmap cell says: its log10 relative error, ``exact`` for none, ``n/a`` unmeasured."""
+    if np.isnan(value):
+        return "n/a"
+    if check["rel_error"] == 0:
+        return "exact"
+    return f"{value:.1f}"
 
 
 @_figure
@@ -217,7 +228,7 @@ def backend_times(seconds: dict[str, float], backends: list[str]) -> Figure | No
     values = [seconds[name] for name in backends]
     looks = _line_styles(backends)
     bars = ax.barh(backends, values, color=[looks[name]["color"] for name in backends])
-    ax.bar_label(bars, labels=[f"{v:.2f} s" for v in values], padding=3, fontsize=7)
+    ax.bar_label(bars, labels=[formatting.seconds(v, "s") for v in values], padding=3, fontsize=7)
     ax.invert_yaxis()
     ax.margins(x=0.15)
     ax.set(title="Wall time per backend (whole run)", xlabel="wall time (s)")

@@ -202,7 +202,11 @@ def _html_block(block: Block, plots: dict[str, bytes]) -> str:
 
 def _html_table(table: Table) -> str:
     def cell(tag: str, c: Cell, column: int) -> str:
-        classes = [f"st-{c.status}"] * bool(c.status) + ["r"] * (table.align[column:column + 1] == "r")
+        classes = []
+        if c.status:
+            classes.append(f"st-{c.status}")
+        if table.align[column:column + 1] == "r":
+            classes.append("r")
         attribute = f' class="{" ".join(classes)}"' if classes else ""
         text = f'<a href="#{c.link}">{_esc(c.text)}</a>' if c.link else _esc(c.text)
         detail = f"<small>{_esc(c.detail)}</small>" if c.detail else ""

@@ -14,6 +14,7 @@ from rich.text import Text
 from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
                                        counts, findings, hits, margin, op_text, skips, speed_text, status_label,
                                        time_line)
+from gradparity.reports.formatting import seconds, seconds_range, two_digits
 from gradparity.reports.schema import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
@@ -67,7 +68,10 @@ def cell(backend: dict | None) -> Text:
         return Text("")
     status = backend["status"]
     share, quantity = margin(backend)
-    return Text(f"{MARKER[status]} {share}".rstrip() + f"\n{quantity}" * bool(quantity), STATUS_STYLE[status])
+    text = f"{MARKER[status]} {share}".rstrip()
+    if quantity:
+        text += f"\n{quantity}"
+    return Text(text, STATUS_STYLE[status])
 
 
 def legend(document: dict, backends: list[str]) -> Text:
@@ -96,8 +100,12 @@ def finding_block(finding: Finding, document: dict) -> Text:
     head = f"{status_label(finding.status)}: {finding.backend}"
     text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}", hang=2) + "\n", "bold")
     text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
-    lines = finding.causes + finding.notes() + [finding.worst_text()] * bool(finding.worst_text())
-    lines += [finding.first_steps()] * bool(finding.first_steps()) + finding.forms(document)
+    lines = finding.causes + finding.notes()
+    if finding.worst_text():
+        lines.append(finding.worst_text())
+    if finding.first_steps():
+        lines.append(finding.first_steps())
+    lines += finding.forms(document)
     lines += [f"registered: {measured}" for measured in finding.registered()]
     for line in lines:
         text.append(_wrapped(line, 2) + "\n")
@@ -155,28 +163,6 @@ def _wrapped(line: str, indent: int = 0, hang: int = 0) -> str:
     lines by ``hang`` more."""
     return textwrap.fill(line, WIDTH, initial_indent=" " * indent, subsequent_indent=" " * (indent + hang),
                          break_on_hyphens=False)
-
-
-def seconds(value: float | None) -> str:
-    """``12.3 µs`` / ``4.56 ms`` / ``1.23 s``; an em dash for None."""
-    if value is None:
-        return "—"
-    unit, scale = _unit(value)
-    return f"{value / scale:.3g} {unit}"
-
-
-def seconds_range(low: float | None, high: float | None) -> str:
-    """``353–356 µs``: both ends in the unit of the higher; an em dash for None."""
-    if low is None or high is None:
-        return "—"
-    unit, scale = _unit(high)
-    return f"{low / scale:.3g}–{high / scale:.3g} {unit}"
-
-
-def _unit(value: float) -> tuple[str, float]:
-    """The largest of s, ms, µs, ns that ``value`` (seconds) is at least one of."""
-    return next(((unit, scale) for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(value) >= scale),
-                ("ns", 1e-9))
 
 
 def print_bench_table(document: dict) -> None:
@@ -245,7 +231,7 @@ def print_check(document: dict) -> None:
         table.add_column(name.replace("-", "-\n"))
     for check in document["checks"]:
         right = check["verdict"] == "pass"
-        table.add_row(check["quantity"], Text("✓ right" if right else "✗ wrong", "green" if right else "bold red"),
+        table.add_row(check["quantity"], _reference_verdict(right),
                       *error_cells(check, document["shapes"].get(check["quantity"])),
                       *(agreement_cell(document["corroboration"][name], check["quantity"]) for name in sources))
     console.print(table)
@@ -255,18 +241,19 @@ def print_check(document: dict) -> None:
     console.print(verdict_text(document))
 
 
+def _reference_verdict(right: bool) -> Text:
+    """``✓ right`` in green or ``✗ wrong`` in bold red."""
+    if right:
+        return Text("✓ right", "green")
+    return Text("✗ wrong", "bold red")
+
+
 def error_cells(check: dict, shapes: dict | None) -> tuple[str, str]:
     """The rel. error and of tol. cells of a check: ``shape`` and the learner's shape where it
     differs from the reference's (nothing was measured), else the two figures."""
     if shapes:
         return "shape", str(tuple(shapes["got"]))
-    return short(check["rel_error"]), short(check["excess"]) + "×"
-
-
-def short(value: float | None) -> str:
-    """A figure in two significant digits (``0.75``, ``3.4e15``); ``inf`` for a missing one
-    (NaN, infinite, no value)."""
-    return "inf" if value is None else f"{value:.2g}".replace("e+", "e").replace("e-0", "e-")
+    return two_digits(check["rel_error"]), two_digits(check["excess"]) + "×"
 
 
 def agreement_cell(source: dict, quantity: str) -> Text:

@@ -11,6 +11,7 @@ import numpy as np
 
 from gradparity.core.boundary import decision_grid
 from gradparity.core.network import NetworkSpec
+from gradparity.reports.formatting import plural
 
 BOUNDARY_LABEL = "decision boundary p = 0.5"
 CLASS_MARKERS = "o^"  # class 0 circles, class 1 triangles: readable without colour
@@ -79,7 +80,7 @@ def cost_figure(step_costs: list[float], spec: NetworkSpec):
     if np.nanmin(costs) > 0 and np.nanmax(costs) > LOG_SPAN * np.nanmin(costs):
         axes.set_yscale("log")
     axes.set(xlabel="updates done (steps)", ylabel="cost J after k updates",
-             title=f"Training cost, {spec.describe()}, {last} update{'s' * (last != 1)}")
+             title=f"Training cost, {spec.describe()}, {plural(last, 'update')}")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 2.5, 5, 10]))
     axes.margins(x=0.02, y=0.15)
     axes.grid(alpha=0.3)

@@ -36,7 +36,9 @@ def write_report(document: dict, out_dir: str | Path, bench: dict | None = None,
     problems = validate_document(document) + ([] if bench is None else validate_bench(bench))
     if problems:
         more = len(problems) - MAX_PROBLEMS
-        shown = problems[:MAX_PROBLEMS] + [f"... and {more} more"] * (more > 0)
+        shown = problems[:MAX_PROBLEMS]
+        if more > 0:
+            shown.append(f"... and {more} more")
         raise DocumentError(f"{len(problems)} problem(s) in the document: " + "; ".join(shown))
     out_dir = Path(os.path.abspath(out_dir))  # so that "." or "x/.." have a parent and a name
     _check_replaceable(out_dir)
