@@ -4,6 +4,7 @@ Markdown, so both formats carry the same content in the same order."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SP
                                        controls, counts, findings, form_note, gist, margin, op_measure,
                                        other_form, run_key, speed_text, status_label, time_line)
 from gradparity.reports.formatting import cosine, index, multiple, number, optional, plural, sci, seconds, ulps
-from gradparity.reports.schema import STATUSES
+from gradparity.core.results import (STATUSES, BackendResult, BenchDocument, CaseResult, Document, TrainingRecord,
+                                     Worst)
 
 TITLE = "gradparity report"
 
@@ -102,7 +104,7 @@ class Figure:
 Block = Heading | Paragraph | Bullets | Legend | Table | Preformatted | Details | Figure
 
 
-def build(document: dict, bench: dict | None = None) -> list[Block]:
+def build(document: Document, bench: BenchDocument | None = None) -> list[Block]:
     """Every block of the report, in reading order: title and verdict, summary matrix, failures
     and errors, known deviations (and stale entries), how to read it, one folded section per
     case, run time, performance (when ``bench`` is given) and the environment."""
@@ -111,15 +113,15 @@ def build(document: dict, bench: dict | None = None) -> list[Block]:
     text, status = verdict(document, backends)
     top = anchors.new("top")  # the anchors linked to from the summary are made before it
     found = [(f, anchors.new(f"{f.status}-{f.backend}")) for f in findings(document, backends)]
-    cases = {case: anchors.new(f"case-{case}") for case in _by_case(document["results"])}
+    cases = {case: anchors.new(f"case-{case}") for case in _by_case(document.results)}
     strict = ""
-    if document["options"].get("strict"):
+    if document.options.strict:
         strict = " · strict: known deviations and stale entries fail"
     blocks: list[Block] = [
         Heading(1, TITLE, top),
         Paragraph(text, status),
-        Paragraph(f"Run {document['run']['date']} · {plural(len(document['results']), 'case×dtype run')}"
-                  f" · {plural(len(backends), 'backend')} · schema {document['schema']}{strict}"),
+        Paragraph(f"Run {document.run.date} · {plural(len(document.results), 'case×dtype run')}"
+                  f" · {plural(len(backends), 'backend')} · schema {document.schema}{strict}"),
     ]
     blocks += _summary(document, backends, anchors, found, cases)
     blocks += _findings(document, found, ("fail", "error"), "Failures and errors", anchors)
@@ -133,10 +135,10 @@ def build(document: dict, bench: dict | None = None) -> list[Block]:
     return blocks
 
 
-def verdict(document: dict, backends: list[str]) -> tuple[str, str]:
+def verdict(document: Document, backends: list[str]) -> tuple[str, str]:
     """The one-line verdict and the status that colours it."""
-    runs = document["results"]
-    statuses = {name: Counter(r["backends"][name]["status"] for r in runs if name in r["backends"])
+    runs = document.results
+    statuses = {name: Counter(r.backends[name].status for r in runs if name in r.backends)
                 for name in backends}
     total = sum(statuses.values(), Counter())
     ran = [name for name in backends if set(statuses[name]) - {"skipped"}]
@@ -208,7 +210,7 @@ def _how_to_read(anchors: _Anchors) -> list[Block]:
     ]
 
 
-def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list[tuple[Finding, str]],
+def _summary(document: Document, backends: list[str], anchors: _Anchors, found: list[tuple[Finding, str]],
              cases: dict[str, str]) -> list[Block]:
     """The counts, the legend and the matrix: one row per case and dtype, one narrow column per
     backend; a non-passing cell links to its finding, a case to its section."""
@@ -217,11 +219,11 @@ def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list
         for result in finding.runs:
             links.setdefault((finding.backend, run_key(result)), anchor)
     rows, previous = [], None
-    for r in document["results"]:
-        case = Cell(r["case"], link=cases[r["case"]]) if r["case"] != previous else Cell("")
-        cells = (_status_cell(r["backends"].get(name), links.get((name, run_key(r)), "")) for name in backends)
-        rows.append((case, Cell(r["dtype"]), *cells))
-        previous = r["case"]
+    for r in document.results:
+        case = Cell(r.case, link=cases[r.case]) if r.case != previous else Cell("")
+        cells = (_status_cell(r.backends.get(name), links.get((name, run_key(r)), "")) for name in backends)
+        rows.append((case, Cell(r.dtype), *cells))
+        previous = r.case
     header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
             Paragraph(f"Each cell: the status, {MARGIN}. Each case's section gives every quantity's relative "
@@ -229,16 +231,16 @@ def _summary(document: dict, backends: list[str], anchors: _Anchors, found: list
             Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
 
 
-def _status_cell(backend: dict | None, link: str) -> Cell:
+def _status_cell(backend: BackendResult | None, link: str) -> Cell:
     """The status marker and the share of its tolerance the closest quantity used; below, that
     quantity (nothing when bit for bit)."""
     if backend is None:
         return Cell("not run")
     share, quantity = margin(backend)
-    return Cell(f"{MARKER[backend['status']]} {share}".rstrip(), backend["status"], quantity, link)
+    return Cell(f"{MARKER[backend.status]} {share}".rstrip(), backend.status, quantity, link)
 
 
-def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,
+def _findings(document: Document, found: list[tuple[Finding, str]], statuses: tuple[str, ...], title: str,
               anchors: _Anchors) -> list[Block]:
     """A section of the findings of ``statuses``: one block per (backend, cause)."""
     blocks: list[Block] = [Heading(2, title, anchors.new(title))]
@@ -250,7 +252,7 @@ def _findings(document: dict, found: list[tuple[Finding, str]], statuses: tuple[
     return blocks
 
 
-def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
+def _finding(document: Document, finding: Finding, anchor: str) -> list[Block]:
     """One (backend, cause): the runs it hit, its cause, worst figures, responsible ops and
     reproducer; the full message and stderr of an error, and every quantity behind it, folded."""
     title = f"{finding.backend} — {LABEL[finding.status]} on {finding.hits(document)}"
@@ -282,39 +284,39 @@ def _finding(document: dict, finding: Finding, anchor: str) -> list[Block]:
 
 def _checks(finding: Finding) -> Table:
     """One row per (run, quantity) of a finding, with its measures and tolerance."""
-    rows = tuple((Cell(run_key(result)), Cell(c["quantity"]), Cell(sci(c["rel_error"])), Cell(ulps(c["ulps"])),
-                  Cell(f"{c['mismatched']} / {c['total']}"), Cell(sci(c["rtol"])), Cell(sci(c["atol"])),
-                  Cell(index(c["worst_index"])), Cell(status_label(c["verdict"]), c["verdict"]))
+    rows = tuple((Cell(run_key(result)), Cell(c.quantity), Cell(sci(c.rel_error)), Cell(ulps(c.ulps)),
+                  Cell(f"{c.mismatched} / {c.total}"), Cell(sci(c.rtol)), Cell(sci(c.atol)),
+                  Cell(index(c.worst_index)), Cell(status_label(c.verdict), c.verdict))
                  for result, c in finding.checks)
     return Table(("Run", "Quantity", "Rel error", "ulps", "Mismatched", "rtol", "atol", "Worst at", "Verdict"),
                  rows, align="llrrrrrll")
 
 
-def _cases(document: dict, backends: list[str], anchors: _Anchors, cases: dict[str, str]) -> list[Block]:
+def _cases(document: Document, backends: list[str], anchors: _Anchors, cases: dict[str, str]) -> list[Block]:
     """One section per case: its description, then its network, plots and per-quantity
     tables folded away."""
     blocks: list[Block] = [Heading(2, "Cases", anchors.new("cases"))]
-    for case, results in _by_case(document["results"]).items():
+    for case, results in _by_case(document.results).items():
         anchor = cases[case]
         folded: list[Block] = [_network(results)]
         folded += _case_figures(case, anchor.removeprefix("case-"), results, backends)
         for result in results:
             folded.append(Heading(4, run_key(result), anchors.new(f"case-{run_key(result)}")))
             folded += _case_tables(result, backends)
-        blocks += [Heading(3, case, anchor), Paragraph(results[0]["description"])]
+        blocks += [Heading(3, case, anchor), Paragraph(results[0].description)]
         blocks += _training(results, backends)
         blocks += [Details(f"{_summary_of(results, backends)} — network, plots and every quantity", tuple(folded))]
     return blocks
 
 
-def _training(results: list[dict], backends: list[str]) -> list[Block]:
+def _training(results: list[CaseResult], backends: list[str]) -> list[Block]:
     """The training set-up in words, how far Adam's two forms end apart, and the backends
     compared with the reference in another form than the case's; nothing for older documents."""
     blocks: list[Block] = []
-    said = _per_dtype(results, lambda r: training_text(r["training"], r["m"]) if "training" in r else "")
+    said = _per_dtype(results, lambda r: training_text(r.training, r.m))
     if said:
         blocks.append(Paragraph(f"Training: {said}."))
-    gaps = [r for r in results if r["reference"].get("formulations")]
+    gaps = [r for r in results if r.reference.formulations]
     if gaps:
         blocks += [Paragraph("adam vs adam-hat: the reference trained in each form of Adam, and how far the two "
                              "end apart (relative; for the parameters, the worst one). More than 1 rtol apart, "
@@ -323,9 +325,9 @@ def _training(results: list[dict], backends: list[str]) -> list[Block]:
     forms: dict[tuple[str, str], list[str]] = {}
     for r in results:
         for name in backends:
-            form = other_form(r, r["backends"][name]) if name in r["backends"] else None
-            if form and name not in forms.setdefault((form, r["reference"]["optimizer"]), []):
-                forms[form, r["reference"]["optimizer"]].append(name)
+            form = other_form(r, r.backends[name]) if name in r.backends else None
+            if form and name not in forms.setdefault((form, r.reference.optimizer), []):
+                forms[form, r.reference.optimizer].append(name)
     for (form, own), names in forms.items():
         what = _what_runs(form, names)
         blocks.append(Paragraph(f"Compared with the reference's {form}, not the case's {own}: "
@@ -342,131 +344,130 @@ def _what_runs(form: str, names: list[str]) -> str:
     return f"their Adam is {FORMS[form]}"
 
 
-def training_text(training: dict, m: int) -> str:
+def training_text(training: TrainingRecord, m: int) -> str:
     """``adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100,
     reshuffled every epoch (seed 0), 10 epochs: 40 steps``; a full batch: ``..., full batch, 10 steps``."""
-    optimizer, size = f"{training['optimizer']} ({_settings(training)})", training["batch_size"]
-    steps = plural(training["steps"], "step")
+    optimizer, size = f"{training.optimizer} ({_settings(training)})", training.batch_size
+    steps = plural(training.steps, "step")
     if size is None or size >= m:
         return f"{optimizer}, full batch, {steps}"
     batches = f"batches of {size}"
     if m % size:
         batches += f" (the last of each epoch {m % size})"
-    return f"{optimizer}, {batches}, {_order(training)}, {plural(training['epochs'], 'epoch')}: {steps}"
+    return f"{optimizer}, {batches}, {_order(training)}, {plural(training.epochs, 'epoch')}: {steps}"
 
 
-def _settings(training: dict) -> str:
+def _settings(training: TrainingRecord) -> str:
     """The optimizer's own hyper-parameters: ``learning rate 0.05, momentum 0.9``."""
-    return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in training["hyperparameters"].items())
+    return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in training.hyperparameters.items())
 
 
-def _order(training: dict) -> str:
-    return f"reshuffled every epoch (seed {training['seed']})" if training["shuffle"] == "seed" else "in data order"
+def _order(training: TrainingRecord) -> str:
+    return f"reshuffled every epoch (seed {training.seed})" if training.shuffle == "seed" else "in data order"
 
 
-def _formulations(results: list[dict]) -> Table:
+def _formulations(results: list[CaseResult]) -> Table:
     """Per dtype: the last cost in each Adam form, how far apart they and the final parameters
     end (relative; the worst parameter), and that as a multiple of the trajectory tolerance."""
     rows = []
     for r in results:
-        f = r["reference"]["formulations"]
-        rows.append((Cell(r["dtype"]), *(Cell(number(f["last_costs"].get(form))) for form in FORMS),
-                     Cell(sci(f["last_cost"])), Cell(sci(f["params"])), Cell(f["worst_param"]),
-                     Cell(sci(f["rtol"])), Cell(multiple(f["params"], f["rtol"]))))
+        f = r.reference.formulations
+        rows.append((Cell(r.dtype), *(Cell(number(f.last_costs.get(form))) for form in FORMS),
+                     Cell(sci(f.last_cost)), Cell(sci(f.params)), Cell(f.worst_param),
+                     Cell(sci(f.rtol)), Cell(multiple(f.params, f.rtol))))
     return Table(("dtype", "Last cost, adam", "Last cost, adam-hat", "Costs apart", "Final parameters apart",
                   "Worst parameter", "Trajectory rtol", "Apart, in rtols"), tuple(rows), align="lrrrrlrr")
 
 
-def _per_dtype(results: list[dict], get: Callable[[dict], str]) -> str:
+def _per_dtype(results: list[CaseResult], get: Callable[[CaseResult], str]) -> str:
     """One value for a case's runs, or each with its dtype where they differ."""
     values = [get(r) for r in results]
     if len(set(values)) == 1:
         return values[0]
-    return " · ".join(f"{v} ({r['dtype']})" for v, r in zip(values, results))
+    return " · ".join(f"{v} ({r.dtype})" for v, r in zip(values, results))
 
 
-def _summary_of(results: list[dict], backends: list[str]) -> str:
+def _summary_of(results: list[CaseResult], backends: list[str]) -> str:
     """``16 pass, 2 fail``: the statuses of a case's runs, counted."""
-    tally = Counter(r["backends"][name]["status"] for r in results for name in backends if name in r["backends"])
+    tally = Counter(r.backends[name].status for r in results for name in backends if name in r.backends)
     return ", ".join(f"{tally[s]} {LABEL[s]}" for s in STATUSES if tally[s])
 
 
-def _by_case(results: list[dict]) -> dict[str, list[dict]]:
+def _by_case(results: list[CaseResult]) -> dict[str, list[CaseResult]]:
     cases: dict[str, list[dict]] = {}
     for result in results:
-        cases.setdefault(result["case"], []).append(result)
+        cases.setdefault(result.case, []).append(result)
     return cases
 
 
-def _network(results: list[dict]) -> Table:
+def _network(results: list[CaseResult]) -> Table:
     """The network and its training, one value per property (per dtype where they differ)."""
-    def value(get: Callable[[dict], str]) -> str:
+    def value(get: Callable[[CaseResult], str]) -> str:
         return _per_dtype(results, get)
 
-    training = [("Optimizer", value(lambda r: f"{r['training']['optimizer']}: {_settings(r['training'])}")),
-                ("Batches", value(lambda r: _batches(r)))] if all("training" in r for r in results) else \
-        [("Learning rate", value(lambda r: f"{r['learning_rate']:g}"))]
-    rows = (("Layers", value(lambda r: " → ".join(map(str, r["layers"])))),
-            ("Hidden activation", value(lambda r: r["hidden_activation"])),
-            ("Loss", value(lambda r: r["loss"])),
-            ("Examples (m)", value(lambda r: str(r["m"]))),
+    training = [("Optimizer", value(lambda r: f"{r.training.optimizer}: {_settings(r.training)}")),
+                ("Batches", value(lambda r: _batches(r)))]
+    rows = (("Layers", value(lambda r: " → ".join(map(str, r.layers)))),
+            ("Hidden activation", value(lambda r: r.hidden_activation)),
+            ("Loss", value(lambda r: r.loss)),
+            ("Examples (m)", value(lambda r: str(r.m))),
             *training,
-            ("Training steps", value(lambda r: str(r["steps"]))),
-            ("dtypes", ", ".join(r["dtype"] for r in results)),
-            ("Reference cost", value(lambda r: number(r["reference"]["cost"]))))
+            ("Training steps", value(lambda r: str(r.steps))),
+            ("dtypes", ", ".join(r.dtype for r in results)),
+            ("Reference cost", value(lambda r: number(r.reference.cost))))
     return Table(("Network", "Value"), tuple((Cell(k), Cell(v)) for k, v in rows))
 
 
-def _batches(result: dict) -> str:
+def _batches(result: CaseResult) -> str:
     """``64 examples, reshuffled every epoch (seed 0); 3 epochs`` or ``full batch``."""
-    training, m = result["training"], result["m"]
-    if training["batch_size"] is None or training["batch_size"] >= m:
+    training, m = result.training, result.m
+    if training.batch_size is None or training.batch_size >= m:
         return "full batch"
-    return f"{training['batch_size']} examples, {_order(training)}; {plural(training['epochs'], 'epoch')}"
+    return f"{training.batch_size} examples, {_order(training)}; {plural(training.epochs, 'epoch')}"
 
 
-def _case_tables(result: dict, backends: list[str]) -> list[Block]:
-    ran = [(name, result["backends"][name]) for name in backends if name in result["backends"]]
+def _case_tables(result: CaseResult, backends: list[str]) -> list[Block]:
+    ran = [(name, result.backends[name]) for name in backends if name in result.backends]
     blocks: list[Block] = [_overview(result, ran)]
-    checked = [(name, b) for name, b in ran if b["checks"]]
+    checked = [(name, b) for name, b in ran if b.checks]
     if checked:
         blocks += [_quantities(checked), Paragraph("Tolerances applied:"), _tolerances(checked)]
     return blocks
 
 
-def _overview(result: dict, ran: list[tuple[str, dict]]) -> Table:
-    rows = [(Cell("reference (NumPy)"), Cell(""), Cell(number(result["reference"]["cost"])),
-             Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result["dtype"]), Cell(""))]
+def _overview(result: CaseResult, ran: list[tuple[str, BackendResult]]) -> Table:
+    rows = [(Cell("reference (NumPy)"), Cell(""), Cell(number(result.reference.cost)),
+             Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result.dtype), Cell(""))]
     for name, b in ran:
-        worst = b["worst"] or {"quantity": "—", "rel_error": None, "ulps": None}
-        layer, step, form = b["first_divergent_layer"], b.get("first_divergent_step"), other_form(result, b)
-        note = "; ".join(filter(None, (form and form_note(name, form), gist(b["reason"], 100))))
-        rows.append((Cell(name), Cell(status_label(b["status"]), b["status"]), Cell(number(b["cost"])),
-                     Cell(worst["quantity"]), Cell(sci(worst["rel_error"])), Cell(ulps(worst["ulps"])),
+        worst = b.worst or Worst("—", math.nan, math.nan)
+        layer, step, form = b.first_divergent_layer, b.first_divergent_step, other_form(result, b)
+        note = "; ".join(filter(None, (form and form_note(name, form), gist(b.reason, 100))))
+        rows.append((Cell(name), Cell(status_label(b.status), b.status), Cell(number(b.cost)),
+                     Cell(worst.quantity), Cell(sci(worst.rel_error)), Cell(ulps(worst.ulps)),
                      Cell(optional(layer)), Cell(optional(step)),
-                     Cell(b["dtype_used"] or "—"), Cell(note)))
+                     Cell(b.dtype_used or "—"), Cell(note)))
     return Table(("Backend", "Status", "Cost", "Worst", "Rel error", "ulps", "First divergent layer",
                   "First divergent step", "Computed in", "Note"), tuple(rows), align="llrlrrrrll")
 
 
-def _quantities(checked: list[tuple[str, dict]]) -> Table:
+def _quantities(checked: list[tuple[str, BackendResult]]) -> Table:
     rows = []
     for name, backend in checked:
-        for i, c in enumerate(backend["checks"]):
-            rows.append((Cell(name if i == 0 else ""), Cell(c["quantity"]), Cell(sci(c["max_abs_error"], 2)),
-                         Cell(sci(c["rel_error"])), Cell(ulps(c["ulps"])), Cell(cosine(c["cosine"])),
-                         Cell(f"{c['mismatched']} / {c['total']}"),
-                         Cell(status_label(c["verdict"]), c["verdict"])))
+        for i, c in enumerate(backend.checks):
+            rows.append((Cell(name if i == 0 else ""), Cell(c.quantity), Cell(sci(c.max_abs_error, 2)),
+                         Cell(sci(c.rel_error)), Cell(ulps(c.ulps)), Cell(cosine(c.cosine)),
+                         Cell(f"{c.mismatched} / {c.total}"),
+                         Cell(status_label(c.verdict), c.verdict)))
     return Table(("Backend", "Quantity", "Max abs error", "Rel error", "ulps", "Cosine", "Mismatched",
                   "Verdict"), tuple(rows), align="llrrrrrl")
 
 
-def _tolerances(checked: list[tuple[str, dict]]) -> Table:
+def _tolerances(checked: list[tuple[str, BackendResult]]) -> Table:
     """Each distinct tolerance (kind, rtol, atol, reason) with the backends it was applied to."""
     users: dict[tuple, list[str]] = {}
     for name, backend in checked:
-        for c in backend["checks"]:
-            key = (c["kind"], c["rtol"], c["atol"], c["tolerance_reason"])
+        for c in backend.checks:
+            key = (c.kind, c.rtol, c.atol, c.tolerance_reason)
             if name not in users.setdefault(key, []):
                 users[key].append(name)
     rows = tuple((Cell(kind), Cell(sci(rtol)), Cell(sci(atol)), Cell(reason), Cell(", ".join(names)))
@@ -474,11 +475,11 @@ def _tolerances(checked: list[tuple[str, dict]]) -> Table:
     return Table(("Kind", "rtol", "atol", "Why", "Backends"), rows, align="lrrll")
 
 
-def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]) -> list[Block]:
+def _case_figures(case: str, stem: str, results: list[CaseResult], backends: list[str]) -> list[Block]:
     """The case's plots, named after its (unique) anchor so file names never collide."""
     data = {"case": case, "results": results, "backends": backends}
-    forms = sorted({form for r in results for name in backends if name in r["backends"]
-                    and (form := other_form(r, r["backends"][name]))})
+    forms = sorted({form for r in results for name in backends if name in r.backends
+                    and (form := other_form(r, r.backends[name]))})
     other = ""
     if forms:
         other = (f"; a backend labelled {' or '.join(forms)} ran that optimizer form and is measured against the "
@@ -495,18 +496,18 @@ def _case_figures(case: str, stem: str, results: list[dict], backends: list[str]
     ]
 
 
-def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Block]:
-    run = document["run"]
-    wall = run["backend_seconds"]
+def _run_time(document: Document, backends: list[str], anchors: _Anchors) -> list[Block]:
+    run = document.run
+    wall = run.backend_seconds
     names = [n for n in backends if n in wall] + sorted(set(wall) - set(backends))
-    timing = run.get("timing")
+    timing = run.timing
     if timing:
-        at_a_time = run.get("workers_at_a_time")
+        at_a_time = run.workers_at_a_time
         table = Table(("Backend", "Set-up", "Compile", "Compute", "Probes", "Total"), tuple(
             (Cell(n), *(Cell(seconds(timing[n][key])) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
                                                                       "total_s"))) for n in names if n in timing),
             "lrrrrr")
-        said = (f"Run on {run['date']}: {time_line(run)}. Each backend runs in its own worker"
+        said = (f"Run on {run.date}: {time_line(run)}. Each backend runs in its own worker"
                 f"{f', {at_a_time} at a time' if at_a_time else ''}. Set-up is the worker's start up to its "
                 "framework imported and loaded; compile the time the framework says it spent compiling "
                 "(JAX: tracing, lowering and XLA compilation or loading from its cache; TensorFlow: "
@@ -514,7 +515,7 @@ def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Bl
                 "compute the rest of its cases' time; probes the op probes of its results.")
     else:
         table = Table(("Backend", "Wall time"), tuple((Cell(n), Cell(seconds(wall[n]))) for n in names), "lr")
-        said = (f"Run on {run['date']}, {seconds(run['duration_s'])} in total. Wall time spent in "
+        said = (f"Run on {run.date}, {seconds(run.duration_s)} in total. Wall time spent in "
                 "each backend over all case×dtype runs:")
     return [
         Heading(2, "Run time", anchors.new("run-time")),
@@ -525,12 +526,12 @@ def _run_time(document: dict, backends: list[str], anchors: _Anchors) -> list[Bl
     ]
 
 
-def _performance(bench: dict, anchors: _Anchors) -> list[Block]:
-    threads = bench["environment"].get("threads")
-    rows = tuple((Cell(r["shape"]), Cell(r["dtype"]), Cell(r["backend"]), Cell(r["mode"]),
-                  Cell(seconds(r["median_s"])), Cell(seconds(r["min_s"])), Cell(seconds(r["max_s"])),
-                  Cell(seconds(r["compile_s"])), Cell(speed_text(r["ratio_to_reference"])),
-                  Cell(r["note"] or "")) for r in bench["results"])
+def _performance(bench: BenchDocument, anchors: _Anchors) -> list[Block]:
+    threads = bench.environment.get("threads")
+    rows = tuple((Cell(r.shape), Cell(r.dtype), Cell(r.backend), Cell(r.mode),
+                  Cell(seconds(r.median_s)), Cell(seconds(r.min_s)), Cell(seconds(r.max_s)),
+                  Cell(seconds(r.compile_s)), Cell(speed_text(r.ratio_to_reference)),
+                  Cell(r.note or "")) for r in bench.results)
     return [
         Heading(2, "Performance", anchors.new("performance")),
         Paragraph("Wall time of one full training step (forward, backward, update) on data already on "
@@ -542,17 +543,17 @@ def _performance(bench: dict, anchors: _Anchors) -> list[Block]:
     ]
 
 
-def _environment(document: dict, anchors: _Anchors) -> list[Block]:
-    env, run = document["environment"], document["run"]
-    rows = [("Python", env["python"]), ("Platform", env["platform"]), ("CPU", env["cpu"] or "—"),
-            ("Cores", optional(env["cores"])),
-            ("NumPy", env["numpy"]), ("BLAS", env["blas"] or "—")]
-    rows += [(name, env["frameworks"][name]) for name in sorted(env["frameworks"])]
-    rows += [("Device", env["device"]), ("TF32 allowed", "yes" if env["allow_tf32"] else "no"),
-             ("Git commit", env["git_commit"] or "—"), ("Date", run["date"]),
-             ("Duration", seconds(run["duration_s"]))]
-    flags = tuple((Cell(fw), Cell(flag), Cell(str(env["flags"][fw][flag])))
-                  for fw in sorted(env["flags"]) for flag in sorted(env["flags"][fw]))
+def _environment(document: Document, anchors: _Anchors) -> list[Block]:
+    env, run = document.environment, document.run
+    rows = [("Python", env.python), ("Platform", env.platform), ("CPU", env.cpu or "—"),
+            ("Cores", optional(env.cores)),
+            ("NumPy", env.numpy), ("BLAS", env.blas or "—")]
+    rows += [(name, env.frameworks[name]) for name in sorted(env.frameworks)]
+    rows += [("Device", env.device), ("TF32 allowed", "yes" if env.allow_tf32 else "no"),
+             ("Git commit", env.git_commit or "—"), ("Date", run.date),
+             ("Duration", seconds(run.duration_s))]
+    flags = tuple((Cell(fw), Cell(flag), Cell(str(env.flags[fw][flag])))
+                  for fw in sorted(env.flags) for flag in sorted(env.flags[fw]))
     blocks: list[Block] = [Heading(2, "Environment", anchors.new("environment")),
                            Table(("Property", "Value"), tuple((Cell(k), Cell(v)) for k, v in rows)),
                            Heading(3, "Framework flags", anchors.new("flags"))]

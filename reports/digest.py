@@ -6,10 +6,10 @@ timing against the reference's in words."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gradparity.reports.formatting import factor, relative, seconds, tolerance_share
-from gradparity.reports.schema import STATUSES, SUMMARY_KEYS
+from gradparity.core.results import STATUSES, BackendResult, CaseResult, Check, DeviatingOp, Diagnosis, Document, RunRecord
 
 MARKER = {"pass": "✓", "known_deviation": "≈", "stale": "○", "fail": "✗", "error": "!", "skipped": "–"}
 LABEL = {"pass": "pass", "known_deviation": "known deviation", "stale": "stale", "fail": "fail",
@@ -23,10 +23,10 @@ CONTROL = ("a control checks the harness, not the maths: the reference itself, r
 FORMS = {"adam": "Algorithm 1 of Kingma & Ba", "adam-hat": "the efficient form"}  # the two Adam forms
 
 
-def other_form(result: dict, backend: dict) -> str | None:
+def other_form(result: CaseResult, backend: BackendResult) -> str | None:
     """The optimizer form a backend's trajectory was compared in when it is not the reference's
     own (a framework whose Adam is the other form); None otherwise or in older documents."""
-    ran, own = backend.get("optimizer"), result["reference"].get("optimizer")
+    ran, own = backend.optimizer, result.reference.optimizer
     return ran if ran and own and ran != own else None
 
 
@@ -46,42 +46,42 @@ def status_label(status: str) -> str:
     return f"{MARKER[status]} {LABEL[status]}"
 
 
-def counts(document: dict) -> str:
+def counts(document: Document) -> str:
     """``138 pass · 2 known deviation · 0 stale · …``: the summary's counts in status order."""
-    summary, keys = document["summary"], {status: key for key, status in SUMMARY_KEYS.items()}
-    return " · ".join(f"{summary[keys[s]]} {LABEL[s]}" for s in STATUSES if keys[s] in summary)
+    return " · ".join(f"{document.summary.count(status)} {LABEL[status]}" for status in STATUSES)
 
 
-def backend_order(document: dict) -> list[str]:
+def backend_order(document: Document) -> list[str]:
     """The backends of the results in the order the run asked for them, then any others sorted."""
-    present = {name for result in document["results"] for name in result["backends"]}
-    asked = [name for name in document["options"]["backends"] if name in present]
+    present = {name for result in document.results for name in result.backends}
+    asked = [name for name in document.options.backends if name in present]
     return asked + sorted(present - set(asked))
 
 
-def controls(document: dict) -> list[str]:
-    """The backends that are controls, not evidence (absent from older documents)."""
-    return document["options"].get("controls", [])
+def controls(document: Document) -> list[str]:
+    """The backends that are controls, not evidence."""
+    return document.options.controls()
 
 
-def closest_check(backend: dict) -> dict | None:
+def closest_check(backend: BackendResult) -> Check | None:
     """The check that used the largest share of its tolerance (``excess``; a failed check
     without a measurement, NaN or a wrong shape, counts as infinitely far past it); None
     where nothing was compared, or the backend errored or was skipped."""
-    if backend["status"] in ("error", "skipped"):
+    if backend.status in ("error", "skipped"):
         return None
-    measured = [check for check in backend.get("checks", []) if check["kind"] != "dtype" and check["total"]]
+    measured = [check for check in backend.checks if check.kind != "dtype" and check.total]
     return max(measured, key=_share, default=None)
 
 
-def _share(check: dict) -> float:
+def _share(check: Check) -> float:
     """``excess``, the share of the tolerance used; in documents written before it was
     recorded, rel_error / rtol, the share of the tolerance's relative part."""
-    share = check["excess"] if "excess" in check else check["rel_error"] and check["rel_error"] / check["rtol"]
-    return math.inf if share is None else share
+    if math.isnan(check.excess):
+        return math.inf
+    return check.excess
 
 
-def margin(backend: dict) -> tuple[str, str]:
+def margin(backend: BackendResult) -> tuple[str, str]:
     """The share of its tolerance that a result's closest check used (``<0.01×``, ``0.07×``,
     ``3e6×``; ``0`` when every quantity is bit for bit) and that check's quantity, short
     (``traj b1`` for ``trajectory b1``; empty when bit for bit); two empty strings where
@@ -92,29 +92,29 @@ def margin(backend: dict) -> tuple[str, str]:
     share = _share(check)
     if share == 0:
         return "0", ""
-    return f"{tolerance_share(share)}×", check["quantity"].replace("trajectory ", "traj ")
+    return f"{tolerance_share(share)}×", check.quantity.replace("trajectory ", "traj ")
 
 
-def time_line(run: dict) -> str | None:
+def time_line(run: RunRecord) -> str | None:
     """Where a run's time went, in one line (two significant digits a figure): its wall time, then the workers' set-up (start to
     backend loaded: process, imports), compile, compute and probe seconds summed over all
     workers (they run side by side), and the longest worker; None for a document without
     per-backend timing."""
-    timing = run.get("timing")
+    timing = run.timing
     if not timing:
         return None
-    parts = [(label, sum(entry[key] or 0.0 for entry in timing.values()))
+    parts = [(label, sum(getattr(entry, key) or 0.0 for entry in timing.values()))
              for label, key in (("set-up", "setup_s"), ("compile", "compile_s"), ("compute", "compute_s"),
                                 ("probes", "probes_s"))]
-    longest = max(timing, key=lambda name: timing[name]["total_s"])
+    longest = max(timing, key=lambda name: timing[name].total_s)
     spent = ", ".join(f"{label} {seconds(value, 's', digits=2)}" for label, value in parts)
-    return (f"{seconds(run['duration_s'], 's', digits=2)}: {spent}; "
-            f"longest worker {longest} {seconds(timing[longest]['total_s'], 's', digits=2)}")
+    return (f"{seconds(run.duration_s, 's', digits=2)}: {spent}; "
+            f"longest worker {longest} {seconds(timing[longest].total_s, 's', digits=2)}")
 
 
-def run_key(result: dict) -> str:
+def run_key(result: CaseResult) -> str:
     """``case/dtype``: how a run is named everywhere."""
-    return f"{result['case']}/{result['dtype']}"
+    return f"{result.case}/{result.dtype}"
 
 
 @dataclass
@@ -128,15 +128,15 @@ class Finding:
     status: str
     backend: str
     causes: list[str] = field(default_factory=list)
-    runs: list[dict] = field(default_factory=list)
-    checks: list[tuple[dict, dict]] = field(default_factory=list)
-    ops: dict[tuple[str, str], dict[tuple, dict]] = field(default_factory=dict)
+    runs: list[CaseResult] = field(default_factory=list)
+    checks: list[tuple[CaseResult, Check]] = field(default_factory=list)
+    ops: dict[tuple[str, str], dict[tuple, DeviatingOp]] = field(default_factory=dict)
     reproducer: str | None = None
     reproducer_run: str | None = None
     message: str | None = None
     stderr: str | None = None
 
-    def add(self, result: dict, cause: str, checks: list[dict], diagnosis: dict | None = None,
+    def add(self, result: CaseResult, cause: str, checks: list[Check], diagnosis: Diagnosis | None = None,
             message: str | None = None, stderr: str | None = None) -> None:
         """One more run of this finding: its cause sentence (kept once), its checks, the ops of
         its diagnosis (each kept once), and the first reproducer, message and stderr met."""
@@ -144,20 +144,20 @@ class Finding:
             self.causes.append(cause)
         self.runs.append(result)
         self.checks += [(result, check) for check in checks]
-        for op in (diagnosis or {}).get("ops", []):
-            probes = self.ops.setdefault((op["op"], op["source"].strip()), {})
-            dtypes = (op["input_dtype"], op["output_dtype"])
+        for op in diagnosis.ops if diagnosis else []:
+            probes = self.ops.setdefault((op.op, op.source.strip()), {})
+            dtypes = (op.input_dtype, op.output_dtype)
             if dtypes not in probes or _severity(op) > _severity(probes[dtypes]):
                 probes[dtypes] = op
-        if not self.reproducer and (diagnosis or {}).get("reproducer"):
-            self.reproducer, self.reproducer_run = diagnosis["reproducer"], run_key(result)
+        if not self.reproducer and diagnosis and diagnosis.reproducer:
+            self.reproducer, self.reproducer_run = diagnosis.reproducer, run_key(result)
         self.message = self.message or (message if message and message.strip() != cause else None)
         self.stderr = self.stderr or stderr
 
-    def worst(self) -> tuple[dict, dict] | None:
+    def worst(self) -> tuple[CaseResult, Check] | None:
         """The (result, check) with the largest relative error, None when none has one."""
-        measured = [(result, check) for result, check in self.checks if check["rel_error"] is not None]
-        return max(measured, key=lambda pair: pair[1]["rel_error"], default=None)
+        measured = [(result, check) for result, check in self.checks if math.isfinite(check.rel_error)]
+        return max(measured, key=lambda pair: pair[1].rel_error, default=None)
 
     def worst_text(self) -> str:
         """``Worst dW2: 6.3e-01 relative (2.8e+15 ulp) on saturated/float64; 2.2e-08 to 6.3e-01
@@ -166,14 +166,14 @@ class Finding:
         if worst is None:
             return ""
         result, check = worst
-        text = f"Worst {check['quantity']}: {relative(check['rel_error'])}"
-        if check["ulps"] is not None:
-            text += f" ({check['ulps']:.2g} ulp)"
+        text = f"Worst {check.quantity}: {relative(check.rel_error)}"
+        if math.isfinite(check.ulps):
+            text += f" ({check.ulps:.2g} ulp)"
         text += f" on {run_key(result)}"
         per_run: dict[str, float] = {}
         for run, c in self.checks:
-            if c["rel_error"] is not None:
-                per_run[run_key(run)] = max(per_run.get(run_key(run), 0.0), c["rel_error"])
+            if math.isfinite(c.rel_error):
+                per_run[run_key(run)] = max(per_run.get(run_key(run), 0.0), c.rel_error)
         low, high = f"{min(per_run.values()):.1e}", f"{max(per_run.values()):.1e}"
         if len(per_run) > 1 and low != high:
             text += f"; {low} to {high} over the {len(per_run)} runs"
@@ -184,13 +184,13 @@ class Finding:
     def first_steps(self) -> str:
         """``First divergent step: 3 of 40``, or ``... 3 to 12 over 2 of the 4 runs``: the first
         training step whose cost breaks tolerance, over the runs that have one; empty if none."""
-        steps = [run["backends"][self.backend].get("first_divergent_step") for run in self.runs]
+        steps = [run.backends[self.backend].first_divergent_step for run in self.runs]
         found = [step for step in steps if step is not None]
         if not found:
             return ""
         low, high = min(found), max(found)
         if len(self.runs) == 1:
-            return f"First divergent step: {low} of {self.runs[0]['steps']}"
+            return f"First divergent step: {low} of {self.runs[0].steps}"
         every = len(found) == len(self.runs)
         if every:
             where = f"the {len(found)} runs"
@@ -202,13 +202,13 @@ class Finding:
             return f"First divergent step: {low} on {where}"
         return f"First divergent step: {low} to {high} over {where}"
 
-    def forms(self, document: dict) -> list[str]:
+    def forms(self, document: Document) -> list[str]:
         """Each other optimizer form its trajectories were compared in, as a note, naming the
         runs unless it is all of them: ``Compared with the reference's adam-hat: keras-jax's
         Adam is the efficient form on deep-tanh × float64``."""
-        runs: dict[str, list[dict]] = {}
+        runs: dict[str, list[CaseResult]] = {}
         for run in self.runs:
-            if form := other_form(run, run["backends"][self.backend]):
+            if form := other_form(run, run.backends[self.backend]):
                 runs.setdefault(form, []).append(run)
         notes = []
         for form, hit in runs.items():
@@ -220,53 +220,55 @@ class Finding:
 
     def registered(self) -> list[str]:
         """What the registry says it measured for the deviations behind it, each once."""
-        return list(dict.fromkeys(str(check["deviation"]["measured"]) for _, check in self.checks
-                                  if check.get("deviation")))
+        return list(dict.fromkeys(str(check.deviation.measured) for _, check in self.checks
+                                  if check.deviation))
 
     def notes(self) -> list[str]:
         """What the checks without a measure (a dtype check) say, each distinct message once,
         unless it is a cause already."""
-        notes = [f"{check['quantity']}: {gist(check['message'] or '')}" for _, check in self.checks
-                 if check["rel_error"] is None and check["message"] and gist(check["message"]) not in self.causes]
+        notes = [f"{check.quantity}: {gist(check.message or '')}" for _, check in self.checks
+                 if not math.isfinite(check.rel_error) and check.message and gist(check.message) not in self.causes]
         return list(dict.fromkeys(notes))
 
-    def hits(self, document: dict) -> str:
+    def hits(self, document: Document) -> str:
         """The runs hit, compactly: ``all 10 cases × float64``, ``saturated × float64, float32``."""
         return hits(self.runs, document)
 
 
-def _severity(op: dict) -> float:
+def _severity(op: DeviatingOp) -> float:
     """How badly a probe deviates: its error, infinite when it raised or was not finite."""
-    return math.inf if op["rel_error"] is None else op["rel_error"]
+    if math.isfinite(op.rel_error):
+        return op.rel_error
+    return math.inf
 
 
-def op_text(op: str, source: str, probes: dict[tuple, dict]) -> str:
+def op_text(op: str, source: str, probes: dict[tuple, DeviatingOp]) -> str:
     """``tanh: float64 → float32, 2.0e-07 relative (tolerance 3.6e-15): out = jnp.tanh(tx)``."""
     return f"{op}: {'; '.join(map(op_measure, probes.values()))}: {source.splitlines()[0]}"
 
 
-def op_measure(op: dict) -> str:
+def op_measure(op: DeviatingOp) -> str:
     """What the probe of one op measured: dtypes in and out, its error against its tolerance
     (an op that raised has no output dtype; a non-finite error is recorded as null)."""
-    if op["output_dtype"] is None:
+    if op.output_dtype is None:
         error = "raised"
-    elif op["rel_error"] is None:
+    elif not math.isfinite(op.rel_error):
         error = "a non-finite error"
     else:
-        error = relative(op["rel_error"])
-    return f"{op['input_dtype']} → {op['output_dtype'] or '?'}, {error} (tolerance {op['tolerance']:.1e})"
+        error = relative(op.rel_error)
+    return f"{op.input_dtype} → {op.output_dtype or '?'}, {error} (tolerance {op.tolerance:.1e})"
 
 
-def hits(runs: list[dict], document: dict) -> str:
+def hits(runs: list[CaseResult], document: Document) -> str:
     """Cases grouped by the dtypes they were hit in; ``all N cases`` when every case of the
     document is in a group, the names when at most four are, else a count and the names."""
     dtypes: dict[str, list[str]] = {}
     for run in runs:
-        dtypes.setdefault(run["case"], []).append(run["dtype"])
+        dtypes.setdefault(run.case, []).append(run.dtype)
     groups: dict[tuple[str, ...], list[str]] = {}
     for case, seen in dtypes.items():
         groups.setdefault(tuple(seen), []).append(case)
-    every = list(dict.fromkeys(result["case"] for result in document["results"]))
+    every = list(dict.fromkeys(result.case for result in document.results))
     parts = []
     for seen, cases in groups.items():
         if len(cases) == len(every) > 1:
@@ -279,7 +281,7 @@ def hits(runs: list[dict], document: dict) -> str:
     return "; ".join(parts)
 
 
-def findings(document: dict, backends: list[str]) -> list[Finding]:
+def findings(document: Document, backends: list[str]) -> list[Finding]:
     """Every finding of the document: failures, errors, known deviations (from every check that
     carries one, whatever its run's status) and stale entries, in ``FINDINGS`` order, then
     backend order. A failure is grouped by the ops its diagnosis found responsible, or else by
@@ -290,66 +292,66 @@ def findings(document: dict, backends: list[str]) -> list[Finding]:
         return found.setdefault((FINDINGS.index(status), backends.index(name), status, key),
                                 Finding(status, name))
 
-    for result in document["results"]:
-        for name in (n for n in backends if n in result["backends"]):
-            backend = result["backends"][name]
-            status, cause, diagnosis = backend["status"], cause_of(backend), backend.get("diagnosis")
+    for result in document.results:
+        for name in (n for n in backends if n in result.backends):
+            backend = result.backends[name]
+            status, cause, diagnosis = backend.status, cause_of(backend), backend.diagnosis
             if status == "fail":
-                ops = tuple(sorted({op["op"] for op in (diagnosis or {}).get("ops", [])}))
-                failing = [c for c in backend["checks"] if c["verdict"] == "fail"]
+                ops = tuple(sorted({op.op for op in diagnosis.ops})) if diagnosis else ()
+                failing = [c for c in backend.checks if c.verdict == "fail"]
                 finding(status, name, ops or cause).add(result, cause, failing, diagnosis)
             elif status in ("error", "stale"):
-                finding(status, name, cause).add(result, cause, [], message=backend["reason"],
-                                                 stderr=backend.get("stderr"))
+                finding(status, name, cause).add(result, cause, [], message=backend.reason,
+                                                 stderr=backend.stderr)
             for deviation, checks in _deviations(backend).items():
-                named = {op for check in checks for op in (check.get("deviation") or {}).get("ops", [])}
+                named = {op for check in checks if check.deviation for op in check.deviation.ops}
                 finding("known_deviation", name, deviation).add(
                     result, deviation, checks, _narrowed(diagnosis, named) if status == "known_deviation" else None)
     return [found[key] for key in sorted(found, key=lambda key: key[:2])]
 
 
-def skips(document: dict, backends: list[str]) -> dict[tuple[str, str], list[dict]]:
+def skips(document: Document, backends: list[str]) -> dict[tuple[str, str], list[CaseResult]]:
     """The skipped results, grouped by backend and reason (in backend order): each group's runs."""
-    grouped: dict[tuple[str, str], list[dict]] = {}
+    grouped: dict[tuple[str, str], list[CaseResult]] = {}
     for name in backends:
-        for result in document["results"]:
-            backend = result["backends"].get(name)
-            if backend and backend["status"] == "skipped":
-                grouped.setdefault((name, backend["reason"]), []).append(result)
+        for result in document.results:
+            backend = result.backends.get(name)
+            if backend and backend.status == "skipped":
+                grouped.setdefault((name, backend.reason), []).append(result)
     return grouped
 
 
-def _narrowed(diagnosis: dict | None, ops: set[str]) -> dict | None:
+def _narrowed(diagnosis: Diagnosis | None, ops: set[str]) -> Diagnosis | None:
     """A diagnosis cut down to the ``ops`` a registered deviation names (all when it names
     none), with its reproducer only when the reproducer runs one of the ops kept."""
     if not diagnosis or not ops:
         return diagnosis
-    kept = [op for op in diagnosis["ops"] if op["op"] in ops]
-    reproducer = diagnosis["reproducer"]
-    if reproducer and not any(op["source"].strip() in reproducer for op in kept):
+    kept = [op for op in diagnosis.ops if op.op in ops]
+    reproducer = diagnosis.reproducer
+    if reproducer and not any(op.source.strip() in reproducer for op in kept):
         reproducer = None
-    return {**diagnosis, "ops": kept, "reproducer": reproducer}
+    return replace(diagnosis, ops=kept, reproducer=reproducer)
 
 
-def cause_of(backend: dict) -> str:
+def cause_of(backend: BackendResult) -> str:
     """The one sentence that says why a result is not a plain pass: the diagnosis's pattern,
     else the first line of the reason (for an error, the exception a traceback ends in)."""
-    diagnosis = backend.get("diagnosis")
-    if diagnosis and diagnosis["pattern"]:
-        return diagnosis["pattern"]
-    return gist(backend["reason"]) or "not stated"
+    diagnosis = backend.diagnosis
+    if diagnosis and diagnosis.pattern:
+        return diagnosis.pattern
+    return gist(backend.reason) or "not stated"
 
 
-def _deviations(backend: dict) -> dict[str, list[dict]]:
+def _deviations(backend: BackendResult) -> dict[str, list[Check]]:
     """The checks that carry a known deviation, by cause; a known-deviation result whose checks
     name none is one deviation of its reason."""
-    causes: dict[str, list[dict]] = {}
-    for check in backend["checks"]:
-        if check.get("deviation"):
-            causes.setdefault(check["deviation"]["cause"], []).append(check)
-    if not causes and backend["status"] == "known_deviation":
-        causes[gist(backend["reason"]) or "not stated"] = [c for c in backend["checks"]
-                                                           if c["verdict"] == "known_deviation"]
+    causes: dict[str, list[Check]] = {}
+    for check in backend.checks:
+        if check.deviation:
+            causes.setdefault(check.deviation.cause, []).append(check)
+    if not causes and backend.status == "known_deviation":
+        causes[gist(backend.reason) or "not stated"] = [c for c in backend.checks
+                                                           if c.verdict == "known_deviation"]
     return causes
 
 

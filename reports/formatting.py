@@ -10,6 +10,11 @@ MISSING = "—"  # a value not measured, in a table cell or a sentence
 UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
 
 
+def missing(x: float | None) -> bool:
+    """No value, or one that measured nothing: None, NaN or infinite (JSON's null)."""
+    return x is None or not math.isfinite(x)
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 backend``, ``3 backends``; ``words`` where adding an s is wrong (``entries``)."""
     if n == 1:
@@ -19,14 +24,14 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 
 def number(x: float | None) -> str:
     """A cost or a parameter as it is, in up to ten significant digits."""
-    if x is None:
+    if missing(x):
         return MISSING
     return f"{x:.10g}"
 
 
 def sci(x: float | None, digits: int = 1) -> str:
     """An error or a tolerance in scientific notation, ``digits`` after the point: ``2.2e-16``; 0 as ``0``."""
-    if x is None:
+    if missing(x):
         return MISSING
     if x == 0:
         return "0"
@@ -49,14 +54,14 @@ def significant(x: float, digits: int = 1) -> str:
 def two_digits(x: float | None) -> str:
     """A figure in two significant digits (``0.75``, ``3.4e15``); ``inf`` for a missing one
     (NaN, infinite, no value)."""
-    if x is None:
+    if missing(x):
         return "inf"
     return f"{x:.2g}".replace("e+", "e").replace("e-0", "e-")
 
 
 def ulps(x: float | None) -> str:
     """A difference in units of the dtype's eps: ``3.5``, ``1,024``, ``2.8e+15``."""
-    if x is None:
+    if missing(x):
         return MISSING
     if x < 10:
         return f"{x:.1f}"
@@ -67,7 +72,7 @@ def ulps(x: float | None) -> str:
 
 def cosine(c: float | None) -> str:
     """Cosine similarity; near 1 written as 1 − (1 − c), the informative part."""
-    if c is None:
+    if missing(c):
         return MISSING
     if c == 1:
         return "1"
@@ -78,7 +83,7 @@ def cosine(c: float | None) -> str:
 
 def multiple(x: float | None, of: float) -> str:
     """``x`` as a multiple of ``of``: ``0.31×``, ``42×``, ``4.2e+08×``."""
-    if x is None or not of:
+    if missing(x) or not of:
         return MISSING
     ratio = x / of
     if ratio < 10:

@@ -22,6 +22,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image
 
+from gradparity.core.results import BenchDocument, BenchRow, CaseResult, Check
 from gradparity.reports import formatting
 
 DPI = 100
@@ -67,7 +68,7 @@ def _png(fig: Figure) -> bytes:
 
 
 @_figure
-def cost_curves(case: str, results: list[dict], backends: list[str]) -> Figure | None:
+def cost_curves(case: str, results: list[CaseResult], backends: list[str]) -> Figure | None:
     """Training cost per step: the reference thick, each backend thin and dashed, one panel
     per dtype."""
     if not _any_trajectory(results):
@@ -75,19 +76,19 @@ def cost_curves(case: str, results: list[dict], backends: list[str]) -> Figure |
     fig, axes = _panels(len(results), 3.3, 2.6)
     looks = _line_styles(backends)
     for ax, result in zip(axes, results):
-        reference = _floats(result["reference"]["costs"])
+        reference = _floats(result.reference.costs)
         ax.plot(np.arange(reference.size), reference, **REFERENCE)
         for name, label, costs in _trajectories(result, backends):
             ax.plot(np.arange(costs.size), costs, linewidth=1.1, linestyle="--", markersize=3,
                     label=label, **looks[name])
-        ax.set(title=f"{case} · {result['dtype']}", xlabel="training step", ylabel="cost J")
+        ax.set(title=f"{case} · {result.dtype}", xlabel="training step", ylabel="cost J")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(fig, axes)
     return fig
 
 
 @_figure
-def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figure | None:
+def cost_divergence(case: str, results: list[CaseResult], backends: list[str]) -> Figure | None:
     """|J_backend − J_reference| per step on a log scale, one panel per dtype; exact zeros are
     drawn at a floor of eps · max|J| / 10, one ulp of the cost (eps · max|J|) is marked."""
     if not _any_trajectory(results):
@@ -95,10 +96,10 @@ def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figu
     fig, axes = _panels(len(results), 3.3, 2.6)
     looks = _line_styles(backends)
     for ax, result in zip(axes, results):
-        scale = float(np.nanmax(np.abs(_floats(result["reference"]["costs"])), initial=0.0)) or 1.0
-        ulp = EPS.get(result["dtype"], EPS["float64"]) * scale
+        scale = float(np.nanmax(np.abs(_floats(result.reference.costs)), initial=0.0)) or 1.0
+        ulp = EPS.get(result.dtype, EPS["float64"]) * scale
         for name, label, costs in _trajectories(result, backends):
-            reference = _reference_costs(result, result["backends"][name].get("optimizer"))
+            reference = _reference_costs(result, result.backends[name].optimizer)
             n = min(costs.size, reference.size)
             difference = np.maximum(np.abs(costs[:n] - reference[:n]), ulp / 10)
             ax.plot(np.arange(n), difference, linewidth=1.1, markersize=3, label=label, **looks[name])
@@ -106,7 +107,7 @@ def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figu
         ax.axhline(ulp / 10, color="0.5", linestyle=":", linewidth=0.8, label="floor: exact 0 drawn here")
         _log_y(ax)
         ax.set_ylim(bottom=ulp / 20)
-        ax.set(title=f"{case} · {result['dtype']}", xlabel="training step",
+        ax.set(title=f"{case} · {result.dtype}", xlabel="training step",
                ylabel="|J backend − J reference|")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(fig, axes)
@@ -114,7 +115,7 @@ def cost_divergence(case: str, results: list[dict], backends: list[str]) -> Figu
 
 
 @_figure
-def gradient_errors(case: str, results: list[dict], backends: list[str]) -> Figure | None:
+def gradient_errors(case: str, results: list[CaseResult], backends: list[str]) -> Figure | None:
     """Heatmap of log10 relative error, backends × gradients (dW, db), one panel per dtype;
     cells outside tolerance are outlined (red fail, amber known deviation)."""
     grids = [_gradient_grid(result, backends) for result in results]
@@ -125,7 +126,7 @@ def gradient_errors(case: str, results: list[dict], backends: list[str]) -> Figu
     fig, axes = _panels(len(results), width, height)
     image = None
     for ax, result, (rows, columns, cells) in zip(axes, results, grids):
-        ax.set_title(f"{case} · {result['dtype']}")
+        ax.set_title(f"{case} · {result.dtype}")
         ax.grid(False)
         if not rows:
             ax.set_axis_off()
@@ -140,18 +141,18 @@ def gradient_errors(case: str, results: list[dict], backends: list[str]) -> Figu
     return fig
 
 
-def _gradient_grid(result: dict, backends: list[str]) -> tuple[list[str], list[str], dict]:
+def _gradient_grid(result: CaseResult, backends: list[str]) -> tuple[list[str], list[str], dict]:
     """Rows (backends with gradient checks), columns (gradients in order of appearance) and
     ``{(row, column): check}``."""
     rows, columns, cells = [], [], {}
     for name in backends:
-        checks = [c for c in result["backends"].get(name, {}).get("checks", []) if c["kind"] == "gradients"]
+        checks = [c for c in result.backends[name].checks if c.kind == "gradients"] if name in result.backends else []
         if checks:
             rows.append(name)
         for check in checks:
-            if check["quantity"] not in columns:
-                columns.append(check["quantity"])
-            cells[name, check["quantity"]] = check
+            if check.quantity not in columns:
+                columns.append(check.quantity)
+            cells[name, check.quantity] = check
     return rows, columns, cells
 
 
@@ -159,8 +160,8 @@ def _heatmap(ax: Axes, rows: list[str], columns: list[str], cells: dict) -> Axes
     """Draw one panel: coloured log10 errors, their values written in, failures outlined."""
     values = np.full((len(rows), len(columns)), np.nan)
     for (name, quantity), check in cells.items():
-        if check["rel_error"] is not None:
-            values[rows.index(name), columns.index(quantity)] = _log10(check["rel_error"])
+        if math.isfinite(check.rel_error):
+            values[rows.index(name), columns.index(quantity)] = _log10(check.rel_error)
     cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#eeeeee")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=LOG10_RANGE[0], vmax=LOG10_RANGE[1],
                       aspect="auto")
@@ -170,48 +171,48 @@ def _heatmap(ax: Axes, rows: list[str], columns: list[str], cells: dict) -> Axes
         text = _error_label(value, check)
         dark = not np.isnan(value) and value > sum(LOG10_RANGE) / 2
         ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
-        if check is not None and check["verdict"] in VERDICT_EDGE:
+        if check is not None and check.verdict in VERDICT_EDGE:
             ax.add_patch(Rectangle((j - 0.44, i - 0.44), 0.88, 0.88, fill=False, linewidth=2.0,
-                                   edgecolor=VERDICT_EDGE[check["verdict"]]))
+                                   edgecolor=VERDICT_EDGE[check.verdict]))
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("gradient")
     return image
 
 
-def _error_label(value: float, check: dict | None) -> str:
+def _error_label(value: float, check: Check | None) -> str:
     """What a heatmap cell says: its log10 relative error, ``exact`` for none, ``n/a`` unmeasured."""
     if np.isnan(value):
         return "n/a"
-    if check["rel_error"] == 0:
+    if check.rel_error == 0:
         return "exact"
     return f"{value:.1f}"
 
 
 @_figure
-def decision_boundary(case: str, results: list[dict]) -> Figure | None:
+def decision_boundary(case: str, results: list[CaseResult]) -> Figure | None:
     """Probability contours of the trained reference network over its 2-D data, the 0.5
     contour in black and the points coloured by label (first dtype that has a boundary)."""
-    result = next((r for r in results if r["reference"].get("decision_boundary") is not None), None)
+    result = next((r for r in results if r.reference.decision_boundary is not None), None)
     if result is None:
         return None
-    boundary = result["reference"]["decision_boundary"]
+    boundary = result.reference.decision_boundary
     fig = Figure(figsize=(4.4, 3.4), layout="constrained")
     ax = fig.subplots()
     x, y, probability = (np.asarray(boundary[k], dtype=float) for k in ("x", "y", "probability"))
     cmap, norm = matplotlib.colormaps["RdBu_r"], colors.Normalize(0.0, 1.0)
     filled = ax.contourf(x, y, probability, levels=np.linspace(0.0, 1.0, 11), cmap=cmap, norm=norm, alpha=0.6)
     ax.contour(x, y, probability, levels=[0.5], colors="black", linewidths=1.0)
-    points = np.asarray(boundary["points"], dtype=float)
-    labels = np.ravel(np.asarray(boundary["labels"], dtype=float))
+    points = np.asarray(boundary.points, dtype=float)
+    labels = np.ravel(np.asarray(boundary.labels, dtype=float))
     for k, label in enumerate(np.unique(labels)):
         chosen = labels == label
         ax.scatter(points[0, chosen], points[1, chosen], s=14, marker=MARKERS[k % len(MARKERS)],
                    color=cmap(norm(label)), edgecolors="white", linewidths=0.5, label=f"label {label:g}")
     fig.colorbar(filled, ax=ax, label="P(y = 1), trained reference")
-    accuracy = "" if boundary["accuracy"] is None else f"accuracy {boundary['accuracy']:.1f}%"
-    iterations = "" if boundary["iterations"] is None else f"{boundary['iterations']} iterations"
-    ax.set(title=f"{case} · {result['dtype']}\n{', '.join(filter(None, (accuracy, iterations)))}",
+    accuracy = "" if boundary.accuracy is None else f"accuracy {boundary.accuracy:.1f}%"
+    iterations = "" if boundary.iterations is None else f"{boundary.iterations} iterations"
+    ax.set(title=f"{case} · {result.dtype}\n{', '.join(filter(None, (accuracy, iterations)))}",
            xlabel="$x_1$", ylabel="$x_2$")
     ax.grid(False)
     ax.legend(loc="upper right", framealpha=0.8)
@@ -237,27 +238,27 @@ def backend_times(seconds: dict[str, float], backends: list[str]) -> Figure | No
 
 
 @_figure
-def benchmark(bench: dict) -> Figure | None:
+def benchmark(bench: BenchDocument) -> Figure | None:
     """Grouped bars of median step time (log scale), backends × modes, one panel per shape and
     dtype; whiskers span min to max."""
-    entries = [r for r in bench["results"] if r["mode"] in MODE_COLOURS]
-    if all(r["median_s"] is None for r in entries):
+    entries = [r for r in bench.results if r.mode in MODE_COLOURS]
+    if all(r.median_s is None for r in entries):
         return None
-    groups = list(dict.fromkeys((r["shape"], r["dtype"]) for r in entries))
-    fig, axes = _panels(len(groups), max(3.0, 0.5 * len({r["backend"] for r in entries}) + 1.2), 2.8)
-    modes = [m for m in MODE_COLOURS if any(r["mode"] == m for r in entries)]
+    groups = list(dict.fromkeys((r.shape, r.dtype) for r in entries))
+    fig, axes = _panels(len(groups), max(3.0, 0.5 * len({r.backend for r in entries}) + 1.2), 2.8)
+    modes = [m for m in MODE_COLOURS if any(r.mode == m for r in entries)]
     width = 0.8 / len(modes)
     for ax, (shape, dtype) in zip(axes, groups):
-        group = [r for r in entries if (r["shape"], r["dtype"]) == (shape, dtype)]
-        names = list(dict.fromkeys(r["backend"] for r in group))
+        group = [r for r in entries if (r.shape, r.dtype) == (shape, dtype)]
+        names = list(dict.fromkeys(r.backend for r in group))
         for k, mode in enumerate(modes):
-            chosen = [r for r in group if r["mode"] == mode]
-            xs = [names.index(r["backend"]) + (k - (len(modes) - 1) / 2) * width for r in chosen]
-            timed = [(x, r) for x, r in zip(xs, chosen) if r["median_s"] is not None]
-            ax.bar([x for x, _ in timed], [r["median_s"] for _, r in timed], width,
+            chosen = [r for r in group if r.mode == mode]
+            xs = [names.index(r.backend) + (k - (len(modes) - 1) / 2) * width for r in chosen]
+            timed = [(x, r) for x, r in zip(xs, chosen) if r.median_s is not None]
+            ax.bar([x for x, _ in timed], [r.median_s for _, r in timed], width,
                    yerr=_spread([r for _, r in timed]), color=MODE_COLOURS[mode],
                    error_kw={"linewidth": 0.7, "capsize": 1.5}, label=mode)
-            _mark_not_run(ax, [x for x, r in zip(xs, chosen) if r["median_s"] is None])
+            _mark_not_run(ax, [x for x, r in zip(xs, chosen) if r.median_s is None])
         _log_y(ax)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set(title=f"{shape} · {dtype}", ylabel="median step time (s)")
@@ -274,10 +275,10 @@ def _mark_not_run(ax: Axes, xs: list[float]) -> None:
                 fontsize=6.5, color="0.35")
 
 
-def _spread(entries: list[dict]) -> np.ndarray:
+def _spread(entries: list[BenchRow]) -> np.ndarray:
     """Whisker lengths below and above each median (min and max; zero where not measured)."""
-    below = [r["median_s"] - r["min_s"] if r["min_s"] is not None else 0.0 for r in entries]
-    above = [r["max_s"] - r["median_s"] if r["max_s"] is not None else 0.0 for r in entries]
+    below = [r.median_s - r.min_s if r.min_s is not None else 0.0 for r in entries]
+    above = [r.max_s - r.median_s if r.max_s is not None else 0.0 for r in entries]
     return np.clip(np.array([below, above]).reshape(2, -1), 0.0, None)
 
 
@@ -317,26 +318,27 @@ def _log_y(ax: Axes) -> None:
     ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0), numticks=12))
 
 
-def _any_trajectory(results: list[dict]) -> bool:
-    return any(backend["costs"] for result in results for backend in result["backends"].values())
+def _any_trajectory(results: list[CaseResult]) -> bool:
+    return any(backend.costs for result in results for backend in result.backends.values())
 
 
-def _reference_costs(result: dict, form: str | None) -> np.ndarray:
+def _reference_costs(result: CaseResult, form: str | None) -> np.ndarray:
     """The reference's costs in optimizer form ``form`` (the other Adam form's, where the
     document has them), else in the case's own."""
-    other = (result["reference"].get("formulations") or {}).get("costs", {})
-    return _floats(other[form] if form in other else result["reference"]["costs"])
+    formulations = result.reference.formulations
+    other = formulations.costs if formulations else {}
+    return _floats(other[form] if form in other else result.reference.costs)
 
 
-def _trajectories(result: dict, backends: list[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+def _trajectories(result: CaseResult, backends: list[str]) -> Iterator[tuple[str, str, np.ndarray]]:
     """(backend, label, costs as floats) for every backend of ``result`` that has a cost
     trajectory; the label names the optimizer form it ran when that is not the reference's."""
-    own = result["reference"].get("optimizer")
+    own = result.reference.optimizer
     for name in backends:
-        backend = result["backends"].get(name, {})
-        if backend.get("costs"):
-            form = backend.get("optimizer")
-            yield name, f"{name} ({form})" if own and form and form != own else name, _floats(backend["costs"])
+        backend = result.backends.get(name)
+        if backend and backend.costs:
+            form = backend.optimizer
+            yield name, f"{name} ({form})" if own and form and form != own else name, _floats(backend.costs)
 
 
 def _floats(values: list) -> np.ndarray:

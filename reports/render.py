@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
+from gradparity.core.results import BenchDocument, Document
 from gradparity.reports.content import (TITLE, Block, Bullets, Cell, Details, Figure, Heading, Legend,
                                         Paragraph, Preformatted, Table, build)
 from gradparity.reports.digest import status_label
@@ -87,7 +88,7 @@ class Rendered:
     plots: dict[str, bytes]
 
 
-def render(document: dict, bench: dict | None = None, processes: int = 1) -> Rendered:
+def render(document: Document, bench: BenchDocument | None = None, processes: int = 1) -> Rendered:
     """Build the report's blocks, draw its plots (dropping those with nothing to draw; in up to
     ``processes`` processes, ``draw_all``) and write both pages. Reads the documents only; runs
     no backend."""

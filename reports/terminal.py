@@ -14,8 +14,9 @@ from rich.text import Text
 from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
                                        counts, findings, hits, margin, op_text, skips, speed_text, status_label,
                                        time_line)
+from gradparity.core.results import BackendResult, BenchDocument, CaseResult, Document
 from gradparity.reports.formatting import seconds, seconds_range, two_digits
-from gradparity.reports.schema import STATUSES
+from gradparity.core.results import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
 TITLE = "gradparity: every backend against the NumPy reference"
@@ -24,7 +25,7 @@ STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta"
 STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
 
 
-def print_summary(document: dict) -> None:
+def print_summary(document: Document) -> None:
     """The status matrix (case and dtype down, backends across; per cell a status symbol, the
     share of its tolerance the closest quantity used and, below, that quantity) under its title,
     its legend and the counts, one line per backend and reason for the skipped results, then one
@@ -39,12 +40,12 @@ def print_summary(document: dict) -> None:
         console.print(Text(line, STATUS_STYLE["skipped"]))  # Text: a reason's [extra] is not markup
     for finding in findings(document, backends):
         console.print(finding_block(finding, document))
-    spent = time_line(document["run"])
+    spent = time_line(document.run)
     if spent:
         console.print(spent, style="dim")
 
 
-def matrix(document: dict, backends: list[str]) -> Table:
+def matrix(document: Document, backends: list[str]) -> Table:
     """One row per case and dtype (the case named on its first row), one narrow column per
     backend, its name broken at hyphens and a control marked as one."""
     table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
@@ -54,19 +55,19 @@ def matrix(document: dict, backends: list[str]) -> Table:
         header = name.replace("-", "-\n") + ("\ncontrol" if name in controls(document) else "")
         table.add_column(header, justify="left")
     previous = None
-    for result in document["results"]:
-        cells = [cell(result["backends"].get(name)) for name in backends]
-        table.add_row("" if result["case"] == previous else result["case"], result["dtype"], *cells)
-        previous = result["case"]
+    for result in document.results:
+        cells = [cell(result.backends.get(name)) for name in backends]
+        table.add_row("" if result.case == previous else result.case, result.dtype, *cells)
+        previous = result.case
     return table
 
 
-def cell(backend: dict | None) -> Text:
+def cell(backend: BackendResult | None) -> Text:
     """The status symbol and the share of its tolerance the closest quantity used, that
     quantity on the line below, in the status's colour."""
     if backend is None:
         return Text("")
-    status = backend["status"]
+    status = backend.status
     share, quantity = margin(backend)
     text = f"{MARKER[status]} {share}".rstrip()
     if quantity:
@@ -74,7 +75,7 @@ def cell(backend: dict | None) -> Text:
     return Text(text, STATUS_STYLE[status])
 
 
-def legend(document: dict, backends: list[str]) -> Text:
+def legend(document: Document, backends: list[str]) -> Text:
     """The symbols, what a cell's figures are, what a control is, and the count of each status."""
     text = Text("  ".join(map(status_label, STATUSES)) + "\n")
     text.append(_wrapped(f"each cell: {MARGIN}") + "\n", "dim")
@@ -85,15 +86,15 @@ def legend(document: dict, backends: list[str]) -> Text:
     return text
 
 
-def skip_lines(document: dict, backends: list[str]) -> list[str]:
+def skip_lines(document: Document, backends: list[str]) -> list[str]:
     """``– torch skipped on seed-2layer × float64, float32: torch is not installed (…)``: one
     line per backend and reason of the skipped results, as pytest's short summary gives skip
     reasons."""
-    return [_wrapped(f"{MARKER['skipped']} {name} skipped on {hits(runs, document)}: {reason}", hang=2)
+    return [_wrapped(f"{MARKER["skipped"]} {name} skipped on {hits(runs, document)}: {reason}", hang=2)
             for (name, reason), runs in skips(document, backends).items()]
 
 
-def finding_block(finding: Finding, document: dict) -> Text:
+def finding_block(finding: Finding, document: Document) -> Text:
     """One finding: status, backend and the runs it hit; its cause; the worst figures; what the
     registry measured; the responsible ops; the reproducer (or where to find it when it is
     wider than the terminal) or, for an error, the tail of the worker's stderr."""
@@ -123,25 +124,25 @@ def finding_block(finding: Finding, document: dict) -> Text:
     return text
 
 
-def explanation(backend: str, result: dict) -> str:
+def explanation(backend: str, result: CaseResult) -> str:
     """What ``gradparity explain`` prints for one case, within ``WIDTH`` columns: the verdict,
     the pattern, the registered causes, the ops probed and those that deviate, then the
     reproducer as it is (so it can be pasted)."""
-    outcome = result["backends"][backend]
-    title = f"{backend} on {result['case']} {result['dtype']}: {outcome['status'].replace('_', ' ')}"
-    diagnosis = outcome.get("diagnosis")
+    outcome = result.backends[backend]
+    title = f"{backend} on {result.case} {result.dtype}: {outcome.status.replace('_', ' ')}"
+    diagnosis = outcome.diagnosis
     if not diagnosis:
-        return f"{title}\n{_wrapped(outcome['reason'], 2, hang=2)}\n"
-    causes = {check["deviation"]["name"]: check["deviation"]["cause"] for check in outcome["checks"]
-              if check["deviation"]}
-    lines = [f"pattern: {diagnosis['pattern']}",
+        return f"{title}\n{_wrapped(outcome.reason, 2, hang=2)}\n"
+    causes = {check.deviation.name: check.deviation.cause for check in outcome.checks
+              if check.deviation}
+    lines = [f"pattern: {diagnosis.pattern}",
              *(f"registered deviation {name}: {cause}" for name, cause in causes.items()),
-             f"probed alone: {', '.join(diagnosis['probed']) or 'nothing (no primitives table)'}",
-             *(f"deviates: {op_text(op['op'], op['source'], {None: op})}" for op in diagnosis["ops"])]
+             f"probed alone: {', '.join(diagnosis.probed) or 'nothing (no primitives table)'}",
+             *(f"deviates: {op_text(op.op, op.source, {None: op})}" for op in diagnosis.ops)]
     text = [title, *(_wrapped(line, 2, hang=2) for line in lines)]
-    if diagnosis["reproducer"]:
+    if diagnosis.reproducer:
         text += ["  reproducer (fails with AssertionError while the defect exists):", "",
-                 *("    " + line for line in diagnosis["reproducer"].splitlines()), ""]
+                 *("    " + line for line in diagnosis.reproducer.splitlines()), ""]
     return "\n".join(text)
 
 
@@ -165,12 +166,12 @@ def _wrapped(line: str, indent: int = 0, hang: int = 0) -> str:
                          break_on_hyphens=False)
 
 
-def print_bench_table(document: dict) -> None:
+def print_bench_table(document: BenchDocument) -> None:
     """The rich table within ``WIDTH`` columns: network (shape and dtype, on the first row of
     each), backend, mode, median, min–max, compile, the speed against the reference in words
     (``speed_text``: 2× slower, 1.6× faster, ≈ same) and a note number; under it how to read
     the speed, then the notes, each once."""
-    environment = document["environment"]
+    environment = document.environment
     table = Table(title=f"gradparity bench: one training step (forward, backward, update), "
                         f"{environment['threads']} threads, device {environment['device']}",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -179,18 +180,18 @@ def print_bench_table(document: dict) -> None:
         table.add_column(column, justify=justify, no_wrap=True)
     notes: dict[str, int] = {}
     previous = None
-    for row in document["results"]:
-        network = f"{row['shape']} {row['dtype']}"
-        note = Text(f"[{notes.setdefault(row['note'], len(notes) + 1)}]") if row["note"] else Text("")
-        table.add_row("" if network == previous else network, row["backend"], row["mode"], seconds(row["median_s"]),
-                      seconds_range(row["min_s"], row["max_s"]), seconds(row["compile_s"]),
-                      speed_text(row["ratio_to_reference"]), note)
+    for row in document.results:
+        network = f"{row.shape} {row.dtype}"
+        note = Text(f"[{notes.setdefault(row.note, len(notes) + 1)}]") if row.note else Text("")
+        table.add_row("" if network == previous else network, row.backend, row.mode, seconds(row.median_s),
+                      seconds_range(row.min_s, row.max_s), seconds(row.compile_s),
+                      speed_text(row.ratio_to_reference), note)
         previous = network
     console = Console(width=WIDTH, highlight=False)
     console.print(table)
     lines = [SPEED, *(f"[{number}] {text}" for text, number in notes.items())]
-    lines += [bandwidth_line(limit, document["bandwidth"]["read_bytes_per_s"])
-              for limit in document.get("bandwidth", {}).get("signs", [])]
+    if document.bandwidth:
+        lines += [bandwidth_line(limit, document.bandwidth["read_bytes_per_s"]) for limit in document.bandwidth["signs"]]
     console.print("\n".join(_wrapped(line, hang=4) for line in lines), markup=False)
 
 

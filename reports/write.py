@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gradparity.core.errors import GradparityError
 from gradparity.reports.render import render
+from gradparity.core.results import BenchDocument, Document, upgrade
 from gradparity.reports.schema import DocumentError, validate_bench, validate_document
 
 REPORT_FILES = ("report.html", "report.md", "report.json")
@@ -22,7 +23,7 @@ class OutputError(GradparityError):
     """An output directory that cannot be replaced without deleting files that are not a report."""
 
 
-def write_report(document: dict, out_dir: str | Path, bench: dict | None = None,
+def write_report(document: Document | dict, out_dir: str | Path, bench: BenchDocument | dict | None = None,
                  processes: int = 1) -> dict[str, Path]:
     """Render ``document`` (and ``bench``, for a Performance section) into ``out_dir``:
     ``report.html``, ``report.md``, ``report.json`` and ``plots/*.png``, the plots drawn in up to
@@ -33,7 +34,9 @@ def write_report(document: dict, out_dir: str | Path, bench: dict | None = None,
     ``out_dir`` is replaced only after the new report is complete, and only if it holds
     nothing but a previous report (``OutputError`` otherwise); on any exception it is left
     untouched."""
-    problems = validate_document(document) + ([] if bench is None else validate_bench(bench))
+    data = document.to_dict() if isinstance(document, Document) else document
+    bench_data = bench.to_dict() if isinstance(bench, BenchDocument) else bench
+    problems = validate_document(data) + ([] if bench_data is None else validate_bench(bench_data))
     if problems:
         more = len(problems) - MAX_PROBLEMS
         shown = problems[:MAX_PROBLEMS]
@@ -47,7 +50,8 @@ def write_report(document: dict, out_dir: str | Path, bench: dict | None = None,
     try:
         fresh = workspace / "report"
         fresh.mkdir()  # made by mkdir, not mkdtemp, so it gets the usual permissions
-        names = _write_files(fresh, document, bench, processes)
+        typed_bench = None if bench_data is None else BenchDocument.from_dict(bench_data)
+        names = _write_files(fresh, Document.from_dict(upgrade(data)), typed_bench, processes)
         _swap(fresh, out_dir, workspace / "previous")
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -66,11 +70,11 @@ def _check_replaceable(out_dir: Path) -> None:
                               f"report ({', '.join(foreign)}); choose an empty or report directory")
 
 
-def _write_files(directory: Path, document: dict, bench: dict | None, processes: int) -> list[str]:
+def _write_files(directory: Path, document: Document, bench: BenchDocument | None, processes: int) -> list[str]:
     """Render and write every file of the report into ``directory``; return their names."""
     rendered = render(document, bench, processes)
     (directory / "plots").mkdir()
-    document_json = json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    document_json = json.dumps(document.to_dict(), indent=1, sort_keys=False, allow_nan=False) + "\n"
     files = {"report.html": rendered.html.encode("utf-8"), "report.md": rendered.markdown.encode("utf-8"),
              "report.json": document_json.encode("utf-8")}
     files |= {f"plots/{name}.png": png for name, png in rendered.plots.items()}
