@@ -28,7 +28,8 @@ class BackendEntry:
 
 
 # Keras imports matplotlib.pyplot (keras.src.visualization) and scikit-learn (keras.src.wrappers)
-# when present, and TensorFlow imports Keras: 1.2 s of each such worker's start, measured.
+# when present, and TensorFlow imports Keras; the workers compute nothing there, so hiding them
+# shortens each such worker's start (docs/explanation/performance.md).
 KERAS_EXTRAS = ("matplotlib", "sklearn")
 
 

@@ -80,7 +80,7 @@ def select_device(device: str, allow_tf32: bool) -> jax.Device:
 
 def keep_compiled_programs() -> None:
     """JAX's persistent compilation cache in ``cache_directory("jax")`` for every program, however
-    quick to compile (XLA CPU takes 0.1-0.5 s per small network, every run): a rerun loads the
+    quick to compile (XLA CPU compiles every small network again on every run): a rerun loads the
     same executables instead of compiling them again, so its numbers are the same. A cache
     directory the user configured for JAX is kept; ``GRADPARITY_CACHE_DIR=off`` turns it off."""
     directory = cache_directory("jax")

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
 Params = dict[str, np.ndarray]
 Gradients = tuple[object, list[object], list[object]]
 JOINED_BYTES = 2**24  # the most data ``fit_runs`` copies to join every epoch into one
-# On tensorflow, tracing fit's train step costs 0.1-0.7 s per case (Adam's most), an eager
-# step of the catalogue's small networks 20-40 ms: measured per case, eager was faster up to 6
-# steps and slower from 10, so there a case of at most this many steps fits with run_eagerly.
+# On tensorflow, tracing fit's train step costs more than a few eager steps of the catalogue's
+# small networks, so a case of at most this many steps fits with run_eagerly (the threshold's
+# figures: docs/explanation/performance.md).
 # (On jax an eager step runs op by op, compiling each primitive; torch is eager anyway.)
 EAGER_STEPS = 8 if BACKEND == "tensorflow" else 0
 

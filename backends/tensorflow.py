@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from gradparity.core.optimizers import Training
 
 Variables = dict[str, tf.Variable]
-# Tracing a step into a tf.function costs 0.03-0.4 s, an eager step of the catalogue's small
-# networks 1-6 ms: measured per case, eager was as fast or faster up to momentum's 21 steps and
-# slower from keras-document's 40, so a case of at most this many steps trains eagerly.
+# Tracing a step into a tf.function costs more than a short case's eager steps of the catalogue's
+# small networks, so a case of at most this many steps trains eagerly (the threshold's figures:
+# docs/explanation/performance.md).
 EAGER_STEPS = 24
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {

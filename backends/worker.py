@@ -132,7 +132,7 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
         except Exception as error:
             results.send(("error", index, describe(error)))
     flush_output()
-    os._exit(0)  # every answer is sent: the frameworks' own teardown (about 1 s for TensorFlow) is not needed
+    os._exit(0)  # every answer is sent: the frameworks' own teardown (slow for TensorFlow) is not needed
 
 
 def next_job(jobs: Connection) -> tuple | None:
