@@ -504,7 +504,7 @@ def _run_time(document: Document, backends: list[str], anchors: _Anchors) -> lis
     if timing:
         at_a_time = run.workers_at_a_time
         table = Table(("Backend", "Set-up", "Compile", "Compute", "Probes", "Total"), tuple(
-            (Cell(n), *(Cell(seconds(timing[n][key])) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
+            (Cell(n), *(Cell(seconds(getattr(timing[n], key))) for key in ("setup_s", "compile_s", "compute_s", "probes_s",
                                                                       "total_s"))) for n in names if n in timing),
             "lrrrrr")
         said = (f"Run on {run.date}: {time_line(run)}. Each backend runs in its own worker"

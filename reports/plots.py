@@ -199,7 +199,7 @@ def decision_boundary(case: str, results: list[CaseResult]) -> Figure | None:
     boundary = result.reference.decision_boundary
     fig = Figure(figsize=(4.4, 3.4), layout="constrained")
     ax = fig.subplots()
-    x, y, probability = (np.asarray(boundary[k], dtype=float) for k in ("x", "y", "probability"))
+    x, y, probability = (np.asarray(values, dtype=float) for values in (boundary.x, boundary.y, boundary.probability))
     cmap, norm = matplotlib.colormaps["RdBu_r"], colors.Normalize(0.0, 1.0)
     filled = ax.contourf(x, y, probability, levels=np.linspace(0.0, 1.0, 11), cmap=cmap, norm=norm, alpha=0.6)
     ax.contour(x, y, probability, levels=[0.5], colors="black", linewidths=1.0)
