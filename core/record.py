@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
@@ -41,8 +41,9 @@ class Record:
 
     @classmethod
     def json_schema(cls, title: str | None = None) -> dict:
-        """The JSON Schema (draft 2020-12) of ``to_dict``'s output: every field required, no
-        other field allowed, each record type described once under ``$defs`` by its docstring."""
+        """The JSON Schema (draft 2020-12) of ``to_dict``'s output: every field without a default
+        required, no other field allowed, each record type described once under ``$defs`` by its
+        docstring."""
         definitions: dict[str, dict] = {}
         root = _schema(cls, definitions)
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title or cls.__name__,
@@ -125,7 +126,7 @@ def _schema(hint: Any, definitions: dict[str, dict]) -> dict:
             definitions[hint.__name__] = {
                 "type": "object", "description": " ".join((hint.__doc__ or "").split()),
                 "properties": {item.name: _schema(hints[item.name], definitions) for item in fields(hint)},
-                "required": [item.name for item in fields(hint)], "additionalProperties": False}
+                "required": [item.name for item in fields(hint) if _required(item)], "additionalProperties": False}
         return {"$ref": f"#/$defs/{hint.__name__}"}
     origin, args = get_origin(hint), get_args(hint)
     if origin is Literal:
@@ -133,10 +134,19 @@ def _schema(hint: Any, definitions: dict[str, dict]) -> dict:
     if origin in (list, tuple):
         return {"type": "array", "items": _schema(args[0], definitions)}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema(args[1], definitions)}
+        schema = {"type": "object", "additionalProperties": _schema(args[1], definitions)}
+        if get_origin(args[0]) is Literal:
+            schema["propertyNames"] = {"enum": list(get_args(args[0]))}
+        return schema
     if origin in (typing.Union, types.UnionType):
         return {"anyOf": [_schema(arg, definitions) for arg in args]}
     return {"type": SCALARS[hint]}
+
+
+def _required(item: Field) -> bool:
+    """A field without a default must be there; one with a default may be left out (it reads
+    back as its default)."""
+    return item.default is MISSING and item.default_factory is MISSING
 
 
 def _nullable(schema: dict) -> dict:

@@ -9,6 +9,7 @@ that knows how the older ones differ.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -20,6 +21,8 @@ Status = Literal["pass", "known_deviation", "stale", "fail", "error", "skipped"]
 STATUSES: tuple[str, ...] = get_args(Status)
 Kind = Literal["cost", "activations", "gradients", "trajectory", "dtype"]
 Verdict = Literal["pass", "fail", "known_deviation"]
+Optimizer = Literal["sgd", "momentum", "adam", "adam-hat"]
+Shuffle = Literal["none", "seed"]
 Role = Literal["framework", "control", "ground truth"]
 SUMMARY_KEYS = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
                 "skipped": "skipped", "error": "errors"}  # status -> the summary field that counts it
@@ -105,18 +108,23 @@ class BackendResult(Record):
     a worker's captured output where it errored, and its gradients when arrays are asked for."""
 
     status: Status
-    reason: str = ""
-    dtype_used: str | None = None
-    cost: Measure = float("nan")
-    costs: list[Measure] | None = None
-    checks: list[Check] = field(default_factory=list)
-    optimizer: str | None = None
-    first_divergent_layer: int | None = None
-    first_divergent_step: int | None = None
-    worst: Worst | None = None
-    diagnosis: Diagnosis | None = None
-    stderr: str | None = None
-    gradients: dict[str, Any] | None = None
+    reason: str
+    dtype_used: str | None
+    cost: Measure
+    costs: list[Measure] | None
+    checks: list[Check]
+    optimizer: Optimizer | None
+    first_divergent_layer: int | None
+    first_divergent_step: int | None
+    worst: Worst | None
+    diagnosis: Diagnosis | None
+    stderr: str | None
+    gradients: dict[str, Any] | None
+
+    @classmethod
+    def unanswered(cls, status: Status, reason: str) -> BackendResult:
+        """A result without numbers: skipped, or an error."""
+        return cls(status, reason, None, math.nan, None, [], None, None, None, None, None, None, None)
 
     def failing(self) -> list[Check]:
         """The checks that are not a plain pass."""
@@ -128,8 +136,8 @@ class Formulations(Record):
     """For an Adam case, both forms' costs (every step, and the last) and how far they end
     apart — the last cost and the worst parameter, relatively — next to the trajectory rtol."""
 
-    costs: dict[str, list[Measure]]
-    last_costs: dict[str, Measure]
+    costs: dict[Optimizer, list[Measure]]
+    last_costs: dict[Optimizer, Measure]
     last_cost: Measure
     params: Measure
     worst_param: str
@@ -158,10 +166,10 @@ class ReferenceRecord(Record):
 
     cost: Measure
     costs: list[Measure]
-    optimizer: str
-    formulations: Formulations | None = None
-    decision_boundary: DecisionBoundary | None = None
-    gradients: dict[str, Any] | None = None
+    optimizer: Optimizer
+    formulations: Formulations | None
+    decision_boundary: DecisionBoundary | None
+    gradients: dict[str, Any] | None
 
 
 @dataclass
@@ -169,11 +177,11 @@ class TrainingRecord(Record):
     """How a case trains: the optimizer and every setting, the hyper-parameters that optimizer
     uses, and the number of updates."""
 
-    optimizer: str
+    optimizer: Optimizer
     learning_rate: float
     epochs: int
     batch_size: int | None
-    shuffle: str
+    shuffle: Shuffle
     seed: int
     momentum: float
     beta1: float
@@ -234,7 +242,7 @@ class Options(Record):
     backends: list[str]
     dtypes: list[str]
     steps: list[int]
-    optimizers: list[str]
+    optimizers: list[Optimizer]
     strict: bool
     trajectories: bool
     shard: list[int] | None
@@ -277,22 +285,18 @@ class RunRecord(Record):
 class Summary(Record):
     """Counts of (case, backend) results by status."""
 
-    passed: int = 0
-    failed: int = 0
-    known_deviations: int = 0
-    stale: int = 0
-    skipped: int = 0
-    errors: int = 0
+    passed: int
+    failed: int
+    known_deviations: int
+    stale: int
+    skipped: int
+    errors: int
 
     @classmethod
     def of(cls, results: list[CaseResult]) -> Summary:
         """The counts of ``results``' backend statuses."""
-        summary = cls()
-        for result in results:
-            for backend in result.backends.values():
-                key = SUMMARY_KEYS[backend.status]
-                setattr(summary, key, getattr(summary, key) + 1)
-        return summary
+        statuses = [backend.status for result in results for backend in result.backends.values()]
+        return cls(**{key: statuses.count(status) for status, key in SUMMARY_KEYS.items()})
 
     def count(self, status: str) -> int:
         """How many results have ``status``."""
@@ -326,7 +330,7 @@ def upgrade(data: dict) -> dict:
         "environment": _upgrade_environment(data["environment"]),
         "options": {"cases": options["cases"], "backends": options["backends"], "dtypes": options["dtypes"],
                     "steps": steps if isinstance(steps, list) else [] if steps is None else [steps],
-                    "optimizers": options.get("optimizers", []), "strict": options.get("strict", False),
+                    "optimizers": options.get("optimizers") or _optimizers(data["results"]), "strict": options.get("strict", False),
                     "trajectories": options.get("trajectories", True), "shard": options.get("shard"),
                     "roles": roles, "merged_from": options.get("merged_from", [])},
         "results": [_upgrade_result(result) for result in data["results"]],
@@ -336,6 +340,11 @@ def upgrade(data: dict) -> dict:
     }
 
 
+def _optimizers(results: list[dict]) -> list[str]:
+    """The optimizers of a document's cases, in order (gradient descent before there were others)."""
+    return list(dict.fromkeys(result.get("training", {}).get("optimizer", "sgd") for result in results))
+
+
 def _upgrade_environment(environment: dict) -> dict:
     inner = {label: _upgrade_environment(each) for label, each in environment.get("environments", {}).items()}
     return {"cores": None, "blas": None, "cpu": None, "git_commit": None, **environment, "environments": inner}
@@ -343,11 +352,13 @@ def _upgrade_environment(environment: dict) -> dict:
 
 def _upgrade_result(result: dict) -> dict:
     training = result.get("training") or {
-        "optimizer": "gd", "learning_rate": result["learning_rate"], "epochs": result["steps"], "batch_size": None,
+        "optimizer": "sgd", "learning_rate": result["learning_rate"], "epochs": result["steps"], "batch_size": None,
         "shuffle": "none", "seed": 0, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
         "hyperparameters": {"learning_rate": result["learning_rate"]}, "steps": result["steps"]}
     reference = {"optimizer": training["optimizer"], "formulations": None, "decision_boundary": None,
                  "gradients": None, **result["reference"]}
+    if reference["formulations"] is not None:
+        reference["formulations"] = {"costs": {}, **reference["formulations"]}
     backends = {name: _upgrade_backend(backend) for name, backend in result["backends"].items()}
     return {"data": "", **result, "training": training, "reference": reference, "backends": backends}
 

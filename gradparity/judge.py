@@ -81,7 +81,7 @@ class ReferenceResult:
     def record(self, judging: Judging) -> ReferenceRecord:
         """The document's record of these numbers (the trajectory only where trajectories ran)."""
         case = self.case
-        record = ReferenceRecord(float(self.evaluation.cost), [], case.training.optimizer)
+        record = ReferenceRecord(float(self.evaluation.cost), [], case.training.optimizer, None, None, None)
         if judging.trajectories:
             record.costs, record.formulations = [float(cost) for cost in self.trajectory.costs], self.formulations()
         if judging.include_arrays:
@@ -149,7 +149,7 @@ class Judge:
         assessment = self.assessments.get((outcome.name, index))
         if outcome.status != "ok" or assessment is None:
             status = outcome.status if outcome.status != "ok" else "error"
-            result = BackendResult(status, outcome.reason or outcome.errors.get(index, "no answer"))
+            result = BackendResult.unanswered(status, outcome.reason or outcome.errors.get(index, "no answer"))
         elif assessment.result.status in ("error", "skipped"):
             result = assessment.result
         else:
@@ -181,9 +181,9 @@ def assess(case: Case, reference: ReferenceResult, outcome: BackendOutcome, inde
            judging: Judging) -> Assessment:
     """Compare one answer; an exception while doing so is this backend's error on this case."""
     if index in outcome.errors:
-        return Assessment(BackendResult("error", outcome.errors[index]))
+        return Assessment(BackendResult.unanswered("error", outcome.errors[index]))
     if index in outcome.skips:
-        return Assessment(BackendResult("skipped", outcome.skips[index]))
+        return Assessment(BackendResult.unanswered("skipped", outcome.skips[index]))
     try:
         evaluation, trajectory = outcome.outputs[index]
         checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
@@ -191,12 +191,10 @@ def assess(case: Case, reference: ReferenceResult, outcome: BackendOutcome, inde
             backend_status(check.verdict for check in checks), "", measured_dtype(evaluation, trajectory),
             float(evaluation.cost), [float(cost) for cost in trajectory.costs] if trajectory else None, checks,
             trajectory_form(case, trajectory), first_divergent_layer(checks), first_divergent_step(checks),
-            worst_check(checks))
-        if judging.include_arrays:
-            result.gradients = arrays_to_lists(evaluation.gradients)
+            worst_check(checks), None, None, arrays_to_lists(evaluation.gradients) if judging.include_arrays else None)
         return Assessment(result, scale_factor(evaluation.gradients, reference.evaluation.gradients))
     except Exception as error:
-        return Assessment(BackendResult("error", f"its result could not be compared: {describe(error)}"))
+        return Assessment(BackendResult.unanswered("error", f"its result could not be compared: {describe(error)}"))
 
 
 def trajectory_form(case: Case, trajectory: Trajectory | None) -> str | None:

@@ -132,9 +132,33 @@ def check_schema() -> dict:
 def _schema_problems(document: Any, schema: dict) -> list[str]:
     """Where ``document`` breaks ``schema``, one line each, then its non-finite numbers."""
     validator = jsonschema.Draft202012Validator(schema)
-    problems = [f"{_path(error.absolute_path)}: {error.message}"
-                for error in sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))]
-    return problems + _non_finite(document, "document")
+    errors = sorted(validator.iter_errors(document), key=lambda error: [str(part) for part in error.absolute_path])
+    return [_problem(error) for error in errors] + _non_finite(document, "document")
+
+
+JSON_TYPES = {"object": "an object", "array": "list", "string": "string", "number": "number", "integer": "int",
+              "boolean": "bool", "null": "null"}
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """One schema error as ``path: what is wrong``, in the words of the Python values."""
+    path, value = _path(error.absolute_path), error.instance
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in value]
+        return f"{path}.{missing[0]}: missing"
+    if error.validator == "type":
+        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"{path}: expected {' or '.join(JSON_TYPES[kind] for kind in kinds)}, got {type(value).__name__}"
+    if error.validator == "enum":
+        return f"{path}: {value!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "additionalProperties" and isinstance(error.validator_value, bool):
+        unexpected = sorted(set(value) - set(error.schema.get("properties", {})))
+        return f"{path}: unexpected field {unexpected[0]!r}"
+    if error.validator == "anyOf":  # a record or null: what is wrong inside the record
+        inside = [each for each in error.context if each.validator_value != "null"]
+        if inside:
+            return _problem(max(inside, key=lambda each: len(each.absolute_path)))
+    return f"{path}: {error.message}"
 
 
 def _boundary(boundary: DecisionBoundary, path: str) -> list[str]:

@@ -90,7 +90,7 @@ def skip_lines(document: Document, backends: list[str]) -> list[str]:
     """``– torch skipped on seed-2layer × float64, float32: torch is not installed (…)``: one
     line per backend and reason of the skipped results, as pytest's short summary gives skip
     reasons."""
-    return [_wrapped(f"{MARKER["skipped"]} {name} skipped on {hits(runs, document)}: {reason}", hang=2)
+    return [_wrapped(f"{MARKER['skipped']} {name} skipped on {hits(runs, document)}: {reason}", hang=2)
             for (name, reason), runs in skips(document, backends).items()]
 
 
