@@ -89,7 +89,8 @@ def apply_network_defaults(args: argparse.Namespace) -> None:
 def refuse_beside_case(names: list[str], given: list[str]) -> None:
     """UsageError naming the network options given beside --case, which fixes them all."""
     if given:
-        raise UsageError(f"--case {', '.join(names)} fixes the data and network; drop {', '.join(given)}")
+        cases = " ".join(f"--case {name}" for name in names)
+        raise UsageError(f"{cases} fixes the data and network; drop {', '.join(given)}")
 
 
 def refuse_without_params(given: list[str]) -> None:
