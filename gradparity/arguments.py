@@ -170,14 +170,16 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: Training | N
 
 
 def defer_network_defaults(parser: argparse.ArgumentParser, **defaults) -> None:
-    """Leave the parser's network options None until the command applies
-    ``args.network_defaults``, so that those given beside --case can be named; the help
-    still states each default. ``defaults`` are further parser defaults (the handler)."""
+    """Leave the parser's network options None until ``inputs.resolve`` applies
+    ``args.network_defaults``, so that the options given can be named; the help still states
+    each default. Every network option and --case the command lacks is None, so that one
+    resolver reads every command's arguments. ``defaults`` are further parser defaults (the
+    handler)."""
     actions = [action for action in parser._actions if action.dest in NETWORK_OPTIONS]
     for action in actions:
         action.help = with_default(action)
-    parser.set_defaults(network_defaults={action.dest: action.default for action in actions},
-                        **{action.dest: None for action in actions}, **defaults)
+    network_defaults = dict.fromkeys(NETWORK_OPTIONS) | {action.dest: action.default for action in actions}
+    parser.set_defaults(network_defaults=network_defaults, **dict.fromkeys(("case", *NETWORK_OPTIONS)), **defaults)
 
 
 def training_overrides(args: argparse.Namespace) -> dict:

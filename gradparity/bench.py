@@ -28,7 +28,7 @@ from gradparity.backends.worker import MALLOC_ENVIRONMENT
 from gradparity.core.cases import BENCH_SHAPES, Case
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import check_dtype
-from gradparity.core.results import BENCH_SCHEMA
+from gradparity.core.results import BENCH_SCHEMA, BenchDocument
 from gradparity.environment import fingerprint
 from gradparity.runner import BackendOutcome, Progress, run_backends
 
@@ -133,7 +133,7 @@ def bandwidth_limits(cases: list[Case], rows: list[dict], bandwidth: float) -> l
 
 
 def bench_document(cases: list[Case], outcomes: dict[str, BackendOutcome], threads: int, repeats: int,
-                   device: str, with_bandwidth: bool) -> dict:
+                   device: str, with_bandwidth: bool) -> BenchDocument:
     """The ``gradparity-bench/1`` document of a run: environment, one row per shape, dtype,
     backend and mode, and with ``with_bandwidth`` the read bandwidth and the signs limits."""
     rows = result_rows(cases, outcomes)

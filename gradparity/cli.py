@@ -18,23 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import __version__, bench, engine, learner
+from gradparity import __version__, bench, engine, inputs, learner
 from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
                                   check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
-from gradparity.core import datasets
-from gradparity.core.cases import BENCH_SHAPES, CATALOGUE, Case, build_case, make_case
+from gradparity.core.cases import BENCH_SHAPES
 from gradparity.conventions import CONVENTIONS
 from gradparity.core.errors import GradparityError
 from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
-from gradparity.core.network import DTYPES, NetworkSpec, check_dtype, spec_from_params
+from gradparity.core.network import DTYPES
 from gradparity.core.optimizers import Training, epoch_means
-from gradparity.core.reference import cost, evaluate, forward, initial_params, train
-from gradparity.core.results import BENCH_SCHEMA, Document
+from gradparity.core.reference import cost, evaluate, forward, train
+from gradparity.core.results import BENCH_SCHEMA, BenchDocument, Document
 from gradparity.merge import load_documents, merge
-from gradparity.reports import write_report
+from gradparity.reports import validate_bench, write_report
 from gradparity.reports.terminal import explanation, print_bench_table, print_check_document, print_summary
 from gradparity.runner import default_parallel
 
@@ -46,25 +45,6 @@ MODEL = ("full-batch gradient descent on a 2-4-1 sigmoid network and the flower 
          "iterations, the cost printed every 1000")
 
 
-def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """The --data file (its header as --header says) or the bundled --dataset."""
-    loss = "bce" if args.loss == learner.AUTO else args.loss  # bce's labels: a row for two classes, one-hot for more
-    if args.data:
-        return datasets.load_file(args.data, loss, header=args.header)
-    if args.header is not None:
-        raise UsageError("--header and --no-header apply to a --data .csv file")
-    return datasets.load_dataset(args.dataset or "flower", loss)
-
-
-def network_from_args(args: argparse.Namespace):
-    """Data (cast to --dtype), the spec and the initial parameters the options describe."""
-    X, Y = load_data(args)
-    spec = NetworkSpec((X.shape[0], *args.hidden, Y.shape[0]), args.activation, args.loss)
-    datasets.check_data(X, Y, args.loss)
-    params = initial_params(spec, args.init, args.seed, args.dtype)
-    return X.astype(args.dtype), Y.astype(args.dtype), spec, params
-
-
 def command_train(args: argparse.Namespace) -> int:
     """Train the reference as the document's model() (or with another optimizer and
     mini-batches): cost lines and the final cost, accuracy, optional JSON and plots; exit 1
@@ -72,10 +52,11 @@ def command_train(args: argparse.Namespace) -> int:
     json_path = args.json and check_json_path(args.json)
     plot_dir = args.plot and check_out_dir(args.plot, "--plot")
     training = Training(**training_overrides(args))
-    X, Y, spec, params = network_from_args(args)
+    [case] = inputs.resolve(args).cases
+    X, Y, spec = case.X, case.Y, case.spec
     training.check_batch_size(X.shape[1])
     started = time.perf_counter()
-    trained = train(params, X, Y, spec, training)
+    trained = train(case.params, X, Y, spec, training)
     seconds = time.perf_counter() - started
     final = forward(trained.params, X, spec)
     final_cost = cost(final.Z[-1], final.A[-1], Y, spec.loss)
@@ -96,7 +77,6 @@ def command_train(args: argparse.Namespace) -> int:
                                "batch_sizes": trained.batch_sizes, "epoch_costs": epoch_costs,
                                "final_cost": final_cost, "diverged": diverged, "accuracy": accuracy,
                                "training_seconds": seconds})
-        print(f"wrote {json_path}")
     if plot_dir:
         from gradparity.reports.training import plot_training
 
@@ -123,14 +103,9 @@ def divergence(costs: list[float], training: Training) -> str | None:
 def command_gradcheck(args: argparse.Namespace) -> int:
     """Reference gradients against central differences; exit 1 above the threshold, with the
     reason when rounding noise explains the difference."""
-    if args.case:
-        refuse_network_options(args)
-        case = build_case(args.case, args.dtype)
-        X, Y, spec, params = case.X, case.Y, case.spec, case.params
-    else:
-        apply_network_defaults(args)
-        X, Y, spec, params = network_from_args(args)
-    result = gradcheck(params, X, Y, spec, seed=args.sample_seed)
+    [case] = inputs.resolve(args).cases
+    X, spec = case.X, case.spec
+    result = gradcheck(case.params, X, case.Y, spec, seed=args.sample_seed)
     worst = result.worst
     rounded = "" if args.dtype == "float64" else f", of the parameters and data rounded to {args.dtype}"
     print(f"network {spec.describe()}, m = {X.shape[1]}: central differences in float64 (h = {STEP:g}){rounded}")
@@ -165,26 +140,6 @@ def gradcheck_failure(result: GradcheckResult, args: argparse.Namespace) -> str:
     return f"{why} A --threshold of {args.threshold:g} lies below that noise: no correct gradient can pass it."
 
 
-def given_network_options(args: argparse.Namespace) -> list[str]:
-    """The network options given on the command line (they default to None until
-    ``apply_network_defaults``), as ``--name``."""
-    return [f"--{option}" for option in args.network_defaults if getattr(args, option) is not None]
-
-
-def refuse_network_options(args: argparse.Namespace) -> None:
-    """UsageError naming the network options given beside --case, which fixes them all."""
-    given = given_network_options(args)
-    if given:
-        raise UsageError(f"--case {args.case} fixes the data and network; drop {', '.join(given)}")
-
-
-def apply_network_defaults(args: argparse.Namespace) -> None:
-    """Give every network option left out its default."""
-    for option, default in args.network_defaults.items():
-        if getattr(args, option) is None:
-            setattr(args, option, default)
-
-
 def command_check(args: argparse.Namespace) -> int:
     """A learner's backprop against the reference (which decides), central differences of
     their own cost and the frameworks; exit 1 when a quantity is wrong. With --json, a
@@ -196,12 +151,10 @@ def command_check(args: argparse.Namespace) -> int:
     except GradparityError as error:
         if json_path:
             write_json(json_path, learner.error_document(error, source=args.target))
-            print(f"wrote {json_path}")
         raise
     print_check_document(document)
     if json_path:
-        write_json(json_path, document)
-        print(f"wrote {json_path}")
+        write_json(json_path, document.to_dict())
     return EXIT_OK if document["verdict"] == "pass" else EXIT_FAILED
 
 
@@ -209,108 +162,32 @@ def checked_document(args: argparse.Namespace) -> dict:
     """Load the learner's code, choose the networks and check it: the ``gradparity-check/2`` document."""
     backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
     calls, source = learner.load_code(args.target, args.convention)
-    cases, fixed = learner_cases(args)
-    network = (cases[0].spec.hidden_activation, cases[0].spec.loss) if args.case else (args.activation, args.loss)
+    networks = inputs.resolve(args, own_layers=learner.OWN_HIDDEN)
+    cases = networks.cases
+    network = (args.activation, args.loss)
+    if args.case:
+        cases = [replace(case, description=f"case {case.name}") for case in cases]
+        network = (cases[0].spec.hidden_activation, cases[0].spec.loss)
     with progress_bar(len(cases), backends) if backends else contextlib.nullcontext(None) as progress:
-        result = learner.check_code(calls, cases, backends, progress, network, fixed, source)
+        result = learner.check_code(calls, cases, backends, progress, network, networks.fixed, source)
     return result.to_dict()
 
 
-def learner_cases(args: argparse.Namespace) -> tuple[list[Case], bool]:
-    """The networks ``check`` calls the learner's code on, and whether the options fix them:
-    a catalogue case (which fixes everything but the dtype), the data with --params (one
-    network) or --hidden (one), or the tool's own networks of 1, 2 and 3 hidden layers."""
-    if args.case:
-        refuse_network_options(args)
-        case = build_case(args.case, args.dtype)
-        return [replace(case, description=f"case {args.case}")], True
-    given = given_network_options(args)
-    apply_network_defaults(args)
-    X, Y = load_data(args)
-    data = args.data or args.dataset
-    if not args.params:
-        hidden = [tuple(args.hidden)] if "--hidden" in given else learner.OWN_HIDDEN
-        return learner.own_networks(X, Y, data, args.activation, args.loss, args.dtype, hidden, args.init,
-                                    args.seed), "--hidden" in given
-    for option in ("--init", "--seed"):
-        if option in given:
-            raise UsageError(f"{option} initialises a network; --params already gives its parameters")
-    params = load_params(args.params)
-    outputs = params.get(f"W{sum(key.startswith('W') for key in params)}")
-    if outputs is not None and outputs.ndim == 2 and outputs.shape[0] != Y.shape[0]:
-        raise UsageError(outputs_mismatch(outputs.shape[0], Y.shape[0], data))
-    spec = spec_from_params(params, learner.default(args.activation, "sigmoid"),
-                            learner.default(args.loss, learner.default_loss(Y)))
-    if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
-        raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
-    return [make_case(Path(args.params).stem, f"{data}, {args.params}", X, Y, params, spec, args.dtype)], True
-
-
-def outputs_mismatch(outputs: int, rows: int, data: str) -> str:
-    """What to pass when the parameters' output layer and the labels disagree."""
-    if outputs > 1:
-        return (f"the parameters have {outputs} output units but {data}'s labels have {rows} row(s): a {outputs}-class "
-                f"network needs {outputs}-class data: --data FILE.npz with Y one-hot ({outputs}, m) or integer labels, "
-                f"or a bundled set with {outputs} classes (blobs has 3), and --loss softmax-ce (or auto)")
-    return (f"the parameters have 1 output unit but {data}'s labels have {rows} rows: give two-class data "
-            "(--dataset flower, moons, ...) or parameters with one output per class")
-
-
 def write_json(path: str | os.PathLike, document: dict) -> None:
-    """Write ``document`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    """Write ``document`` to ``path`` atomically (a temporary file beside it, then a rename) and
+    print ``wrote PATH``."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
     temporary.replace(target)
-
-
-def cases_from_args(args: argparse.Namespace) -> list:
-    """The catalogue cases (or the user's own network) in every requested dtype."""
-    for dtype in args.dtype:
-        check_dtype(dtype)
-    if bool(args.data) != bool(args.params):
-        raise UsageError("--data and --params go together: give both to check your own network")
-    if not args.data:
-        if args.hidden is not None:
-            raise UsageError("--hidden only applies with --params (catalogue cases fix their own layers)")
-        return [build_case(name, dtype, **training_overrides(args)) for name in (args.case or CATALOGUE)
-                for dtype in args.dtype]
-    if args.case:
-        raise UsageError("--case and --data/--params exclude each other")
-    X, Y = datasets.load_file(args.data, args.loss, header=args.header)
-    params, spec = network_from_params(args.params, args.activation, args.loss, args.hidden)
-    name = Path(args.params).stem
-    given = {field: value for field, value in training_overrides(args).items() if value is not None}
-    return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
-                      Training(**given)) for dtype in args.dtype]
-
-
-def network_from_params(path: str, activation: str, loss: str, hidden: list[int] | None) -> tuple[dict, NetworkSpec]:
-    """The parameters in ``path`` and the spec they imply; UsageError when ``hidden`` is given
-    and disagrees with their layers."""
-    params = load_params(path)
-    spec = spec_from_params(params, activation, loss)
-    if hidden is not None and list(spec.layer_sizes[1:-1]) != hidden:
-        raise UsageError(f"--hidden {hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
-    return params, spec
-
-
-def load_params(path: str) -> dict[str, np.ndarray]:
-    """``W1, b1, ..., WL, bL`` from an .npz file, as float64 arrays."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: np.asarray(archive[name], dtype=np.float64) for name in archive.files}
-    except FileNotFoundError:
-        raise UsageError(f"parameter file {path} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read parameter file {path} as .npz: {error}") from None
+    print(f"wrote {path}")
 
 
 def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> Document:
     """Run the selected cases on the selected backends, with a progress bar on a terminal; an
     unknown backend is refused before any case is built."""
     resolve(args.backends)
-    cases = cases_from_args(args)
+    cases = [case.with_training(**training_overrides(args)) for case in inputs.resolve(args).cases]
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                                 decision_boundaries=decision_boundaries, strict=args.strict,
@@ -378,7 +255,6 @@ def command_run(args: argparse.Namespace) -> int:
     print_summary(document)
     if json_path:
         write_json(json_path, document.to_dict())
-        print(f"wrote {json_path}")
     return finish(document, args)
 
 
@@ -408,7 +284,7 @@ def command_report(args: argparse.Namespace) -> int:
     return finish(document, args)
 
 
-def load_bench(path: str) -> dict:
+def load_bench(path: str) -> BenchDocument:
     """A ``gradparity bench --json`` document, or UsageError saying why it cannot be read."""
     try:
         document = json.loads(Path(path).read_text())
@@ -416,7 +292,10 @@ def load_bench(path: str) -> dict:
         raise UsageError(f"cannot read --bench {path} as JSON: {error}") from None
     if not isinstance(document, dict) or document.get("schema") != BENCH_SCHEMA:
         raise UsageError(f"--bench {path} is not a {BENCH_SCHEMA} document (write one with gradparity bench --json)")
-    return document
+    problems = validate_bench(document)
+    if problems:
+        raise UsageError(f"--bench {path} is not a valid {BENCH_SCHEMA} document: {problems[0]}")
+    return BenchDocument.from_dict(document)
 
 
 def command_bench(args: argparse.Namespace) -> int:
@@ -431,8 +310,7 @@ def command_bench(args: argparse.Namespace) -> int:
     document = bench.bench_document(cases, outcomes, threads, repeats, args.device, args.bandwidth)
     print_bench_table(document)
     if json_path:
-        write_json(json_path, document)
-        print(f"wrote {json_path}")
+        write_json(json_path, document.to_dict())
     failed = bench.failed_backends(outcomes)
     if failed:
         print(f"failed: {', '.join(failed)} (see the notes)", file=sys.stderr)
@@ -463,7 +341,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", metavar="DIR", help="write cost.png (every step's cost) and, for 2-feature data, "
                                                       "decision_boundary.png into DIR, created if needed (default: "
                                                       "no plots)")
-    parser.set_defaults(handler=command_train)
+    defer_network_defaults(parser, handler=command_train)
 
 
 def add_gradcheck_parser(commands: argparse._SubParsersAction) -> None:
@@ -539,7 +417,7 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
     add_selection_options(parser)
     parser.add_argument("--json", metavar="FILE", help="write the gradparity/1 result document (default: not written)")
     parser.add_argument("--include-arrays", action="store_true", help="put the gradients themselves in the JSON")
-    parser.set_defaults(handler=command_run)
+    defer_network_defaults(parser, handler=command_run)
 
 
 def add_report_parser(commands: argparse._SubParsersAction) -> None:
@@ -560,7 +438,7 @@ def add_report_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="instead of running, combine result documents (run --json: shards, or runs on other "
                              "machines or framework versions) into one report (default: run)")
-    parser.set_defaults(handler=command_report)
+    defer_network_defaults(parser, handler=command_report)
 
 
 def add_explain_parser(commands: argparse._SubParsersAction) -> None:
@@ -575,7 +453,7 @@ def add_explain_parser(commands: argparse._SubParsersAction) -> None:
                         "gradparity explain torch --case relu --dtype float32"))
     parser.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(REGISTRY)}")
     add_selection_options(parser, several_backends=False, dtypes=("float64",))
-    parser.set_defaults(handler=command_explain)
+    defer_network_defaults(parser, handler=command_explain)
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:

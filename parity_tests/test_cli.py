@@ -88,58 +88,12 @@ def test_gradcheck_passes_and_fails_by_threshold(capsys):
 def test_gradcheck_of_a_catalogue_case(capsys):
     assert main(["gradcheck", "--case", "relu"]) == 0
     assert "network 2-8-4-1 relu/bce, m = 400" in capsys.readouterr().out
-    assert main(["gradcheck", "--case", "nope"]) == 2
 
 
 def test_gradcheck_samples_large_layers_and_says_so(capsys):
     assert main(["gradcheck", "--dataset", "digits", "--loss", "softmax-ce", "--hidden", "40",
                  "--init", "xavier"]) == 0
     assert "seeded sample of W1" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("args, message", [
-    (["train", "--dataset", "nope"], "invalid choice: 'nope'"),
-    (["train", "--activation", "swish"], "unknown activation 'swish'"),
-    (["train", "--loss", "hinge"], "unknown loss 'hinge'"),
-    (["train", "--init", "glorot"], "unknown init 'glorot'"),
-    (["train", "--lr", "0"], "learning rate must be a positive number"),
-    (["train", "--lr", "-1"], "learning rate must be a positive number"),
-    (["train", "--iterations", "0"], "must be a positive integer"),
-    (["train", "--hidden", "4,0"], "layer 2 has 0 units"),
-    (["train", "--hidden", "four"], "hidden layer sizes are integers separated by commas"),
-    (["train", "--data", "/no/such/file.npz"], "/no/such/file.npz"),
-    (["run", "--backends", "nope"], "unknown backend 'nope'"),
-    (["run", "--case", "nope"], "unknown case 'nope'"),
-    (["run", "--dtype", "float16"], "unknown dtype 'float16'"),
-    (["run", "--data", "x.npz"], "--data and --params go together"),
-    (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, momentum, adam, adam-hat"),
-    (["train", "--batch-size", "0"], "batch size must be a positive integer, got 0"),
-    (["train", "--batch-size", "401"], "batch size 401 is larger than the 400 examples"),
-    (["train", "--epochs", "0"], "epochs must be a positive integer, got 0"),
-    (["train", "--beta1", "1"], "beta1 must lie in [0, 1), got 1.0"),
-    (["train", "--beta2", "-0.5"], "beta2 must lie in [0, 1), got -0.5"),
-    (["train", "--epsilon", "0"], "epsilon must be a positive number, got 0.0"),
-    (["train", "--momentum", "1"], "momentum must lie in [0, 1), got 1.0"),
-    (["train", "--shuffle", "random"], "unknown shuffle 'random'"),
-    (["run", "--case", "seed-2layer", "--batch-size", "1000"], "batch size 1000 is larger than the 400 examples"),
-    (["run", "--optimizer", "adamw"], "unknown optimizer 'adamw'"),
-])
-def test_bad_input_is_one_line_and_exit_status_2(args, message):
-    result = run_cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_non_numeric_and_nan_data_files_are_refused(tmp_path):
-    bad_csv = tmp_path / "bad.csv"
-    bad_csv.write_text("1,2,0\n3,x,1\n")
-    result = run_cli("train", "--data", str(bad_csv))
-    assert result.returncode == 2 and "line 2" in result.stderr and "Traceback" not in result.stderr
-    nan_npz = tmp_path / "nan.npz"
-    np.savez(nan_npz, X=np.array([[np.nan, 1.0]]), Y=np.array([[0.0, 1.0]]))
-    result = run_cli("train", "--data", str(nan_npz))
-    assert result.returncode == 2 and "NaN" in result.stderr
 
 
 def test_help_explains_every_option():
@@ -166,12 +120,6 @@ def test_shards_run_apart_merge_into_one_report(tmp_path):
     assert document["summary"]["passed"] == 4 and document["options"]["merged_from"] == ["shard1", "shard2"]
 
 
-@pytest.mark.parametrize("bad", ["0/2", "3/2", "1-2", "x"])
-def test_a_bad_shard_is_one_line(bad):
-    done = run_cli("run", "--shard", bad)
-    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "K/N" in done.stderr
-
-
 def test_explain_names_the_deviating_op_of_an_injected_float32_matmul(tmp_path):
     (tmp_path / "fake_backend_float32matmul.py").write_text("from fake_backends import Float32Matmul as Adapter\n")
     code = ("import sys; from gradparity.backends import REGISTRY, BackendEntry; "
@@ -194,8 +142,6 @@ def test_explain_probes_a_passing_result_too_and_takes_one_backend():
     assert "numpy on tanh float32: pass" in done.stdout
     assert "every check passes; no single operation deviates when probed alone" in done.stdout
     assert "probed alone: matmul, add, tanh, tanh_grad, sigmoid" in done.stdout
-    group = run_cli("explain", "keras")
-    assert group.returncode == 2 and "explain takes one of" in group.stderr
 
 
 def without(tmp_path: Path, *frameworks: str) -> dict[str, str]:

@@ -199,16 +199,6 @@ def test_an_explicit_network_is_checked_as_given_and_central_differences_of_the_
     assert record["pattern"] == "other-network" and "--activation relu --loss bce" in record["hint"]
 
 
-def test_parameters_for_more_classes_than_the_data_say_what_to_pass(tmp_path):
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "three.npz", W1=rng.standard_normal((4, 2)), b1=np.zeros((4, 1)),
-             W2=rng.standard_normal((3, 4)), b2=np.zeros((3, 1)))
-    result = subprocess.run([str(GRADPARITY), "check", str(EXAMPLE), "--params", "three.npz", "--backends", "none"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
-    assert "3 output units" in result.stderr and "--loss softmax-ce" in result.stderr and "blobs" in result.stderr
-
-
 def test_a_file_whose_top_level_training_cannot_run_is_checked_on_its_definitions(tmp_path):
     """A course script trains at import on a data file that is not here: its definitions
     alone are checked, and the note says why."""

@@ -282,21 +282,6 @@ def test_cli_missing_key_is_exit_2(learner_file, capsys):
     assert capsys.readouterr().err == "gradparity: error: no_db2 returned grads without db2 (its keys: dW2, dW1, db1)\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nowhere.py"], "nowhere.py does not exist"),
-    (["no_such_module:backprop"], "no module named no_such_module"),
-    ([f"{EXAMPLE}:forwards"], "defines no forwards; it defines activate, backprop, compute_cost"),
-    ([f"{EXAMPLE}", "--case", "tanh", "--hidden", "3", "--loss", "mse"], "--case tanh fixes the data and network; "
-                                                                          "drop --hidden, --loss"),
-    ([f"{EXAMPLE}", "--backends", "numpy"], "numpy is not a framework"),
-    ([f"{EXAMPLE}", "--json", "/no/such/folder/check.json"], "directory /no/such/folder does not exist"),
-])
-def test_cli_bad_usage_is_one_line(args, message, capsys):
-    assert main(["check", *args]) == 2
-    error = capsys.readouterr().err
-    assert message in error and error.count("\n") == 1
-
-
 def test_cli_checks_a_catalogue_case_and_a_package_function(tmp_path, monkeypatch, capsys):
     package = tmp_path / "course"
     package.mkdir()
@@ -342,10 +327,6 @@ def test_cli_checks_your_own_parameters(tmp_path, capsys):
     np.savez(tmp_path / "mine.npz", **params)
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--backends", "none"]) == 0
     assert "backprop on 2-3-1 sigmoid/bce, flower," in capsys.readouterr().out
-    assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--hidden", "4"]) == 2
-    assert "--hidden [4] disagrees with the parameters' layers [2, 3, 1]" in capsys.readouterr().err
-    assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--init", "xavier"]) == 2
-    assert "--init initialises a network; --params already gives its parameters" in capsys.readouterr().err
 
 
 def test_a_deviating_framework_sides_with_the_reference_or_differs():
