@@ -30,17 +30,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import get_args
 
 import numpy as np
 
 from gradparity.core.errors import GradparityError
+from gradparity.core.record import words
 from gradparity.core.results import Optimizer, Shuffle
 
 Params = dict[str, np.ndarray]
 Batch = slice | np.ndarray
-OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-SHUFFLES: tuple[str, ...] = get_args(Shuffle)
+OPTIMIZERS = words(Optimizer)
+SHUFFLES = words(Shuffle)
 HYPERPARAMETERS = {"sgd": ("learning_rate",), "momentum": ("learning_rate", "momentum"),
                    "adam": ("learning_rate", "beta1", "beta2", "epsilon"),
                    "adam-hat": ("learning_rate", "beta1", "beta2", "epsilon")}

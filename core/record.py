@@ -1,7 +1,8 @@
 """Typed records of plain data: dataclasses that write themselves to JSON-ready dictionaries,
 read themselves back, and state their own JSON Schema — all three from the one set of type hints.
 
-The types a field may have: ``str``, ``int``, ``float``, ``bool``, ``Any``, ``Literal[...]``,
+The types a field may have: ``str``, ``int``, ``float``, ``bool``, ``Any``, a vocabulary
+``Annotated[str, OneOf(words)]``,
 another ``Record``, ``list[T]``, ``tuple[T, ...]`` (a list in JSON), ``dict[str, T]`` and
 ``T | None``; and ``Measure``, a float that is NaN where nothing was measured (or the
 measurement is not finite), which JSON, having no NaN, writes as null.
@@ -13,12 +14,24 @@ import math
 import types
 import typing
 from dataclasses import MISSING, Field, dataclass, fields
-from functools import cache
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 NOT_FINITE_IS_NULL = "a float; null in JSON where it is NaN or infinite (nothing measured)"
 Measure = Annotated[float, NOT_FINITE_IS_NULL]
 R = TypeVar("R", bound="Record")
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The words a ``str`` field may hold, for ``Annotated[str, OneOf(...)]``: an enum in the
+    JSON Schema, a plain string to the type checker."""
+
+    words: tuple[str, ...]
+
+
+def words(vocabulary: Any) -> tuple[str, ...]:
+    """The words of an ``Annotated[str, OneOf(...)]`` vocabulary."""
+    return vocabulary.__metadata__[0].words
 
 
 @dataclass
@@ -50,10 +63,14 @@ class Record:
                 **definitions.pop(cls.__name__), "$defs": definitions} if root else {}
 
 
-@cache
+FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
 def field_types(cls: type) -> dict[str, Any]:
-    """The resolved type hints of a record's fields (Annotated kept)."""
-    return typing.get_type_hints(cls, include_extras=True)
+    """The resolved type hints of a record's fields (Annotated kept), resolved once per class."""
+    if cls not in FIELD_TYPES:
+        FIELD_TYPES[cls] = typing.get_type_hints(cls, include_extras=True)
+    return FIELD_TYPES[cls]
 
 
 def _optional(hint: Any) -> Any | None:
@@ -129,14 +146,14 @@ def _schema(hint: Any, definitions: dict[str, dict]) -> dict:
                 "required": [item.name for item in fields(hint) if _required(item)], "additionalProperties": False}
         return {"$ref": f"#/$defs/{hint.__name__}"}
     origin, args = get_origin(hint), get_args(hint)
-    if origin is Literal:
-        return {"enum": list(args)}
+    if origin is Annotated and isinstance(hint.__metadata__[0], OneOf):
+        return {"enum": list(hint.__metadata__[0].words)}
     if origin in (list, tuple):
         return {"type": "array", "items": _schema(args[0], definitions)}
     if origin is dict:
         schema = {"type": "object", "additionalProperties": _schema(args[1], definitions)}
-        if get_origin(args[0]) is Literal:
-            schema["propertyNames"] = {"enum": list(get_args(args[0]))}
+        if get_origin(args[0]) is Annotated:
+            schema["propertyNames"] = _schema(args[0], definitions)
         return schema
     if origin in (typing.Union, types.UnionType):
         return {"anyOf": [_schema(arg, definitions) for arg in args]}

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Annotated, Any
 
-from gradparity.core.record import Measure, Record
+from gradparity.core.record import Measure, OneOf, Record, words
 
 SCHEMA = "gradparity/2"
 OLDER_SCHEMAS = ("gradparity/1",)
-Status = Literal["pass", "known_deviation", "stale", "fail", "error", "skipped"]
-STATUSES: tuple[str, ...] = get_args(Status)
-Kind = Literal["cost", "activations", "gradients", "trajectory", "dtype"]
-Verdict = Literal["pass", "fail", "known_deviation"]
-Optimizer = Literal["sgd", "momentum", "adam", "adam-hat"]
-Shuffle = Literal["none", "seed"]
-Role = Literal["framework", "control", "ground truth"]
+Status = Annotated[str, OneOf(("pass", "known_deviation", "stale", "fail", "error", "skipped"))]
+STATUSES = words(Status)
+Kind = Annotated[str, OneOf(("cost", "activations", "gradients", "trajectory", "dtype"))]
+Verdict = Annotated[str, OneOf(("pass", "fail", "known_deviation"))]
+Optimizer = Annotated[str, OneOf(("sgd", "momentum", "adam", "adam-hat"))]
+Shuffle = Annotated[str, OneOf(("none", "seed"))]
+Role = Annotated[str, OneOf(("framework", "control", "ground truth"))]
 SUMMARY_KEYS = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
                 "skipped": "skipped", "error": "errors"}  # status -> the summary field that counts it
 
@@ -380,7 +380,7 @@ def _upgrade_deviation(deviation: dict | None) -> dict | None:
 
 
 CHECK_SCHEMA = "gradparity-check/2"
-ReadFrom = Literal["cost", "forward pass and gradients", "default", "options"]
+ReadFrom = Annotated[str, OneOf(("cost", "forward pass and gradients", "default", "options"))]
 
 
 @dataclass
@@ -388,7 +388,7 @@ class Agreement(Record):
     """How one corroborating source's value of a quantity stands to the learner's and the
     reference's: ``agrees``, ``differs``, ``deviates`` or ``unmeasured``, and its relative error."""
 
-    verdict: Literal["agrees", "differs", "deviates", "unmeasured"]
+    verdict: Annotated[str, OneOf(("agrees", "differs", "deviates", "unmeasured"))]
     rel_error: Measure
 
 
@@ -410,7 +410,7 @@ class NetworkRecord(Record):
     function and network, where the network was read from, the data, dtype and examples, every
     check, the corroborating sources and notes."""
 
-    verdict: Literal["pass", "fail"]
+    verdict: Annotated[str, OneOf(("pass", "fail"))]
     wrong: list[str]
     first_wrong: str | None
     hint: str | None
@@ -437,7 +437,7 @@ class CheckDocument(Record):
     network checked."""
 
     schema: str
-    verdict: Literal["pass", "fail", "error"]
+    verdict: Annotated[str, OneOf(("pass", "fail", "error"))]
     message: str | None
     traceback: str | None
     convention: str | None
@@ -464,7 +464,7 @@ class BenchRow(Record):
     shape: str
     dtype: str
     backend: str
-    mode: Literal["eager", "compiled"]
+    mode: Annotated[str, OneOf(("eager", "compiled"))]
     median_s: float | None
     min_s: float | None
     max_s: float | None

@@ -146,7 +146,7 @@ def bench_document(cases: list[Case], outcomes: dict[str, BackendOutcome], threa
         bandwidth = read_bandwidth(threads)
         document["bandwidth"] = {"read_bytes_per_s": bandwidth, "array_bytes": BANDWIDTH_BYTES, "threads": threads,
                                  "signs": bandwidth_limits(cases, rows, bandwidth)}
-    return document
+    return BenchDocument.from_dict(document)
 
 
 def failed_backends(outcomes: dict[str, BackendOutcome]) -> list[str]:

@@ -61,8 +61,9 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     started = time.perf_counter()
     entries = options.entries()
     parallel = options.parallel or default_parallel()
+    threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
     worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
-                      "threads": max(1, default_parallel() // min(parallel, len(entries) or 1))}
+                      "threads": threads}
     judge = Judge(cases, options.judging())
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
@@ -70,7 +71,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
                                 assigned)
     results = judge.results(outcomes, assigned)
     run_record = RunRecord(datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter() - started,
-                           worker_options["threads"], parallel, {}, {}, {}, {})
+                           threads, parallel, {}, {}, {}, {})
     for name, outcome in outcomes.items():
         record_time(run_record, outcome, cases)
     return Document(SCHEMA, fingerprint(outcomes, options.device, options.allow_tf32),
@@ -102,8 +103,8 @@ def time_spent(outcome: BackendOutcome) -> Timing:
     imports, adapter), ``compile_s`` and ``compute_s`` (its cases' seconds, split by the
     framework's compile seconds; compile None, and all in compute, where it does not say),
     ``probes_s`` and ``total_s``; what is left is waiting for work and shutting down."""
-    compiles = list(outcome.compile_seconds.values())
-    compiled = None if None in compiles else sum(compiles)
+    compiles = [seconds for seconds in outcome.compile_seconds.values() if seconds is not None]
+    compiled = sum(compiles) if len(compiles) == len(outcome.compile_seconds) else None
     return Timing(outcome.setup_seconds, compiled, sum(outcome.case_seconds.values()) - (compiled or 0.0),
                   outcome.probe_seconds, outcome.seconds)
 

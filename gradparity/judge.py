@@ -86,8 +86,9 @@ class ReferenceResult:
             record.costs, record.formulations = [float(cost) for cost in self.trajectory.costs], self.formulations()
         if judging.include_arrays:
             record.gradients = arrays_to_lists(self.evaluation.gradients)
-        if judging.decision_boundaries and case.dtype == "float64":
-            record.decision_boundary = DecisionBoundary.from_dict(trained_boundary(case))
+        boundary = trained_boundary(case) if judging.decision_boundaries and case.dtype == "float64" else None
+        if boundary is not None:
+            record.decision_boundary = DecisionBoundary.from_dict(boundary)
         return record
 
 
@@ -322,7 +323,7 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
     if "trajectory" in outcome.provides and trajectory is None:
         checks.append(missing("trajectory", "trajectory", "no trajectory"))
     elif trajectory is not None:
-        expected_trajectory = reference.trajectory_in(trajectory_form(case, trajectory))
+        expected_trajectory = reference.trajectory_in(trajectory.optimizer or case.training.optimizer)
         checks.append(check("trajectory cost", "trajectory", np.array(trajectory.costs),
                             np.array(expected_trajectory.costs), steps=1, growth=trajectory_growth(case.steps)))
         for name, expected in expected_trajectory.params.items():
@@ -345,4 +346,11 @@ def dtype_check(backend: str, asked: str, used: str) -> Check:
 
 def arrays_to_lists(arrays: dict[str, np.ndarray]) -> dict[str, list]:
     """``{"W1": nested lists}``; NaN (entries finite differences did not sample) become None."""
-    return {name: np.where(np.isnan(value), None, value.astype(np.float64)).tolist() for name, value in arrays.items()}
+    return {name: nan_as_none(np.asarray(value, np.float64)) for name, value in arrays.items()}
+
+
+def nan_as_none(array: np.ndarray) -> list:
+    """``array`` as nested lists, None where it is NaN."""
+    values = array.astype(object)
+    values[np.isnan(array)] = None
+    return values.tolist()

@@ -41,7 +41,7 @@ from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
 from gradparity.core import datasets
 from gradparity.core.cases import Case, make_case
-from gradparity.core.compare import (Check, Tolerance, compare, finite_difference_tolerance, tolerance,
+from gradparity.core.compare import (Tolerance, compare, finite_difference_tolerance, tolerance,
                                      unmeasured_check)
 from gradparity.core.diagnosis import measured
 from gradparity.core.errors import GradparityError, SpecError
@@ -49,7 +49,7 @@ from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
 from gradparity.core.reference import initial_params
-from gradparity.core.results import CHECK_SCHEMA, BackendResult, CheckDocument, Corroboration, NetworkRecord
+from gradparity.core.results import CHECK_SCHEMA, BackendResult, Check, CheckDocument, Corroboration, NetworkRecord
 from gradparity.notebook import (SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, learner_traceback,
                                  load_definitions)
 from gradparity.runner import Progress

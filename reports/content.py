@@ -372,6 +372,8 @@ def _formulations(results: list[CaseResult]) -> Table:
     rows = []
     for r in results:
         f = r.reference.formulations
+        if f is None:
+            continue
         rows.append((Cell(r.dtype), *(Cell(number(f.last_costs.get(form))) for form in FORMS),
                      Cell(sci(f.last_cost)), Cell(sci(f.params)), Cell(f.worst_param),
                      Cell(sci(f.rtol)), Cell(multiple(f.params, f.rtol))))
@@ -394,7 +396,7 @@ def _summary_of(results: list[CaseResult], backends: list[str]) -> str:
 
 
 def _by_case(results: list[CaseResult]) -> dict[str, list[CaseResult]]:
-    cases: dict[str, list[dict]] = {}
+    cases: dict[str, list[CaseResult]] = {}
     for result in results:
         cases.setdefault(result.case, []).append(result)
     return cases

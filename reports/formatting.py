@@ -10,9 +10,11 @@ MISSING = "—"  # a value not measured, in a table cell or a sentence
 UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
 
 
-def missing(x: float | None) -> bool:
-    """No value, or one that measured nothing: None, NaN or infinite (JSON's null)."""
-    return x is None or not math.isfinite(x)
+def measured(x: float | None) -> float | None:
+    """``x``, or None where it measured nothing: None, NaN or infinite (JSON's null)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return x
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -24,14 +26,16 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 
 def number(x: float | None) -> str:
     """A cost or a parameter as it is, in up to ten significant digits."""
-    if missing(x):
+    x = measured(x)
+    if x is None:
         return MISSING
     return f"{x:.10g}"
 
 
 def sci(x: float | None, digits: int = 1) -> str:
     """An error or a tolerance in scientific notation, ``digits`` after the point: ``2.2e-16``; 0 as ``0``."""
-    if missing(x):
+    x = measured(x)
+    if x is None:
         return MISSING
     if x == 0:
         return "0"
@@ -54,14 +58,16 @@ def significant(x: float, digits: int = 1) -> str:
 def two_digits(x: float | None) -> str:
     """A figure in two significant digits (``0.75``, ``3.4e15``); ``inf`` for a missing one
     (NaN, infinite, no value)."""
-    if missing(x):
+    x = measured(x)
+    if x is None:
         return "inf"
     return f"{x:.2g}".replace("e+", "e").replace("e-0", "e-")
 
 
 def ulps(x: float | None) -> str:
     """A difference in units of the dtype's eps: ``3.5``, ``1,024``, ``2.8e+15``."""
-    if missing(x):
+    x = measured(x)
+    if x is None:
         return MISSING
     if x < 10:
         return f"{x:.1f}"
@@ -72,7 +78,8 @@ def ulps(x: float | None) -> str:
 
 def cosine(c: float | None) -> str:
     """Cosine similarity; near 1 written as 1 − (1 − c), the informative part."""
-    if missing(c):
+    c = measured(c)
+    if c is None:
         return MISSING
     if c == 1:
         return "1"
@@ -83,7 +90,8 @@ def cosine(c: float | None) -> str:
 
 def multiple(x: float | None, of: float) -> str:
     """``x`` as a multiple of ``of``: ``0.31×``, ``42×``, ``4.2e+08×``."""
-    if missing(x) or not of:
+    x = measured(x)
+    if x is None or not of:
         return MISSING
     ratio = x / of
     if ratio < 10:

@@ -184,7 +184,7 @@ def _error_label(value: float, check: Check | None) -> str:
     """What a heatmap cell says: its log10 relative error, ``exact`` for none, ``n/a`` unmeasured."""
     if np.isnan(value):
         return "n/a"
-    if check.rel_error == 0:
+    if check is not None and check.rel_error == 0:
         return "exact"
     return f"{value:.1f}"
 
@@ -194,7 +194,7 @@ def decision_boundary(case: str, results: list[CaseResult]) -> Figure | None:
     """Probability contours of the trained reference network over its 2-D data, the 0.5
     contour in black and the points coloured by label (first dtype that has a boundary)."""
     result = next((r for r in results if r.reference.decision_boundary is not None), None)
-    if result is None:
+    if result is None or result.reference.decision_boundary is None:
         return None
     boundary = result.reference.decision_boundary
     fig = Figure(figsize=(4.4, 3.4), layout="constrained")
@@ -277,9 +277,16 @@ def _mark_not_run(ax: Axes, xs: list[float]) -> None:
 
 def _spread(entries: list[BenchRow]) -> np.ndarray:
     """Whisker lengths below and above each median (min and max; zero where not measured)."""
-    below = [r.median_s - r.min_s if r.min_s is not None else 0.0 for r in entries]
-    above = [r.max_s - r.median_s if r.max_s is not None else 0.0 for r in entries]
+    below = [spread(r.min_s, r.median_s) for r in entries]
+    above = [spread(r.median_s, r.max_s) for r in entries]
     return np.clip(np.array([below, above]).reshape(2, -1), 0.0, None)
+
+
+def spread(low: float | None, high: float | None) -> float:
+    """``high - low``, zero where either was not measured."""
+    if low is None or high is None:
+        return 0.0
+    return high - low
 
 
 def _panels(n: int, width: float, height: float) -> tuple[Figure, list[Axes]]:

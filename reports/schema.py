@@ -142,17 +142,20 @@ JSON_TYPES = {"object": "an object", "array": "list", "string": "string", "numbe
 
 def _problem(error: jsonschema.ValidationError) -> str:
     """One schema error as ``path: what is wrong``, in the words of the Python values."""
-    path, value = _path(error.absolute_path), error.instance
+    path = _path(error.absolute_path)
+    value: Any = error.instance
+    expected: Any = error.validator_value
     if error.validator == "required":
-        missing = [key for key in error.validator_value if key not in value]
+        missing = [key for key in expected if key not in value]
         return f"{path}.{missing[0]}: missing"
     if error.validator == "type":
-        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        kinds = expected if isinstance(expected, list) else [expected]
         return f"{path}: expected {' or '.join(JSON_TYPES[kind] for kind in kinds)}, got {type(value).__name__}"
     if error.validator == "enum":
-        return f"{path}: {value!r} is not one of {', '.join(map(str, error.validator_value))}"
-    if error.validator == "additionalProperties" and isinstance(error.validator_value, bool):
-        unexpected = sorted(set(value) - set(error.schema.get("properties", {})))
+        return f"{path}: {value!r} is not one of {', '.join(map(str, expected))}"
+    schema: Any = error.schema
+    if error.validator == "additionalProperties" and isinstance(expected, bool):
+        unexpected = sorted(set(value) - set(schema.get("properties", {})))
         return f"{path}: unexpected field {unexpected[0]!r}"
     if error.validator == "anyOf":  # a record or null: what is wrong inside the record
         inside = [each for each in error.context if each.validator_value != "null"]
