@@ -364,8 +364,8 @@ def _upgrade_result(result: dict) -> dict:
 
 
 def _upgrade_backend(backend: dict) -> dict:
-    checks = [{"excess": None, "first_index": None, **check, "deviation": _upgrade_deviation(check["deviation"])}
-              for check in backend["checks"]]
+    checks = [{"excess": _share(check), "first_index": None, **check,
+               "deviation": _upgrade_deviation(check["deviation"])} for check in backend["checks"]]
     diagnosis = backend.get("diagnosis")
     if diagnosis is not None:
         diagnosis = {"probed": [op["op"] for op in diagnosis["ops"]], **diagnosis}
@@ -373,10 +373,19 @@ def _upgrade_backend(backend: dict) -> dict:
             "checks": checks, "diagnosis": diagnosis}
 
 
+def _share(check: dict) -> float | None:
+    """The share of its tolerance a check used, for a check from before ``excess`` was recorded:
+    rel_error / rtol, the share of the tolerance's relative part."""
+    if check["rel_error"] is None or not check["rtol"]:
+        return None
+    return check["rel_error"] / check["rtol"]
+
+
 def _upgrade_deviation(deviation: dict | None) -> dict | None:
     if deviation is None:
         return None
-    return {"name": "", "ops": [], **deviation, "measured": str(deviation["measured"])}
+    return {"name": deviation.get("name", ""), "ops": deviation.get("ops", []), "cause": deviation.get("cause"),
+            "measured": str(deviation.get("measured"))}
 
 
 CHECK_SCHEMA = "gradparity-check/2"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from dataclasses import replace
 from html import escape as html_escape
 import io
 import json
@@ -21,7 +22,9 @@ from gradparity import reports
 from gradparity.backends import REGISTRY
 from gradparity.core.cases import CATALOGUE
 from gradparity.core.optimizers import Training
-from gradparity.reports import DocumentError, OutputError, render, validate_bench, validate_document, write_report
+from gradparity.core.results import BackendResult, Check, Document, TrainingRecord
+from gradparity.reports import (DocumentError, OutputError, read_document, render, validate_bench, validate_document,
+                                write_report)
 from gradparity.reports.digest import margin, speed_text
 from gradparity.reports.terminal import WIDTH, print_summary
 
@@ -81,7 +84,7 @@ def make_backend(status: str, case: str, dtype: str, layers: list[int], referenc
         return {"status": status, "reason": ERROR_REASON if status == "error" else SKIP_REASON,
                 "dtype_used": None, "cost": None, "costs": None, "checks": [], "optimizer": None,
                 "first_divergent_layer": None, "first_divergent_step": None, "worst": None, "diagnosis": None,
-                "stderr": STDERR if status == "error" else None}
+                "stderr": STDERR if status == "error" else None, "gradients": None}
     eps = EPS[dtype]
     checks = [make_check("cost", "cost", dtype, 2 * eps)]
     for layer in range(1, len(layers)):
@@ -111,14 +114,14 @@ def make_backend(status: str, case: str, dtype: str, layers: list[int], referenc
             "first_divergent_step": 2 if status == "fail" else None,
             "worst": {"quantity": worst["quantity"], "rel_error": worst["rel_error"], "ulps": worst["ulps"]},
             "diagnosis": make_diagnosis(dtype) if status in ("fail", "known_deviation") else None,
-            "stderr": None}
+            "stderr": None, "gradients": None}
 
 
 def make_diagnosis(dtype: str) -> dict:
     """The diagnosis of a torch run whose matmul deviates (a product computed in float32)."""
     op = {"op": "matmul", "source": "got = tx @ ty", "input_dtype": dtype, "output_dtype": "float32",
           "rel_error": 2.9e-8, "tolerance": 16 * EPS[dtype]}
-    return {"ops": [op], "pattern": PATTERN, "reproducer": REPRODUCER}
+    return {"ops": [op], "probed": ["matmul", "tanh"], "pattern": PATTERN, "reproducer": REPRODUCER}
 
 
 def make_boundary() -> dict:
@@ -134,13 +137,14 @@ def make_formulations(reference: list[float], dtype: str) -> dict:
     """How far an Adam case's two forms end apart: last costs 4e-7 apart, the final parameters
     ``PARAMS_APART``, worst for W2, next to a trajectory rtol of 64 eps x 6 steps."""
     last = {"adam": reference[-1], "adam-hat": reference[-1] * (1 + 4e-7)}
-    return {"last_costs": last, "last_cost": abs(last["adam"] - last["adam-hat"]) / last["adam-hat"],
+    return {"costs": {form: [*reference[:-1], cost] for form, cost in last.items()}, "last_costs": last,
+            "last_cost": abs(last["adam"] - last["adam-hat"]) / last["adam-hat"],
             "params": PARAMS_APART[dtype], "worst_param": "W2", "rtol": 64 * EPS[dtype] * 6}
 
 
 def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str] = STATUSES) -> dict:
     """``cases`` × 2 dtypes × the backends of ``statuses`` (by default 7, one of each status),
-    following "gradparity/1"; each case trains as ``TRAININGS`` says (else like seed-2layer),
+    following "gradparity/2"; each case trains as ``TRAININGS`` says (else like seed-2layer),
     on an Adam case every framework in the form ``ADAM_FORM`` gives it."""
     results = []
     for case in cases:
@@ -151,40 +155,66 @@ def make_document(cases: tuple[str, ...] = tuple(CASES), statuses: dict[str, str
             adam = training.optimizer in ("adam", "adam-hat")
             results.append({
                 "case": case, "description": f"{case}: a synthetic case for the renderer tests.",
-                "dtype": dtype, "layers": layers, "hidden_activation": "tanh" if "tanh" in case else "sigmoid",
+                "dtype": dtype, "data": f"{case}-{dtype}", "layers": layers, "hidden_activation": "tanh" if "tanh" in case else "sigmoid",
                 "loss": "bce", "m": 400, "learning_rate": training.learning_rate, "steps": training.steps(400),
                 "training": training.to_dict(400),
                 "reference": {"cost": reference[0], "costs": reference, "optimizer": training.optimizer,
                               "formulations": make_formulations(reference, dtype) if adam else None,
-                              "decision_boundary": make_boundary() if two_d else None},
+                              "decision_boundary": make_boundary() if two_d else None, "gradients": None},
                 "backends": {name: make_backend(status, case, dtype, layers, reference,
                                                 ADAM_FORM.get(name, training.optimizer) if adam else training.optimizer)
                              for name, status in statuses.items()}})
     per_status = {s: len(results) * list(statuses.values()).count(s) for s in ("pass", "fail", "known_deviation",
                                                                                "skipped", "error", "stale")}
     return {
-        "schema": "gradparity/1",
+        "schema": "gradparity/2",
         "environment": {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "cpu": "Synthetic CPU @ 3 GHz",
                         "cores": 2, "numpy": "2.4.6", "blas": "openblas 0.3.27", "device": "cpu",
                         "frameworks": {"torch": "torch 2.13.0", "jax": "jax 0.10.2"},
                         "flags": {"torch": {"tf32": "off"}, "jax": {"jax_enable_x64": "on"}},
-                        "allow_tf32": False, "git_commit": "abc123"},
+                        "allow_tf32": False, "git_commit": "abc123", "environments": {}},
         "options": {"cases": list(cases), "backends": list(statuses), "dtypes": ["float64", "float32"],
-                    "steps": None, "controls": ["numpy"], "strict": False,
-                    "optimizers": list(dict.fromkeys(r["training"]["optimizer"] for r in results))},
+                    "steps": sorted({r["steps"] for r in results}), "strict": False, "trajectories": True,
+                    "optimizers": list(dict.fromkeys(r["training"]["optimizer"] for r in results)), "shard": None,
+                    "roles": {name: "control" if name == "numpy" else "framework" for name in statuses},
+                    "merged_from": []},
         "results": results,
         "summary": {"passed": per_status["pass"], "failed": per_status["fail"],
                     "known_deviations": per_status["known_deviation"], "skipped": per_status["skipped"],
                     "errors": per_status["error"], "stale": per_status["stale"]},
-        "run": {"date": "2026-01-02T03:04:05+00:00", "duration_s": 12.5,
-                "backend_seconds": {"numpy": 0.4, "jax": 3.2, "torch": 2.1, "keras-torch": 4.0,
-                                    "tensorflow": 1.5}},
+        "run": {"date": "2026-01-02T03:04:05+00:00", "duration_s": 12.5, "threads_per_worker": 1,
+                "workers_at_a_time": 2, "backend_seconds": {"numpy": 0.4, "jax": 3.2, "torch": 2.1, "keras-torch": 4.0,
+                                                            "tensorflow": 1.5},
+                "import_seconds": {}, "case_seconds": {}, "timing": {}},
     }
 
 
+def as_version_1(document: dict) -> dict:
+    """``document`` as the last ``gradparity/1`` runs wrote it: controls instead of roles, steps
+    as one number, no data fingerprint, array or probed fields, no run timing nor the Adam
+    forms' costs (``core.results.upgrade`` reads it)."""
+    options, run = document["options"], document["run"]
+    document["schema"] = "gradparity/1"
+    del document["environment"]["environments"], options["merged_from"], options["shard"], options["trajectories"]
+    options["controls"] = [name for name, role in options.pop("roles").items() if role == "control"]
+    options["steps"] = options["steps"][0]
+    for key in ("threads_per_worker", "workers_at_a_time", "import_seconds", "case_seconds", "timing"):
+        del run[key]
+    for result in document["results"]:
+        del result["data"], result["reference"]["gradients"]
+        if result["reference"]["formulations"]:
+            del result["reference"]["formulations"]["costs"]
+        for backend in result["backends"].values():
+            del backend["gradients"]
+            if backend["diagnosis"]:
+                del backend["diagnosis"]["probed"]
+    return document
+
+
 def before_optimizers(document: dict) -> dict:
-    """``document`` as a run before optimizers and mini-batches wrote it: no training, no
-    optimizer forms, no first divergent step or first index."""
+    """``document`` as a run before optimizers and mini-batches wrote it (``gradparity/1``): no
+    training, no optimizer forms, no first divergent step or first index."""
+    as_version_1(document)
     del document["options"]["optimizers"]
     for result in document["results"]:
         del result["training"], result["reference"]["optimizer"], result["reference"]["formulations"]
@@ -200,9 +230,21 @@ def make_bench() -> dict:
             ("torch", "compiled", None, "torch.compile is unavailable here"), ("jax", "eager", 2e-3, None),
             ("jax", "compiled", 5e-5, None)]
     return {"schema": "gradparity-bench/1", "environment": {"python": "3.11.7", "threads": 2},
+            "bandwidth": None,
             "results": [{"shape": "seed", "dtype": "float64", "backend": b, "mode": mode, "median_s": t,
                          "min_s": t and t * 0.9, "max_s": t and t * 1.3, "compile_s": 0.8 if mode == "compiled" and t else None,
                          "ratio_to_reference": t and t / 1e-4, "note": note} for b, mode, t, note in rows]}
+
+
+def table_rows(markdown: str, header: str) -> list[list[str]]:
+    """The cells of every row of each Markdown table whose header line is ``header``."""
+    rows = []
+    for block in markdown.split(header + "\n")[1:]:
+        for line in block.splitlines()[1:]:
+            if not line.startswith("|"):
+                break
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
 
 
 @pytest.fixture
@@ -241,8 +283,8 @@ def _missing_reason(d): del d["results"][3]["backends"]["keras-jax"]["reason"]
 def _bad_deviation(d): d["results"][0]["backends"]["keras-torch"]["checks"][-2]["deviation"] = {"cause": "x"}
 def _string_op_error(d): d["results"][0]["backends"]["torch"]["diagnosis"]["ops"][0]["rel_error"] = "2.9e-8"
 def _no_pattern(d): del d["results"][1]["backends"]["torch"]["diagnosis"]["pattern"]
-def _controls_string(d): d["options"]["controls"] = "numpy"
-def _control_number(d): d["options"]["controls"] = ["numpy", 3]
+def _roles_list(d): d["options"]["roles"] = ["numpy"]
+def _role_word(d): d["options"]["roles"]["numpy"] = "witness"
 def _strict_word(d): d["options"]["strict"] = "yes"
 def _stale_uncounted(d): d["summary"]["stale"] = 0
 def _stale_absent(d): del d["summary"]["stale"]
@@ -255,7 +297,7 @@ def _no_rtol(d): del d["results"][2]["reference"]["formulations"]["rtol"]
 def _infinite_gap(d): d["results"][3]["reference"]["formulations"]["params"] = math.inf
 def _unknown_form(d): d["results"][2]["reference"]["formulations"]["last_costs"]["adamw"] = 0.4
 def _backend_form(d): d["results"][2]["backends"]["keras-torch"]["optimizer"] = "adamw"
-def _fractional_step(d): d["results"][0]["backends"]["torch"]["first_divergent_step"] = 2.0
+def _fractional_step(d): d["results"][0]["backends"]["torch"]["first_divergent_step"] = 2.5
 def _first_index_text(d): d["results"][0]["backends"]["torch"]["checks"][-1]["first_index"] = ["1"]
 def _optimizers_word(d): d["options"]["optimizers"] = "sgd"
 
@@ -271,14 +313,14 @@ def _optimizers_word(d): d["options"]["optimizers"] = "sgd"
     (_bool_for_int, "results[2].m: expected int, got bool"),
     (_results_dict, "document.results: expected list, got dict"),
     (_missing_reason, "results[3].backends.keras-jax.reason: missing"),
-    (_bad_deviation, "deviation.measured: missing"),
+    (_bad_deviation, "deviation.name: missing"),
     (_string_op_error, "results[0].backends.torch.diagnosis.ops[0].rel_error: expected number or null, got str"),
     (_no_pattern, "results[1].backends.torch.diagnosis.pattern: missing"),
-    (_controls_string, "options.controls: expected list, got str"),
-    (_control_number, "options.controls[1]: expected string, got int"),
+    (_roles_list, "options.roles: expected an object, got list"),
+    (_role_word, "options.roles.numpy: 'witness' is not one of framework, control, ground truth"),
     (_strict_word, "options.strict: expected bool, got str"),
     (_stale_uncounted, "summary.stale: 0 but 4 backend results have status 'stale'"),
-    (_stale_absent, "summary.stale: absent but 4 backend results have status 'stale'"),
+    (_stale_absent, "summary.stale: missing"),
     (_stderr_number, "results[0].backends.tensorflow.stderr: expected string or null, got int"),
     (_unknown_optimizer, "results[2].training.optimizer: 'rmsprop' is not one of sgd, momentum, adam, adam-hat"),
     (_batch_size_text, "results[2].training.batch_size: expected int or null, got str"),
@@ -299,8 +341,9 @@ def test_validate_document_names_the_problem(document, breaks, expected):
 
 
 def test_older_documents_without_the_new_fields_validate(tmp_path, small):
-    """Before diagnosis, stderr, stale, controls and strict: those fields absent, a deviation
-    with the fields it had then."""
+    """A ``gradparity/1`` document from before diagnosis, stderr, stale, controls and strict: those
+    fields absent, a deviation with the fields it had then."""
+    as_version_1(small)
     del small["options"]["controls"], small["options"]["strict"], small["summary"]["stale"]
     for result in small["results"]:
         result["backends"].pop("keras-tensorflow")
@@ -317,14 +360,15 @@ def test_older_documents_without_the_new_fields_validate(tmp_path, small):
 
 def test_a_document_before_optimizers_validates_and_renders(tmp_path, document):
     """Without training, optimizer forms, first divergent step and first index (as ``report
-    --merge`` may load it): valid, and rendered with the learning rate as before, no training
-    said, no Adam forms, a dash for the first divergent step."""
+    --merge`` may load it): valid, and rendered as the full-batch gradient descent every run was
+    then, at each case's learning rate; no Adam forms, a dash for the first divergent step."""
     before_optimizers(document)
     assert validate_document(document) == []
     markdown = write_report(document, tmp_path / "out")["report.md"].read_text()
-    assert "| Learning rate | 1.2 |" in markdown and "| Learning rate | 0.01 |" in markdown
-    for new in ("\nTraining: ", "| Optimizer |", "| Batches |", "adam vs adam-hat", "compared with the reference's",
-                "Compared with the reference's", "\nFirst divergent step:"):
+    rows = {cells[0]: cells[1] for cells in table_rows(markdown, "| Network | Value |")}
+    assert rows["Optimizer"] in ("sgd: learning rate 1.2", "sgd: learning rate 0.01") and rows["Batches"] == "full batch"
+    for new in ("adam vs adam-hat", "compared with the reference's", "Compared with the reference's",
+                "\nFirst divergent step:"):
         assert new not in markdown, new
     assert "| torch | ✗ fail | 0.693 | dW1 | 4.1e-02 | 1.8e+14 | 1 | — | float64 | dW1 is not close |" in markdown
 
@@ -356,7 +400,7 @@ def test_the_training_is_said_in_words(written):
     (Training(learning_rate=0.5, epochs=3, batch_size=400), "sgd (learning rate 0.5), full batch, 3 steps"),
 ])
 def test_training_text(training, said):
-    assert reports.content.training_text(training.to_dict(400), 400) == said
+    assert reports.content.training_text(TrainingRecord.from_dict(training.to_dict(400)), 400) == said
 
 
 def test_adam_cases_show_what_the_choice_of_form_costs(written):
@@ -417,7 +461,8 @@ def test_first_divergent_step_over_the_runs(small):
     def said(steps):
         for result, step in zip(small["results"], steps):
             result["backends"]["torch"]["first_divergent_step"] = step
-        failure = next(f for f in findings(small, backend_order(small)) if f.backend == "torch")
+        document = Document.from_dict(small)
+        failure = next(f for f in findings(document, backend_order(document)) if f.backend == "torch")
         return failure.first_steps()
 
     assert said([3, 5]) == "First divergent step: 3 to 5 over the 2 runs"
@@ -431,7 +476,7 @@ def test_validate_rejects_non_objects():
     assert validate_document([]) == ["document: expected an object, got list"]
     bench = make_bench()
     bench["results"][0]["mode"] = "jit"
-    assert validate_bench(bench) == ["bench.results[0].mode: 'jit' is not one of eager, compiled"]
+    assert validate_bench(bench) == ["document.results[0].mode: 'jit' is not one of eager, compiled"]
 
 
 def test_every_file_is_written(written):
@@ -567,13 +612,13 @@ def test_all_agree_verdict(tmp_path, small):
 def test_a_strict_run_says_so(tmp_path, small):
     small["options"]["strict"] = True
     markdown = write_report(small, tmp_path / "out")["report.md"].read_text()
-    assert " · schema gradparity/1 · strict: known deviations and stale entries fail\n" in markdown
+    assert " · schema gradparity/2 · strict: known deviations and stale entries fail\n" in markdown
 
 
 def test_plots_without_data_are_left_out(tmp_path, document):
     for result in document["results"]:
         result["backends"] = {"tensorflow": result["backends"]["tensorflow"]}
-    document["summary"] = {"passed": 0, "failed": 0, "known_deviations": 0, "skipped": 0, "errors": 4}
+    document["summary"] = {"passed": 0, "failed": 0, "known_deviations": 0, "skipped": 0, "errors": 4, "stale": 0}
     paths = write_report(document, tmp_path / "out")
     assert {name for name in paths if name.startswith("plots/")} == {"plots/backend-time.png",
                                                                       "plots/boundary-seed-2layer.png"}
@@ -656,8 +701,8 @@ def test_import_does_not_load_matplotlib():
 
 
 def test_public_api():
-    assert reports.__all__ == ["DocumentError", "OutputError", "validate_bench", "validate_check", "validate_document",
-                               "write_report"]
+    assert reports.__all__ == ["DocumentError", "OutputError", "read_document", "validate_bench", "validate_check",
+                               "validate_document", "write_report"]
 
 
 def test_interrupted_first_render_leaves_nothing(tmp_path, small, monkeypatch):
@@ -673,7 +718,7 @@ def test_interrupted_first_render_leaves_nothing(tmp_path, small, monkeypatch):
 def test_terminal_findings_say_the_first_divergent_step_and_the_form(capsys):
     """A finding line gives the first divergent step; a backend compared in another Adam form
     says so, on the runs it was."""
-    print_summary(make_document())
+    print_summary(read_document(make_document()))
     lines = capsys.readouterr().out.splitlines()
     assert max(cell_len(line) for line in lines) <= WIDTH
     assert "  First divergent step: 2 on each of the 4 runs" in lines
@@ -684,10 +729,9 @@ def test_terminal_findings_say_the_first_divergent_step_and_the_form(capsys):
 
 
 def test_accepts_the_engine_variants(tmp_path, small):
-    """Per-case steps as a list, no decision boundary key, a dtype check without metrics."""
+    """Per-case steps, no decision boundary, a dtype check without metrics."""
     small["options"]["steps"] = [3, 10]
-    del small["results"][0]["reference"]["decision_boundary"]
-    small["results"][1]["reference"]["decision_boundary"] = None
+    small["results"][0]["reference"]["decision_boundary"] = None
     dtype_check = make_check("dtype", "dtype", "float32", 0.0, "fail", "jax computed in float32 although float64 was asked")
     dtype_check.update(dict.fromkeys(("max_abs_error", "max_rel_error", "rel_error", "ulps", "cosine")))
     small["results"][0]["backends"]["torch"]["checks"].insert(0, dtype_check)
@@ -710,7 +754,7 @@ def terminal_summary() -> tuple[dict, list[str]]:
                                                                                              excess=0.38)
     assert validate_document(document) == []
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        print_summary(document)
+        print_summary(read_document(document))
     return document, out.getvalue().splitlines()
 
 
@@ -763,21 +807,30 @@ def test_terminal_findings_are_one_block_per_backend_and_cause(terminal_summary)
 def test_the_divergence_plot_measures_a_backend_against_the_reference_in_its_own_form():
     from gradparity.reports.plots import _reference_costs
 
-    result = {"reference": {"costs": [1.0, 0.9], "optimizer": "adam-hat",
-                            "formulations": {"costs": {"adam": [1.0, 0.8], "adam-hat": [1.0, 0.9]}}}}
+    result = read_document(make_document()).results[2]  # deep-tanh, an Adam case
+    result.reference.costs = [1.0, 0.9]
+    assert result.reference.formulations is not None
+    result.reference.formulations.costs = {"adam": [1.0, 0.8], "adam-hat": [1.0, 0.9]}
     assert list(_reference_costs(result, "adam")) == [1.0, 0.8]
-    assert list(_reference_costs(result, "adam-hat")) == list(_reference_costs(result, None)) == [1.0, 0.9]
-    assert list(_reference_costs({"reference": {"costs": [2.0]}}, "adam")) == [2.0]  # an older document
+    assert list(_reference_costs(result, "adam-hat")) == [1.0, 0.9]
+    result.reference.formulations.costs = {}  # a gradparity/1 document: its own form's costs alone
+    assert list(_reference_costs(result, "adam")) == [1.0, 0.9]
 
 
 def test_margin_of_exact_failed_and_older_results():
     """Bit for bit is ``0`` with no quantity; a failed check with nothing measured (NaN, a wrong
     shape) is infinitely far past its tolerance whatever the others say; a check from a
     document older than ``excess`` counts rel_error / rtol."""
+    def backend(status: str, *checks: dict) -> BackendResult:
+        return replace(BackendResult.unanswered(status, ""), checks=[Check.from_dict(check) for check in checks])
+
     exact = make_check("dW1", "gradients", "float64", 0.0) | {"excess": 0.0}
-    assert margin({"status": "pass", "checks": [exact]}) == ("0", "")
+    assert margin(backend("pass", exact)) == ("0", "")
     nan = make_check("trajectory b1", "trajectory", "float64", 0.0, "fail") | {"excess": None, "rel_error": None}
-    assert margin({"status": "fail", "checks": [exact, nan]}) == ("inf×", "traj b1")
-    older = {key: value for key, value in make_check("A1", "activations", "float64", 3e-13).items() if key != "excess"}
-    assert margin({"status": "pass", "checks": [exact, older]}) == (f"{3e-13 / (64 * EPS['float64']):.2g}×", "A1")
-    assert margin({"status": "error", "checks": []}) == ("", "")
+    assert margin(backend("fail", exact, nan)) == ("inf×", "traj b1")
+    older = as_version_1(make_document(("seed-2layer",)))  # its checks recorded no excess then
+    for check in older["results"][0]["backends"]["numpy"]["checks"]:
+        del check["excess"]
+    a1 = next(c for c in read_document(older).results[0].backends["numpy"].checks if c.quantity == "A1")
+    assert a1.excess == EPS["float64"] / (64 * EPS["float64"])  # make_check's rel_error / rtol
+    assert margin(backend("error")) == ("", "")

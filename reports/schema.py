@@ -16,7 +16,7 @@ import jsonschema
 
 from gradparity.core.errors import GradparityError
 from gradparity.core.results import (BENCH_SCHEMA, CHECK_SCHEMA, OLDER_SCHEMAS, SCHEMA, STATUSES, BenchDocument,
-                                     CheckDocument, DecisionBoundary, Document, Summary, upgrade)
+                                     SUMMARY_KEYS, CheckDocument, DecisionBoundary, Document, Summary, upgrade)
 
 TITLE = "gradparity/2 result document"
 
@@ -79,8 +79,8 @@ def _semantics(document: Document) -> list[str]:
     counted = Summary.of(document.results)
     for status in STATUSES:
         if document.summary.count(status) != counted.count(status):
-            problems.append(f"document.summary: {document.summary.count(status)} results counted as {status!r} but "
-                            f"{counted.count(status)} backend results have that status")
+            problems.append(f"document.summary.{SUMMARY_KEYS[status]}: {document.summary.count(status)} but "
+                            f"{counted.count(status)} backend results have status {status!r}")
     for i, result in enumerate(document.results):
         boundary = result.reference.decision_boundary
         if boundary is not None:
