@@ -229,8 +229,8 @@ def learner_cases(args: argparse.Namespace) -> tuple[list[Case], bool]:
     data = args.data or args.dataset
     if not args.params:
         hidden = [tuple(args.hidden)] if "--hidden" in given else learner.OWN_HIDDEN
-        return learner.own_networks(X, Y, data, args.activation, args.loss, args.dtype, hidden, args.init,
-                                    args.seed), "--hidden" in given
+        return learner.own_networks((X, Y), data, (args.activation, args.loss), args.dtype,
+                                    learner.Initialisation(hidden, args.init, args.seed)), "--hidden" in given
     for option in ("--init", "--seed"):
         if option in given:
             raise UsageError(f"{option} initialises a network; --params already gives its parameters")
@@ -242,7 +242,7 @@ def learner_cases(args: argparse.Namespace) -> tuple[list[Case], bool]:
                             learner.default(args.loss, learner.default_loss(Y)))
     if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
         raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
-    return [make_case(Path(args.params).stem, f"{data}, {args.params}", X, Y, params, spec, args.dtype)], True
+    return [make_case(Path(args.params).stem, f"{data}, {args.params}", (X, Y), params, spec, args.dtype)], True
 
 
 def outputs_mismatch(outputs: int, rows: int, data: str) -> str:
@@ -280,7 +280,7 @@ def cases_from_args(args: argparse.Namespace) -> list:
     params, spec = network_from_params(args.params, args.activation, args.loss, args.hidden)
     name = Path(args.params).stem
     given = {field: value for field, value in training_overrides(args).items() if value is not None}
-    return [make_case(name, f"Your network from {args.params} on {args.data}", X, Y, params, spec, dtype,
+    return [make_case(name, f"Your network from {args.params} on {args.data}", (X, Y), params, spec, dtype,
                       Training(**given)) for dtype in args.dtype]
 
 

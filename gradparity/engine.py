@@ -19,14 +19,14 @@ from gradparity.backends.worker import describe
 from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
-from gradparity.core.compare import (Check, backend_status, compare, failed_check, finite_difference_tolerance,
+from gradparity.core.compare import (Check, ComparisonContext, backend_status, compare, failed_check, finite_difference_tolerance,
                                      first_divergent_layer, first_divergent_step, formulation_gap, gradient_magnitudes,
                                      tolerance, trajectory_growth, unmeasured_check, worst_check)
 from gradparity.core.diagnosis import read_pattern, scale_factor
 from gradparity.core.gradcheck import STEP
 from gradparity.core.reference import cost_and_gradients, train
 from gradparity.environment import fingerprint
-from gradparity.runner import BackendOutcome, Progress, default_parallel, run_backends
+from gradparity.runner import BackendOutcome, Progress, WorkerRun, default_parallel, run_backends
 
 SCHEMA = "gradparity/1"
 DEFAULT_TIMEOUT = 600.0
@@ -131,7 +131,8 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
 
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
-        outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, inspect, assigned)
+        outcomes = run_backends(WorkerRun(cases, worker_options, options.timeout, parallel), entries, progress, inspect,
+                                assigned)
     results = [case_result(index, case, references(index), outcomes, assessments, options.include_arrays,
                            [name for name in outcomes if index in assigned[name]], options.probe_all,
                            options.trajectories)
@@ -395,7 +396,7 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
             if mask is not None and not np.any(mask):
                 return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
                                         "step of every entry crosses a ReLU kink", tol)
-        return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude, growth)
+        return compare(quantity, kind, actual, expected, ComparisonContext(dtype, tol, backend, mask, magnitude, growth))
 
     def missing(quantity: str, kind: str, what: str) -> Check:
         return failed_check(quantity, kind, f"{backend} provides {kind} but returned {what}")

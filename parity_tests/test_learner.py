@@ -40,8 +40,8 @@ def mutant_results(request) -> dict[str, gradparity.learner.BackpropCheck]:
     results = {}
     for mutant in MUTANTS:
         X, Y, params = mutant.network()
-        results[mutant.name] = gradparity.check(mutant.backprop(), X, Y, params, mutant.hidden, mutant.loss,
-                                                request.param)
+        results[mutant.name] = gradparity.check(mutant.backprop(), X, Y, params, activation=mutant.hidden,
+                                                loss=mutant.loss, dtype=request.param)
     return results
 
 
@@ -93,11 +93,12 @@ def test_finite_differences_corroborate_the_verdict_of_every_mutant(mutant_resul
 @pytest.mark.parametrize("sizes, hidden, loss", NETWORKS)
 def test_the_correct_example_passes(sizes, hidden, loss, dtype):
     X, Y, params = network(sizes, hidden, loss)
-    result = gradparity.check(example(hidden, loss), X, Y, params, hidden, loss, dtype)
+    result = gradparity.check(example(hidden, loss), X, Y, params, activation=hidden, loss=loss, dtype=dtype)
     assert result.verdict == "pass", result.message()
     assert result.wrong == [] and result.first_wrong is None and result.hint is None
     assert all(cell["verdict"] == "agrees" for cell in result.corroboration["finite-diff"]["quantities"].values())
-    assert gradparity.assert_backprop_matches(example(hidden, loss), X, Y, params, hidden, loss, dtype) is None
+    assert gradparity.assert_backprop_matches(example(hidden, loss), X, Y, params, activation=hidden, loss=loss,
+                                             dtype=dtype) is None
 
 
 def test_assert_backprop_matches_names_the_first_wrong_gradient():
@@ -129,7 +130,7 @@ def test_a_function_computing_another_network_is_told_which(computes, checked):
     """The cost gives it away: it is the cost of the same parameters under the function's own
     activation and loss; that hint comes first, whatever the first wrong gradient."""
     X, Y, params = network((3, 5, 4, 1), *checked)
-    result = gradparity.check(example(*computes), X, Y, params, *checked)
+    result = gradparity.check(example(*computes), X, Y, params, activation=checked[0], loss=checked[1])
     assert result.verdict == "fail" and "cost" in result.wrong
     assert result.mistake.pattern == "other-network"
     assert f"(then check it with --activation {computes[0]} --loss {computes[1]}," in result.hint
@@ -315,7 +316,8 @@ def test_a_framework_corroborates_right_and_wrong_gradients(tmp_path):
     differs on the wrong ones, as the reference says."""
     mutant = next(mutant for mutant in MUTANTS if mutant.name == "db over the wrong axis")
     X, Y, params = mutant.network()
-    result = gradparity.check(mutant.backprop(), X, Y, params, mutant.hidden, mutant.loss, backends=["torch"])
+    result = gradparity.check(mutant.backprop(), X, Y, params, activation=mutant.hidden, loss=mutant.loss,
+                              backends=["torch"])
     torch = result.corroboration["torch"]
     assert torch["status"] == "pass"
     verdicts = {quantity: cell["verdict"] for quantity, cell in torch["quantities"].items()}
@@ -351,14 +353,15 @@ def test_cli_checks_your_own_parameters(tmp_path, capsys):
 def test_a_deviating_framework_sides_with_the_reference_or_differs():
     """Against a framework that is itself off the reference on a quantity (by 1e-8 here), a
     value as close to it as the reference is ≈ (deviates); a wrong one is ✗ (differs)."""
-    from gradparity.core.compare import Tolerance, compare
+    from gradparity.core.compare import ComparisonContext, Tolerance, compare
     from gradparity.learner import cell
 
     framework = np.array([1.0 + 1e-8, 2.0])
-    own = compare("dW1", "gradients", framework, np.array([1.0, 2.0]), "float64", Tolerance(1e-15, "test"))
+    terms = ComparisonContext("float64", Tolerance(1e-15, "test"))
+    own = compare("dW1", "gradients", framework, np.array([1.0, 2.0]), terms)
     assert own.verdict == "fail"
     own = own.to_dict()
     for learner_value, verdict in (([1.0, 2.0], "deviates"), ([1.0 + 1e-8, 2.0], "agrees"), ([1.5, 2.0], "differs")):
-        check = compare("dW1", "gradients", np.array(learner_value), framework, "float64", Tolerance(1e-15, "test"))
+        check = compare("dW1", "gradients", np.array(learner_value), framework, terms)
         assert cell(check, own)["verdict"] == verdict
         assert cell(check)["verdict"] == ("agrees" if verdict == "agrees" else "differs")

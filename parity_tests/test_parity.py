@@ -81,7 +81,7 @@ def generated_cases(count: int, dtype: str, seed: int = SEED) -> list[Case]:
         labels = rng.integers(0, sizes[-1], m)
         Y = np.eye(sizes[-1])[:, labels] if loss == "softmax-ce" else rng.integers(0, 2, (sizes[-1], m)) * 1.0
         params = initial_params(spec, "xavier", seed=int(rng.integers(2**31)))
-        case = make_case(f"generated-{len(cases)}", spec.describe(), X, Y, params, spec, dtype,
+        case = make_case(f"generated-{len(cases)}", spec.describe(), (X, Y), params, spec, dtype,
                          generated_training(len(cases), m))
         cases.setdefault(architecture(case), case)
     return list(cases.values())
@@ -94,7 +94,7 @@ def zero_logits_case(dtype: str) -> Case:
     params = {"W1": -np.ones((2, 2)), "b1": np.zeros((2, 1)), "W2": np.ones((2, 2)), "b2": np.zeros((2, 1)),
               "W3": np.ones((1, 2)), "b3": np.zeros((1, 1))}
     X = np.abs(np.random.default_rng(0).standard_normal((2, 8))) + 0.1
-    return make_case("zero-logits", "2-2-2-1 relu/bce with every logit exactly 0", X, np.ones((1, 8)), params, spec,
+    return make_case("zero-logits", "2-2-2-1 relu/bce with every logit exactly 0", (X, np.ones((1, 8))), params, spec,
                      dtype, Training(learning_rate=0.1, epochs=3))
 
 
