@@ -65,15 +65,15 @@ class Case:
 def make_case(
     name: str,
     description: str,
-    X: np.ndarray,
-    Y: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray],
     params: Params,
     spec: NetworkSpec,
     dtype: str = "float64",
     training: Training | None = None,
 ) -> Case:
-    """Check data, parameters and batch size against ``spec`` and cast everything to ``dtype``
-    (the training defaults to ``Training()``: full-batch gradient descent, lr 0.5, 10 steps)."""
+    """Check ``data`` (X, Y), parameters and batch size against ``spec`` and cast everything to
+    ``dtype`` (the training defaults to ``Training()``: full-batch gradient descent, lr 0.5, 10 steps)."""
+    X, Y = data
     numpy_dtype = check_dtype(dtype)
     datasets.check_data(X, Y, spec.loss)
     if X.shape[0] != spec.layer_sizes[0] or Y.shape[0] != spec.layer_sizes[-1]:
@@ -88,23 +88,26 @@ def make_case(
     return Case(name, description, spec, cast(X), cast(Y), {k: cast(v) for k, v in params.items()}, dtype, training)
 
 
-def _dataset_case(
-    name: str,
-    description: str,
-    dataset: str,
-    hidden: list[int],
-    activation: str,
-    loss: str,
-    init: str,
-    training: Training,
-) -> Callable[[str], Case]:
-    def build(dtype: str) -> Case:
-        X, Y = datasets.load_dataset(dataset, loss)
-        spec = NetworkSpec((X.shape[0], *hidden, Y.shape[0]), activation, loss)
-        params = initial_params(spec, init)
-        return make_case(name, description, X, Y, params, spec, dtype, training)
+@dataclass(frozen=True)
+class DatasetCase:
+    """A catalogue case built from a bundled dataset: its name and description, the dataset,
+    the hidden layers, activation and loss, the initialisation and the training; called with
+    a dtype, it is that case."""
 
-    return build
+    name: str
+    description: str
+    dataset: str
+    hidden: tuple[int, ...]
+    activation: str
+    loss: str
+    init: str
+    training: Training
+
+    def __call__(self, dtype: str) -> Case:
+        X, Y = datasets.load_dataset(self.dataset, self.loss)
+        spec = NetworkSpec((X.shape[0], *self.hidden, Y.shape[0]), self.activation, self.loss)
+        return make_case(self.name, self.description, (X, Y), initial_params(spec, self.init), spec, dtype,
+                         self.training)
 
 
 def _signs_shape(dtype: str) -> Case:
@@ -113,7 +116,7 @@ def _signs_shape(dtype: str) -> Case:
     params = initial_params(spec, "xavier", seed=1)
     return make_case(
         "signs-shape", "The document's TensorFlow network 12288-25-12-6 (relu, softmax) on seeded synthetic data, m = 1080",
-        X, Y, params, spec, dtype, Training(learning_rate=0.05, epochs=3),
+        (X, Y), params, spec, dtype, Training(learning_rate=0.05, epochs=3),
     )
 
 
@@ -126,7 +129,7 @@ def _saturated(dtype: str) -> Case:
     params["b2"] = np.full((1, 1), -80.0)
     return make_case(
         "saturated", "Large output weights: |Z2| up to 80, sigmoid outputs at 1 - 1e-12 and beyond, on both sides",
-        X, Y, params, spec, dtype, Training(learning_rate=0.01),
+        (X, Y), params, spec, dtype, Training(learning_rate=0.01),
     )
 
 
@@ -135,7 +138,7 @@ def _single_example(dtype: str) -> Case:
     spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
     return make_case(
         "single-example", "One example (m = 1): every sum over examples has a single term",
-        X[:, :1], Y[:, :1], initial_params(spec, "xavier", seed=4), spec, dtype, Training(learning_rate=1.2),
+        (X[:, :1], Y[:, :1]), initial_params(spec, "xavier", seed=4), spec, dtype, Training(learning_rate=1.2),
     )
 
 
@@ -146,44 +149,44 @@ def _tf_document(dtype: str) -> Case:
         "tf-document", "The document's TensorFlow set-up: 12288-25-12-6 relu/softmax-ce, glorot-uniform init, "
         "Adam (efficient form, TF1 AdamOptimizer's defaults) at lr 1e-4, batches of 32, 2 epochs of m = 1080 "
         "(each epoch ends on a batch of 24)",
-        X, Y, initial_params(spec, "glorot-uniform", seed=1), spec, dtype,
+        (X, Y), initial_params(spec, "glorot-uniform", seed=1), spec, dtype,
         Training("adam-hat", learning_rate=1e-4, epochs=2, batch_size=32, epsilon=1e-8),
     )
 
 
 CATALOGUE: dict[str, Callable[[str], Case]] = {
-    "seed-2layer": _dataset_case(
+    "seed-2layer": DatasetCase(
         "seed-2layer", "The document's set-up: flower data, hidden [4], sigmoid, bce, seeded 0.01 init",
-        "flower", [4], "sigmoid", "bce", "seed", Training(learning_rate=1.2)),
-    "deep-sigmoid": _dataset_case(
+        "flower", (4,), "sigmoid", "bce", "seed", Training(learning_rate=1.2)),
+    "deep-sigmoid": DatasetCase(
         "deep-sigmoid", "Four sigmoid layers, hidden [16, 8, 4], on the flower data",
-        "flower", [16, 8, 4], "sigmoid", "bce", "xavier", Training(learning_rate=0.5)),
-    "tanh": _dataset_case(
-        "tanh", "The document's network with tanh hidden units", "flower", [4], "tanh", "bce", "xavier", Training(learning_rate=1.2)),
-    "relu": _dataset_case(
-        "relu", "ReLU hidden layers [8, 4] with He init", "flower", [8, 4], "relu", "bce", "he", Training(learning_rate=0.5)),
-    "softmax-digits": _dataset_case(
+        "flower", (16, 8, 4), "sigmoid", "bce", "xavier", Training(learning_rate=0.5)),
+    "tanh": DatasetCase(
+        "tanh", "The document's network with tanh hidden units", "flower", (4,), "tanh", "bce", "xavier", Training(learning_rate=1.2)),
+    "relu": DatasetCase(
+        "relu", "ReLU hidden layers [8, 4] with He init", "flower", (8, 4), "relu", "bce", "he", Training(learning_rate=0.5)),
+    "softmax-digits": DatasetCase(
         "softmax-digits", "The document's multi-class extension: 8x8 digits, hidden [25, 12] relu, softmax-ce",
-        "digits", [25, 12], "relu", "softmax-ce", "he", Training(learning_rate=0.1)),
+        "digits", (25, 12), "relu", "softmax-ce", "he", Training(learning_rate=0.1)),
     "signs-shape": _signs_shape,
-    "keras-mse": _dataset_case(
+    "keras-mse": DatasetCase(
         "keras-mse", "The document's Keras model: hidden [4] sigmoid, sigmoid output, mean squared error",
-        "flower", [4], "sigmoid", "mse", "seed", Training(learning_rate=1.2)),
-    "breast-cancer": _dataset_case(
+        "flower", (4,), "sigmoid", "mse", "seed", Training(learning_rate=1.2)),
+    "breast-cancer": DatasetCase(
         "breast-cancer", "Real data: 30 standardised features, hidden [16, 8] relu, bce",
-        "breast-cancer", [16, 8], "relu", "bce", "he", Training(learning_rate=0.1)),
+        "breast-cancer", (16, 8), "relu", "bce", "he", Training(learning_rate=0.1)),
     "saturated": _saturated,
     "single-example": _single_example,
-    "keras-document": _dataset_case(
+    "keras-document": DatasetCase(
         "keras-document", "The document's Keras model exactly: 2-4-1 sigmoid/mse on the flower data, glorot-uniform "
         "init, Keras's Adam defaults (efficient form, lr 1e-3, epsilon 1e-7), batch_size 100, 10 epochs",
-        "flower", [4], "sigmoid", "mse", "glorot-uniform",
+        "flower", (4,), "sigmoid", "mse", "glorot-uniform",
         Training("adam-hat", learning_rate=1e-3, epochs=10, batch_size=100, epsilon=1e-7)),
     "tf-document": _tf_document,
-    "momentum": _dataset_case(
+    "momentum": DatasetCase(
         "momentum", "Momentum 0.9 on shuffled mini-batches of 64 (each epoch ends on a batch of 16): "
         "2-8-1 tanh/bce on the flower data, 3 epochs",
-        "flower", [8], "tanh", "bce", "xavier", Training("momentum", learning_rate=0.05, epochs=3, batch_size=64)),
+        "flower", (8,), "tanh", "bce", "xavier", Training("momentum", learning_rate=0.05, epochs=3, batch_size=64)),
 }
 
 
@@ -204,7 +207,7 @@ def _deep(dtype: str) -> Case:
     Y = (X[0] * X[1] + X[2] > 0).astype(np.float64)[np.newaxis, :]
     spec = NetworkSpec((20, 16, 8, 4, 1), "sigmoid", "bce")
     return make_case("deep", "20-16-8-4-1 sigmoid/bce on seeded synthetic data, m = 400",
-                     X, Y, initial_params(spec, "xavier"), spec, dtype, Training(learning_rate=0.5))
+                     (X, Y), initial_params(spec, "xavier"), spec, dtype, Training(learning_rate=0.5))
 
 
 # The networks `gradparity bench` times one training step of.

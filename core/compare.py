@@ -40,6 +40,21 @@ class Tolerance:
     atol_floor: float = 0.0
 
 
+@dataclass(frozen=True)
+class ComparisonContext:
+    """What a comparison is judged under: the dtype asked, the tolerance, who computed the
+    actual values and, per entry, which count (``mask``: finite differences on a sampled
+    subset), the magnitude M of the terms each sums (see the module docstring) and the factor
+    its allowed error grows by (``growth``: a tolerance that grows along a trajectory)."""
+
+    dtype: str
+    tol: Tolerance
+    backend: str = "backend"
+    mask: np.ndarray | None = None
+    magnitude: np.ndarray | None = None
+    growth: np.ndarray | None = None
+
+
 def finite_difference_tolerance(policy: Tolerance, cost: float, step: float) -> Tolerance:
     """Central differences round J(theta + h) - J(theta - h), so they carry an absolute error of
     about eps64 |J| / h on top of the h^2 truncation: rtol = max(1e-7, policy) and an absolute
@@ -84,17 +99,14 @@ def gradient_magnitudes(params: Params, cache: ForwardPass, Y: np.ndarray, spec:
     return magnitudes
 
 
-def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, dtype: str,
-            tol: Tolerance, backend: str = "backend", mask: np.ndarray | None = None,
-            magnitude: np.ndarray | None = None, growth: np.ndarray | None = None) -> Check:
-    """Compare ``actual`` with the reference ``expected`` under ``tol``; ``mask`` restricts the
-    comparison to the entries that were computed (finite differences on a sampled subset),
-    ``magnitude`` gives each entry's term magnitude M (see the module docstring) and ``growth``
-    multiplies each entry's allowed error (a tolerance that grows along a trajectory)."""
+def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, context: ComparisonContext) -> Check:
+    """Compare ``actual`` with the reference ``expected`` under ``context`` (dtype, tolerance,
+    backend, and the entries' mask, magnitudes and growth)."""
+    tol, mask, magnitude, growth = context.tol, context.mask, context.magnitude, context.growth
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
-        return _shape_mismatch(quantity, kind, a.shape, b.shape, tol, backend)
+        return _shape_mismatch(quantity, kind, a.shape, b.shape, context)
     selected = np.ones(b.shape, bool) if mask is None else np.asarray(mask, bool)
     a_sel, b_sel = a[selected], b[selected]
     scale = float(np.max(np.abs(b_sel), initial=0.0))
@@ -104,7 +116,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     allowed = (atol + tol.rtol * np.abs(b)) * (1.0 if growth is None else growth)
     over = selected & ~(diff <= allowed)  # NaN in actual counts as a mismatch
     if not selected.any():
-        return _nothing_compared(quantity, kind, tol, backend)
+        return _nothing_compared(quantity, kind, context)
     max_abs = float(np.max(diff[selected], initial=0.0)) if np.isfinite(a_sel).all() else float("inf")
     with np.errstate(divide="ignore", invalid="ignore"):  # an exact zero allowed nothing and used nothing
         ratio = np.where(diff == 0, 0.0, np.nan_to_num(diff / allowed, nan=np.inf, posinf=np.inf))
@@ -112,7 +124,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
     worst = np.unravel_index(int(np.argmax(used)), b.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         elementwise = np.where(b_sel != 0, np.abs(a_sel - b_sel) / np.abs(b_sel), np.where(a_sel == b_sel, 0.0, np.inf))
-    eps = float(np.finfo(dtype).eps)
+    eps = float(np.finfo(context.dtype).eps)
     rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     check = Check(
         quantity=quantity, kind=kind, max_abs_error=max_abs,
@@ -125,7 +137,7 @@ def compare(quantity: str, kind: str, actual: np.ndarray, expected: np.ndarray, 
         first_index=[int(i) for i in np.argwhere(over)[0]] if over.any() else None,
     )
     if over.any():
-        check.message = mismatch_message(check, backend, dtype, float(allowed[tuple(worst)]))
+        check.message = mismatch_message(check, context.backend, context.dtype, float(allowed[tuple(worst)]))
     return check
 
 
@@ -137,13 +149,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / norms)
 
 
-def _shape_mismatch(quantity: str, kind: str, got: tuple, want: tuple, tol: Tolerance, backend: str) -> Check:
-    return failed_check(quantity, kind, f"{quantity} of {backend} has shape {got}, the reference has {want}",
-                        int(np.prod(want)), tol)
+def _shape_mismatch(quantity: str, kind: str, got: tuple, want: tuple, context: ComparisonContext) -> Check:
+    return failed_check(quantity, kind, f"{quantity} of {context.backend} has shape {got}, the reference has {want}",
+                        int(np.prod(want)), context.tol)
 
 
-def _nothing_compared(quantity: str, kind: str, tol: Tolerance, backend: str) -> Check:
-    return failed_check(quantity, kind, f"{quantity} of {backend} marks no entry as computed: nothing to compare", 0, tol)
+def _nothing_compared(quantity: str, kind: str, context: ComparisonContext) -> Check:
+    return failed_check(quantity, kind, f"{quantity} of {context.backend} marks no entry as computed: nothing to "
+                        "compare", 0, context.tol)
 
 
 def failed_check(quantity: str, kind: str, message: str, total: int = 1, tol: Tolerance | None = None) -> Check:

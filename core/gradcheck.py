@@ -88,10 +88,20 @@ def shifted_row(Z: np.ndarray, row: int, delta: np.ndarray | float) -> np.ndarra
     return shifted
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Which entries central differences check: every entry of a parameter with at most
+    ``max_entries``, else ``max_entries`` of them drawn with ``seed``."""
+
+    max_entries: int = MAX_ENTRIES
+    seed: int = 0
+
+
 def numerical_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
-                        max_entries: int = MAX_ENTRIES, seed: int = 0, step: float = STEP) -> tuple[Params, dict[str, np.ndarray]]:
-    """Central differences of J in float64 for every (or every sampled) parameter entry.
-    Returns the gradients (NaN where not sampled or at a ReLU kink) and the masks of checked entries."""
+                        sampling: Sampling = Sampling()) -> tuple[Params, dict[str, np.ndarray]]:
+    """Central differences of J in float64 (step ``STEP``) for every (or every sampled)
+    parameter entry. Returns the gradients (NaN where not sampled or at a ReLU kink) and the
+    masks of checked entries."""
     params = {name: np.asarray(value, np.float64) for name, value in params.items()}
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     cache = forward(params, X, spec)
@@ -100,13 +110,13 @@ def numerical_gradients(params: Params, X: np.ndarray, Y: np.ndarray, spec: Netw
         layer = int(name[1:])
         A_below, Z = cache.A[layer - 1], cache.Z[layer]
         numerical = np.full(value.shape, np.nan)
-        for flat in entries_to_check(value.shape, name, max_entries, seed):
+        for flat in entries_to_check(value.shape, name, sampling.max_entries, sampling.seed):
             row, column = np.unravel_index(flat, value.shape)
-            shift = step * (A_below[column] if name[0] == "W" else 1.0)
+            shift = STEP * (A_below[column] if name[0] == "W" else 1.0)
             (J_plus, signs_plus), (J_minus, signs_minus) = (
                 cost_above(params, shifted_row(Z, row, sign * shift), layer, Y, spec) for sign in (1.0, -1.0))
             if all(np.array_equal(p, q) for p, q in zip(signs_plus, signs_minus)):
-                numerical[row, column] = (J_plus - J_minus) / (2 * step)
+                numerical[row, column] = (J_plus - J_minus) / (2 * STEP)
         gradients[name], masks[name] = numerical, ~np.isnan(numerical)
     return gradients, masks
 
@@ -116,7 +126,7 @@ def gradcheck(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
     """Compare the reference backward pass (in float64) with central differences."""
     params64 = {name: np.asarray(value, np.float64) for name, value in params.items()}
     J, analytic, _ = cost_and_gradients(params64, np.asarray(X, np.float64), np.asarray(Y, np.float64), spec)
-    numerical, masks = numerical_gradients(params64, X, Y, spec, max_entries, seed)
+    numerical, masks = numerical_gradients(params64, X, Y, spec, Sampling(max_entries, seed))
     g = np.concatenate([analytic[name][masks[name]] for name in analytic])
     g_num = np.concatenate([numerical[name][masks[name]] for name in analytic])
     denominator = np.linalg.norm(g) + np.linalg.norm(g_num)

@@ -209,15 +209,12 @@ def train(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, train
     return TrainingResult(costs, params, sizes)
 
 
-def model(
-    params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, learning_rate: float, iterations: int,
-    record_every: int = 1,
-) -> TrainingResult:
+def model(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, learning_rate: float,
+          iterations: int) -> TrainingResult:
     """Full-batch gradient descent as the document's ``model()``: ``iterations`` steps from a
-    copy of ``params``, keeping J (before the update) of every ``record_every``-th step."""
+    copy of ``params``, keeping J before each update."""
     check_training(learning_rate, iterations)
-    trained = train(params, X, Y, spec, Training("sgd", learning_rate, epochs=iterations))
-    return TrainingResult(trained.costs[::record_every], trained.params, trained.batch_sizes[::record_every])
+    return train(params, X, Y, spec, Training("sgd", learning_rate, epochs=iterations))
 
 
 def check_training(learning_rate: float, iterations: int) -> None:

@@ -30,7 +30,7 @@ from gradparity.core.errors import GradparityError
 from gradparity.core.network import check_dtype
 from gradparity.core.results import BENCH_SCHEMA, BenchDocument
 from gradparity.environment import fingerprint
-from gradparity.runner import BackendOutcome, Progress, run_backends
+from gradparity.runner import BackendOutcome, Progress, WorkerRun, run_backends
 
 MODES = ("eager", "compiled")
 REFERENCE = "numpy"
@@ -68,8 +68,8 @@ def run_bench(cases: list[Case], names: list[str], threads: int, repeats: int, d
     settings = {"threads": threads, "job": "bench", "bench": {"repeats": repeats}}
     entries = {name: REGISTRY[name] for name in names}
     reference = {REFERENCE: entries.pop(REFERENCE)}
-    outcomes = run_backends(cases, reference, {**settings, "device": "cpu"}, timeout, 1, progress)
-    outcomes.update(run_backends(cases, entries, {**settings, "device": device}, timeout, 1, progress))
+    outcomes = run_backends(WorkerRun(cases, {**settings, "device": "cpu"}, timeout), reference, progress)
+    outcomes.update(run_backends(WorkerRun(cases, {**settings, "device": device}, timeout), entries, progress))
     return outcomes
 
 

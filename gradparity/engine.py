@@ -14,7 +14,7 @@ from gradparity.core.cases import Case
 from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summary, Timing
 from gradparity.environment import fingerprint
 from gradparity.judge import Judge, Judging
-from gradparity.runner import BackendOutcome, Progress, default_parallel, run_backends
+from gradparity.runner import BackendOutcome, Progress, WorkerRun, default_parallel, run_backends
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -67,8 +67,8 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     judge = Judge(cases, options.judging())
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
-        outcomes = run_backends(cases, entries, worker_options, options.timeout, parallel, progress, judge.inspect,
-                                assigned)
+        outcomes = run_backends(WorkerRun(cases, worker_options, options.timeout, parallel), entries, progress,
+                                judge.inspect, assigned)
     results = judge.results(outcomes, assigned)
     run_record = RunRecord(datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter() - started,
                            threads, parallel, {}, {}, {}, {})

@@ -55,8 +55,9 @@ def resolve(args: argparse.Namespace, own_layers: tuple[Layers, ...] | None = No
     layers = [tuple(args.hidden)]
     if "--hidden" not in given and own_layers:
         layers = list(own_layers)
-    cases = [learner.own_networks(*load_data(args), data_name(args), args.activation, args.loss, dtype, layers,
-                                  args.init, args.seed) for dtype in listed(args.dtype)]
+    data, start = load_data(args), learner.Initialisation(layers, args.init, args.seed)
+    cases = [learner.own_networks(data, data_name(args), (args.activation, args.loss), dtype, start)
+             for dtype in listed(args.dtype)]
     return Networks([case for group in cases for case in group], "--hidden" in given or not own_layers)
 
 
@@ -135,7 +136,7 @@ def params_cases(args: argparse.Namespace, given: list[str]) -> list[Case]:
     if "--hidden" in given and list(spec.layer_sizes[1:-1]) != args.hidden:
         raise UsageError(f"--hidden {args.hidden} disagrees with the parameters' layers {list(spec.layer_sizes)}")
     description = f"{data_name(args)}, {args.params}"
-    return [make_case(Path(args.params).stem, description, X, Y, params, spec, dtype) for dtype in listed(args.dtype)]
+    return [make_case(Path(args.params).stem, description, (X, Y), params, spec, dtype) for dtype in listed(args.dtype)]
 
 
 def outputs_mismatch(outputs: int, rows: int, data: str) -> str:

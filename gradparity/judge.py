@@ -16,7 +16,7 @@ from gradparity.backends.worker import describe
 from gradparity.core import deviations
 from gradparity.core.boundary import trained_boundary
 from gradparity.core.cases import Case
-from gradparity.core.compare import (Tolerance, backend_status, compare, failed_check, finite_difference_tolerance,
+from gradparity.core.compare import (ComparisonContext, backend_status, compare, failed_check, finite_difference_tolerance,
                                      first_divergent_layer, first_divergent_step, formulation_gap, gradient_magnitudes,
                                      tolerance, trajectory_growth, unmeasured_check, worst_check)
 from gradparity.core.diagnosis import read_pattern, scale_factor
@@ -298,7 +298,7 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
             if mask is not None and not np.any(mask):
                 return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
                                         "step of every entry crosses a ReLU kink", tol)
-        return compare(quantity, kind, actual, expected, dtype, tol, backend, mask, magnitude, growth)
+        return compare(quantity, kind, actual, expected, ComparisonContext(dtype, tol, backend, mask, magnitude, growth))
 
     def missing(quantity: str, kind: str, what: str) -> Check:
         return failed_check(quantity, kind, f"{backend} provides {kind} but returned {what}")

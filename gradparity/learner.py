@@ -41,7 +41,7 @@ from gradparity.backends.worker import describe
 from gradparity.conventions import CONVENTIONS, Answer, Calls, ConventionError, find, layer_globals
 from gradparity.core import datasets
 from gradparity.core.cases import Case, make_case
-from gradparity.core.compare import (Tolerance, compare, finite_difference_tolerance, tolerance,
+from gradparity.core.compare import (ComparisonContext, Tolerance, compare, finite_difference_tolerance, tolerance,
                                      unmeasured_check)
 from gradparity.core.diagnosis import measured
 from gradparity.core.errors import GradparityError, SpecError
@@ -266,40 +266,54 @@ def error_document(error: GradparityError, calls: Calls | None = None, source: s
                          None, [], None, None, None, [], []).to_dict()
 
 
+@dataclass(frozen=True)
+class CheckOptions:
+    """How ``check`` checks: the network's hidden ``activation`` and ``loss`` (``auto``: the
+    network read from the learner's own cost), the ``dtype``, the frameworks in ``backends``
+    (each in its own worker process; None: every installed one, () none) and the
+    ``convention`` to force (None: found by names and signatures)."""
+
+    activation: str = AUTO
+    loss: str = AUTO
+    dtype: str = "float64"
+    backends: Iterable[str] | None = ()
+    convention: str | None = None
+
+
 def check(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = None, Y: np.ndarray | None = None,
-          parameters: Mapping[str, np.ndarray] | None = None, activation: str = AUTO, loss: str = AUTO,
-          dtype: str = "float64", backends: Iterable[str] | None = (), convention: str | None = None) -> BackpropCheck:
+          parameters: Mapping[str, np.ndarray] | None = None, **options: Any) -> BackpropCheck:
     """Check a learner's backprop against the reference and central differences of its own
-    cost, and against the frameworks in ``backends`` (each in its own worker process; None:
-    every installed one, () none). ``code`` is ``backprop(X, Y, parameters) -> (cost, grads)``
+    cost, and against frameworks. ``code`` is ``backprop(X, Y, parameters) -> (cost, grads)``
     or a namespace — a module, or a notebook's ``globals()`` — holding the functions of one of
-    the conventions (``convention`` forces one). With ``parameters``, on that network (X and Y
-    required); without, on the tool's own networks of 1, 2 and 3 hidden layers, on X and Y or
-    the flower data. ``activation`` and ``loss`` default to the network read from the
-    learner's own cost."""
-    calls = learner_calls(code, convention)
+    the conventions. With ``parameters``, on that network (X and Y required); without, on the
+    tool's own networks of 1, 2 and 3 hidden layers, on X and Y or the flower data. The keyword
+    ``options`` are the fields of ``CheckOptions``: ``activation=``, ``loss=``, ``dtype=``,
+    ``backends=`` and ``convention=``."""
+    given = CheckOptions(**options)
+    activation, loss, dtype = given.activation, given.loss, given.dtype
+    calls = learner_calls(code, given.convention)
     if parameters is not None:
         if X is None or Y is None:
             raise SpecError("parameters need their data: give X and Y too")
         params = {name: np.asarray(value, np.float64) for name, value in parameters.items()}
         spec = spec_from_params(params, default(activation, "sigmoid"), default(loss, default_loss(np.asarray(Y))))
-        cases = [make_case("your-network", "your data", np.asarray(X), np.asarray(Y), params, spec, dtype)]
+        cases = [make_case("your-network", "your data", (np.asarray(X), np.asarray(Y)), params, spec, dtype)]
     elif (X is None) != (Y is None):
         raise SpecError("give X and Y together, or neither for the flower data")
     else:
         data = datasets.load_dataset("flower") if X is None else (np.asarray(X), np.asarray(Y))
-        cases = own_networks(*data, "flower" if X is None else "your data", activation, loss, dtype)
-    return check_code(calls, cases, frameworks(None) if backends is None else list(backends),
+        cases = own_networks(data, "flower" if X is None else "your data", (activation, loss), dtype)
+    return check_code(calls, cases, frameworks(None) if given.backends is None else list(given.backends),
                       network=(activation, loss), fixed=parameters is not None)
 
 
 def assert_backprop_matches(code: Callable | Mapping | types.ModuleType, X: np.ndarray | None = None,
                             Y: np.ndarray | None = None, parameters: Mapping[str, np.ndarray] | None = None,
-                            activation: str = AUTO, loss: str = AUTO, dtype: str = "float64",
-                            backends: Iterable[str] | None = (), convention: str | None = None) -> None:
-    """None when ``check`` passes; else AssertionError naming the first wrong gradient, the
-    mismatch (as torch.testing.assert_close) and the hint."""
-    result = check(code, X, Y, parameters, activation, loss, dtype, backends, convention)
+                            **options: Any) -> None:
+    """None when ``check`` (with the same arguments and keyword ``options``) passes; else
+    AssertionError naming the first wrong gradient, the mismatch (as torch.testing.assert_close)
+    and the hint."""
+    result = check(code, X, Y, parameters, **options)
     if not result.passed:
         raise AssertionError(result.message())
 
@@ -319,16 +333,29 @@ def one_hot(Y: np.ndarray) -> bool:
     return Y.shape[0] > 1 and bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=0) == 1))
 
 
-def own_networks(X: np.ndarray, Y: np.ndarray, data: str, activation: str, loss: str, dtype: str,
-                 hidden: Iterable[tuple[int, ...]] = OWN_HIDDEN, init: str = "seed", seed: int | None = None) -> list[Case]:
-    """The tool's own networks on ``X``, ``Y``: one per entry of ``hidden``, with the
-    document's initialisation (``randn * 0.01``, seed 2) unless told."""
+@dataclass(frozen=True)
+class Initialisation:
+    """How the tool's own networks start: the hidden layer sizes of each network and the
+    initialisation (by default the document's ``randn * 0.01``, seed 2)."""
+
+    hidden: Iterable[tuple[int, ...]] = OWN_HIDDEN
+    init: str = "seed"
+    seed: int | None = None
+
+
+def own_networks(data: tuple[np.ndarray, np.ndarray], name: str, network: tuple[str, str], dtype: str,
+                 start: Initialisation = Initialisation()) -> list[Case]:
+    """The tool's own networks on ``data`` (X, Y), called ``name``: one per entry of
+    ``start.hidden``, with the hidden activation and loss of ``network`` (``auto``: sigmoid,
+    and the loss the labels imply)."""
+    X, Y = data
+    activation, loss = network
     cases = []
-    for sizes in hidden:
+    for sizes in start.hidden:
         spec = NetworkSpec((X.shape[0], *sizes, Y.shape[0]), default(activation, "sigmoid"),
                            default(loss, default_loss(Y)))
-        params = initial_params(spec, init, seed, "float64")
-        cases.append(make_case("-".join(map(str, spec.layer_sizes)), data, X, Y, params, spec, dtype))
+        params = initial_params(spec, start.init, start.seed, "float64")
+        cases.append(make_case("-".join(map(str, spec.layer_sizes)), name, data, params, spec, dtype))
     return cases
 
 
@@ -542,7 +569,7 @@ def agreement_count(answer: LearnerAnswer, case: Case, reference: judge.Referenc
     if output is not None and np.shape(output) == reference.evaluation.activations[-1].shape:
         tol = tolerance("activations", case.dtype, case.spec, case.m)
         count += compare("output", "activations", np.asarray(output, np.float64), reference.evaluation.activations[-1],
-                         case.dtype, tol, LEARNER).verdict == "pass"
+                         ComparisonContext(case.dtype, tol, LEARNER)).verdict == "pass"
     right = {f"d{name}": value for name, value in reference.evaluation.gradients.items()}
     return count + sum(held_against(quantity, answer.grads[quantity], right[quantity], case, reference).verdict == "pass"
                        for quantity in gradient_order(case))
@@ -553,14 +580,23 @@ def gradient_order(case: Case) -> list[str]:
     return [f"d{kind}{layer}" for layer in range(case.spec.depth, 0, -1) for kind in ("W", "b")]
 
 
-def held_against(quantity: str, got: object, expected: object, case: Case, reference: judge.ReferenceResult,
-                 tol: Tolerance | None = None, mask: np.ndarray | None = None) -> Check:
-    """The learner's ``quantity`` compared with ``expected`` under the tolerance a backend gets
-    for it on this case (or ``tol``), gradients with the reference's term magnitudes."""
+def held_against(quantity: str, got: object, expected: object, case: Case, reference: judge.ReferenceResult) -> Check:
+    """The learner's ``quantity`` compared with ``expected`` under ``learner_context``."""
+    return held_under(quantity, got, expected, learner_context(quantity, case, reference))
+
+
+def held_under(quantity: str, got: object, expected: object, context: ComparisonContext) -> Check:
+    """The learner's ``quantity`` compared with ``expected`` under ``context``."""
+    kind = "cost" if quantity == "cost" else "gradients"
+    return compare(quantity, kind, np.asarray(got), np.asarray(expected, np.float64), context)
+
+
+def learner_context(quantity: str, case: Case, reference: judge.ReferenceResult) -> ComparisonContext:
+    """The terms the learner's ``quantity`` is judged under: the tolerance a backend gets for it
+    on this case, gradients with the reference's term magnitudes."""
     kind = "cost" if quantity == "cost" else "gradients"
     magnitude = None if quantity == "cost" else reference.magnitudes[quantity[1:]]
-    return compare(quantity, kind, np.asarray(got), np.asarray(expected, np.float64), case.dtype,
-                   tol or quantity_tolerance(kind, case), LEARNER, mask, magnitude)
+    return ComparisonContext(case.dtype, quantity_tolerance(kind, case), LEARNER, magnitude=magnitude)
 
 
 def quantity_tolerance(kind: str, case: Case) -> Tolerance:
@@ -717,7 +753,8 @@ def own_cost_agreement(calls: Calls, answer: LearnerAnswer, case: Case, referenc
     agreement = {}
     for quantity in gradient_order(case):
         mask = masks[quantity[1:]]
-        check = (held_against(quantity, answer.grads[quantity], differences[quantity[1:]], case, reference, tol, mask)
+        context = replace(learner_context(quantity, case, reference), tol=tol, mask=mask)
+        check = (held_under(quantity, answer.grads[quantity], differences[quantity[1:]], context)
                  if mask.any() else unmeasured_check(quantity, "gradients", "every entry sits at a ReLU kink", tol))
         agreement[quantity] = cell(check)
     return {"status": "pass", "reason": "central differences of your own cost in float64 (h = 1e-6)",

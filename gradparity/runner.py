@@ -203,13 +203,24 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: dict, timeout: float,
-                 parallel: int, progress: Progress | None = None, inspect: Inspect | None = None,
-                 assigned: dict[str, list[int]] | None = None) -> dict[str, BackendOutcome]:
-    """Every case on every backend in ``entries`` (or, per backend, the case indices
+@dataclass(frozen=True)
+class WorkerRun:
+    """What one run of the workers needs: the cases, the options every worker starts with,
+    the seconds each backend may take and how many workers run at once."""
+
+    cases: list[Case]
+    options: dict
+    timeout: float
+    parallel: int = 1
+
+
+def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Progress | None = None,
+                 inspect: Inspect | None = None, assigned: dict[str, list[int]] | None = None) -> dict[str, BackendOutcome]:
+    """Every case of ``run`` on every backend in ``entries`` (or, per backend, the case indices
     ``assigned`` to it); returns one outcome per backend. A worker kept from an earlier run
     serves its backend again where it fits (``start_key``); every worker that answered all it
     was given is kept for the next run."""
+    cases = run.cases
     assigned = assigned or {name: list(range(len(cases))) for name in entries}
     outcomes = {name: BackendOutcome(name) for name in entries}
     pending = []
@@ -225,9 +236,9 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
         files = ArrayFiles(cases, directory)
         try:
             while pending or active:
-                while pending and len(active) < parallel:
+                while pending and len(active) < run.parallel:
                     name = pending.pop(0)
-                    worker = _begin(outcomes[name], entries[name], cases, assigned[name], options, timeout, files)
+                    worker = _begin(outcomes[name], entries[name], run, assigned[name], files)
                     active[worker.live.results] = worker
                 soonest = min(worker.deadline for worker in active.values())
                 ready = wait(list(active), timeout=max(0.0, soonest - time.monotonic()))
@@ -236,7 +247,7 @@ def run_backends(cases: list[Case], entries: dict[str, BackendEntry], options: d
                         _finish(active.pop(connection), None)
                 for connection, worker in list(active.items()):
                     if time.monotonic() > worker.deadline:
-                        _finish(active.pop(connection), f"timed out after {timeout:.0f} s")
+                        _finish(active.pop(connection), f"timed out after {run.timeout:.0f} s")
         finally:
             for worker in active.values():  # left mid-run by an exception (an interrupt): not reusable
                 worker.live.stop(0)
@@ -283,12 +294,12 @@ class _FilePickler(pickle.Pickler):
         return (np.load, (path, "c")) if path else NotImplemented
 
 
-def _begin(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indices: list[int], options: dict,
-           timeout: float, files: ArrayFiles) -> _Worker:
+def _begin(outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices: list[int],
+           files: ArrayFiles) -> _Worker:
     """Give a worker this run's cases: the idle one kept for this backend where it fits
     (``start_key``; its ``ready`` figures are this run's, its set-up 0 s), else a fresh one
     (``_spawn``). The timeout counts from now; the run's output starts at the log's end."""
-    now = time.monotonic()
+    now, options = time.monotonic(), run.options
     environment = os.environ | start_environment(options.get("threads", 1))
     key = start_key(outcome.name, entry, options, environment)
     live = _take_idle(outcome.name, key)
@@ -299,8 +310,8 @@ def _begin(outcome: BackendOutcome, entry: BackendEntry, cases: list[Case], indi
         outcome.setup_seconds = 0.0
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     for index in indices:
-        jobs.put(("case", index, cases[index]))
-    worker = _Worker(outcome, live, jobs, indices, now + timeout, now, os.path.getsize(live.log))  # before its jobs
+        jobs.put(("case", index, run.cases[index]))
+    worker = _Worker(outcome, live, jobs, indices, now + run.timeout, now, os.path.getsize(live.log))  # before its jobs
     threading.Thread(target=_feed, args=(live.jobs, jobs, files), daemon=True).start()
     if not indices:
         worker.release()

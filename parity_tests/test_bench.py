@@ -24,7 +24,7 @@ from gradparity.core.cases import BENCH_SHAPES
 from gradparity.reports.digest import speed_text
 from gradparity.reports.schema import validate_bench
 from gradparity.reports.terminal import print_bench_table
-from gradparity.runner import BackendOutcome, run_backends
+from gradparity.runner import BackendOutcome, WorkerRun, run_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -173,7 +173,7 @@ def test_every_bench_shape_steps_in_every_installed_backends_worker():
     entries = {name: entry for name, entry in REGISTRY.items()
                if name not in NOT_TIMED and not missing_requirement(entry)}
     options = {"threads": 1, "job": "bench", "bench": {"repeats": 1, "min_sample_s": 0.0}}
-    outcomes = run_backends(cases, entries, options, timeout=600, parallel=2)
+    outcomes = run_backends(WorkerRun(cases, options, timeout=600, parallel=2), entries)
     assert failed_backends(outcomes) == [], {name: outcome.errors for name, outcome in outcomes.items()}
     rows = result_rows(cases, outcomes)
     assert len(rows) == len(cases) * len(entries) * 2  # eager and compiled

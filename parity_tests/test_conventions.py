@@ -85,7 +85,8 @@ def test_a_correct_relu_network_passed_by_default_at_the_documents_initialisatio
 def result_case(result: learner.BackpropCheck, activation: str) -> gradparity.Case:
     """The first network of ``result`` under another hidden activation (relu/bce -> activation/bce)."""
     X, Y = gradparity.core.datasets.load_dataset("flower")
-    return learner.own_networks(X, Y, "flower", activation, "bce", "float64", learner.OWN_HIDDEN[:1])[0]
+    return learner.own_networks((X, Y), "flower", (activation, "bce"), "float64",
+                                learner.Initialisation(learner.OWN_HIDDEN[:1]))[0]
 
 
 @pytest.mark.parametrize("edits, appended, note", [

@@ -155,9 +155,10 @@ def test_sgd_steps_against_the_gradient_in_place(flower_case):
 
 def test_training_on_flower_reduces_cost_and_classifies_well(flower_case):
     c = flower_case
-    trained = model(c.params, c.X, c.Y, c.spec, 1.2, 4000, record_every=1000)
-    assert len(trained.costs) == 4 and trained.costs[0] == pytest.approx(np.log(2), rel=1e-3)
-    assert trained.costs[-1] < 0.5 * trained.costs[0]
+    trained = model(c.params, c.X, c.Y, c.spec, 1.2, 4000)
+    costs = trained.costs[::1000]  # as the document's model() prints them
+    assert len(costs) == 4 and costs[0] == pytest.approx(np.log(2), rel=1e-3)
+    assert costs[-1] < 0.5 * costs[0]
     assert evaluate(trained.params, c.X, c.Y, c.spec) > 85.0
     assert np.array_equal(c.params["W1"], initial_params(c.spec, "seed")["W1"]), "model must not modify its input"
 

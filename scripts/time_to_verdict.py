@@ -24,7 +24,7 @@ import time
 
 from gradparity.backends import REGISTRY, missing_requirement, resolve
 from gradparity.reports.digest import time_line
-from gradparity.runner import run_backends, shutdown
+from gradparity.runner import WorkerRun, run_backends, shutdown
 
 
 PARALLEL = 2  # workers at a time, as ``gradparity run`` schedules them on this 2-core machine
@@ -35,7 +35,7 @@ def import_seconds(backends: list[str]) -> float:
     ``PARALLEL`` at a time; the workers are stopped afterwards, so that each measurement starts them."""
     entries = {name: REGISTRY[name] for name in backends}
     started = time.perf_counter()
-    outcomes = run_backends([], entries, {"threads": 1}, timeout=600, parallel=PARALLEL)
+    outcomes = run_backends(WorkerRun([], {"threads": 1}, timeout=600, parallel=PARALLEL), entries)
     seconds = time.perf_counter() - started
     shutdown()
     failed = [f"{name}: {outcome.reason}" for name, outcome in outcomes.items() if outcome.status != "ok"]
