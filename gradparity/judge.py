@@ -290,15 +290,17 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
     spec, m, dtype, backend = case.spec, case.m, case.dtype, outcome.name
     ground_truth = outcome.role == "ground truth"  # central differences of the float64 cost
 
-    def check(quantity, kind, actual, expected, layer=None, mask=None, magnitude=None, steps=case.steps,
-              growth=None) -> Check:
+    def context(kind: str, layer: int | None = None, steps: int = case.steps, **measure) -> ComparisonContext:
         tol = tolerance(kind, dtype, spec, m, layer, steps, case.tolerance.get(kind))
         if ground_truth:
             tol = finite_difference_tolerance(tol, reference.evaluation.cost, STEP)
-            if mask is not None and not np.any(mask):
-                return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
-                                        "step of every entry crosses a ReLU kink", tol)
-        return compare(quantity, kind, actual, expected, ComparisonContext(dtype, tol, backend, mask, magnitude, growth))
+        return ComparisonContext(dtype, tol, backend, **measure)
+
+    def check(quantity: str, kind: str, actual, expected, where: ComparisonContext) -> Check:
+        if ground_truth and where.mask is not None and not np.any(where.mask):
+            return unmeasured_check(quantity, kind, f"{quantity} not measured by {backend}: the differencing "
+                                    "step of every entry crosses a ReLU kink", where.tol)
+        return compare(quantity, kind, actual, expected, where)
 
     def missing(quantity: str, kind: str, what: str) -> Check:
         return failed_check(quantity, kind, f"{backend} provides {kind} but returned {what}")
@@ -306,28 +308,29 @@ def compare_outputs(case: Case, outcome: BackendOutcome, reference: ReferenceRes
     expected_dtype = "float64" if ground_truth else dtype
     used = sorted(returned_dtypes(evaluation, trajectory) - {expected_dtype})
     checks = [dtype_check(backend, expected_dtype, ", ".join(used))] if used else []
-    checks.append(check("cost", "cost", np.array(evaluation.cost), np.array(reference.evaluation.cost)))
+    checks.append(check("cost", "cost", np.array(evaluation.cost), np.array(reference.evaluation.cost), context("cost")))
     for name, expected in reference.evaluation.gradients.items():
         if name not in evaluation.gradients:
             checks.append(missing(f"d{name}", "gradients", f"no d{name}"))
             continue
         mask = evaluation.checked[name] if evaluation.checked is not None else None
-        checks.append(check(f"d{name}", "gradients", evaluation.gradients[name], expected, mask=mask,
-                            magnitude=reference.magnitudes[name]))
+        checks.append(check(f"d{name}", "gradients", evaluation.gradients[name], expected,
+                            context("gradients", mask=mask, magnitude=reference.magnitudes[name])))
     if "activations" in outcome.provides:
         for layer, expected in enumerate(reference.evaluation.activations, 1):
             if layer > len(evaluation.activations):
                 checks.append(missing(f"A{layer}", "activations", f"{len(evaluation.activations)} of {spec.depth} layers"))
             else:
-                checks.append(check(f"A{layer}", "activations", evaluation.activations[layer - 1], expected, layer=layer))
+                checks.append(check(f"A{layer}", "activations", evaluation.activations[layer - 1], expected,
+                                    context("activations", layer)))
     if "trajectory" in outcome.provides and trajectory is None:
         checks.append(missing("trajectory", "trajectory", "no trajectory"))
     elif trajectory is not None:
         expected_trajectory = reference.trajectory_in(trajectory.optimizer or case.training.optimizer)
-        checks.append(check("trajectory cost", "trajectory", np.array(trajectory.costs),
-                            np.array(expected_trajectory.costs), steps=1, growth=trajectory_growth(case.steps)))
+        checks.append(check("trajectory cost", "trajectory", np.array(trajectory.costs), np.array(expected_trajectory.costs),
+                            context("trajectory", steps=1, growth=trajectory_growth(case.steps))))
         for name, expected in expected_trajectory.params.items():
-            checks.append(check(f"trajectory {name}", "trajectory", trajectory.params[name], expected)
+            checks.append(check(f"trajectory {name}", "trajectory", trajectory.params[name], expected, context("trajectory"))
                           if name in trajectory.params else missing(f"trajectory {name}", "trajectory", f"no {name}"))
     return checks
 

@@ -238,17 +238,6 @@ def make_bench() -> dict:
                          "ratio_to_reference": t and t / 1e-4, "note": note} for b, mode, t, note in rows]}
 
 
-def table_rows(markdown: str, header: str) -> list[list[str]]:
-    """The cells of every row of each Markdown table whose header line is ``header``."""
-    rows = []
-    for block in markdown.split(header + "\n")[1:]:
-        for line in block.splitlines()[1:]:
-            if not line.startswith("|"):
-                break
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
-
-
 @pytest.fixture
 def document() -> dict:
     return make_document()
@@ -368,7 +357,7 @@ def test_a_document_before_optimizers_validates_and_renders(tmp_path, document):
     before_optimizers(document)
     assert validate_document(document) == []
     markdown = write_report(document, tmp_path / "out")["report.md"].read_text()
-    rows = {cells[0]: cells[1] for cells in table_rows(markdown, "| Network | Value |")}
+    rows = {cells[0]: cells[1] for cells in table_rows(markdown) if len(cells) == 2}
     assert rows["Optimizer"] in ("sgd: learning rate 1.2", "sgd: learning rate 0.01") and rows["Batches"] == "full batch"
     for new in ("adam vs adam-hat", "compared with the reference's", "Compared with the reference's",
                 "\nFirst divergent step:"):
@@ -385,7 +374,7 @@ def test_the_training_is_said_in_words(written):
     sections = markdown.split("\n### ")
     seed = next(s for s in sections if s.startswith("seed-2layer\n\nseed-2layer: a synthetic"))
     deep = next(s for s in sections if s.startswith("deep-tanh\n\ndeep-tanh: a synthetic"))
-    said = {case: f"Training: {reports.content.training_text(TRAININGS[case].to_dict(400), 400)}."
+    said = {case: f"Training: {reports.content.training_text(TrainingRecord.from_dict(TRAININGS[case].to_dict(400)), 400)}."
             for case in ("seed-2layer", "deep-tanh")}
     assert said["seed-2layer"] in paragraphs(seed) and said["deep-tanh"] in paragraphs(deep)
     assert f"<p>{said['deep-tanh']}</p>" in html

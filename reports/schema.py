@@ -39,7 +39,11 @@ def validate_document(document: Any) -> list[str]:
     grids and a summary that does not count the backend statuses. Empty when well formed."""
     if not isinstance(document, dict):
         return [f"document: expected an object, got {type(document).__name__}"]
-    if document.get("schema") in OLDER_SCHEMAS:
+    if "schema" not in document:
+        return ["document.schema: missing"]
+    if document["schema"] not in (SCHEMA, *OLDER_SCHEMAS):
+        return [f"document.schema: {document['schema']!r} is not {SCHEMA!r} (nor {', '.join(OLDER_SCHEMAS)})"]
+    if document["schema"] in OLDER_SCHEMAS:
         try:
             document = upgrade(document)
         except (KeyError, TypeError, AttributeError) as error:
