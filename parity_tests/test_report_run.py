@@ -3,7 +3,6 @@ failing and a crashed backend, determinism, the terminal summary and the command
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 
@@ -16,6 +15,7 @@ from gradparity.core.cases import build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
 from gradparity.reports.terminal import print_summary
+from shipped import assert_follows_its_shipped_schema
 
 CASES = ("seed-2layer", "single-example")
 
@@ -49,13 +49,17 @@ def report(documents, tmp_path_factory):
     return out
 
 
-def test_document_validates_against_the_schema(documents):
+def test_document_validates_against_the_schema(documents, report):
+    """The run's document and the report's report.json, against the schema file shipped in
+    schemas/ (with the jsonschema validator) and gradparity's own checks."""
     assert validate_document(documents[0]) == []
-    assert documents[0]["schema"] == "gradparity/1"
+    assert documents[0].schema == "gradparity/2"
+    assert_follows_its_shipped_schema(documents[0].to_dict())
+    assert_follows_its_shipped_schema(json.loads((report / "report.json").read_text()))
 
 
 def test_two_runs_differ_only_in_timings_and_timestamps(documents):
-    first, second = (copy.deepcopy(d) for d in documents)
+    first, second = (document.to_dict() for document in documents)
     assert first.pop("run")["date"] and second.pop("run")
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
@@ -83,13 +87,13 @@ def test_injected_failure_and_crash_appear_with_their_messages(report, documents
     html = (report / "report.html").read_text()
     assert "dW1 of wrong is not close to the reference (float64)." in html
     assert "worker process died (exit code 3)" in html
-    for result in documents[0]["results"]:
+    for result in documents[0].results:
         # dW1 is off by 1e-6 relative: a failure in float64, within float32's tolerance
-        assert result["backends"]["wrong"]["status"] == ("fail" if result["dtype"] == "float64" else "pass")
-        assert result["backends"]["crashed"]["status"] == "error"
-        assert result["backends"]["numpy"]["status"] == "pass" and result["backends"]["torch"]["status"] == "pass"
+        assert result.backends["wrong"].status == ("fail" if result.dtype == "float64" else "pass")
+        assert result.backends["crashed"].status == "error"
+        assert result.backends["numpy"].status == "pass" and result.backends["torch"].status == "pass"
     saved = json.loads((report / "report.json").read_text())
-    assert saved["summary"] == documents[0]["summary"]
+    assert saved["summary"] == documents[0].summary.to_dict()
 
 
 def test_terminal_summary_names_each_finding_once(documents, capsys):
@@ -102,8 +106,8 @@ def test_terminal_summary_names_each_finding_once(documents, capsys):
     assert "control" in lines[2].split() and lines[2].split().index("control") == 2  # under numpy
     start = next(i for i, line in enumerate(lines) if re.match(r"\d+ pass · ", line))
     *findings, spent = [line for line in lines[start + 1:] if line.strip()]
-    run = documents[0]["run"]
-    longest = max(run["timing"], key=lambda name: run["timing"][name]["total_s"])
+    timing = documents[0].run.timing
+    longest = max(timing, key=lambda name: timing[name].total_s)
     assert re.fullmatch(rf"\d\S* s: set-up \S+ s, compile \S+ s, compute \S+ s, probes \S+ s; "
                         rf"longest worker {longest} \S+ s", spent), spent
     assert [line for line in findings if not line.startswith(" ")] == [
@@ -135,18 +139,19 @@ def training_run(tmp_path_factory) -> tuple[dict, str]:
 def test_a_real_training_run_reports_its_set_up_and_both_adam_forms(training_run):
     document, markdown = training_run
     assert validate_document(document) == []
-    adam, momentum = document["results"]
+    adam, momentum = document.results
     assert "Training: adam-hat (learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-07), batches of 100, " \
            "reshuffled every epoch (seed 0), 10 epochs: 40 steps." in markdown
     assert "Training: momentum (learning rate 0.05, momentum 0.9), batches of 64 (the last of each epoch 16), " \
            "reshuffled every epoch (seed 0), 3 epochs: 21 steps." in markdown
-    gap = adam["reference"]["formulations"]
-    assert momentum["reference"]["formulations"] is None and markdown.count("\nadam vs adam-hat: ") == 1
-    assert gap["params"] > gap["rtol"], "on keras-document the two forms are told apart"
-    assert (f"| float64 | {gap['last_costs']['adam']:.10g} | {gap['last_costs']['adam-hat']:.10g} | "
-            f"{gap['last_cost']:.1e} | {gap['params']:.1e} | {gap['worst_param']} | {gap['rtol']:.1e} | "
-            f"{gap['params'] / gap['rtol']:.1e}× |") in markdown
-    assert adam["reference"]["optimizer"] == "adam-hat" and adam["backends"]["torch"]["optimizer"] == "adam"
+    gap = adam.reference.formulations
+    assert gap is not None and momentum.reference.formulations is None
+    assert markdown.count("\nadam vs adam-hat: ") == 1
+    assert gap.params > gap.rtol, "on keras-document the two forms are told apart"
+    assert (f"| float64 | {gap.last_costs['adam']:.10g} | {gap.last_costs['adam-hat']:.10g} | "
+            f"{gap.last_cost:.1e} | {gap.params:.1e} | {gap.worst_param} | {gap.rtol:.1e} | "
+            f"{gap.params / gap.rtol:.1e}× |") in markdown
+    assert adam.reference.optimizer == "adam-hat" and adam.backends["torch"].optimizer == "adam"
     torch_rows = [line for line in markdown.splitlines() if line.startswith("| torch | ")
                   and "compared with the reference's adam: torch's Adam is Algorithm 1 of Kingma & Ba" in line]
     assert len(torch_rows) == 1, "only on the Adam case, where torch runs the other form"

@@ -34,9 +34,11 @@ def document_schema() -> dict:
 
 
 def validate_document(document: Any) -> list[str]:
-    """Every problem of a result document: where it breaks the JSON Schema (a ``gradparity/1``
+    """Every problem of a result document (typed, or as JSON data): where it breaks the JSON Schema (a ``gradparity/1``
     one once upgraded), non-finite numbers (not valid JSON; use null), ragged decision-boundary
     grids and a summary that does not count the backend statuses. Empty when well formed."""
+    if isinstance(document, Document):
+        document = document.to_dict()
     if not isinstance(document, dict):
         return [f"document: expected an object, got {type(document).__name__}"]
     if "schema" not in document:
