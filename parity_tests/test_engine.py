@@ -25,6 +25,7 @@ from gradparity.core import deviations
 from gradparity.core.cases import build_case, make_case
 from gradparity.core.compare import ComparisonContext, compare, tolerance, trajectory_growth
 from gradparity.core.network import NetworkSpec
+from gradparity.core.results import Document
 from gradparity.engine import RunOptions, run
 
 
@@ -51,35 +52,35 @@ def fake_modules(tmp_path, monkeypatch):
     runner.shutdown()  # a test's warm workers end with it
 
 
-def run_fakes(*names: str, cases=("seed-2layer", "single-example"), timeout: float = 60.0) -> dict:
+def run_fakes(*names: str, cases=("seed-2layer", "single-example"), timeout: float = 60.0) -> Document:
     selected = [build_case(case) for case in cases]
     options = RunOptions(backends=["numpy"], extra_backends={n: fake(n) for n in names}, timeout=timeout)
     return run(selected, options)
 
 
-def statuses(document: dict, backend: str) -> list[str]:
-    return [result["backends"][backend]["status"] for result in document["results"]]
+def statuses(document: Document, backend: str) -> list[str]:
+    return [result.backends[backend].status for result in document.results]
 
 
 def test_a_wrong_gradient_fails_with_an_assert_close_message():
     document = run_fakes("WrongGradient")
     assert statuses(document, "numpy") == ["pass", "pass"]
     assert statuses(document, "WrongGradient") == ["fail", "fail"]
-    result = document["results"][0]["backends"]["WrongGradient"]
-    failed = [check["quantity"] for check in result["checks"] if check["verdict"] == "fail"]
+    result = document.results[0].backends["WrongGradient"]
+    failed = [check.quantity for check in result.checks if check.verdict == "fail"]
     assert failed == ["dW1"]
-    assert result["reason"].startswith("dW1 of WrongGradient is not close to the reference (float64).")
-    assert re.findall(r"(\d+) / (\d+) \(([\d.]+)%\)", result["reason"]) == [("8", "8", "100.0")]  # mismatched of all
-    assert "Greatest absolute difference" in result["reason"] and "allowed" in result["reason"]
-    assert document["summary"]["failed"] == 2
+    assert result.reason.startswith("dW1 of WrongGradient is not close to the reference (float64).")
+    assert re.findall(r"(\d+) / (\d+) \(([\d.]+)%\)", result.reason) == [("8", "8", "100.0")]  # mismatched of all
+    assert "Greatest absolute difference" in result.reason and "allowed" in result.reason
+    assert document.summary.failed == 2
 
 
 def test_a_silent_float32_backend_fails_as_such():
     document = run_fakes("SilentFloat32", cases=("seed-2layer",))
-    result = document["results"][0]["backends"]["SilentFloat32"]
-    assert result["status"] == "fail" and result["dtype_used"] == "float32"
-    assert result["checks"][0]["quantity"] == "dtype"
-    assert re.findall(r"float\d+", result["reason"])[-2:] == ["float32", "float64"]  # computed, asked
+    result = document.results[0].backends["SilentFloat32"]
+    assert result.status == "fail" and result.dtype_used == "float32"
+    assert result.checks[0].quantity == "dtype"
+    assert re.findall(r"float\d+", result.reason)[-2:] == ["float32", "float64"]  # computed, asked
 
 
 def test_crash_hang_exception_and_import_failure_are_contained():
@@ -87,19 +88,19 @@ def test_crash_hang_exception_and_import_failure_are_contained():
     backend is given before it is stopped."""
     document = run_fakes("Crash", "Segfault", "Hang", "Raises", "BrokenImport", timeout=10.0)
     assert statuses(document, "numpy") == ["pass", "pass"]
-    crash = document["results"][0]["backends"]["Crash"]
-    assert crash["status"] == "error" and crash["reason"] == "worker process died (exit code 3)"
-    segfault = document["results"][0]["backends"]["Segfault"]["reason"]
+    crash = document.results[0].backends["Crash"]
+    assert crash.status == "error" and crash.reason == "worker process died (exit code 3)"
+    segfault = document.results[0].backends["Segfault"].reason
     assert segfault == "worker process died (signal SIGSEGV): Fatal Python error: Segmentation fault"
     assert statuses(document, "Hang") == ["error", "error"]
-    assert "timed out after 10 s" in document["results"][0]["backends"]["Hang"]["reason"]
+    assert "timed out after 10 s" in document.results[0].backends["Hang"].reason
     assert statuses(document, "Raises") == ["pass", "error"]
-    assert "RuntimeError: boom on purpose" in document["results"][1]["backends"]["Raises"]["reason"]
-    broken = document["results"][0]["backends"]["BrokenImport"]
-    assert broken["status"] == "error" and "failed to import on purpose" in broken["reason"]
-    assert document["summary"]["errors"] == 9
+    assert "RuntimeError: boom on purpose" in document.results[1].backends["Raises"].reason
+    broken = document.results[0].backends["BrokenImport"]
+    assert broken.status == "error" and "failed to import on purpose" in broken.reason
+    assert document.summary.errors == 9
     assert set(runner.idle_workers()) == {"numpy", "Raises"}  # only workers that answered everything are kept
-    json.dumps(document)
+    json.dumps(document.to_dict(), allow_nan=False)
 
 
 def test_a_worker_that_cannot_start_says_why(tmp_path, monkeypatch):
@@ -108,7 +109,7 @@ def test_a_worker_that_cannot_start_says_why(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "worker_command", lambda: [sys.executable, "-S", "-c", runner.WORKER_MAIN])
     document = run([build_case("single-example")], RunOptions(backends=["numpy"]))
-    reason = document["results"][0]["backends"]["numpy"]["reason"]
+    reason = document.results[0].backends["numpy"].reason
     assert reason.startswith("worker process died (exit code 1): ") and "No module named 'gradparity'" in reason
 
 
@@ -119,8 +120,8 @@ def test_a_worker_hides_the_packages_its_backend_never_uses():
     hiding = BackendEntry(fake("ImportsOptionally").module, unused=("sklearn",))
     options = RunOptions(backends=["numpy"], extra_backends={"hiding": hiding, "plain": fake("ImportsOptionally")})
     document = run([build_case("single-example")], options)
-    assert document["environment"]["flags"]["hiding"] == {"sklearn": "hidden"}
-    assert document["environment"]["flags"]["plain"] == {"sklearn": "imported"}
+    assert document.environment.flags["hiding"] == {"sklearn": "hidden"}
+    assert document.environment.flags["plain"] == {"sklearn": "imported"}
     assert statuses(document, "hiding") == statuses(document, "plain") == ["pass"]
 
 
@@ -143,7 +144,7 @@ def test_a_worker_reuses_freed_memory_instead_of_faulting_it_in_again():
     """A 64 MB block freed and allocated again: in a worker (``worker.MALLOC_ENVIRONMENT``) none
     of its pages is faulted in afresh; in a process started without those settings, every one."""
     options = RunOptions(backends=["numpy"], extra_backends={"refaults": fake("CountsRefaults")})
-    flags = run([build_case("single-example")], options)["environment"]["flags"]["refaults"]
+    flags = run([build_case("single-example")], options).environment.flags["refaults"]
     assert int(flags["refaulted_pages"]) < int(flags["pages"]) // 100, flags
     plain = subprocess.run([sys.executable, "-c", "from fake_backends import refaulted_pages; print(*refaulted_pages())"],
                            cwd=Path(__file__).parent, capture_output=True, text=True, check=True,
@@ -155,9 +156,9 @@ def test_a_worker_reuses_freed_memory_instead_of_faulting_it_in_again():
 def test_a_missing_framework_is_skipped_with_the_reason():
     options = RunOptions(backends=["numpy"], extra_backends={"ghost": BackendEntry("x", ("no_such_framework",))})
     document = run([build_case("single-example")], options)
-    ghost = document["results"][0]["backends"]["ghost"]
-    assert ghost["status"] == "skipped" and "no_such_framework" in ghost["reason"]
-    assert document["summary"] == {"passed": 1, "failed": 0, "known_deviations": 0, "stale": 0, "skipped": 1,
+    ghost = document.results[0].backends["ghost"]
+    assert ghost.status == "skipped" and "no_such_framework" in ghost.reason
+    assert document.summary.to_dict() == {"passed": 1, "failed": 0, "known_deviations": 0, "stale": 0, "skipped": 1,
                                    "errors": 0}
 
 
@@ -178,38 +179,38 @@ def test_the_command_lines_strict_turns_a_known_deviation_into_exit_1(monkeypatc
 
 def test_an_unregistered_float32_matmul_fails_with_a_diagnosis_naming_the_matmul():
     document = run_fakes("Float32Matmul", cases=("seed-2layer",))
-    result = document["results"][0]["backends"]["Float32Matmul"]
-    assert result["status"] == "fail" and result["dtype_used"] == "float64"  # silent: the arrays stay float64
-    diagnosis = result["diagnosis"]
-    assert [op["op"] for op in diagnosis["ops"]] == ["matmul", "transpose_matmul"]
-    matmul = diagnosis["ops"][0]
-    assert matmul["input_dtype"] == "float64" and matmul["output_dtype"] == "float64"
-    assert 1e-9 < matmul["rel_error"] < 1e-6 and matmul["rel_error"] > matmul["tolerance"]
-    assert "computes in float32" in diagnosis["pattern"] and "matmul" in diagnosis["pattern"]
-    assert "np.dot(tx, ty)" in diagnosis["reproducer"] and diagnosis["reproducer"].rstrip().splitlines()[-1].startswith("assert")
-    assert document["results"][0]["backends"]["numpy"]["diagnosis"] is None
+    result = document.results[0].backends["Float32Matmul"]
+    assert result.status == "fail" and result.dtype_used == "float64"  # silent: the arrays stay float64
+    diagnosis = result.diagnosis
+    assert [op.op for op in diagnosis.ops] == ["matmul", "transpose_matmul"]
+    matmul = diagnosis.ops[0]
+    assert matmul.input_dtype == "float64" and matmul.output_dtype == "float64"
+    assert 1e-9 < matmul.rel_error < 1e-6 and matmul.rel_error > matmul.tolerance
+    assert "computes in float32" in diagnosis.pattern and "matmul" in diagnosis.pattern
+    assert "np.dot(tx, ty)" in diagnosis.reproducer and diagnosis.reproducer.rstrip().splitlines()[-1].startswith("assert")
+    assert document.results[0].backends["numpy"].diagnosis is None
 
 
 def test_a_registered_deviation_whose_ops_deviate_is_known_and_does_not_fail(monkeypatch):
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry()])
     document = run_fakes("Float32Matmul", cases=("seed-2layer",))
-    result = document["results"][0]["backends"]["Float32Matmul"]
-    assert result["status"] == "known_deviation" and document["summary"]["known_deviations"] == 1
-    explained = [check for check in result["checks"] if check["verdict"] == "known_deviation"]
-    assert explained and all(check["deviation"]["name"] == "fake-float32-matmul" for check in explained)
-    assert all(1 < check["excess"] <= 2.0**29 for check in explained)
+    result = document.results[0].backends["Float32Matmul"]
+    assert result.status == "known_deviation" and document.summary.known_deviations == 1
+    explained = [check for check in result.checks if check.verdict == "known_deviation"]
+    assert explained and all(check.deviation.name == "fake-float32-matmul" for check in explained)
+    assert all(1 < check.excess <= 2.0**29 for check in explained)
 
 
 def test_a_deviation_beyond_its_bound_fails_again(monkeypatch):
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry(bounds=(("*", 1e-12),), within=None)])
     document = run_fakes("Float32Matmul", cases=("seed-2layer",))
-    assert document["results"][0]["backends"]["Float32Matmul"]["status"] == "fail"
+    assert document.results[0].backends["Float32Matmul"].status == "fail"
 
 
 def test_a_deviation_whose_ops_do_not_deviate_explains_nothing(monkeypatch):
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [float32_matmul_entry(ops=("tanh",))])
     document = run_fakes("Float32Matmul", cases=("seed-2layer",))
-    assert document["results"][0]["backends"]["Float32Matmul"]["status"] == "fail"
+    assert document.results[0].backends["Float32Matmul"].status == "fail"
 
 
 def test_a_deviation_that_no_longer_occurs_is_stale_with_a_hint(monkeypatch):
@@ -217,9 +218,9 @@ def test_a_deviation_that_no_longer_occurs_is_stale_with_a_hint(monkeypatch):
                                       "by construction", (("*", 1e-3),))
     monkeypatch.setattr(deviations, "KNOWN_DEVIATIONS", [entry])
     document = run_fakes(cases=("tanh",))
-    result = document["results"][0]["backends"]["numpy"]
-    assert result["status"] == "stale" and document["summary"]["stale"] == 1
-    assert "'numpy-tanh-fixed' no longer occurs" in result["reason"] and "remove it" in result["reason"]
+    result = document.results[0].backends["numpy"]
+    assert result.status == "stale" and document.summary.stale == 1
+    assert "'numpy-tanh-fixed' no longer occurs" in result.reason and "remove it" in result.reason
 
 
 @pytest.mark.parametrize("name, quantity, says", [
@@ -234,26 +235,26 @@ def test_a_deviation_that_no_longer_occurs_is_stale_with_a_hint(monkeypatch):
 ])
 def test_a_backend_returning_less_than_it_provides_fails_naming_it(name, quantity, says):
     document = run_fakes(name, cases=("seed-2layer",))
-    result = document["results"][0]["backends"][name]
-    assert result["status"] == "fail"
-    failed = {check["quantity"]: check["message"] for check in result["checks"] if check["verdict"] == "fail"}
+    result = document.results[0].backends[name]
+    assert result.status == "fail"
+    failed = {check.quantity: check.message for check in result.checks if check.verdict == "fail"}
     assert says in failed[quantity]
-    assert document["results"][0]["backends"]["numpy"]["status"] == "pass"
+    assert document.results[0].backends["numpy"].status == "pass"
 
 
 def test_a_result_that_cannot_be_compared_is_that_backends_error_only():
     document = run_fakes("NotAnEvaluation", "MissingGradient")
     assert statuses(document, "NotAnEvaluation") == ["error", "error"]
-    assert "could not be compared" in document["results"][0]["backends"]["NotAnEvaluation"]["reason"]
+    assert "could not be compared" in document.results[0].backends["NotAnEvaluation"].reason
     assert statuses(document, "numpy") == ["pass", "pass"]
     assert statuses(document, "MissingGradient") == ["fail", "fail"]
 
 
 def test_worker_output_never_reaches_the_terminal_and_is_kept_for_an_error(capfd):
     document = run_fakes("Noisy", cases=("single-example",))
-    noisy = document["results"][0]["backends"]["Noisy"]
-    assert noisy["status"] == "error" and "a framework's C++ log line" in noisy["stderr"]
-    assert document["results"][0]["backends"]["numpy"]["stderr"] is None
+    noisy = document.results[0].backends["Noisy"]
+    assert noisy.status == "error" and "a framework's C++ log line" in noisy.stderr
+    assert document.results[0].backends["numpy"].stderr is None
     assert "C++ log line" not in capfd.readouterr().err
 
 
@@ -263,10 +264,10 @@ def test_finite_differences_say_which_gradient_they_cannot_measure():
               "W3": np.ones((1, 2)), "b3": np.zeros((1, 1))}
     X, Y = np.abs(np.random.default_rng(0).standard_normal((2, 8))) + 0.1, np.ones((1, 8))
     case = make_case("dead-relu", "every hidden unit of layer 1 dead", (X, Y), params, spec)
-    result = run([case], RunOptions(backends=["finite-diff"]))["results"][0]["backends"]["finite-diff"]
-    db2 = next(check for check in result["checks"] if check["quantity"] == "db2")
-    assert result["status"] == "pass" and db2["total"] == 0 and "crosses a ReLU kink" in db2["message"]
-    assert all(check["total"] > 0 for check in result["checks"] if check["quantity"] != "db2")
+    result = run([case], RunOptions(backends=["finite-diff"])).results[0].backends["finite-diff"]
+    db2 = next(check for check in result.checks if check.quantity == "db2")
+    assert result.status == "pass" and db2.total == 0 and "crosses a ReLU kink" in db2.message
+    assert all(check.total > 0 for check in result.checks if check.quantity != "db2")
 
 
 def test_first_divergent_layer_is_the_earliest_activation_out_of_tolerance():
@@ -304,8 +305,8 @@ def test_a_backend_without_the_optimizer_is_skipped_on_that_case_only():
     document = run_fakes("SgdOnly", cases=("seed-2layer", "keras-document", "momentum"))
     assert statuses(document, "SgdOnly") == ["pass", "skipped", "skipped"]
     assert statuses(document, "numpy") == ["pass", "pass", "pass"]
-    assert document["results"][1]["backends"]["SgdOnly"]["reason"] == "SgdOnly has no adam-hat optimizer (it runs sgd)"
-    assert document["summary"]["skipped"] == 2
+    assert document.results[1].backends["SgdOnly"].reason == "SgdOnly has no adam-hat optimizer (it runs sgd)"
+    assert document.summary.skipped == 2
 
 
 def test_without_trajectories_only_cost_gradients_and_activations_are_run_and_checked():
@@ -315,12 +316,12 @@ def test_without_trajectories_only_cost_gradients_and_activations_are_run_and_ch
     options = RunOptions(backends=["numpy"], extra_backends={"SgdOnly": fake("SgdOnly")}, trajectories=False)
     document = run(selected, options)
     assert statuses(document, "SgdOnly") == statuses(document, "numpy") == ["pass", "pass"]
-    assert document["options"]["trajectories"] is False
-    for result in document["results"]:
-        assert result["reference"]["costs"] == [] and result["reference"]["formulations"] is None
-        for backend in result["backends"].values():
-            assert backend["costs"] is None
-            assert {check["kind"] for check in backend["checks"]} == {"cost", "gradients", "activations"}
+    assert document.options.trajectories is False
+    for result in document.results:
+        assert result.reference.costs == [] and result.reference.formulations is None
+        for backend in result.backends.values():
+            assert backend.costs is None
+            assert {check.kind for check in backend.checks} == {"cost", "gradients", "activations"}
 
 
 def test_a_framework_running_the_other_adam_form_is_compared_with_that_form():
@@ -328,16 +329,16 @@ def test_a_framework_running_the_other_adam_form_is_compared_with_that_form():
     against the reference run as Algorithm 1 and says so, one that claims the wrong form fails
     from the second step (the first cost is taken before any update)."""
     document = run_fakes("AlgorithmOneAdam", "MislabelledAdam", cases=("keras-document",))
-    result = document["results"][0]
-    assert result["reference"]["optimizer"] == "adam-hat" and result["training"]["steps"] == 40
-    honest, mislabelled = result["backends"]["AlgorithmOneAdam"], result["backends"]["MislabelledAdam"]
-    assert honest["status"] == "pass" and honest["optimizer"] == "adam"
-    assert honest["costs"][-1] == result["reference"]["formulations"]["last_costs"]["adam"]
-    assert mislabelled["status"] == "fail" and mislabelled["optimizer"] == "adam-hat"
-    assert mislabelled["first_divergent_step"] == 2
-    failed = {check["quantity"] for check in mislabelled["checks"] if check["verdict"] == "fail"}
+    result = document.results[0]
+    assert result.reference.optimizer == "adam-hat" and result.training.steps == 40
+    honest, mislabelled = result.backends["AlgorithmOneAdam"], result.backends["MislabelledAdam"]
+    assert honest.status == "pass" and honest.optimizer == "adam"
+    assert honest.costs[-1] == result.reference.formulations.last_costs["adam"]
+    assert mislabelled.status == "fail" and mislabelled.optimizer == "adam-hat"
+    assert mislabelled.first_divergent_step == 2
+    failed = {check.quantity for check in mislabelled.checks if check.verdict == "fail"}
     assert {"trajectory cost", "trajectory W1", "trajectory b2"} <= failed
-    assert result["reference"]["formulations"]["params"] > 1e3 * result["reference"]["formulations"]["rtol"]
+    assert result.reference.formulations.params > 1e3 * result.reference.formulations.rtol
 
 
 def test_the_trajectory_tolerance_grows_with_the_updates_done():
@@ -380,12 +381,12 @@ def test_the_document_says_where_each_workers_time_went():
     """Per backend: set-up, compile (0 for NumPy, which compiles nothing), compute and probes;
     compile and compute add up to its cases' seconds, and all of it stays within its wall time."""
     document = run([build_case("seed-2layer", "float64")], RunOptions(backends=["numpy", "finite-diff"]))
-    run_time = document["run"]
-    for name, spent in run_time["timing"].items():
-        cases = sum(run_time["case_seconds"][name].values())
-        assert spent["compile_s"] == 0.0 and spent["compute_s"] == pytest.approx(cases)
-        assert 0 < spent["setup_s"] and spent["setup_s"] + cases + spent["probes_s"] <= spent["total_s"]
-    assert run_time["workers_at_a_time"] >= 1
+    run_time = document.run
+    for name, spent in run_time.timing.items():
+        cases = sum(run_time.case_seconds[name].values())
+        assert spent.compile_s == 0.0 and spent.compute_s == pytest.approx(cases)
+        assert 0 < spent.setup_s and spent.setup_s + cases + spent.probes_s <= spent.total_s
+    assert run_time.workers_at_a_time >= 1
 
 
 def alive(pid: int) -> bool:
@@ -405,10 +406,10 @@ def test_a_second_run_reuses_the_warm_worker_and_gives_the_same_document():
     second = run_fakes("Raises", "Float32Matmul")
     assert runner.idle_workers() == workers and set(workers) == {"numpy", "Raises", "Float32Matmul"}
     for key in ("results", "summary", "environment", "options"):
-        assert second[key] == first[key], key
+        assert getattr(second, key) == getattr(first, key), key
     assert statuses(second, "Raises") == ["pass", "error"]  # an error in a case leaves the worker reusable
-    assert second["results"][0]["backends"]["Float32Matmul"]["diagnosis"]["ops"][0]["op"] == "matmul"
-    assert first["run"]["timing"]["numpy"]["setup_s"] > 0 and second["run"]["timing"]["numpy"]["setup_s"] == 0
+    assert second.results[0].backends["Float32Matmul"].diagnosis.ops[0].op == "matmul"
+    assert first.run.timing["numpy"].setup_s > 0 and second.run.timing["numpy"].setup_s == 0
 
 
 def test_a_changed_environment_or_option_starts_a_fresh_worker(monkeypatch):
@@ -442,9 +443,9 @@ def test_a_warm_worker_that_crashes_says_this_runs_last_words_and_is_not_kept():
     last words; a dead worker is not kept, and the next run starts a new one."""
     assert statuses(run_fakes("SaysWhichCase", cases=("seed-2layer",)), "SaysWhichCase") == ["pass"]
     warm = runner.idle_workers()["SaysWhichCase"]
-    crashed = run_fakes("SaysWhichCase", cases=("single-example",))["results"][0]["backends"]["SaysWhichCase"]
-    assert crashed["reason"] == "worker process died (exit code 3): serving single-example"
-    assert crashed["stderr"] == "serving single-example"
+    crashed = run_fakes("SaysWhichCase", cases=("single-example",)).results[0].backends["SaysWhichCase"]
+    assert crashed.reason == "worker process died (exit code 3): serving single-example"
+    assert crashed.stderr == "serving single-example"
     assert "SaysWhichCase" not in runner.idle_workers() and not alive(warm)
     assert statuses(run_fakes("SaysWhichCase", cases=("seed-2layer",)), "SaysWhichCase") == ["pass"]
 
