@@ -154,7 +154,7 @@ def command_check(args: argparse.Namespace) -> int:
         raise
     print_check_document(document)
     if json_path:
-        write_json(json_path, document.to_dict())
+        write_json(json_path, document)
     return EXIT_OK if document["verdict"] == "pass" else EXIT_FAILED
 
 

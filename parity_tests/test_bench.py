@@ -21,10 +21,12 @@ from gradparity.bench import NOT_TIMED, bench_cases, failed_backends, result_row
 from gradparity.cli import main
 from gradparity.core import reference
 from gradparity.core.cases import BENCH_SHAPES
+from gradparity.core.results import BENCH_SCHEMA, BenchDocument, BenchRow
 from gradparity.reports.digest import speed_text
 from gradparity.reports.schema import validate_bench
 from gradparity.reports.terminal import print_bench_table
 from gradparity.runner import BackendOutcome, WorkerRun, run_backends
+from shipped import assert_follows_its_shipped_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -49,6 +51,7 @@ def test_tiny_run_writes_a_valid_bench_document(tiny_run):
     status, document = tiny_run
     assert status == 0
     assert validate_bench(document) == []
+    assert_follows_its_shipped_schema(document)
     assert document["schema"] == "gradparity-bench/1"
     assert document["environment"]["threads"] == 1 and document["environment"]["repeats"] == 3
     assert [(r["dtype"], r["backend"], r["mode"]) for r in document["results"]] == [
@@ -125,7 +128,8 @@ def test_the_table_says_slower_or_faster_than_the_reference(capsys):
     outcomes = {
         "numpy": BackendOutcome("numpy", outputs={0: ([timed("eager", 1e-3), unmeasured("compiled", "no")], 0.1)}),
         "torch": BackendOutcome("torch", outputs={0: ([timed("eager", 2e-3), timed("compiled", 5e-4)], 0.1)})}
-    print_bench_table({"environment": {"threads": 1, "device": "cpu"}, "results": result_rows(cases, outcomes)})
+    rows = [BenchRow.from_dict(row) for row in result_rows(cases, outcomes)]
+    print_bench_table(BenchDocument(BENCH_SCHEMA, {"threads": 1, "device": "cpu"}, rows))
     output = capsys.readouterr().out
     lines = output.splitlines()
     assert max(map(len, lines)) <= 100
@@ -137,13 +141,13 @@ def test_the_table_says_slower_or_faster_than_the_reference(capsys):
     assert "[1] no" in lines and "≈ same: within 3%" in " ".join(output.split())
 
 
-def test_readme_bench_table_says_how_the_fastest_compares_with_the_reference():
-    """Every ratio cell of the README's bench table is in words, in the table's own direction:
+def test_the_performance_pages_bench_table_says_how_the_fastest_compares_with_the_reference():
+    """Every ratio cell of the bench table in the performance explanation is in words, in the table's own direction:
     the fastest framework's time over the reference's, as speed_text says it; bold where the
     reference is the quicker."""
     times = r"([\d.]+) (µs|ms|s)"
     scale = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
-    lines = (ROOT / "README.md").read_text("utf-8").splitlines()
+    lines = (ROOT / "docs" / "explanation" / "performance.md").read_text("utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| shape |") and "fastest vs reference" in line)
     assert "÷" not in lines[start]
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))

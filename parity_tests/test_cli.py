@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from gradparity.cli import exit_status, main
-from gradparity.reports.schema import STATUSES
+from gradparity.core.results import Summary
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -199,15 +200,14 @@ def test_the_default_run_with_frameworks_missing_exits_0_and_names_each_skipped_
     assert done.stderr == ""
 
 
-def document_of(statuses: dict[str, list[str]], strict: bool = False) -> dict:
-    """A document whose results have, per backend, these statuses (one result per status)."""
+def document_of(statuses: dict[str, list[str]], strict: bool = False) -> SimpleNamespace:
+    """What the exit status reads of a document whose results have, per backend, these statuses
+    (one result per status): each result's backend statuses, the summary, strictness."""
     runs = max(map(len, statuses.values()))
-    results = [{"backends": {name: {"status": seen[i]} for name, seen in statuses.items() if i < len(seen)}}
-               for i in range(runs)]
-    count = {status: sum(seen.count(status) for seen in statuses.values()) for status in STATUSES}
-    summary = {"failed": count["fail"], "errors": count["error"], "known_deviations": count["known_deviation"],
-               "stale": count["stale"]}
-    return {"results": results, "summary": summary, "options": {"strict": strict}}
+    results = [SimpleNamespace(backends={name: SimpleNamespace(status=seen[i])
+                                         for name, seen in statuses.items() if i < len(seen)}) for i in range(runs)]
+    summary = Summary.of(results)
+    return SimpleNamespace(results=results, summary=summary, options=SimpleNamespace(strict=strict))
 
 
 @pytest.mark.parametrize("statuses, asked, strict, expected", [

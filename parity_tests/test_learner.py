@@ -350,7 +350,6 @@ def test_a_deviating_framework_sides_with_the_reference_or_differs():
     terms = ComparisonContext("float64", Tolerance(1e-15, "test"))
     own = compare("dW1", "gradients", framework, np.array([1.0, 2.0]), terms)
     assert own.verdict == "fail"
-    own = own.to_dict()
     for learner_value, verdict in (([1.0, 2.0], "deviates"), ([1.0 + 1e-8, 2.0], "agrees"), ([1.5, 2.0], "differs")):
         check = compare("dW1", "gradients", np.array(learner_value), framework, terms)
         assert cell(check, own)["verdict"] == verdict
