@@ -20,6 +20,7 @@ import gradparity
 from gradparity import learner
 from gradparity.conventions import ConventionError
 from gradparity.reports import validate_check
+from shipped import assert_follows_its_shipped_schema
 
 LEARNERS = Path(__file__).parent / "learners"
 EXAMPLE = Path(__file__).parents[1] / "examples" / "backprop.py"
@@ -77,8 +78,8 @@ def test_a_correct_relu_network_passed_by_default_at_the_documents_initialisatio
     result = gradparity.check(module)
     assert result.verdict == "pass", result.message()
     assert {network.network.split()[1] for network in result.networks} == {"relu/bce"}
-    sigmoid_cost = learner.engine.reference_result(result_case(result, "sigmoid")).evaluation.cost
-    relu_cost = learner.engine.reference_result(result_case(result, "relu")).evaluation.cost
+    sigmoid_cost = learner.judge.reference_result(result_case(result, "sigmoid")).evaluation.cost
+    relu_cost = learner.judge.reference_result(result_case(result, "relu")).evaluation.cost
     assert 1e-6 < abs(sigmoid_cost - relu_cost) < 1e-3
 
 
@@ -240,6 +241,8 @@ def test_every_check_document_follows_its_schema_and_a_broken_one_is_told(tmp_pa
     documents = [run_check(tmp_path, target)[1] for target in (LEARNERS / "course_deep.py", slip, raises)]
     assert [document["verdict"] for document in documents] == ["pass", "fail", "error"]
     assert [validate_check(document) for document in documents] == [[], [], []]
+    for document in documents:
+        assert_follows_its_shipped_schema(document)
     broken = json.loads(json.dumps(documents[1]))
     broken["networks"][0]["read_from"] = "guessed"
     del broken["networks"][1]["checks"]

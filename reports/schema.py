@@ -113,16 +113,18 @@ def validate_check(document: Any) -> list[str]:
     ``core.results.CheckDocument``, and its sense: on ``error`` the one-line message and no
     network, on ``pass`` or ``fail`` at least one network, and no ``pass`` over a failed network."""
     problems = _schema_problems(document, check_schema())
-    if problems:
+    if not isinstance(document, dict) or not isinstance(document.get("networks"), list):
         return problems
-    if document["verdict"] == "error":
-        if not document["message"]:
+    networks, verdict = document["networks"], document.get("verdict")
+    if verdict == "error":
+        if not document.get("message"):
             problems.append("document.message: an error document says what went wrong")
-        if document["networks"]:
+        if networks:
             problems.append("document.networks: an error document checked no network")
-    elif not document["networks"]:
+    elif not networks:
         problems.append("document.networks: a pass or fail checked at least one network")
-    if document["verdict"] == "pass" and {record["verdict"] for record in document["networks"]} - {"pass"}:
+    verdicts = {record.get("verdict") for record in networks if isinstance(record, dict)}
+    if verdict == "pass" and verdicts - {"pass"}:
         problems.append("document.verdict: pass, but a network failed")
     return problems
 
