@@ -96,7 +96,7 @@ def real_report(tmp_path_factory) -> Path:
         options = RunOptions(backends=["numpy", "finite-diff", "torch"], decision_boundaries=True,
                              extra_backends={name: BackendEntry(f"fake_backend_{name}") for name in FAKES})
         document = run([build_case("seed-2layer", dtype) for dtype in ("float64", "float32")], options)
-    assert document["results"][0]["backends"]["wrong"]["status"] == "fail"
+    assert document.results[0].backends["wrong"].status == "fail"
     return write_report(document, tmp_path_factory.mktemp("real") / "report")["report.html"]
 
 

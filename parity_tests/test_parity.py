@@ -119,7 +119,7 @@ def document_of(parity_run):
         if reason:
             pytest.skip(reason)
         _cases, document = parity_run
-        assert document["results"] and backend in document["results"][0]["backends"]
+        assert document.results and backend in document.results[0].backends
         return document
 
     return document
@@ -129,16 +129,16 @@ def document_of(parity_run):
 def result_of(document_of):
     def result(backend: str, case: str, dtype: str) -> dict:
         document = document_of(backend)
-        return next(r for r in document["results"] if r["case"] == case and r["dtype"] == dtype)["backends"][backend]
+        return next(r for r in document.results if r.case == case and r.dtype == dtype).backends[backend]
 
     return result
 
 
 def assert_explained(check: dict, dtype: str) -> None:
     """A known deviation's numbers against its registry entry: it deviates, and within its bound."""
-    entry = next(e for e in deviations.KNOWN_DEVIATIONS if e.name == check["deviation"]["name"])
-    assert check["quantity"] == "dtype" or check["excess"] > 1, "a known deviation must deviate"
-    assert entry.explains(check, dtype), (check["quantity"], check["rel_error"], entry.name)
+    entry = next(e for e in deviations.KNOWN_DEVIATIONS if e.name == check.deviation.name)
+    assert check.quantity == "dtype" or check.excess > 1, "a known deviation must deviate"
+    assert entry.explains(check, dtype), (check.quantity, check.rel_error, entry.name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -146,22 +146,22 @@ def assert_explained(check: dict, dtype: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_agrees_with_the_reference(result_of, backend, case, dtype):
     result = result_of(backend, case, dtype)
-    assert result["status"] in ("pass", "known_deviation"), result["reason"]
-    if backend != "finite-diff" and result["status"] == "pass":
-        assert result["dtype_used"] == dtype
-    for check in result["checks"]:
-        if check["verdict"] == "known_deviation":
+    assert result.status in ("pass", "known_deviation"), result.reason
+    if backend != "finite-diff" and result.status == "pass":
+        assert result.dtype_used == dtype
+    for check in result.checks:
+        if check.verdict == "known_deviation":
             assert_explained(check, dtype)
-            assert set(check["deviation"]["ops"]) & {op["op"] for op in result["diagnosis"]["ops"]}
+            assert set(check.deviation.ops) & {op.op for op in result.diagnosis.ops}
         else:
-            assert check["verdict"] == "pass" and check["mismatched"] == 0, check["message"]
+            assert check.verdict == "pass" and check.mismatched == 0, check.message
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_quantity_is_checked(result_of, backend, dtype):
     result = result_of(backend, "deep-sigmoid", dtype)
-    quantities = {check["quantity"] for check in result["checks"]} - {"dtype"}
+    quantities = {check.quantity for check in result.checks} - {"dtype"}
     gradients = {f"d{kind}{layer}" for layer in range(1, 5) for kind in "Wb"}
     if backend == "finite-diff":
         assert quantities == {"cost", *gradients}
@@ -178,18 +178,18 @@ COMPILING = {"jax": True, "keras-jax": True, "tensorflow": True, "keras-tensorfl
 def test_the_run_says_where_each_workers_time_went(document_of, backend):
     """Set-up, compile (the framework's own counters: JAX's compile events, TensorFlow's
     graph-building time; nothing for the eager ones), compute and probes, within the worker's time."""
-    spent = document_of(backend)["run"]["timing"][backend]
-    assert spent["setup_s"] > 0 and spent["compute_s"] > 0
-    assert (spent["compile_s"] > 0) == COMPILING[backend], spent
-    assert spent["setup_s"] + spent["compile_s"] + spent["compute_s"] + spent["probes_s"] <= spent["total_s"]
+    spent = document_of(backend).run.timing[backend]
+    assert spent.setup_s > 0 and spent.compute_s > 0
+    assert (spent.compile_s > 0) == COMPILING[backend], spent
+    assert spent.setup_s + spent.compile_s + spent.compute_s + spent.probes_s <= spent.total_s
 
 
 @pytest.mark.parametrize("backend", [backend_param(name) for name in STRICT_FLOAT64])
 def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(document_of, backend):
-    worst = max((check["rel_error"], result["case"], check["quantity"])
-                for result in document_of(backend)["results"] if result["dtype"] == "float64"
-                and result["case"] in CATALOGUE and result["case"] != "saturated"
-                for check in result["backends"][backend]["checks"] if check["kind"] in ("cost", "gradients"))
+    worst = max((check.rel_error, result.case, check.quantity)
+                for result in document_of(backend).results if result.dtype == "float64"
+                and result.case in CATALOGUE and result.case != "saturated"
+                for check in result.backends[backend].checks if check.kind in ("cost", "gradients"))
     assert worst[0] < 1e-12, worst
 
 
@@ -197,9 +197,9 @@ def test_float64_cost_and_gradients_within_1e12_on_unsaturated_cases(document_of
 def test_registered_deviations_show_where_expected_and_nowhere_else(document_of, backend):
     """Each (backend, dtype) shows exactly the registered deviations this data expects."""
     for dtype in DTYPES:
-        shown = {check["deviation"]["name"] for result in document_of(backend)["results"]
-                 if result["dtype"] == dtype and result["case"] in CATALOGUE
-                 for check in result["backends"][backend]["checks"] if check["deviation"]}
+        shown = {check.deviation.name for result in document_of(backend).results
+                 if result.dtype == dtype and result.case in CATALOGUE
+                 for check in result.backends[backend].checks if check.deviation}
         assert shown == EXPECTED_DEVIATIONS.get((backend, dtype), set()), dtype
 
 
@@ -208,11 +208,11 @@ def test_finite_differences_agree_with_the_reference_under_an_rtol_of_at_least_1
     """Central differences resolve no finer than 1e-7 relative (``FINITE_DIFFERENCE_RTOL``), on
     top of an absolute rounding floor (so a gradient whose entries are small next to |J| may be
     further apart normwise); every gradient check is judged so, and uses at most its tolerance."""
-    for result in document_of(backend)["results"]:
-        checks = [c for c in result["backends"]["finite-diff"]["checks"] if c["kind"] == "gradients"]
-        assert checks and all(c["verdict"] == "pass" for c in checks), result["case"]
-        assert min(c["rtol"] for c in checks) >= FINITE_DIFFERENCE_RTOL == 1e-7, result["case"]
-        assert max(c["excess"] for c in checks if c["total"]) <= 1.0, result["case"]
+    for result in document_of(backend).results:
+        checks = [c for c in result.backends["finite-diff"].checks if c.kind == "gradients"]
+        assert checks and all(c.verdict == "pass" for c in checks), result.case
+        assert min(c.rtol for c in checks) >= FINITE_DIFFERENCE_RTOL == 1e-7, result.case
+        assert max(c.excess for c in checks if c.total) <= 1.0, result.case
 
 
 def test_generated_networks_cover_every_activation_loss_and_shape_range():
@@ -230,16 +230,16 @@ def test_generated_networks_cover_every_activation_loss_and_shape_range():
 def test_generated_networks_agree_on_every_backend(parity_run, document_of, backend):
     document = document_of(backend)
     cases, _document = parity_run
-    generated = [(case, result) for case, result in zip(cases, document["results"]) if case.name.startswith("generated")]
+    generated = [(case, result) for case, result in zip(cases, document.results) if case.name.startswith("generated")]
     seen = {dtype: {architecture(case) for case, result in generated
-                    if case.dtype == dtype and result["backends"][backend]["checks"]} for dtype in DTYPES}
+                    if case.dtype == dtype and result.backends[backend].checks} for dtype in DTYPES}
     print(f"{backend}: {', '.join(f'{len(seen[d])} distinct architectures in {d}' for d in DTYPES)}")
     assert all(len(architectures) >= GENERATED for architectures in seen.values()), seen
     for case, result in generated:
-        outcome = result["backends"][backend]
-        assert outcome["status"] in ("pass", "known_deviation"), f"{result['description']}: {outcome['reason']}"
-        for check in outcome["checks"]:
-            if check["verdict"] == "known_deviation":
+        outcome = result.backends[backend]
+        assert outcome.status in ("pass", "known_deviation"), f"{result.description}: {outcome.reason}"
+        for check in outcome.checks:
+            if check.verdict == "known_deviation":
                 assert_explained(check, case.dtype)
 
 
@@ -247,9 +247,9 @@ def test_generated_networks_agree_on_every_backend(parity_run, document_of, back
 def test_outputs_exactly_at_a_kink_agree(result_of, backend):
     for dtype in DTYPES:
         result = result_of(backend, "zero-logits", dtype)
-        assert result["status"] in ("pass", "known_deviation"), result["reason"]
-        for check in result["checks"]:
-            if check["verdict"] == "known_deviation":
+        assert result.status in ("pass", "known_deviation"), result.reason
+        for check in result.checks:
+            if check.verdict == "known_deviation":
                 assert_explained(check, dtype)
 
 
@@ -260,10 +260,10 @@ def test_outputs_exactly_at_a_kink_agree(result_of, backend):
     pytest.param("keras-tensorflow", "momentum", "cast_scalar", marks=pytest.mark.keras),
 ])
 def test_float64_keras_diagnosis_names_the_ops_and_its_reproducer_fails_alone(result_of, backend, case, op):
-    diagnosis = result_of(backend, case, "float64")["diagnosis"]
-    found = {record["op"]: record for record in diagnosis["ops"]}
-    assert op in found and found[op]["rel_error"] > found[op]["tolerance"] or found[op]["output_dtype"] == "float32"
-    reproducer = diagnosis["reproducer"]
+    diagnosis = result_of(backend, case, "float64").diagnosis
+    found = {record.op: record for record in diagnosis.ops}
+    assert op in found and found[op].rel_error > found[op].tolerance or found[op].output_dtype == "float32"
+    reproducer = diagnosis.reproducer
     assert reproducer and len(reproducer.splitlines()) <= 20 and "gradparity" not in reproducer
     clean = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
     alone = subprocess.run([sys.executable, "-c", reproducer], capture_output=True, text=True, env=clean, timeout=300)
@@ -285,7 +285,7 @@ def test_cuda_parity_with_tf32_off():
         pytest.skip("no CUDA GPU on this machine: the CUDA path is not exercised here")
     document = run([build_case("seed-2layer", dtype) for dtype in DTYPES],
                    RunOptions(backends=["torch", "jax", "tensorflow"], device="cuda"))
-    assert document["environment"]["device"] == "cuda" and not document["environment"]["allow_tf32"]
-    for result in document["results"]:
-        for name, outcome in result["backends"].items():
-            assert outcome["status"] in ("pass", "skipped"), f"{name}: {outcome['reason']}"
+    assert document.environment.device == "cuda" and not document.environment.allow_tf32
+    for result in document.results:
+        for name, outcome in result.backends.items():
+            assert outcome.status in ("pass", "skipped"), f"{name}: {outcome.reason}"
