@@ -105,7 +105,8 @@ class BackendResult(Record):
     """One backend on one case: its status and the reason for it, the dtype it computed in, its
     cost (NaN without an answer) and training costs, every check, the optimizer form its
     trajectory followed, the first layer and step that diverge, the worst check, the diagnosis,
-    a worker's captured output where it errored, and its gradients when arrays are asked for."""
+    a worker's captured output where it errored, its gradients when arrays are asked for, and
+    the framework version that computed it (None where its worker never loaded it)."""
 
     status: Status
     reason: str
@@ -120,6 +121,7 @@ class BackendResult(Record):
     diagnosis: Diagnosis | None
     stderr: str | None
     gradients: dict[str, Any] | None
+    version: str | None = None
 
     @classmethod
     def unanswered(cls, status: Status, reason: str) -> BackendResult:

@@ -158,6 +158,7 @@ class Judge:
                              self.judging.probe_all)
         if result.status == "error":
             result.stderr = outcome.output.strip() or None
+        result.version = outcome.version
         return result
 
 

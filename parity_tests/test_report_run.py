@@ -14,7 +14,7 @@ from gradparity.cli import main
 from gradparity.core.cases import build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
-from gradparity.reports.terminal import print_summary
+from gradparity.reports.terminal import explanation, print_summary
 from shipped import assert_follows_its_shipped_schema
 
 CASES = ("seed-2layer", "single-example")
@@ -94,6 +94,18 @@ def test_injected_failure_and_crash_appear_with_their_messages(report, documents
         assert result.backends["numpy"].status == "pass" and result.backends["torch"].status == "pass"
     saved = json.loads((report / "report.json").read_text())
     assert saved["summary"] == documents[0].summary.to_dict()
+
+
+def test_each_result_names_the_framework_version_that_computed_it(documents):
+    """The version each worker reported, on every result of its column (the environment
+    fingerprint's for that column), a crashed one's too; ``explain`` says it."""
+    frameworks = documents[0].environment.frameworks
+    assert frameworks["torch"].startswith("torch ") and frameworks["numpy"].startswith("numpy ")
+    for result in documents[0].results:
+        assert {name: backend.version for name, backend in result.backends.items()} == {
+            name: frameworks.get(name) for name in result.backends}
+    first = documents[0].results[0]
+    assert explanation("torch", first).splitlines()[0].startswith(f"torch ({frameworks['torch']}) on {first.case} ")
 
 
 def test_terminal_summary_names_each_finding_once(documents, capsys):

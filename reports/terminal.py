@@ -129,7 +129,10 @@ def explanation(backend: str, result: CaseResult) -> str:
     the pattern, the registered causes, the ops probed and those that deviate, then the
     reproducer as it is (so it can be pasted)."""
     outcome = result.backends[backend]
-    title = f"{backend} on {result.case} {result.dtype}: {outcome.status.replace('_', ' ')}"
+    who = backend
+    if outcome.version:
+        who = f"{backend} ({outcome.version})"
+    title = f"{who} on {result.case} {result.dtype}: {outcome.status.replace('_', ' ')}"
     diagnosis = outcome.diagnosis
     if not diagnosis:
         return f"{title}\n{_wrapped(outcome.reason, 2, hang=2)}\n"
