@@ -1,7 +1,14 @@
 """Rendered text read by its structure, so that tests assert cells, counts and numbers rather
-than sentences: a Markdown table row split into its cells, the rows of a page, a section."""
+than sentences: a Markdown table row split into its cells, the rows of a page, a section; in
+terminal output, the networks named, the tally of statuses, the ``label: value`` lines and how
+deep each line is indented."""
 
 from __future__ import annotations
+
+import re
+
+STATUSES = ("pass", "known deviation", "stale", "fail", "error", "skipped")
+NETWORK = re.compile(r"\b(\d+(?:-\d+)+) (\w+)/([\w-]+)")
 
 
 def cells(line: str) -> list[str]:
@@ -23,3 +30,42 @@ def rows_of(markdown: str, first: str) -> list[list[str]]:
 def paragraphs(markdown: str) -> list[str]:
     """The blocks of ``markdown`` between blank lines, stripped."""
     return [block.strip() for block in markdown.split("\n\n")]
+
+
+def networks(text: str) -> list[tuple[str, str, str]]:
+    """Every network ``text`` names the way gradparity writes one (``2-4-1 sigmoid/bce``), as
+    (layer sizes, hidden activation, loss)."""
+    return NETWORK.findall(text)
+
+
+def tally(text: str) -> dict[str, int]:
+    """The counts of the first tally of statuses in ``text`` (``4 pass · 0 fail · 12 skipped``),
+    by status; ``text`` may be wrapped."""
+    found = re.search(rf"\d+ pass(?: · \d+ (?:{'|'.join(STATUSES)}))*", " ".join(text.split()))
+    assert found, "no tally of statuses"
+    return {status: int(count) for count, status in (part.split(" ", 1) for part in found.group().split(" · "))}
+
+
+def labelled(text: str, indent: int = 2) -> list[tuple[str, str]]:
+    """The ``label: value`` lines of terminal output indented by ``indent`` spaces, each with the
+    further-indented lines that continue it (up to a blank line) joined on: (label, value) pairs
+    in order."""
+    pairs: list[tuple[str, str]] = []
+    joining = False
+    for line in text.splitlines():
+        depth = len(line) - len(line.lstrip(" "))
+        if depth == indent and ":" in line:
+            label, _, value = line.strip().partition(":")
+            pairs.append((label, value.strip()))
+            joining = True
+        elif joining and depth > indent and line.strip():
+            label, value = pairs[-1]
+            pairs[-1] = (label, f"{value} {line.strip()}".strip())
+        else:
+            joining = False
+    return pairs
+
+
+def indents(lines: list[str]) -> dict[str, int]:
+    """Each terminal line's text, stripped, and the number of spaces it is indented by."""
+    return {line.strip(): len(line) - len(line.lstrip(" ")) for line in lines}

@@ -189,6 +189,8 @@ def test_every_bench_shape_steps_in_every_installed_backends_worker():
 def test_cuda_without_a_gpu_is_a_note_not_a_traceback(tmp_path):
     import torch
 
+    from gradparity.backends.layout import no_gpu
+
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     out = tmp_path / "bench.json"
@@ -198,7 +200,8 @@ def test_cuda_without_a_gpu_is_a_note_not_a_traceback(tmp_path):
     rows = {(r["backend"], r["mode"]): r for r in json.loads(out.read_text())["results"]}
     assert rows[("numpy", "eager")]["median_s"] > 0
     for mode in ("eager", "compiled"):
-        assert "cuda requested but torch sees no GPU" in rows[("torch", mode)]["note"]
+        kind, message = re.fullmatch(r"(\w+): (.*) \(at \S+\)", rows[("torch", mode)]["note"]).groups()
+        assert (kind, message) == ("GradparityError", str(no_gpu("torch")))  # the error for no GPU, as a note
 
 
 def test_reference_bench_step_updates_exactly_like_the_reference_optimizer(flower_case, monkeypatch):

@@ -20,6 +20,7 @@ from gradparity.cli import main
 from gradparity.learner import BackpropError
 
 from backprop_mutants import EXAMPLE, MUTANTS, network
+from rendered import networks
 
 sys.path.insert(0, str(EXAMPLE.parent))
 from backprop import backprop as example_backprop  # noqa: E402  (examples/ is not a package)
@@ -136,7 +137,7 @@ def test_a_function_computing_another_network_is_told_which(computes, checked):
     result = gradparity.check(example(*computes), X, Y, params, activation=checked[0], loss=checked[1])
     assert result.verdict == "fail" and "cost" in result.wrong
     assert result.mistake.pattern == "other-network"
-    assert f"(then check it with --activation {computes[0]} --loss {computes[1]}," in result.hint
+    assert re.search(r"--activation (\w+) --loss (\w+)", result.hint).groups() == computes  # the options to use
 
 
 def test_changing_an_input_in_place_is_noted_and_harmless():
@@ -287,6 +288,16 @@ def test_cli_a_raising_function_is_one_line_and_the_learners_traceback(learner_f
     assert "gradparity" not in "\n".join(lines[1:])  # the learner's frames only
 
 
+HEADLINE = re.compile(r"gradparity check: (?P<function>\w+) on (?P<network>\S+ \S+), (?P<data>.+?) "
+                      r"\(m = (?P<m>\d+)\), (?P<dtype>float\d+)")
+
+
+def headline(out: str) -> dict[str, str]:
+    """The parts of the headline of ``gradparity check``'s table: function, network, data, m
+    and dtype (a wrapped headline joined)."""
+    return HEADLINE.search(" ".join(out.split())).groupdict()
+
+
 def test_cli_missing_key_is_exit_2(learner_file, capsys):
     assert main(["check", f"{learner_file}:no_db2", "--backends", "none"]) == 2
     assert capsys.readouterr().err == "gradparity: error: no_db2 returned grads without db2 (its keys: dW2, dW1, db1)\n"
@@ -299,8 +310,10 @@ def test_cli_checks_a_catalogue_case_and_a_package_function(tmp_path, monkeypatc
     (package / "nn.py").write_text(EXAMPLE.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["check", "course.nn:backprop", "--case", "seed-2layer", "--backends", "none"]) == 0
-    assert "gradparity check: backprop on 2-4-1 sigmoid/bce, case seed-2layer (m = 400), float64" in \
-        capsys.readouterr().out
+    said = headline(capsys.readouterr().out)
+    assert (said["function"], networks(said["network"]), said["data"]) == (
+        "backprop", [("2-4-1", "sigmoid", "bce")], "case seed-2layer")
+    assert (said["m"], said["dtype"]) == ("400", "float64")
 
 
 @pytest.mark.torch
@@ -337,7 +350,9 @@ def test_cli_checks_your_own_parameters(tmp_path, capsys):
     params = network((2, 3, 1), "sigmoid", "bce")[2]
     np.savez(tmp_path / "mine.npz", **params)
     assert main(["check", str(EXAMPLE), "--params", str(tmp_path / "mine.npz"), "--backends", "none"]) == 0
-    assert "backprop on 2-3-1 sigmoid/bce, flower," in capsys.readouterr().out
+    said = headline(capsys.readouterr().out)
+    assert (said["function"], networks(said["network"])) == ("backprop", [("2-3-1", "sigmoid", "bce")])
+    assert said["data"].split(", ") == ["flower", str(tmp_path / "mine.npz")]  # the data, with the parameters
 
 
 def test_a_deviating_framework_sides_with_the_reference_or_differs():

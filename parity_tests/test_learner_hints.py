@@ -6,6 +6,7 @@ a swapped return order named. The learners' functions are in ``learner_slips.py`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,14 @@ def check(backprop, X, Y, params, dtype="float64"):
 def row(printed: str, quantity: str) -> list[str]:
     """The cells of the terminal table's row for ``quantity``."""
     return next(line.split() for line in printed.splitlines() if line.split()[:1] == [quantity])
+
+
+def traced_line(hint: str) -> str:
+    """The learner's line a hint traces a value to (``at learner_slips.py:N: <line>``), checked to
+    be line N of that file, quoted."""
+    file, number, quoted = re.search(r"at (\S+\.py):(\d+): (.*)$", hint).groups()
+    assert file == SLIPS.name and quoted == SLIPS.read_text().splitlines()[int(number) - 1].strip()
+    return quoted
 
 
 def test_the_course_style_learner_passes():
@@ -94,7 +103,7 @@ def test_a_division_by_y_is_traced_to_its_line_and_first_array():
     assert result.first_wrong == "dW3" and "cost" not in result.wrong
     assert result.mistake.pattern == "division-by-zero"
     assert "first appear in dA2" in result.hint
-    assert "learner_slips.py:" in result.hint and "dAL = -(np.divide(AL, Y) - np.divide(1 - AL, 1 - Y))" in result.hint
+    assert "np.divide(AL, Y)" in traced_line(result.hint)  # the division by Y
     assert "log" not in result.hint and "exp" not in result.hint
 
 
@@ -107,7 +116,7 @@ def test_a_log_of_0_on_saturated_outputs_is_named_in_the_cost_and_the_division_i
     assert "np.log(1 - AL)" in result.hint
     gradient = result.mistakes["dW2"]
     assert gradient.pattern in ("division-by-zero", "division-0/0") and "first appear in dA1" in gradient.hint
-    assert "dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))" in gradient.hint
+    assert "np.divide(Y, AL)" in traced_line(gradient.hint)  # the division by AL, 0 where AL rounds to 0
 
 
 def test_an_overflow_with_finite_results_gives_no_hint_and_the_error_state_is_restored():
@@ -133,7 +142,8 @@ def test_a_shape_only_difference_says_the_shapes(tmp_path, capsys):
     cells = row(printed, "db2")
     assert "inf" not in cells and "inf×" not in cells
     assert cells[3:5] == ["shape", "(1,)"]
-    assert "db2 of your backprop has shape (1,), the reference has (1, 1)" in printed
+    [said] = [line for line in printed.splitlines() if line.startswith("  db2 ")]  # the line under the hint
+    assert re.findall(r"\([\d, ]*\)", said) == ["(1,)", "(1, 1)"]  # yours, the reference's
 
 
 def test_a_swapped_return_order_is_named():

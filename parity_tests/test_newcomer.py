@@ -5,6 +5,7 @@ with defaults and examples)."""
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def test_gradcheck_explains_a_failure_by_tiny_seed_gradients(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[4] == "FAIL" and lines[5].startswith("why: the difference is no larger than the rounding noise")
-    assert "--init xavier gives gradients large enough to check" in " ".join(" ".join(lines[5:]).split())
+    assert re.findall(r"--init (\w+)", " ".join(lines[5:])) == ["seed", "xavier"]  # the one used, the one to use
     assert max(map(len, lines)) <= 100
     assert main(["gradcheck", "--hidden", "16,8", "--activation", "tanh", "--init", "xavier"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("PASS")
@@ -92,15 +93,35 @@ def test_every_help_states_every_default_and_ends_with_examples_that_parse(name)
         assert build_parser().parse_args(shlex.split(line)[1:]).command == name
 
 
+def action(parser: argparse.ArgumentParser, option: str) -> argparse.Action:
+    return next(action for action in parser._actions if option in action.option_strings)
+
+
+def option_help(parser: argparse.ArgumentParser, option: str) -> str:
+    """The help ``--help`` prints for ``option``, its default filled in, on one line."""
+    return " ".join(parser._get_formatter()._expand_help(action(parser, option)).split())
+
+
+def default_in(text: str) -> str:
+    """What an option's help says its default is: the ``(default: …)`` it ends with."""
+    return re.search(r"\(default: (.*)\)$", text).group(1)
+
+
 def test_help_says_what_a_newcomer_asked(capsys):
     helps = {name: " ".join(parser.format_help().split()) for name, parser in subcommands().items()}
     assert ("By default it is model() of the document (the derivation of backpropagation gradparity starts from): "
             "full-batch gradient descent on a 2-4-1 sigmoid network and the flower data") in helps["train"]
-    assert "learning rate (default: the case's own; 0.5 for --params networks)" in helps["run"]
-    assert "device of the framework backends (default: cpu)" in helps["run"]
-    assert "hidden activation (default: sigmoid)" in helps["run"]
-    assert "relative to the current directory" in helps["report"]
-    assert "X (n_features, m) and Y (n_outputs, m), one example per column" in helps["train"]
+    run, report, train = (subcommands()[name] for name in ("run", "report", "train"))
+    learning_rate = option_help(run, "--lr")
+    assert "case" in default_in(learning_rate)  # the case's own, unless the network is the learner's
+    assert re.search(r"([\d.]+) for (--\w+)", default_in(learning_rate)).groups() == ("0.5", "--params")
+    assert default_in(option_help(run, "--device")) == action(run, "--device").default == "cpu"
+    assert "framework" in option_help(run, "--device")
+    assert default_in(option_help(run, "--activation")) == "sigmoid" and "hidden" in option_help(run, "--activation")
+    assert "current directory" in option_help(report, "--out")  # what the folder is relative to
+    assert re.findall(r"([XY]) \((\w+), (\w+)\)", option_help(train, "--data")) == [
+        ("X", "n_features", "m"), ("Y", "n_outputs", "m"), ("X", "2", "400"), ("Y", "1", "400")]  # then an example
+    assert "example per column" in option_help(train, "--data")
 
 
 def test_a_diverging_training_says_so_and_exits_1(capsys):

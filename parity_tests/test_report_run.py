@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 
 import pytest
 from rich.cells import cell_len
@@ -15,6 +16,7 @@ from gradparity.core.cases import build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import validate_document, write_report
 from gradparity.reports.terminal import explanation, print_summary
+from rendered import indents
 from shipped import assert_follows_its_shipped_schema
 
 CASES = ("seed-2layer", "single-example")
@@ -85,8 +87,11 @@ def test_html_references_nothing_outside_itself(report):
 
 def test_injected_failure_and_crash_appear_with_their_messages(report, documents):
     html = (report / "report.html").read_text()
-    assert "dW1 of wrong is not close to the reference (float64)." in html
-    assert "worker process died (exit code 3)" in html
+    failed = next(result.backends["wrong"] for result in documents[0].results if result.dtype == "float64")
+    assert [check.quantity for check in failed.checks if check.verdict == "fail"] == ["dW1"]
+    assert escape(failed.reason.splitlines()[0]) in html  # the failure's message, as the document has it
+    crashed = documents[0].results[0].backends["crashed"].reason
+    assert escape(crashed) in html and re.search(r"exit code (\d+)", crashed).group(1) == "3"
     for result in documents[0].results:
         # dW1 is off by 1e-6 relative: a failure in float64, within float32's tolerance
         assert result.backends["wrong"].status == ("fail" if result.dtype == "float64" else "pass")
@@ -126,7 +131,8 @@ def test_terminal_summary_names_each_finding_once(documents, capsys):
         "✗ fail: wrong on all 2 cases × float64",
         "! error: crashed on all 2 cases × float64, float32"]
     assert len(findings) == len(set(findings)), findings
-    assert "  worker process died (exit code 3)" in findings
+    crashed = documents[0].results[0].backends["crashed"].reason
+    assert indents(findings)[crashed] == 2 and re.search(r"exit code (\d+)", crashed).group(1) == "3"  # under its head
 
 
 def test_report_command_writes_the_report_and_exits_like_run(tmp_path, capsys):
