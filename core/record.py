@@ -2,10 +2,11 @@
 read themselves back, and state their own JSON Schema — all three from the one set of type hints.
 
 The types a field may have: ``str``, ``int``, ``float``, ``bool``, ``Any``, a vocabulary
-``Annotated[str, OneOf(words)]``,
-another ``Record``, ``list[T]``, ``tuple[T, ...]`` (a list in JSON), ``dict[str, T]`` and
-``T | None``; and ``Measure``, a float that is NaN where nothing was measured (or the
-measurement is not finite), which JSON, having no NaN, writes as null.
+``Annotated[str, OneOf(words)]``, another ``Record``, ``list[T]``, ``tuple[T, ...]`` (a list in
+JSON), ``dict[str, T]`` (its keys may be a vocabulary) and ``T | None``; and ``Measure``, a float
+that is NaN where nothing was measured (or the measurement is not finite), which JSON, having no
+NaN, writes as null. A field without a default is required in the schema; one with a default
+may be absent (an older writer's document) and reads back as its default.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class Record:
         required, no other field allowed, each record type described once under ``$defs`` by its
         docstring."""
         definitions: dict[str, dict] = {}
-        root = _schema(cls, definitions)
+        _schema(cls, definitions)
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title or cls.__name__,
-                **definitions.pop(cls.__name__), "$defs": definitions} if root else {}
+                **definitions.pop(cls.__name__), "$defs": definitions}
 
 
 FIELD_TYPES: dict[type, dict[str, Any]] = {}
