@@ -495,3 +495,38 @@ class BenchDocument(Record):
     environment: dict[str, Any]
     results: list[BenchRow]
     bandwidth: dict[str, Any] | None = None
+
+
+TRAIN_SCHEMA = "gradparity-train/1"
+
+
+@dataclass
+class CostAt(Record):
+    """The cost printed after ``iteration`` updates."""
+
+    iteration: int
+    cost: Measure
+
+
+@dataclass
+class TrainDocument(Record):
+    """A training of the reference (``gradparity train --json``): the network, dtype and training,
+    the costs printed, every step's cost on its batch and the batch sizes, each epoch's mean
+    cost, the final cost, why it diverged (None when it did not), the training accuracy in
+    percent and the seconds it took."""
+
+    schema: str
+    network: str
+    layers: list[int]
+    dtype: str
+    training: TrainingRecord
+    learning_rate: float
+    iterations: int
+    costs: list[CostAt]
+    step_costs: list[Measure]
+    batch_sizes: list[int]
+    epoch_costs: list[Measure]
+    final_cost: Measure
+    diverged: str | None
+    accuracy: float
+    training_seconds: float

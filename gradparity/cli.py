@@ -31,7 +31,8 @@ from gradparity.core.gradcheck import STEP, GradcheckResult, gradcheck
 from gradparity.core.network import DTYPES
 from gradparity.core.optimizers import Training, epoch_means
 from gradparity.core.reference import cost, evaluate, forward, train
-from gradparity.core.results import BENCH_SCHEMA, BenchDocument, Document
+from gradparity.core.results import (BENCH_SCHEMA, TRAIN_SCHEMA, BenchDocument, CheckDocument, CostAt, Document,
+                                     TrainDocument, TrainingRecord)
 from gradparity.merge import load_documents, merge
 from gradparity.reports import validate_bench, write_report
 from gradparity.reports.terminal import explanation, print_bench_table, print_check_document, print_summary
@@ -60,9 +61,9 @@ def command_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     final = forward(trained.params, X, spec)
     final_cost = cost(final.Z[-1], final.A[-1], Y, spec.loss)
-    history = [{"iteration": step, "cost": cost} for step, cost in enumerate(trained.costs)][::args.print_every]
+    history = [CostAt(step, cost) for step, cost in enumerate(trained.costs)][::args.print_every]
     for entry in history:
-        print(f"cost after {entry['iteration']} iterations: {entry['cost']}")
+        print(f"cost after {entry.iteration} iterations: {entry.cost}")
     print(f"final cost after {len(trained.costs)} iterations: {final_cost}")
     accuracy = evaluate(trained.params, X, Y, spec)
     print(f"accuracy: {accuracy:.4g}%")
@@ -71,12 +72,11 @@ def command_train(args: argparse.Namespace) -> int:
     epoch_costs = epoch_means(trained.costs, trained.batch_sizes, training.epochs)
     diverged = divergence(epoch_costs + [final_cost], training)
     if json_path:
-        write_json(json_path, {"network": spec.describe(), "layers": list(spec.layer_sizes), "dtype": args.dtype,
-                               "training": training.to_dict(X.shape[1]), "learning_rate": training.learning_rate,
-                               "iterations": len(trained.costs), "costs": history, "step_costs": trained.costs,
-                               "batch_sizes": trained.batch_sizes, "epoch_costs": epoch_costs,
-                               "final_cost": final_cost, "diverged": diverged, "accuracy": accuracy,
-                               "training_seconds": seconds})
+        write_json(json_path, TrainDocument(
+            TRAIN_SCHEMA, spec.describe(), list(spec.layer_sizes), args.dtype,
+            TrainingRecord.from_dict(training.to_dict(X.shape[1])), training.learning_rate, len(trained.costs), history,
+            list(trained.costs), list(trained.batch_sizes), epoch_costs, float(final_cost), diverged, float(accuracy),
+            seconds).to_dict())
     if plot_dir:
         from gradparity.reports.training import plot_training
 
@@ -150,15 +150,15 @@ def command_check(args: argparse.Namespace) -> int:
         document = checked_document(args)
     except GradparityError as error:
         if json_path:
-            write_json(json_path, learner.error_document(error, source=args.target))
+            write_json(json_path, learner.error_document(error, source=args.target).to_dict())
         raise
     print_check_document(document)
     if json_path:
-        write_json(json_path, document)
-    return EXIT_OK if document["verdict"] == "pass" else EXIT_FAILED
+        write_json(json_path, document.to_dict())
+    return EXIT_OK if document.verdict == "pass" else EXIT_FAILED
 
 
-def checked_document(args: argparse.Namespace) -> dict:
+def checked_document(args: argparse.Namespace) -> CheckDocument:
     """Load the learner's code, choose the networks and check it: the ``gradparity-check/2`` document."""
     backends = [] if args.backends == ["none"] else learner.frameworks(args.backends)
     calls, source = learner.load_code(args.target, args.convention)
@@ -170,7 +170,7 @@ def checked_document(args: argparse.Namespace) -> dict:
         network = (cases[0].spec.hidden_activation, cases[0].spec.loss)
     with progress_bar(len(cases), backends) if backends else contextlib.nullcontext(None) as progress:
         result = learner.check_code(calls, cases, backends, progress, network, networks.fixed, source)
-    return result.to_dict()
+    return result.record()
 
 
 def write_json(path: str | os.PathLike, document: dict) -> None:
@@ -178,7 +178,7 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
     print ``wrote PATH``."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
+    temporary.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
     temporary.replace(target)
     print(f"wrote {path}")
 
@@ -415,7 +415,7 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
                         "gradparity run --case tanh --case relu --backends torch,jax --dtype float32",
                         "gradparity run --data data.npz --params params.npz --activation relu --json run.json"))
     add_selection_options(parser)
-    parser.add_argument("--json", metavar="FILE", help="write the gradparity/1 result document (default: not written)")
+    parser.add_argument("--json", metavar="FILE", help="write the gradparity/2 result document (default: not written)")
     parser.add_argument("--include-arrays", action="store_true", help="put the gradients themselves in the JSON")
     defer_network_defaults(parser, handler=command_run)
 

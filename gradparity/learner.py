@@ -236,34 +236,38 @@ class BackpropCheck:
             return self.focus.message()
         return f"on the {self.focus.network} network: {self.focus.message()}"
 
-    def to_dict(self) -> dict:
-        """The ``gradparity-check/2`` document (plain data, ready for JSON): the verdict and,
-        from the focus network, wrong/first_wrong/hint/pattern, then every network's record."""
+    def record(self) -> CheckDocument:
+        """The ``gradparity-check/2`` document: the verdict and, from the focus network,
+        wrong/first_wrong/hint/pattern, then every network's record."""
         focus = self.focus.record()
         return CheckDocument(CHECK_SCHEMA, self.verdict, None, None, self.convention, self.called, self.source,
                              self.dtype, focus.wrong, focus.first_wrong, focus.hint, focus.pattern, self.code_notes,
-                             [network.record() for network in self.networks]).to_dict()
+                             [network.record() for network in self.networks])
+
+    def to_dict(self) -> dict:
+        """The ``gradparity-check/2`` document as JSON holds it."""
+        return self.record().to_dict()
 
     def _repr_html_(self) -> str:
         """How Jupyter shows the check: verdict, table of quantities, hint (``reports.check_view``,
         imported here: it imports rich, which ``import gradparity`` does not)."""
         from gradparity.reports.check_view import check_html
 
-        return check_html(self.to_dict())
+        return check_html(self.record())
 
     def _repr_markdown_(self) -> str:
         from gradparity.reports.check_view import check_markdown
 
-        return check_markdown(self.to_dict())
+        return check_markdown(self.record())
 
 
 
-def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> dict:
+def error_document(error: GradparityError, calls: Calls | None = None, source: str | None = None) -> CheckDocument:
     """The ``gradparity-check/2`` document of a check that could not be made: verdict
     ``error``, the one-line message and the learner's traceback where their code raised."""
     return CheckDocument(CHECK_SCHEMA, "error", str(error), getattr(error, "traceback", None),
                          calls.convention.name if calls else None, called_names(calls) if calls else [], source,
-                         None, [], None, None, None, [], []).to_dict()
+                         None, [], None, None, None, [], [])
 
 
 @dataclass(frozen=True)

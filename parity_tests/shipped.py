@@ -11,7 +11,7 @@ import jsonschema
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 FILES = {"gradparity/2": "gradparity-2.schema.json", "gradparity-check/2": "gradparity-check-2.schema.json",
-         "gradparity-bench/1": "gradparity-bench-1.schema.json"}
+         "gradparity-bench/1": "gradparity-bench-1.schema.json", "gradparity-train/1": "gradparity-train-1.schema.json"}
 
 
 def assert_follows_its_shipped_schema(document: dict) -> None:

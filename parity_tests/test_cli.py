@@ -16,6 +16,7 @@ import pytest
 
 from gradparity.cli import exit_status, main
 from gradparity.core.results import Summary
+from shipped import assert_follows_its_shipped_schema
 
 from rendered import labelled, networks, tally
 
@@ -32,6 +33,7 @@ def test_train_prints_the_documents_cost_lines_and_writes_json(tmp_path, capsys)
     assert lines[0].startswith("cost after 0 iterations: 0.6931")
     assert [line.split()[2] for line in lines[:4]] == ["0", "500", "1000", "1500"]
     document = json.loads(out.read_text())
+    assert_follows_its_shipped_schema(document)
     assert [entry["iteration"] for entry in document["costs"]] == [0, 500, 1000, 1500]
     assert document["costs"][0]["cost"] == pytest.approx(0.6931247519503794, rel=1e-12)
     assert 50.0 < document["accuracy"] <= 100.0

@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import gradparity
 from gradparity.notebook import NotebookError, load_definitions
+from gradparity.core.results import CheckDocument
 from gradparity.reports.check_view import SCOPE, check_html, check_markdown
 from gradparity.reports.render import CSS
 
@@ -216,7 +217,7 @@ def documents() -> dict[str, dict]:
 def test_a_failing_check_renders_its_verdict_quantities_and_hint(documents):
     document = documents["fail"]
     record = document["networks"][0]
-    page = Tables(check_html(document))
+    page = Tables(check_html(CheckDocument.from_dict(document)))
     verdict, called = page.paragraphs[:2]
     assert verdict[0].startswith("FAIL: dW3, db3, dW2, db2, dW1, db1 are wrong") and verdict[1] == "verdict st-fail"
     first_wrong = verdict[0].split("; ")[1]
@@ -236,12 +237,12 @@ def test_a_failing_check_renders_its_verdict_quantities_and_hint(documents):
     assert (f"Hint: {record['hint']}", "") in page.paragraphs and record["pattern"] == "missing-1/m"
     assert re.match(r"(\w+) is m = (\d+) times", record["hint"]).groups() == ("dW3", str(record["m"]))
     assert "1/m" in record["hint"]  # what is missing
-    [jax] = [item for item in re.findall(r"<li>(.*?)</li>", check_html(document)) if item.startswith("jax ")]
+    [jax] = [item for item in re.findall(r"<li>(.*?)</li>", check_html(CheckDocument.from_dict(document))) if item.startswith("jax ")]
     assert "(skipped)" in jax and jax.endswith(f": {record['corroboration']['jax']['reason']}")
 
 
 def test_a_passing_check_renders_every_quantity_right(documents):
-    page = Tables(check_html(documents["pass"]))
+    page = Tables(check_html(CheckDocument.from_dict(documents["pass"])))
     assert page.paragraphs[0] == ("PASS: the cost and every gradient agree with the reference on 3-5-4-1 sigmoid/bce",
                                   "verdict st-pass")
     rows = page.tables[1][1:]
@@ -251,29 +252,30 @@ def test_a_passing_check_renders_every_quantity_right(documents):
 
 def test_the_markdown_holds_the_same_tables(documents):
     for verdict, document in documents.items():
-        text = check_markdown(document)
+        text = check_markdown(CheckDocument.from_dict(document))
         html_tables = [[[cell.replace(" / ", " · ") for cell, _ in row] for row in table]
-                       for table in Tables(check_html(document)).tables]
+                       for table in Tables(check_html(CheckDocument.from_dict(document))).tables]
         assert markdown_tables(text) == html_tables
         assert text.startswith(f"**{verdict.upper()}: ")
 
 
 def test_text_from_the_learner_is_escaped():
     document = {"schema": "gradparity-check/2", "verdict": "error", "convention": "document",
-                "message": "backward raised ValueError: shapes <4,7> & (3,1) not aligned",
-                "called": ["forward", "cal_cost", "backward"], "source": "<my notebook>.ipynb",
+                "message": "backward raised ValueError: shapes <4,7> & (3,1) not aligned", "traceback": None,
+                "called": ["forward", "cal_cost", "backward"], "source": "<my notebook>.ipynb", "dtype": None,
+                "wrong": [], "first_wrong": None, "hint": None, "pattern": None,
                 "notes": ["<script>alert(1)</script>"], "networks": []}
-    page = check_html(document)
+    page = check_html(CheckDocument.from_dict(document))
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert Tables(page).paragraphs[0] == ("ERROR: backward raised ValueError: shapes <4,7> & (3,1) not aligned",
                                           "verdict st-error")
     assert html.escape(document["message"], quote=False) in page and html.escape(document["source"]) in page
-    markdown = check_markdown(document)
+    markdown = check_markdown(CheckDocument.from_dict(document))
     assert "\\<script\\>" in markdown and "shapes \\<4,7\\>" in markdown
 
 
 def test_the_html_carries_the_reports_colours_confined_to_its_own_div(documents):
-    page = check_html(documents["fail"])
+    page = check_html(CheckDocument.from_dict(documents["fail"]))
     style = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
     rules = [(selectors.strip(), body) for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", style)]
     assert page.startswith(f'<div class="{SCOPE}">') and len(rules) > 20

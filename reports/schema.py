@@ -16,7 +16,8 @@ import jsonschema
 
 from gradparity.core.errors import GradparityError
 from gradparity.core.results import (BENCH_SCHEMA, CHECK_SCHEMA, OLDER_SCHEMAS, SCHEMA, STATUSES, BenchDocument,
-                                     SUMMARY_KEYS, CheckDocument, DecisionBoundary, Document, Summary, upgrade)
+                                     SUMMARY_KEYS, TRAIN_SCHEMA, CheckDocument, DecisionBoundary, Document, Summary,
+                                     TrainDocument, upgrade)
 
 TITLE = "gradparity/2 result document"
 
@@ -192,5 +193,7 @@ def _flat(values: list) -> list:
 
 def shipped_schemas() -> dict[str, dict]:
     """Each document's JSON Schema by the file name it is shipped under in ``schemas/``."""
+    train = TrainDocument.json_schema(f"{TRAIN_SCHEMA} training document")
+    train["properties"]["schema"] = {"const": TRAIN_SCHEMA}
     return {"gradparity-2.schema.json": document_schema(), "gradparity-check-2.schema.json": check_schema(),
-            "gradparity-bench-1.schema.json": bench_schema()}
+            "gradparity-bench-1.schema.json": bench_schema(), "gradparity-train-1.schema.json": train}

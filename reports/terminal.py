@@ -1,4 +1,4 @@
-"""The terminal's view of a document: the parity summary of a ``gradparity/1`` result (status
+"""The terminal's view of a document: the parity summary of a ``gradparity/2`` result (status
 matrix and findings, within 100 columns) and the timing table of a ``gradparity-bench/1``
 document, printed with rich."""
 
@@ -14,7 +14,8 @@ from rich.text import Text
 from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
                                        counts, findings, hits, margin, op_text, skips, speed_text, status_label,
                                        time_line)
-from gradparity.core.results import BackendResult, BenchDocument, CaseResult, Document
+from gradparity.core.results import (BackendResult, BenchDocument, CaseResult, Check, CheckDocument, Corroboration,
+                                     Document, NetworkRecord)
 from gradparity.reports.formatting import seconds, seconds_range, two_digits
 from gradparity.core.results import STATUSES
 
@@ -218,26 +219,26 @@ AGREEMENT_LEGEND = ("beside it, each source against your value: ✓ agrees withi
                     "close to it as the reference's, · not measured, – did not run")
 
 
-def print_check(document: dict) -> None:
+def print_check(document: NetworkRecord) -> None:
     """One network's record of a ``gradparity-check/2`` document: one row per quantity (cost, then the gradients from
     the output down) with the reference's verdict, the relative error and the share of the
     tolerance used (``shape`` and the learner's shape where the shapes differ), and one narrow
     column per corroborating source; then the verdict, the first wrong gradient, the hints, the
     mismatch of the first wrong quantity and the notes."""
     console = Console(width=WIDTH, highlight=False)
-    sources = list(document["corroboration"])
-    console.print(_wrapped(f"gradparity check: {document['function']} on {document['network']}, {document['data']} "
-                           f"(m = {document['m']}), {document['dtype']}", hang=2), style="bold")
+    sources = list(document.corroboration)
+    console.print(_wrapped(f"gradparity check: {document.function} on {document.network}, {document.data} "
+                           f"(m = {document.m}), {document.dtype}", hang=2), style="bold")
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     for column in ("quantity", "reference", "rel.\nerror", "of\ntol."):
         table.add_column(column, justify="left" if column in ("quantity", "reference") else "right")
     for name in sources:
         table.add_column(name.replace("-", "-\n"))
-    for check in document["checks"]:
-        right = check["verdict"] == "pass"
-        table.add_row(check["quantity"], _reference_verdict(right),
-                      *error_cells(check, document["shapes"].get(check["quantity"])),
-                      *(agreement_cell(document["corroboration"][name], check["quantity"]) for name in sources))
+    for check in document.checks:
+        right = check.verdict == "pass"
+        table.add_row(check.quantity, _reference_verdict(right),
+                      *error_cells(check, document.shapes.get(check.quantity)),
+                      *(agreement_cell(document.corroboration[name], check.quantity) for name in sources))
     console.print(table)
     console.print(Text(_wrapped("reference: your value against the hand-derived NumPy reference, which decides; "
                                 "of tol.: the share of the tolerance the backends get that the error uses (> 1 "
@@ -252,49 +253,49 @@ def _reference_verdict(right: bool) -> Text:
     return Text("✗ wrong", "bold red")
 
 
-def error_cells(check: dict, shapes: dict | None) -> tuple[str, str]:
+def error_cells(check: Check, shapes: dict | None) -> tuple[str, str]:
     """The rel. error and of tol. cells of a check: ``shape`` and the learner's shape where it
     differs from the reference's (nothing was measured), else the two figures."""
     if shapes:
         return "shape", str(tuple(shapes["got"]))
-    return two_digits(check["rel_error"]), two_digits(check["excess"]) + "×"
+    return two_digits(check.rel_error), two_digits(check.excess) + "×"
 
 
-def agreement_cell(source: dict, quantity: str) -> Text:
+def agreement_cell(source: Corroboration, quantity: str) -> Text:
     """One source's symbol for one quantity; – where it did not run, blank where it has none."""
-    if source["status"] in ("error", "skipped"):
+    if source.status in ("error", "skipped"):
         return Text("–", "dim")
-    entry = source["quantities"].get(quantity)
-    return Text(*AGREEMENT[entry["verdict"]]) if entry else Text("")
+    entry = source.quantities.get(quantity)
+    return Text(*AGREEMENT[entry.verdict]) if entry else Text("")
 
 
-def verdict_text(document: dict) -> Text:
+def verdict_text(document: NetworkRecord) -> Text:
     """PASS or FAIL in a sentence, the hints (the cost's first, then the first wrong
     gradient's), the first wrong quantity's mismatch, sources that did not run, and the notes."""
-    gradients = [check["quantity"] for check in document["checks"] if check["quantity"] != "cost"]
-    if document["verdict"] == "pass" and document["checks"][0]["total"] == 0:
-        line = f"PASS: all {len(gradients)} gradients agree with the reference ({document['dtype']}); the cost is not checked."
-    elif document["verdict"] == "pass":
-        line = f"PASS: the cost and all {len(gradients)} gradients agree with the reference ({document['dtype']})."
+    gradients = [check.quantity for check in document.checks if check.quantity != "cost"]
+    if document.verdict == "pass" and document.checks[0].total == 0:
+        line = f"PASS: all {len(gradients)} gradients agree with the reference ({document.dtype}); the cost is not checked."
+    elif document.verdict == "pass":
+        line = f"PASS: the cost and all {len(gradients)} gradients agree with the reference ({document.dtype})."
     else:
-        wrong = document["wrong"]
-        first = (f"; the first wrong gradient counted from the output is {document['first_wrong']}"
-                 if document["first_wrong"] else "; every gradient is right")
+        wrong = document.wrong
+        first = (f"; the first wrong gradient counted from the output is {document.first_wrong}"
+                 if document.first_wrong else "; every gradient is right")
         line = f"FAIL: {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{first}."
     text = Text("\n" + _wrapped(line) + "\n")
-    text.stylize("bold green" if document["verdict"] == "pass" else "bold red", 1, 5)
-    if document["verdict"] == "fail":
-        for hint in document["hints"].values():
+    text.stylize("bold green" if document.verdict == "pass" else "bold red", 1, 5)
+    if document.verdict == "fail":
+        for hint in document.hints.values():
             text.append(_wrapped(f"hint: {hint}.", hang=6) + "\n", "bold")
-        message = next(check["message"] for check in document["checks"]
-                       if check["quantity"] == (document["first_wrong"] or "cost"))
+        message = next(check.message for check in document.checks
+                       if check.quantity == (document.first_wrong or "cost"))
         text.append("\n".join(_wrapped(row, 2, hang=2) for row in (message or "").splitlines()) + "\n")
-    if document["explanation"]:
-        text.append(_wrapped(f"why finite-diff differs: {document['explanation']}.", hang=2) + "\n", "italic")
-    for name, source in document["corroboration"].items():
-        if source["status"] in ("error", "skipped"):
-            text.append(_wrapped(f"{name} did not run ({source['status']}): {source['reason']}", hang=2) + "\n", "dim")
-    for note in document["notes"]:
+    if document.explanation:
+        text.append(_wrapped(f"why finite-diff differs: {document.explanation}.", hang=2) + "\n", "italic")
+    for name, source in document.corroboration.items():
+        if source.status in ("error", "skipped"):
+            text.append(_wrapped(f"{name} did not run ({source.status}): {source.reason}", hang=2) + "\n", "dim")
+    for note in document.notes:
         text.append(_wrapped(f"note: {note}", hang=2) + "\n", "yellow")
     text.rstrip()
     return text
@@ -305,27 +306,27 @@ READ_FROM = {"cost": "read from its cost", "forward pass and gradients": "read f
              "match a candidate", "options": "as given"}
 
 
-def print_check_document(document: dict) -> None:
+def print_check_document(document: CheckDocument) -> None:
     """A ``gradparity-check/2`` document: which convention and functions were called, one
     line per network with its verdict, then the first failing network (else the first) in
     full (``print_check``) and the notes on the code as a whole."""
     console = Console(width=WIDTH, highlight=False)
-    called = ", ".join(document["called"])
-    console.print(Text(_wrapped(f"gradparity check: {document['source']}, {document['convention']} form; called "
+    called = ", ".join(document.called)
+    console.print(Text(_wrapped(f"gradparity check: {document.source}, {document.convention} form; called "
                                 f"{called}", hang=2), "bold"))
-    for record in document["networks"]:
-        line = Text(f"  {record['network']} ({READ_FROM[record['read_from']]}): ")
+    for record in document.networks:
+        line = Text(f"  {record.network} ({READ_FROM[record.read_from]}): ")
         line.append(*network_verdict(record))
         console.print(line)
-    for note in document["notes"]:
+    for note in document.notes:
         console.print(Text(_wrapped(f"note: {note}", hang=2), "yellow"))
     console.print()
-    focus = next((record for record in document["networks"] if record["verdict"] != "pass"), document["networks"][0])
+    focus = next((record for record in document.networks if record.verdict != "pass"), document.networks[0])
     print_check(focus)
 
 
-def network_verdict(record: dict) -> tuple[str, str]:
+def network_verdict(record: NetworkRecord) -> tuple[str, str]:
     """``PASS`` or ``FAIL: dW1, db1 wrong`` and its style."""
-    if record["verdict"] == "pass":
+    if record.verdict == "pass":
         return "PASS", "bold green"
-    return f"FAIL: {', '.join(record['wrong'])} wrong", "bold red"
+    return f"FAIL: {', '.join(record.wrong)} wrong", "bold red"
