@@ -185,9 +185,11 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
 
 def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, probe_all: bool = False) -> Document:
     """Run the selected cases on the selected backends, with a progress bar on a terminal; an
-    unknown backend is refused before any case is built."""
+    unknown backend or a training setting out of range is refused before any case is built."""
     resolve(args.backends)
-    cases = [case.with_training(**training_overrides(args)) for case in inputs.resolve(args).cases]
+    overrides = training_overrides(args)
+    Training(**{name: value for name, value in overrides.items() if value is not None})  # refused before any case
+    cases = [case.with_training(**overrides) for case in inputs.resolve(args).cases]
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                                 decision_boundaries=decision_boundaries, strict=args.strict,
