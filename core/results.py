@@ -2,9 +2,10 @@
 read it and JSON holds it (``to_dict``/``from_dict``; the JSON Schema from ``json_schema()``).
 
 Its vocabulary is defined here once: the schema name, the statuses of a backend's result and
-the summary key that counts each. ``SCHEMA`` changes when a field changes meaning or is added,
-renamed or dropped; a document of an older schema is read through ``upgrade``, the one place
-that knows how the older ones differ.
+the summary key that counts each. ``SCHEMA`` changes when a field changes meaning, is renamed
+or dropped, or a new one is required; a field added with a default leaves it as it is (a
+document written before reads it as its default). A document of an older schema is read
+through ``upgrade``, the one place that knows how the older ones differ.
 """
 
 from __future__ import annotations

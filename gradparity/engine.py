@@ -72,7 +72,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     results = judge.results(outcomes, assigned)
     run_record = RunRecord(datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter() - started,
                            threads, parallel, {}, {}, {}, {})
-    for name, outcome in outcomes.items():
+    for outcome in outcomes.values():
         record_time(run_record, outcome, cases)
     return Document(SCHEMA, fingerprint(outcomes, options.device, options.allow_tf32),
                     run_options(cases, options, outcomes), results, Summary.of(results), run_record)
