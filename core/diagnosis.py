@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradparity.core.network import NetworkSpec
+from gradparity.core.record import finite
 from gradparity.core.reference import Params, forward, output_delta
 from gradparity.core.results import Check
 
@@ -181,8 +182,8 @@ def read_pattern(failing: list[Check], asked: str, factor: float | None) -> str:
     """One sentence read from the failing checks; a relative error that is zero or not finite
     counts as unmeasured, ranked last and read as infinite."""
     quantities = [check.quantity for check in failing]
-    worst = max(failing, key=lambda check: measured(check.rel_error))
-    relative = measured(worst.rel_error) or float("inf")
+    worst = max(failing, key=lambda check: finite(check.rel_error) or 0.0)
+    relative = finite(worst.rel_error) or float("inf")
     layers = sorted(int(q[1:]) for q in quantities if q.startswith("A") and q[1:].isdigit())
     if factor is not None:
         return (f"every gradient is {factor:.6g} x the reference: a scalar differs "
@@ -197,8 +198,3 @@ def read_pattern(failing: list[Check], asked: str, factor: float | None) -> str:
     if all(q.startswith("trajectory") for q in quantities):
         return "one evaluation agrees but training does not: the update step differs"
     return f"{len(quantities)} quantities fail, worst {worst.quantity} at {relative:.2g} relative"
-
-
-def measured(value: float) -> float:
-    """``value`` where it is finite, else 0 (nothing measured)."""
-    return value if np.isfinite(value) else 0.0

@@ -22,6 +22,13 @@ Measure = Annotated[float, NOT_FINITE_IS_NULL]
 R = TypeVar("R", bound="Record")
 
 
+def finite(value: float | None) -> float | None:
+    """``value``, or None where it measured nothing: None, NaN or infinite (JSON's null)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 @dataclass(frozen=True)
 class OneOf:
     """The words a ``str`` field may hold, for ``Annotated[str, OneOf(...)]``: an enum in the
@@ -94,7 +101,7 @@ def _dump(value: Any, hint: Any) -> Any:
     if inner is not None:
         return _dump(value, inner)
     if hint is Measure:
-        return float(value) if math.isfinite(value) else None
+        return finite(value)
     if _is_record(hint):
         return value.to_dict()
     origin, args = get_origin(hint), get_args(hint)

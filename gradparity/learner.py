@@ -43,11 +43,11 @@ from gradparity.core import datasets
 from gradparity.core.cases import Case, make_case
 from gradparity.core.compare import (ComparisonContext, Tolerance, compare, finite_difference_tolerance, tolerance,
                                      unmeasured_check)
-from gradparity.core.diagnosis import measured
 from gradparity.core.errors import GradparityError, SpecError
 from gradparity.core.gradcheck import STEP, numerical_gradients
 from gradparity.core.mistakes import Derivation, Mistake, recognise
 from gradparity.core.network import HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec, spec_from_params
+from gradparity.core.record import finite
 from gradparity.core.reference import initial_params
 from gradparity.core.results import CHECK_SCHEMA, BackendResult, Check, CheckDocument, Corroboration, NetworkRecord
 from gradparity.notebook import (SKIPPED_IMPORTS, CodeCell, definitions, exec_definitions, learner_traceback,
@@ -831,11 +831,11 @@ def cell(check: Check, source_check: Check | None = None) -> dict:
     elif check.verdict == "pass":
         verdict = "agrees"
     elif source_check and source_check.verdict != "pass" and \
-            check.max_abs_error <= 2 * measured(source_check.max_abs_error):
+            check.max_abs_error <= 2 * (finite(source_check.max_abs_error) or 0.0):
         verdict = "deviates"
     else:
         verdict = "differs"
-    error = check.rel_error if np.isfinite(check.rel_error) else None
+    error = finite(check.rel_error)
     return {"verdict": verdict, "rel_error": error}
 
 

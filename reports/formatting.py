@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import math
 
+from gradparity.core.record import finite
+
 MISSING = "—"  # a value not measured, in a table cell or a sentence
 UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
-
-
-def measured(x: float | None) -> float | None:
-    """``x``, or None where it measured nothing: None, NaN or infinite (JSON's null)."""
-    if x is None or not math.isfinite(x):
-        return None
-    return x
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -26,7 +21,7 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 
 def number(x: float | None) -> str:
     """A cost or a parameter as it is, in up to ten significant digits."""
-    x = measured(x)
+    x = finite(x)
     if x is None:
         return MISSING
     return f"{x:.10g}"
@@ -34,7 +29,7 @@ def number(x: float | None) -> str:
 
 def sci(x: float | None, digits: int = 1) -> str:
     """An error or a tolerance in scientific notation, ``digits`` after the point: ``2.2e-16``; 0 as ``0``."""
-    x = measured(x)
+    x = finite(x)
     if x is None:
         return MISSING
     if x == 0:
@@ -58,7 +53,7 @@ def significant(x: float, digits: int = 1) -> str:
 def two_digits(x: float | None) -> str:
     """A figure in two significant digits (``0.75``, ``3.4e15``); ``inf`` for a missing one
     (NaN, infinite, no value)."""
-    x = measured(x)
+    x = finite(x)
     if x is None:
         return "inf"
     return f"{x:.2g}".replace("e+", "e").replace("e-0", "e-")
@@ -66,7 +61,7 @@ def two_digits(x: float | None) -> str:
 
 def ulps(x: float | None) -> str:
     """A difference in units of the dtype's eps: ``3.5``, ``1,024``, ``2.8e+15``."""
-    x = measured(x)
+    x = finite(x)
     if x is None:
         return MISSING
     if x < 10:
@@ -78,7 +73,7 @@ def ulps(x: float | None) -> str:
 
 def cosine(c: float | None) -> str:
     """Cosine similarity; near 1 written as 1 − (1 − c), the informative part."""
-    c = measured(c)
+    c = finite(c)
     if c is None:
         return MISSING
     if c == 1:
@@ -90,7 +85,7 @@ def cosine(c: float | None) -> str:
 
 def multiple(x: float | None, of: float) -> str:
     """``x`` as a multiple of ``of``: ``0.31×``, ``42×``, ``4.2e+08×``."""
-    x = measured(x)
+    x = finite(x)
     if x is None or not of:
         return MISSING
     ratio = x / of

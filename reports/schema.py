@@ -35,35 +35,44 @@ def document_schema() -> dict:
 
 
 def validate_document(document: Any) -> list[str]:
-    """Every problem of a result document (typed, or as JSON data): where it breaks the JSON Schema (a ``gradparity/1``
-    one once upgraded), non-finite numbers (not valid JSON; use null), ragged decision-boundary
-    grids and a summary that does not count the backend statuses. Empty when well formed."""
-    if isinstance(document, Document):
-        document = document.to_dict()
-    if not isinstance(document, dict):
-        return [f"document: expected an object, got {type(document).__name__}"]
-    if "schema" not in document:
-        return ["document.schema: missing"]
-    if document["schema"] not in (SCHEMA, *OLDER_SCHEMAS):
-        return [f"document.schema: {document['schema']!r} is not {SCHEMA!r} (nor {', '.join(OLDER_SCHEMAS)})"]
-    if document["schema"] in OLDER_SCHEMAS:
-        try:
-            document = upgrade(document)
-        except (KeyError, TypeError, AttributeError) as error:
-            return [f"document: a {document['schema']} document that cannot be read: {error!r} missing or malformed"]
-    problems = _schema_problems(document, document_schema())
-    if not problems:
-        problems += _semantics(Document.from_dict(document))
-    return problems
+    """Every problem of a result document (typed, or as JSON data): where it breaks the JSON
+    Schema (a ``gradparity/1`` one once upgraded), non-finite numbers (not valid JSON; use
+    null), ragged decision-boundary grids and a summary that does not count the backend
+    statuses. Empty when well formed."""
+    return parse_document(document)[1]
 
 
 def read_document(data: Any, source: str = "the document") -> Document:
     """The typed document of ``data`` (``validate_document``'s rules), or ``DocumentError``
     naming ``source`` and its first problem."""
-    problems = validate_document(data)
-    if problems:
+    document, problems = parse_document(data)
+    if document is None:
         raise DocumentError(f"{source} is not a valid {SCHEMA} document: {problems[0]}")
-    return Document.from_dict(upgrade(data))
+    return document
+
+
+def parse_document(data: Any) -> tuple[Document | None, list[str]]:
+    """The typed document of ``data`` (a ``gradparity/1`` one upgraded) and its problems; the
+    document is None when there is any."""
+    if isinstance(data, Document):
+        data = data.to_dict()
+    if not isinstance(data, dict):
+        return None, [f"document: expected an object, got {type(data).__name__}"]
+    if "schema" not in data:
+        return None, ["document.schema: missing"]
+    if data["schema"] not in (SCHEMA, *OLDER_SCHEMAS):
+        return None, [f"document.schema: {data['schema']!r} is not {SCHEMA!r} (nor {', '.join(OLDER_SCHEMAS)})"]
+    if data["schema"] in OLDER_SCHEMAS:
+        try:
+            data = upgrade(data)
+        except (KeyError, TypeError, AttributeError) as error:
+            return None, [f"document: a {data['schema']} document that cannot be read: {error!r} missing or malformed"]
+    problems = _schema_problems(data, document_schema())
+    if problems:
+        return None, problems
+    document = Document.from_dict(data)
+    problems = _semantics(document)
+    return (None if problems else document), problems
 
 
 def _path(parts) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from gradparity.core.errors import GradparityError
 from gradparity.reports.render import render
-from gradparity.core.results import BenchDocument, Document, upgrade
-from gradparity.reports.schema import DocumentError, validate_bench, validate_document
+from gradparity.core.results import BenchDocument, Document
+from gradparity.reports.schema import DocumentError, parse_document, validate_bench
 
 REPORT_FILES = ("report.html", "report.md", "report.json")
 MAX_PROBLEMS = 10  # listed in a DocumentError's message
@@ -34,10 +34,10 @@ def write_report(document: Document | dict, out_dir: str | Path, bench: BenchDoc
     ``out_dir`` is replaced only after the new report is complete, and only if it holds
     nothing but a previous report (``OutputError`` otherwise); on any exception it is left
     untouched."""
-    data = document.to_dict() if isinstance(document, Document) else document
+    typed, problems = parse_document(document)
     bench_data = bench.to_dict() if isinstance(bench, BenchDocument) else bench
-    problems = validate_document(data) + ([] if bench_data is None else validate_bench(bench_data))
-    if problems:
+    problems += [] if bench_data is None else validate_bench(bench_data)
+    if typed is None or problems:
         more = len(problems) - MAX_PROBLEMS
         shown = problems[:MAX_PROBLEMS]
         if more > 0:
@@ -51,7 +51,7 @@ def write_report(document: Document | dict, out_dir: str | Path, bench: BenchDoc
         fresh = workspace / "report"
         fresh.mkdir()  # made by mkdir, not mkdtemp, so it gets the usual permissions
         typed_bench = None if bench_data is None else BenchDocument.from_dict(bench_data)
-        names = _write_files(fresh, Document.from_dict(upgrade(data)), typed_bench, processes)
+        names = _write_files(fresh, typed, typed_bench, processes)
         _swap(fresh, out_dir, workspace / "previous")
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
