@@ -19,7 +19,7 @@ PACKAGE_FOLDERS := gradparity core backends reports
 MODULES := $(VENV)/.modules
 LINKED := $(VENV)/.linked
 
-.PHONY: report test bench time-to-verdict clean FORCE
+.PHONY: report test docs serve-docs bench time-to-verdict clean FORCE
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ report: $(LINKED)
 test: $(LINKED)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
+# The documentation site (mkdocs.yml): built into site/ (open site/index.html), or served with live
+# reload at http://127.0.0.1:8000.
+docs: $(LINKED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+serve-docs: $(LINKED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 bench: $(LINKED)
 	$(BIN)/gradparity bench
 
@@ -51,4 +59,4 @@ time-to-verdict: $(LINKED)
 	$(BIN)/python scripts/time_to_verdict.py
 
 clean:
-	rm -rf $(VENV) build reports/latest .pytest_cache .hypothesis
+	rm -rf $(VENV) build site reports/latest .pytest_cache .hypothesis
