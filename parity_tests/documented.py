@@ -147,3 +147,16 @@ def run_page(page: Path, folder: Path) -> list[str]:
             problems.append(f"{page.name}:{step.line}: $ {step.command} (exit {done.returncode}) printed other "
                             "output than the page says:\n" + "\n".join(diff))
     return problems
+
+
+if __name__ == "__main__":
+    # python parity_tests/documented.py PAGE.md ...: run the pages' commands as the test does
+    import tempfile
+    import time
+
+    for name in sys.argv[1:]:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as scratch:
+            found = run_page(Path(name).resolve(), workspace(Path(scratch) / "reader"))
+        print("\n\n".join(found) or f"{name}: every documented command prints what the page says",
+              f"({time.perf_counter() - start:.1f} s)")
