@@ -1,0 +1,177 @@
+"""The documentation: the site builds with ``mkdocs build --strict`` (a broken link or anchor, or
+a page left out of the navigation, fails it), every documented command prints what its page says,
+and the README stays a front page whose picture is drawn from the sample report."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from documented import ROOT, FENCE, run_page, workspace
+
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+RUN_PAGES = [ROOT / "README.md", *PAGES]
+TASK_PAGES = [ROOT / "README.md", *sorted((DOCS / "tutorial").glob("*.md")), *sorted((DOCS / "how-to").glob("*.md"))]
+SHOWN_ONLY = {"sh", "python", "yaml", "toml", "json"}  # code without output; console blocks are run
+GENERATED = ("reference/cli.md", "reference/catalogue.md", "reference/deviations.md", "reference/result-document.md")
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``config`` into ``site``, as ``make docs`` runs it."""
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+                          cwd=config.parent, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site as ``make docs`` builds it."""
+    folder = tmp_path_factory.mktemp("site")
+    done = build(ROOT / "mkdocs.yml", folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_the_site_builds_every_page_and_the_generated_reference(site):
+    built = {path.relative_to(DOCS).with_suffix("") for path in PAGES}
+    for page in sorted(built | {Path(name).with_suffix("") for name in GENERATED}):
+        target = site / ("index.html" if page.name == "index" else page / "index.html")
+        assert target.is_file(), f"docs/{page}.md has no page in the built site"
+    assert not any((DOCS / name).exists() for name in GENERATED), "generated reference pages are not committed"
+
+
+@pytest.fixture
+def docs_copy(tmp_path) -> Path:
+    """A copy of what the build reads (mkdocs.yml, docs/, the hook, the included examples), so a
+    test can break it."""
+    for name in ("docs", "scripts", "examples"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    return tmp_path
+
+
+@pytest.mark.parametrize("breakage, named", [
+    ("[the guide](../how-to/no-such-guide.md)", "no-such-guide.md"),
+    ("[the option](../reference/cli.md#no-such-option)", "no-such-option"),
+    ("[a heading](#no-such-heading)", "no-such-heading"),
+])
+def test_a_broken_internal_link_fails_the_build(docs_copy, breakage, named):
+    tutorial = docs_copy / "docs" / "tutorial" / "check-your-backprop.md"
+    tutorial.write_text(tutorial.read_text() + f"\nSee {breakage}.\n")
+    done = build(docs_copy / "mkdocs.yml", docs_copy / "site")
+    assert done.returncode != 0 and named in done.stderr, done.stderr
+
+
+def test_a_page_left_out_of_the_navigation_fails_the_build(docs_copy):
+    (docs_copy / "docs" / "how-to" / "orphan.md").write_text("# A guide nobody can find\n")
+    done = build(docs_copy / "mkdocs.yml", docs_copy / "site")
+    assert done.returncode != 0 and "orphan.md" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("page", RUN_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_documented_command_prints_what_its_page_says(page, tmp_path):
+    """Each page's console blocks, run in a reader's folder through the installed entry point
+    (``documented.py``); some start framework workers, a few seconds each."""
+    problems = run_page(page, workspace(tmp_path / "reader"))
+    assert not problems, "\n\n".join(problems)
+
+
+def test_a_command_whose_output_changed_fails_its_page(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\n```console\n$ gradparity check examples/backprop.py --backends none | tail -1\n"
+                    "PASS: the cost and all 4 gradients agree with the reference (float32).\n```\n")
+    problems = run_page(page, workspace(tmp_path / "reader"))
+    assert len(problems) == 1 and problems[0].startswith("page.md:4: $ gradparity check"), problems
+    assert "+PASS: the cost and all 4 gradients agree with the reference (float64)." in problems[0]
+
+
+@pytest.mark.parametrize("page", TASK_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_block_that_shows_output_is_run(page):
+    """In the README, the tutorial and the how-to guides, output is shown only in console
+    blocks, which the test above runs; other blocks are code in a named language."""
+    text = page.read_text("utf-8")
+    for block in FENCE.finditer(text):
+        line = text.count("\n", 0, block.start()) + 1
+        assert block["lang"] == "console" or block["lang"] in SHOWN_ONLY or "title=" in block["attributes"], (
+            f"{page.name}:{line}: a ```{block['lang']} block is neither run (console) nor code "
+            f"({', '.join(sorted(SHOWN_ONLY))})")
+
+
+def test_the_readme_is_a_front_page():
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert len(readme.splitlines()) <= 200
+    linked = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert linked and all((ROOT / path).is_file() for path in linked), linked
+
+
+@pytest.mark.parametrize("page", RUN_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_no_page_dates_its_figures_by_commit(page):
+    """Figures name their command; a commit hash in prose is a measurement log."""
+    hashes = re.findall(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b", page.read_text("utf-8"))
+    assert not hashes, f"{page.name}: {hashes}"
+
+
+def test_the_readme_picture_is_the_sample_reports_matrix(tmp_path):
+    """``scripts/render_summary.py`` run as a file on the sample report draws the PNG the README
+    shows, byte for byte."""
+    shutil.copy(ROOT / "reports" / "example" / "report.md", tmp_path / "report.md")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_summary.py"), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "summary.png").read_bytes() == (ROOT / "reports" / "example" / "summary.png").read_bytes()
+
+
+# Measures a page of the site at 1280 px: elements past the right edge that no inner scrolling
+# box holds (the page itself would scroll), and each code block's font size and overflow.
+SITE_MEASURE = """<script>
+addEventListener("load", () => {
+  const limit = document.documentElement.clientWidth;
+  const held = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement)
+    { if (getComputedStyle(p).overflowX !== "visible") return true; } return false; };
+  const wide = [...document.body.querySelectorAll("*")]
+    .filter(e => { const box = e.getBoundingClientRect(); return box.width > 0 && box.right > limit + 0.5 && !held(e); })
+    .map(e => `${e.tagName.toLowerCase()}.${e.className} ends at ${Math.round(e.getBoundingClientRect().right)}`);
+  const code = [...document.querySelectorAll("pre > code")].map(c => ({
+    font: parseFloat(getComputedStyle(c).fontSize), overflow: c.scrollWidth - c.clientWidth,
+    start: c.textContent.slice(0, 50)}));
+  const out = document.createElement("pre");
+  out.id = "measures";
+  out.textContent = JSON.stringify({clientWidth: limit, scrollWidth: document.documentElement.scrollWidth,
+                                    wide: wide, code: code, images: [...document.images].map(i => i.naturalWidth)});
+  document.body.append(out);
+});
+</script>"""
+
+
+@pytest.mark.parametrize("page", ["index.html", "tutorial/check-your-backprop/index.html"])
+def test_the_home_page_and_the_tutorial_fit_1280_px_with_readable_code(site, page, tmp_path):
+    """Laid out by headless Chromium at 1280×800 (skipped with the reason where there is none):
+    nothing is wider than the window, every image decodes, every code block is set in at least
+    12 px and shows its longest line without scrolling; the screenshot is kept in ``tmp_path``."""
+    from PIL import Image
+    from test_browser import HEIGHT, WIDTH, chromium
+
+    target = site / page
+    measured = target.with_name("measured.html")
+    measured.write_text(target.read_text("utf-8").replace("</body>", SITE_MEASURE + "\n</body>"), "utf-8")
+    dom = chromium("--virtual-time-budget=20000", "--dump-dom", measured.as_uri())
+    found = re.search(r'<pre id="measures">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
+    measures = json.loads(html.unescape(found.group(1)))
+    assert measures["clientWidth"] <= WIDTH and measures["scrollWidth"] <= measures["clientWidth"], measures
+    assert measures["wide"] == [], measures["wide"]
+    assert all(width > 0 for width in measures["images"]), measures["images"]
+    assert all(block["font"] >= 12 and block["overflow"] <= 0 for block in measures["code"]), measures["code"]
+    shot = tmp_path / f"{page.replace('/', '-')}.png"
+    chromium(f"--screenshot={shot}", target.as_uri())
+    with Image.open(shot) as image:
+        assert image.size == (WIDTH, HEIGHT)
