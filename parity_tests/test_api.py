@@ -1,11 +1,11 @@
-"""The public API: what ``import gradparity`` offers, and the README's example and a learner's
-script, run as a user runs them (a file, ``python -c``, in a subprocess) and checked against what
-they say they print."""
+"""The public API: what ``import gradparity`` offers, and a learner's script, run as a user runs
+it (a file, ``python -c``, in a subprocess) and checked against what it says it prints. The
+Python API's example script and the pytest one-liner are run by the documentation's executed
+commands (docs/how-to/pytest-and-api.md, through test_docs.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import re
 import shutil
 import subprocess
 import sys
@@ -15,15 +15,7 @@ import pytest
 
 import gradparity
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-EXAMPLES = README.parent / "examples"
-
-
-def readme_example() -> str:
-    """The first ``python`` code block after the README's "Python API" heading."""
-    text = README.read_text()
-    section = text[text.index("### Python API"):]
-    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_the_public_names_are_the_documented_ones():
@@ -33,23 +25,6 @@ def test_the_public_names_are_the_documented_ones():
          "make_case", "run", "shutdown", "validate_document", "write_report"])
     assert all(hasattr(gradparity, name) for name in gradparity.__all__)
     assert gradparity.run is gradparity.engine.run and gradparity.build_case is gradparity.core.cases.build_case
-
-
-@pytest.mark.jax
-@pytest.mark.torch
-@pytest.mark.skipif(not (importlib.util.find_spec("jax") and importlib.util.find_spec("torch")),
-                    reason="the README's example runs jax and torch, and one is not installed")
-def test_the_readme_example_saved_as_a_script_prints_what_it_says(tmp_path):
-    """``python example.py`` in a folder of its own, the example copied verbatim: no
-    ``__main__`` guard, as a user writes it."""
-    code = readme_example()
-    expected = [line.split("#")[-1].strip() for line in code.splitlines() if line.startswith("print(")]
-    (tmp_path / "example.py").write_text(code)
-    done = run_python("example.py", cwd=tmp_path)
-    assert done.stdout.splitlines() == expected, done.stderr
-    report = tmp_path / "parity-report"
-    assert {"report.html", "report.md", "report.json"} <= {path.name for path in report.iterdir()}
-    assert "mine" in (report / "report.md").read_text()
 
 
 # A learner's script: their backprop beside it, gradparity.check at module level, no __main__ guard.

@@ -333,19 +333,6 @@ def test_a_framework_corroborates_right_and_wrong_gradients(tmp_path):
                         "dW1": "agrees", "db1": "differs"}
 
 
-def test_the_readme_pytest_example_passes_the_example_and_fails_a_mutant():
-    """The README's one-line learner test, run as written, then with a mutant imported instead."""
-    text = (EXAMPLE.parent.parent / "README.md").read_text()
-    code = re.search(r"```python\n(import numpy as np\nimport gradparity\nfrom backprop import.*?)```", text,
-                     re.DOTALL).group(1)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    namespace["test_my_backprop_matches_the_reference"]()
-    namespace["backprop"] = next(mutant for mutant in MUTANTS if mutant.name == "missing 1/m").backprop()
-    with pytest.raises(AssertionError, match="first wrong gradient counted from the output: dW2"):
-        namespace["test_my_backprop_matches_the_reference"]()
-
-
 def test_cli_checks_your_own_parameters(tmp_path, capsys):
     params = network((2, 3, 1), "sigmoid", "bce")[2]
     np.savez(tmp_path / "mine.npz", **params)
