@@ -5,6 +5,7 @@ and the README stays a front page whose picture is drawn from the sample report.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +23,7 @@ PAGES = sorted(DOCS.rglob("*.md"))
 RUN_PAGES = [ROOT / "README.md", *PAGES]
 TASK_PAGES = [ROOT / "README.md", *sorted((DOCS / "tutorial").glob("*.md")), *sorted((DOCS / "how-to").glob("*.md"))]
 SHOWN_ONLY = {"sh", "python", "yaml", "toml", "json"}  # code without output; console blocks are run
+FRAMEWORKS = ("jax", "torch", "tensorflow", "keras")  # the documented outputs were taken with all of them
 GENERATED = ("reference/cli.md", "reference/catalogue.md", "reference/deviations.md", "reference/result-document.md")
 
 
@@ -81,6 +83,9 @@ def test_a_page_left_out_of_the_navigation_fails_the_build(docs_copy):
 def test_every_documented_command_prints_what_its_page_says(page, tmp_path):
     """Each page's console blocks, run in a reader's folder through the installed entry point
     (``documented.py``); some start framework workers, a few seconds each."""
+    missing = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the documented output was taken with every framework; {', '.join(missing)} not installed")
     problems = run_page(page, workspace(tmp_path / "reader"))
     assert not problems, "\n\n".join(problems)
 
