@@ -43,11 +43,11 @@ class Primitives:
     """The single operations a framework's network is built from, as Python source, so that
     each can be probed alone (``core.diagnosis``) and pasted into an upstream reproducer.
 
-    ``preamble``: the lines a fresh process needs (environment, imports, switches such as x64).
-    ``tensor``: an expression turning the NumPy array ``{array}`` into a tensor of ``{dtype}``.
-    ``numpy``: an expression turning the result ``out`` back into a NumPy array.
-    ``ops``: op name (``core.diagnosis.OPS``) -> statements that assign ``out`` from the tensors
-    ``tx``, ``ty`` and the Python float ``s``, in the reference layout (examples in columns).
+    - ``preamble``: the lines a fresh process needs (environment, imports, switches such as x64).
+    - ``tensor``: an expression turning the NumPy array ``{array}`` into a tensor of ``{dtype}``.
+    - ``numpy``: an expression turning the result ``out`` back into a NumPy array.
+    - ``ops``: op name (``core.diagnosis.OPS``) -> statements that assign ``out`` from the tensors
+      ``tx``, ``ty`` and the Python float ``s``, in the reference layout (examples in columns).
     """
 
     preamble: str
@@ -68,7 +68,9 @@ def differentiable_ops(gradient: str, templates: dict[str, str]) -> dict[str, st
 
 
 ROLES = ("framework", "control", "ground truth")
-DEFAULT_OPTIMIZERS = {"sgd": "sgd"}  # an adapter without an ``optimizers`` table
+"""What a backend's result proves (``Adapter.role``)."""
+DEFAULT_OPTIMIZERS = {"sgd": "sgd"}
+"""The ``optimizers`` of an adapter without an ``optimizers`` table: gradient descent only."""
 
 
 class Unsupported(Exception):
@@ -88,9 +90,12 @@ class Adapter(Protocol):
     efficient form, taken from the framework's source); a case whose optimizer is missing
     there is skipped for this backend, with the reason."""
 
-    provides: tuple[str, ...]  # which of "cost", "gradients", "activations", "trajectory"
-    role: str  # one of ROLES
-    optimizers: dict[str, str]  # optimizer asked -> the form its framework runs (default {"sgd": "sgd"})
+    provides: tuple[str, ...]
+    """Which of ``cost``, ``gradients``, ``activations`` and ``trajectory`` it computes."""
+    role: str
+    """One of ``ROLES``."""
+    optimizers: dict[str, str]
+    """Each optimizer asked mapped to the form its framework runs (default ``{"sgd": "sgd"}``)."""
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
 

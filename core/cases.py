@@ -36,6 +36,7 @@ class Case:
 
     @property
     def m(self) -> int:
+        """The number of examples, the columns of ``X``."""
         return self.X.shape[1]
 
     @property
@@ -45,6 +46,7 @@ class Case:
 
     @property
     def learning_rate(self) -> float:
+        """The learning rate of its ``training``."""
         return self.training.learning_rate
 
     @property
@@ -111,6 +113,7 @@ class DatasetCase:
 
 
 def _signs_shape(dtype: str) -> Case:
+    """The ``signs-synthetic`` data (m = 1080); ``xavier`` initialisation with seed 1."""
     X, Y = datasets.load_dataset("signs-synthetic", "softmax-ce")
     spec = NetworkSpec((12288, 25, 12, 6), "relu", "softmax-ce")
     params = initial_params(spec, "xavier", seed=1)
@@ -121,6 +124,8 @@ def _signs_shape(dtype: str) -> Case:
 
 
 def _saturated(dtype: str) -> Case:
+    """The ``flower`` data (m = 400); ``xavier`` initialisation with seed 3, then W1 times 4, every
+    entry of W2 set to 40 and b2 to -80."""
     X, Y = datasets.load_dataset("flower", "bce")
     spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
     params = initial_params(spec, "xavier", seed=3)
@@ -134,6 +139,7 @@ def _saturated(dtype: str) -> Case:
 
 
 def _single_example(dtype: str) -> Case:
+    """The first example of the ``flower`` data (m = 1); ``xavier`` initialisation with seed 4."""
     X, Y = datasets.load_dataset("flower", "bce")
     spec = NetworkSpec((2, 4, 1), "sigmoid", "bce")
     return make_case(
@@ -143,6 +149,7 @@ def _single_example(dtype: str) -> Case:
 
 
 def _tf_document(dtype: str) -> Case:
+    """The ``signs-synthetic`` data (m = 1080); ``glorot-uniform`` initialisation with seed 1."""
     X, Y = datasets.load_dataset("signs-synthetic", "softmax-ce")
     spec = NetworkSpec((12288, 25, 12, 6), "relu", "softmax-ce")
     return make_case(
@@ -188,6 +195,8 @@ CATALOGUE: dict[str, Callable[[str], Case]] = {
         "2-8-1 tanh/bce on the flower data, 3 epochs",
         "flower", (8,), "tanh", "bce", "xavier", Training("momentum", learning_rate=0.05, epochs=3, batch_size=64)),
 }
+"""The catalogue: each case's name mapped to a function of the dtype that builds it
+(``build_case`` calls it); ``gradparity run`` runs them all."""
 
 
 def build_case(name: str, dtype: str = "float64", **training: object) -> Case:

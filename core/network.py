@@ -52,6 +52,7 @@ class NetworkSpec:
 
     @property
     def output_activation(self) -> str:
+        """The activation of the output layer, fixed by the loss: sigmoid or softmax."""
         return OUTPUT_ACTIVATION[self.loss]
 
     def activation(self, layer: int) -> str:

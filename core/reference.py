@@ -150,14 +150,17 @@ def backward(params: Params, cache: ForwardPass, Y: np.ndarray, spec: NetworkSpe
 
 
 def initial_params(spec: NetworkSpec, init: str = "seed", seed: int | None = None, dtype: str = "float64") -> Params:
-    """Initial W and b (b = 0) in layer order.
+    """Initial W and b (b = 0) in layer order, W drawn as ``init`` says:
 
-    seed:   the document's ``inital_params``: legacy RNG seeded with 2 (or ``seed``),
-            ``W[l] = randn(n_l, n_{l-1}) * 0.01`` for each layer in order
-    xavier: ``W[l] ~ N(0, 1) * sqrt(1 / n_{l-1})``,  he: ``W[l] ~ N(0, 1) * sqrt(2 / n_{l-1})``,
-    glorot-uniform: ``W[l] ~ U(-r, r)`` with ``r = sqrt(6 / (n_{l-1} + n_l))`` (Keras's default
-            and the document's ``xavier_initializer``), all three drawn from
-            ``numpy.random.default_rng(seed)`` (seed 0 when not given)
+    - ``seed``: the document's ``inital_params``: legacy RNG seeded with 2 (or ``seed``),
+      ``W[l] = randn(n_l, n_{l-1}) * 0.01`` for each layer in order;
+    - ``xavier``: ``W[l] ~ N(0, 1) * sqrt(1 / n_{l-1})``;
+    - ``he``: ``W[l] ~ N(0, 1) * sqrt(2 / n_{l-1})``;
+    - ``glorot-uniform``: ``W[l] ~ U(-r, r)`` with ``r = sqrt(6 / (n_{l-1} + n_l))`` (Keras's
+      default and the document's ``xavier_initializer``).
+
+    ``xavier``, ``he`` and ``glorot-uniform`` draw from ``numpy.random.default_rng(seed)`` (seed 0
+    when not given).
     """
     check_choice("init", init, INITS)
     if init == "seed":
