@@ -24,6 +24,7 @@ from gradparity.core import cases, deviations, network, record, results
 from gradparity.core.compare import tolerance
 from gradparity.reports.schema import shipped_schemas
 
+SUMMARY_PICTURE = Path(__file__).resolve().parent.parent / "reports" / "example" / "summary.png"
 USAGE_WIDTH = 80  # the usage lines' width in their code block, which fits the page at 1280 px
 TOLERANCES = "../explanation/tolerances.md"
 WHY_DEVIATIONS = "../explanation/deviations.md"
@@ -378,11 +379,13 @@ def on_config(config):  # noqa: ANN001, ANN201  (MkDocs's hook signature)
 
 
 def on_files(files, config):  # noqa: ANN001, ANN201  (MkDocs's hook signature)
-    """MkDocs hook: add each generated page to the site's files."""
+    """MkDocs hook: add each generated page to the site's files, and the sample report's summary
+    picture (``scripts/render_summary.py``) that the home page shows, as ``assets/summary.png``."""
     from mkdocs.structure.files import File
 
     for path, make in PAGES.items():
         files.append(File.generated(config, path, content=make()))
+    files.append(File.generated(config, "assets/summary.png", abs_src_path=str(SUMMARY_PICTURE)))
     return files
 
 
