@@ -45,3 +45,14 @@ def warm_workers_end_with_their_module():
     and idle frameworks do not pile up in a session's memory."""
     yield
     shutdown()
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The documentation site, built once per test process as ``make docs`` builds it."""
+    from documented import ROOT, build_site
+
+    folder = tmp_path_factory.mktemp("site")
+    built = build_site(ROOT / "mkdocs.yml", folder)
+    assert built.returncode == 0, built.stderr
+    return folder

@@ -1,4 +1,5 @@
-"""The documented commands, run as a reader runs them: each page's code blocks in order, in a
+"""The documentation as a reader meets it: the site built as ``make docs`` builds it
+(``build_site``), and the documented commands run as a reader runs them: each page's code blocks in order, in a
 folder of its own holding a copy of the repository's ``examples/``, through the installed
 ``gradparity`` entry point and a shell.
 
@@ -128,6 +129,14 @@ def workspace(folder: Path) -> Path:
     shutil.copytree(ROOT / "examples", folder / "examples",
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     return folder
+
+
+def build_site(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``config`` into ``site``, as ``make docs`` runs it (a warning
+    fails it)."""
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+                          cwd=config.parent, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
 def run_page(page: Path, folder: Path) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from documented import ROOT, FENCE, run_page, workspace
+from documented import FENCE, ROOT, build_site, run_page, workspace
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -25,22 +25,6 @@ TASK_PAGES = [ROOT / "README.md", *sorted((DOCS / "tutorial").glob("*.md")), *so
 SHOWN_ONLY = {"sh", "python", "yaml", "toml", "json"}  # code without output; console blocks are run
 FRAMEWORKS = ("jax", "torch", "tensorflow", "keras")  # the documented outputs were taken with all of them
 GENERATED = ("reference/cli.md", "reference/catalogue.md", "reference/deviations.md", "reference/result-document.md")
-
-
-def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
-    """``mkdocs build --strict`` of ``config`` into ``site``, as ``make docs`` runs it."""
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-                          cwd=config.parent, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site as ``make docs`` builds it."""
-    folder = tmp_path_factory.mktemp("site")
-    done = build(ROOT / "mkdocs.yml", folder)
-    assert done.returncode == 0, done.stderr
-    return folder
 
 
 def test_the_site_builds_every_page_and_the_generated_reference(site):
@@ -53,11 +37,13 @@ def test_the_site_builds_every_page_and_the_generated_reference(site):
 
 @pytest.fixture
 def docs_copy(tmp_path) -> Path:
-    """A copy of what the build reads (mkdocs.yml, docs/, the hook, the included examples), so a
-    test can break it."""
+    """A copy of what the build reads (mkdocs.yml, docs/, the hook, the included examples, the
+    summary picture), so a test can break it."""
     for name in ("docs", "scripts", "examples"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    (tmp_path / "reports" / "example").mkdir(parents=True)
+    shutil.copy(ROOT / "reports" / "example" / "summary.png", tmp_path / "reports" / "example")
     return tmp_path
 
 
@@ -69,14 +55,15 @@ def docs_copy(tmp_path) -> Path:
 def test_a_broken_internal_link_fails_the_build(docs_copy, breakage, named):
     tutorial = docs_copy / "docs" / "tutorial" / "check-your-backprop.md"
     tutorial.write_text(tutorial.read_text() + f"\nSee {breakage}.\n")
-    done = build(docs_copy / "mkdocs.yml", docs_copy / "site")
-    assert done.returncode != 0 and named in done.stderr, done.stderr
+    done = build_site(docs_copy / "mkdocs.yml", docs_copy / "site")
+    assert done.returncode != 0 and re.search(f"WARNING .*{re.escape(named)}", done.stderr), done.stderr
 
 
 def test_a_page_left_out_of_the_navigation_fails_the_build(docs_copy):
     (docs_copy / "docs" / "how-to" / "orphan.md").write_text("# A guide nobody can find\n")
-    done = build(docs_copy / "mkdocs.yml", docs_copy / "site")
-    assert done.returncode != 0 and "orphan.md" in done.stderr, done.stderr
+    done = build_site(docs_copy / "mkdocs.yml", docs_copy / "site")
+    assert done.returncode != 0 and re.search("WARNING .*not included in the \"nav\".*\n.*orphan.md", done.stderr), (
+        done.stderr)
 
 
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda page: str(page.relative_to(ROOT)))

@@ -65,16 +65,6 @@ def texts() -> dict[str, str]:
     return {path: make() for path, make in pages.PAGES.items()}
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site, built once as ``make docs`` builds it, with --strict (a warning fails it)."""
-    folder = tmp_path_factory.mktemp("site")
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(folder)], cwd=ROOT,
-                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True)
-    assert built.returncode == 0 and "WARNING" not in built.stderr, built.stderr
-    return folder
-
-
 def test_the_command_line_page_has_every_subcommand_option_and_example(texts):
     page = texts["reference/cli.md"]
     parser = build_parser()
