@@ -1,5 +1,5 @@
 """The mutation catalogue: classic mistakes of a hand-derived backprop, each a small edit of
-the correct implementation in ``examples/backprop.py`` (the learner's example the README
+the correct implementation in ``examples/backprop.py`` (the learner's example the tutorial
 walks through), with the network it shows on, the first wrong gradient it must be caught at
 (counted from the output) and the pattern of ``core.mistakes`` it should be recognised as."""
 

@@ -1,6 +1,6 @@
 """The second ``gradparity.check`` in one process against the first: the first starts every
 framework's worker, the later ones reuse those workers and what they compiled (``runner``
-keeps them warm). The check is the README's: the example learner function
+keeps them warm). The check is the tutorial's: the example learner function
 (``examples/backprop.py``) on the tool's own networks (2-4-1, 2-5-3-1 and 2-6-4-3-1 on the
 flower data, the network read from its cost), in float64, against every installed framework.
 
