@@ -47,23 +47,23 @@ def docs_copy(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("breakage, named", [
-    ("[the guide](../how-to/no-such-guide.md)", "no-such-guide.md"),
-    ("[the option](../reference/cli.md#no-such-option)", "no-such-option"),
-    ("[a heading](#no-such-heading)", "no-such-heading"),
-])
-def test_a_broken_internal_link_fails_the_build(docs_copy, breakage, named):
+BREAKAGES = {  # a link the build must refuse -> the warning that names it
+    "[the guide](../how-to/no-such-guide.md)": "WARNING .*no-such-guide.md",
+    "[the option](../reference/cli.md#no-such-option)": "WARNING .*no-such-option",
+    "[a heading](#no-such-heading)": "WARNING .*no-such-heading",
+}
+
+
+def test_broken_links_and_a_page_outside_the_navigation_fail_the_build(docs_copy):
+    """One build of a copy broken four ways (a missing page, a missing anchor in another page and
+    in its own, a page the navigation leaves out): it fails, and names each."""
     tutorial = docs_copy / "docs" / "tutorial" / "check-your-backprop.md"
-    tutorial.write_text(tutorial.read_text() + f"\nSee {breakage}.\n")
-    done = build_site(docs_copy / "mkdocs.yml", docs_copy / "site")
-    assert done.returncode != 0 and re.search(f"WARNING .*{re.escape(named)}", done.stderr), done.stderr
-
-
-def test_a_page_left_out_of_the_navigation_fails_the_build(docs_copy):
+    tutorial.write_text(tutorial.read_text() + "".join(f"\nSee {link}.\n" for link in BREAKAGES))
     (docs_copy / "docs" / "how-to" / "orphan.md").write_text("# A guide nobody can find\n")
     done = build_site(docs_copy / "mkdocs.yml", docs_copy / "site")
-    assert done.returncode != 0 and re.search("WARNING .*not included in the \"nav\".*\n.*orphan.md", done.stderr), (
-        done.stderr)
+    assert done.returncode != 0, done.stderr
+    for warning in [*BREAKAGES.values(), "WARNING .*not included in the \"nav\".*\n.*orphan.md"]:
+        assert re.search(warning, done.stderr), f"no {warning!r} in:\n{done.stderr}"
 
 
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
