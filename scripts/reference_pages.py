@@ -175,12 +175,20 @@ def exclusions(action: argparse.Action, parser: argparse.ArgumentParser) -> Iter
             yield from (f"`{other.option_strings[0]}`" for other in group._group_actions if other is not action)
 
 
+BAD_INPUT = ("Bad usage or input — a shape mismatch, NaN in the data, labels outside [0, 1], an unknown name, a "
+             "non-positive learning rate or timeout, an empty hidden size as in `--hidden 4,,2`, a missing file — is "
+             "one line on stderr, `gradparity: error: ...`, and exit status 2, never a traceback. Output paths "
+             "(`--json`, `--out`, `--plot`) are checked before any work starts, and an option that a `--case` fixes "
+             "(`--hidden`, `--activation`, ...) is refused rather than ignored.")
+
+
 def exit_section() -> str:
     """The exit statuses the command line defines (``EXIT_*`` in ``gradparity/cli.py``)."""
     statuses = {name: value for name, value in vars(cli).items() if name.startswith("EXIT_") and isinstance(value, int)}
     rows = [(str(value), f"`{name}`") for name, value in statuses.items()]
     return "\n\n".join([heading(2, "Exit statuses", "exit-statuses"), escape(cli.EXIT_STATUSES) + " Each command's "
-                        "description above says which of them it uses.", table(("Status", "Name in the code"), rows)])
+                        "description above says which of them it uses.", table(("Status", "Name in the code"), rows),
+                        BAD_INPUT])
 
 
 # The case catalogue ----------------------------------------------------------------------------
