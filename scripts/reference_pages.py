@@ -282,6 +282,13 @@ def records() -> dict[str, type[record.Record]]:
             if isinstance(kind, type) and issubclass(kind, record.Record) and kind is not record.Record}
 
 
+READING = ("Any JSON Schema validator checks a document against these files; `gradparity.validate_document` "
+           "does, and also checks what a schema cannot say (the summary counts the statuses, decision-boundary "
+           "grids are whole). Everything that changes between two identical runs — timings and the date — lives "
+           "under `run`, so two runs with the same options give the same document once `run` is removed. "
+           "`gradparity run --json FILE` and `report.json` hold a `Document`; `gradparity.run` returns it typed.")
+
+
 def result_document_page() -> str:
     """Each shipped document and every record type in it: docstring and a table of its fields."""
     schemas = shipped_schemas()
@@ -289,7 +296,8 @@ def result_document_page() -> str:
              f"[`{top_record(schema)}`](#{top_record(schema).lower()})") for name, schema in schemas.items()]
     intro = ("Generated from the JSON Schemas gradparity ships in `schemas/` (`gradparity.reports.schema."
              "shipped_schemas()`), which the types of `core/results.py` generate. A field that is not required "
-             "reads as its default when a document lacks it.\n\n" + quoted("core/results.py", results.__doc__ or ""))
+             "reads as its default when a document lacks it.\n\n" + quoted("core/results.py", results.__doc__ or "")
+             + "\n\n" + READING)
     shown: set[str] = set()
     return page("Result document", intro, table(("Schema file", "`schema`", "Record"), rows),
                 *(document_section(schema, shown) for schema in schemas.values()))
