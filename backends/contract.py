@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
@@ -15,13 +15,36 @@ if TYPE_CHECKING:
 class Evaluation:
     """One forward and backward pass: cost J, gradients keyed ``W1, b1, ...`` in the
     reference layout, the activations ``[A1, ..., AL]`` and the dtype actually computed in.
-    ``checked`` marks the gradient entries actually computed, where that is a subset."""
+    ``checked`` marks the gradient entries actually computed, where that is a subset;
+    ``second_order`` holds one answer per second-order mode, where the run asks for them."""
 
     cost: float
     gradients: dict[str, np.ndarray]
     activations: list[np.ndarray]
     dtype_used: str
     checked: dict[str, np.ndarray] | None = None
+    second_order: list[SecondOrder] = field(default_factory=list)
+
+
+@dataclass
+class SecondOrder:
+    """One second-order mode's answer along the case's direction V (``case.direction``): the
+    cost's directional derivative J̇ = <∇J, V> and the tangents ``[Ȧ1, ..., ȦL]`` (a mode that
+    computes ``tangents``), H V keyed ``W1, b1, ...`` in the reference layout (a mode that
+    computes ``hvp``), and the dtype computed in; None where the mode does not compute it.
+    ``examples`` marks the examples (columns of X) a ground truth used, where it used a subset.
+    The worker fills in ``mode`` and ``computes`` (``Adapter.second_order_modes``), and
+    ``skipped`` (``Unsupported``) or ``error`` for a mode that gave no answer."""
+
+    cost_tangent: float | None = None
+    tangents: list[np.ndarray] | None = None
+    hvp: dict[str, np.ndarray] | None = None
+    dtype_used: str | None = None
+    examples: np.ndarray | None = None
+    mode: str = ""
+    computes: tuple[str, ...] = ()
+    skipped: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -67,6 +90,14 @@ def differentiable_ops(gradient: str, templates: dict[str, str]) -> dict[str, st
     return ops
 
 
+def second_order_ops(hvp: str, templates: dict[str, str]) -> dict[str, str]:
+    """For each op template over ``{x}`` (and ``ty``), as ``<name>_grad2``: the Hessian of the
+    summed op at ``tx`` times ``tx``, H(tx) tx (g''(x) x for an activation), by ``hvp``
+    (statements that differentiate ``{f}``, an expression of ``t``, twice, the second time
+    along ``tx``, and assign ``out``)."""
+    return {f"{name}_grad2": hvp.format(f=template.format(x="t")) for name, template in templates.items()}
+
+
 ROLES = ("framework", "control", "ground truth")
 """What a backend's result proves (``Adapter.role``)."""
 DEFAULT_OPTIMIZERS = {"sgd": "sgd"}
@@ -88,7 +119,10 @@ class Adapter(Protocol):
     ``optimizers`` maps each optimizer of ``core.optimizers.OPTIMIZERS`` that the framework can
     run to the form it implements (Adam: ``adam`` = Algorithm 1 or ``adam-hat`` = the
     efficient form, taken from the framework's source); a case whose optimizer is missing
-    there is skipped for this backend, with the reason."""
+    there is skipped for this backend, with the reason. ``second_order_modes`` names each way
+    the framework differentiates twice or forwards (``jvp``, ``fwd-over-rev``, ...) with what it
+    computes (``tangents``: J̇ and Ȧ[l]; ``hvp``: H V); ``gradparity run --order 2`` asks every
+    mode for every case, and each is judged as a column of its own."""
 
     provides: tuple[str, ...]
     """Which of ``cost``, ``gradients``, ``activations`` and ``trajectory`` it computes."""
@@ -98,6 +132,9 @@ class Adapter(Protocol):
     """Each optimizer asked mapped to the form its framework runs (default ``{"sgd": "sgd"}``)."""
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None: ...
+
+    second_order_modes: dict[str, tuple[str, ...]]
+    """Each second-order mode mapped to what it computes, of ``tangents`` and ``hvp`` (optional)."""
 
     def version(self) -> str:
         """The framework's version string, e.g. ``torch 2.13.0``."""
@@ -116,6 +153,10 @@ class Adapter(Protocol):
     def train(self, case: Case) -> Trajectory:
         """``case.training`` from ``case.params``: the framework's optimizer, on the batches
         ``case.training.batches(case.m)`` in that order, J recorded before each update."""
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """Mode ``mode``'s answer along ``case.direction`` at ``case.params`` on ``case.X,
+        case.Y`` (raises ``Unsupported`` with the reason where the mode cannot run here)."""
 
     def primitives(self) -> Primitives:
         """The framework's single operations (optional: without it nothing can be probed)."""

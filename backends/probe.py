@@ -21,7 +21,8 @@ def probe_case(adapter, case) -> list[dict]:
     primitives = adapter.primitives() if hasattr(adapter, "primitives") else None
     if primitives is None:
         return []
-    plan = [probe for probe in probe_plan(case.params, case.X, case.Y, case.spec) if probe.op in primitives.ops]
+    plan = [probe for probe in probe_plan(case.params, case.X, case.Y, case.spec, case.direction is not None)
+            if probe.op in primitives.ops]
     records = [probe_op(primitives, probe, case.dtype) for probe in plan]
     for probe, record in zip(plan, records):
         if record["deviates"] and "error" not in record:

@@ -30,7 +30,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from gradparity.backends import BackendEntry, load
-from gradparity.backends.contract import DEFAULT_OPTIMIZERS, Unsupported
+from gradparity.backends.contract import DEFAULT_OPTIMIZERS, SecondOrder, Unsupported
 from gradparity.backends.probe import probe_case
 from gradparity.backends.timing import measured, time_step, unmeasured
 
@@ -166,17 +166,42 @@ def provided(adapter, options: dict) -> tuple[str, ...]:
 def parity_job(adapter, case, options: dict) -> tuple:
     """``(evaluation, trajectory)``: the trajectory is None where none is asked (``provided``),
     and says which optimizer form it ran (``Adapter.optimizers``); a case whose optimizer the
-    adapter lacks is ``Unsupported``."""
+    adapter lacks is ``Unsupported``. A case with a direction gets the evaluation's
+    ``second_order`` answers too (``second_order_answers``)."""
     if "trajectory" not in provided(adapter, options):
-        return adapter.evaluate(case), None
+        return evaluated(adapter, case), None
     forms = getattr(adapter, "optimizers", DEFAULT_OPTIMIZERS)
     if case.training.optimizer not in forms:
         raise Unsupported(f"{adapter.name} has no {case.training.optimizer} optimizer "
                           f"(it runs {', '.join(forms)})")
-    evaluation, trajectory = adapter.evaluate(case), adapter.train(case)
+    evaluation, trajectory = evaluated(adapter, case), adapter.train(case)
     if trajectory is not None:  # a missing trajectory fails in the comparison, by name
         trajectory.optimizer = forms[case.training.optimizer]
     return evaluation, trajectory
+
+
+def evaluated(adapter, case):
+    """``adapter.evaluate(case)``, with every second-order mode's answer where the case has a direction."""
+    evaluation = adapter.evaluate(case)
+    if case.direction is not None:
+        evaluation.second_order = second_order_answers(adapter, case)
+    return evaluation
+
+
+def second_order_answers(adapter, case) -> list[SecondOrder]:
+    """One answer per mode of ``Adapter.second_order_modes`` (none without it): a mode that
+    cannot run here is skipped with its reason, one that raises is that mode's error alone."""
+    answers = []
+    for mode, computes in getattr(adapter, "second_order_modes", {}).items():
+        try:
+            answer = adapter.second_order(case, mode)
+        except Unsupported as reason:
+            answer = SecondOrder(skipped=str(reason))
+        except Exception as error:
+            answer = SecondOrder(error=describe(error))
+        answer.mode, answer.computes = mode, tuple(computes)
+        answers.append(answer)
+    return answers
 
 
 def bench_job(adapter, case, options: dict) -> tuple[list[dict]]:

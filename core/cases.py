@@ -21,7 +21,8 @@ class Case:
 
     ``training`` (optimizer, hyper-parameters, batches) drives the training trajectory;
     ``tolerance`` maps a quantity kind (``cost``, ``gradients``, ``activations``,
-    ``trajectory``) to an rtol that replaces the policy's for this case.
+    ``trajectory``) to an rtol that replaces the policy's for this case; ``direction`` is
+    the direction V of its second-order quantities (``core.second_order``), where they are asked.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Case:
     dtype: str = "float64"
     training: Training = field(default_factory=Training)
     tolerance: dict[str, float] = field(default_factory=dict)
+    direction: Params | None = field(default=None, repr=False)
 
     @property
     def m(self) -> int:

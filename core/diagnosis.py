@@ -53,6 +53,14 @@ OPS: dict[str, str] = {
     "softmax_ce_grad": "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0) - y) / x.shape[1]",
     "mse_grad": "2 * (x - y) / x.size",
     "cast_scalar": "np.float64(s)",
+    # second order: the Hessian of the summed op at x times x, H(x) x (``contract.second_order_ops``)
+    "sigmoid_grad2": "1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))) * (1 - 2 / (1 + np.exp(-x))) * x",
+    "tanh_grad2": "-2 * np.tanh(x) * (1 - np.tanh(x) ** 2) * x",
+    "relu_grad2": "0.0 * x",
+    "bce_grad2": "1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))) * x / x.shape[1]",
+    "softmax_ce_grad2": "(lambda a: (a * x - a * (a * x).sum(axis=0)) / x.shape[1])"
+                        "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0))",
+    "mse_grad2": "2 * x / x.size",
 }
 
 # op name -> the magnitude of the terms each output entry sums, where that is not the output
@@ -74,11 +82,14 @@ class ProbeInput:
     n: int
 
 
-def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> list[ProbeInput]:
+def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
+               second_order: bool = False) -> list[ProbeInput]:
     """Every op the network uses, on the case's own arrays: layer 1's product, bias add and
     hidden activation with its derivative; the output activation; the backward product
     W[L]^T dZ[L] and bias sum; log of A[L], mean of Z[L], the loss and its derivative (with
-    respect to the logits Z[L], or to A[L] for mse); a Python scalar's cast."""
+    respect to the logits Z[L], or to A[L] for mse); a Python scalar's cast. With
+    ``second_order``, the second derivatives too: g'' of the hidden activation and the loss's
+    Hessian, each times its input (the ``_grad2`` ops)."""
     cache = forward(params, X, spec)
     L, m = spec.depth, X.shape[1]
     W1, WL, ZL, AL = params["W1"], params[f"W{L}"], cache.ZL, cache.A[-1]
@@ -101,6 +112,10 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) 
         ProbeInput(f"{loss}_probabilities", {"x": AL, "y": Y}, AL.size),
         ProbeInput("cast_scalar", {"s": SCALAR}, 1),
     ]
+    if second_order:
+        if L > 1:
+            plan.append(ProbeInput(f"{spec.hidden_activation}_grad2", {"x": cache.Z[1]}, 1))
+        plan.append(ProbeInput(f"{loss}_grad2", {"x": loss_input, "y": Y}, ZL.shape[0] if loss == "softmax_ce" else 1))
     return [probe for probe in plan if probe.op in OPS]
 
 
