@@ -6,17 +6,20 @@ from typing import Callable
 
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Trajectory
+from gradparity.backends.contract import Evaluation, SecondOrder, Trajectory
 from gradparity.core.cases import Case
 from gradparity.core.gradcheck import numerical_gradients
 from gradparity.core.reference import cost, forward
+from gradparity.core.second_order import numerical_second_order
 
 
 class Adapter:
-    """Differences the float64 cost; gives no activations, trajectory or timings."""
+    """Differences the float64 cost (and, along V, its gradients and activations); gives no
+    activations of its own, trajectory or timings."""
 
     provides = ("cost", "gradients")
     role = "ground truth"
+    second_order_modes = {"central-differences": ("tangents", "hvp")}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -38,6 +41,12 @@ class Adapter:
         gradients, masks = numerical_gradients(params, X, Y, case.spec)
         J = cost(cache.ZL, cache.A[-1], Y, case.spec.loss)
         return Evaluation(J, gradients, [], "float64", checked=masks)
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """``second_order.numerical_second_order``: J̇, Ȧ[l] and H V by central differences along V
+        in float64, over the examples whose ReLU inputs keep their signs within the step."""
+        found = numerical_second_order(case.params, case.X, case.Y, case.spec, case.direction)
+        return SecondOrder(found.cost, found.Adot, found.hvp, "float64", found.examples)
 
     def train(self, case: Case) -> Trajectory:
         raise NotImplementedError("finite differences give no training trajectory")

@@ -6,20 +6,22 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory
+from gradparity.backends.contract import Evaluation, Primitives, SecondOrder, Trajectory
 from gradparity.backends.layout import check_device, dtype_name
-from gradparity.core import reference
+from gradparity.core import reference, second_order
 from gradparity.core.optimizers import OPTIMIZERS, OptimizerState, step as update
 from gradparity.core.errors import GradparityError
 
 if TYPE_CHECKING:
     from gradparity.core.cases import Case
 
-PRIMITIVES = Primitives("from gradparity.core import reference", "np.asarray({array}, dtype=np.{dtype})", "out", {
+PRIMITIVES = Primitives("from gradparity.core import reference, second_order", "np.asarray({array}, dtype=np.{dtype})", "out", {
     "matmul": "out = np.dot(tx, ty)",
     "add": "out = tx + ty",
     **{name: f"out = reference.activate(tx, {name!r})" for name in ("sigmoid", "tanh", "relu", "softmax")},
     **{f"{name}_grad": f"out = reference.activation_derivative(reference.activate(tx, {name!r}), {name!r})"
+       for name in ("sigmoid", "tanh", "relu")},
+    **{f"{name}_grad2": f"out = second_order.activation_second_derivative(reference.activate(tx, {name!r}), {name!r}) * tx"
        for name in ("sigmoid", "tanh", "relu")},
     "transpose_matmul": "out = np.dot(tx.T, ty)",
     "sum": "out = tx.sum(axis=1, keepdims=True)",
@@ -34,6 +36,7 @@ class Adapter:
 
     role = "control"
     optimizers = {name: name for name in OPTIMIZERS}
+    second_order_modes = {"r-operator": ("tangents", "hvp")}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -61,6 +64,11 @@ class Adapter:
         """``reference.train``: the reference optimizers on the case's batches."""
         result = reference.train(case.params, case.X, case.Y, case.spec, case.training)
         return Trajectory(result.costs, result.params, dtype_name(result.params["W1"].dtype))
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """``second_order.hessian_vector_product``: J̇, ``[Ȧ1, ..., ȦL]`` and H V by the R-operator."""
+        tangents, hvp = second_order.hessian_vector_product(case.params, case.X, case.Y, case.spec, case.direction)
+        return SecondOrder(tangents.cost, tangents.Adot[1:], hvp, dtype_name(hvp["W1"].dtype))
 
     def primitives(self) -> Primitives:
         """The reference's own operations (``PRIMITIVES``)."""

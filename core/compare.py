@@ -26,7 +26,7 @@ from gradparity.core.network import NetworkSpec
 from gradparity.core.results import Check, Worst
 from gradparity.core.reference import ForwardPass, Params, activation_derivative, output_delta
 
-KINDS = ("cost", "activations", "gradients", "trajectory")
+KINDS = ("cost", "activations", "gradients", "trajectory", "tangents", "hvp")
 SAFETY_FACTOR = 4.0
 FINITE_DIFFERENCE_RTOL = 1e-7  # the finest relative difference central differences resolve (float64, h = 1e-6)
 
@@ -58,10 +58,18 @@ class ComparisonContext:
 def finite_difference_tolerance(policy: Tolerance, cost: float, step: float) -> Tolerance:
     """Central differences round J(theta + h) - J(theta - h), so they carry an absolute error of
     about eps64 |J| / h on top of the h^2 truncation: rtol = max(1e-7, policy) and an absolute
-    floor of 10 eps64 max(|J|, 1) / h."""
-    floor = 10 * float(np.finfo(np.float64).eps) * max(abs(cost), 1.0) / step
+    floor of 10 eps64 max(|J|, 1) / h (``difference_tolerance``)."""
+    return difference_tolerance(policy, max(abs(cost), 1.0), step, "max(|J|, 1)")
+
+
+def difference_tolerance(policy: Tolerance, scale: float, step: float, differenced: str) -> Tolerance:
+    """The tolerance of a central difference (f(theta + h) - f(theta - h)) / 2h of a quantity
+    of magnitude ``scale`` (named ``differenced``): rtol = max(1e-7, policy), the finest
+    relative difference central differences resolve, and an absolute floor of
+    10 eps64 scale / h for the rounding of the two evaluations."""
+    floor = 10 * float(np.finfo(np.float64).eps) * scale / step
     return Tolerance(max(policy.rtol, FINITE_DIFFERENCE_RTOL), f"finite differences: max(1e-7, {policy.reason}), "
-                     f"atol >= 10 eps64 max(|J|, 1) / h = {floor:.2g}", floor)
+                     f"atol >= 10 eps64 {differenced} / h = {floor:.2g}", floor)
 
 
 def tolerance(kind: str, dtype: str, spec: NetworkSpec, m: int, layer: int | None = None,
@@ -70,13 +78,16 @@ def tolerance(kind: str, dtype: str, spec: NetworkSpec, m: int, layer: int | Non
 
     Rounding in a length-n dot product grows like sqrt(n) eps; every layer passed through adds
     its own, so the depth is l for A[l], L for the cost, 2L (forward then backward) for the
-    gradients, and a trajectory of K steps accumulates K gradient errors.
+    gradients, and a trajectory of K steps accumulates K gradient errors. Second order: the
+    tangent Ȧ[l] rounds through the forward pass and the forward R-pass up to layer l (2l; J̇:
+    2L), and H V through all four passes (forward, forward R, backward, backward R: 4L).
     """
     if override is not None:
         return Tolerance(float(override), f"rtol {override:.3g} set explicitly for this case")
     eps = float(np.finfo(dtype).eps)
     n = spec.max_reduction(m)
-    depth = {"activations": layer or spec.depth, "cost": spec.depth}.get(kind, 2 * spec.depth)
+    depth = {"activations": layer or spec.depth, "cost": spec.depth, "tangents": 2 * (layer or spec.depth),
+             "hvp": 4 * spec.depth}.get(kind, 2 * spec.depth)
     factor = steps if kind == "trajectory" else 1
     rtol = SAFETY_FACTOR * eps * depth * np.sqrt(n) * factor
     reason = f"4 x eps({dtype}) x depth {depth} x sqrt(n = {n})" + (f" x {steps} steps" if factor > 1 else "")

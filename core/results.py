@@ -20,7 +20,8 @@ SCHEMA = "gradparity/2"
 OLDER_SCHEMAS = ("gradparity/1",)
 Status = Annotated[str, OneOf(("pass", "known_deviation", "stale", "fail", "error", "skipped"))]
 STATUSES = words(Status)
-Kind = Annotated[str, OneOf(("cost", "activations", "gradients", "trajectory", "dtype"))]
+Kind = Annotated[str, OneOf(("cost", "activations", "gradients", "trajectory", "dtype", "tangents", "hvp"))]
+Order = Annotated[int, OneOf((1, 2))]
 Verdict = Annotated[str, OneOf(("pass", "fail", "known_deviation"))]
 Optimizer = Annotated[str, OneOf(("sgd", "momentum", "adam", "adam-hat"))]
 Shuffle = Annotated[str, OneOf(("none", "seed"))]
@@ -66,6 +67,7 @@ class Check(Record):
     message: str | None = None
     deviation: Deviation | None = None
     first_index: list[int] | None = None  # the first mismatched entry in C order, if any
+    mode: str | None = None  # the second-order mode that computed it (``ModeResult``); None for first order
 
 
 @dataclass
@@ -102,12 +104,26 @@ class Diagnosis(Record):
 
 
 @dataclass
+class ModeResult(Record):
+    """One second-order mode of a backend on a case (``jvp``, ``fwd-over-rev``, ...): what it
+    computes (``tangents``: J̇ and Ȧ[l]; ``hvp``: H V), its status from its own checks (those of
+    ``BackendResult.checks`` whose ``mode`` is this one), or skipped with the reason, and its
+    worst check."""
+
+    computes: list[str]
+    status: Status
+    reason: str
+    worst: Worst | None
+
+
+@dataclass
 class BackendResult(Record):
     """One backend on one case: its status and the reason for it, the dtype it computed in, its
     cost (NaN without an answer) and training costs, every check, the optimizer form its
     trajectory followed, the first layer and step that diverge, the worst check, the diagnosis,
     a worker's captured output where it errored, its gradients when arrays are asked for, and
-    the framework version that computed it (None where its worker never loaded it)."""
+    the framework version that computed it (None where its worker never loaded it) and, in a
+    second-order run, each of its second-order modes (whose checks are among ``checks``)."""
 
     status: Status
     reason: str
@@ -123,6 +139,7 @@ class BackendResult(Record):
     stderr: str | None
     gradients: dict[str, Any] | None
     version: str | None = None
+    modes: dict[str, ModeResult] = field(default_factory=dict)
 
     @classmethod
     def unanswered(cls, status: Status, reason: str) -> BackendResult:
@@ -162,6 +179,31 @@ class DecisionBoundary(Record):
 
 
 @dataclass
+class Direction(Record):
+    """The direction V of a case's second-order quantities: where it comes from (``seeded``:
+    ``core.second_order.default_direction`` with ``seed``; or the file it was read from), the
+    SHA-256 of its arrays (first 16 hex digits, as ``data``) and its largest entry; the arrays
+    themselves when arrays are asked for."""
+
+    source: str
+    seed: int | None
+    fingerprint: str
+    max_abs: float
+    arrays: dict[str, Any] | None = None
+
+
+@dataclass
+class SecondOrderRecord(Record):
+    """The reference's second-order numbers for a case (``core.second_order``): the direction,
+    J̇ = <∇J, V>, and the norm of each H V block; the arrays of H V when arrays are asked for."""
+
+    direction: Direction
+    cost_tangent: Measure
+    hvp_norms: dict[str, float]
+    hvp: dict[str, Any] | None = None
+
+
+@dataclass
 class ReferenceRecord(Record):
     """The reference's numbers for a case: cost, training costs (empty when trajectories were
     not run) and the optimizer form, both Adam forms for an Adam case, the decision boundary
@@ -173,6 +215,7 @@ class ReferenceRecord(Record):
     formulations: Formulations | None
     decision_boundary: DecisionBoundary | None
     gradients: dict[str, Any] | None
+    second_order: SecondOrderRecord | None = None
 
 
 @dataclass
@@ -238,8 +281,9 @@ class Environment(Record):
 @dataclass
 class Options(Record):
     """What was asked: cases, backends (columns), dtypes, the training steps and optimizers met,
-    strictness, whether trajectories ran, the share of the matrix, each column's role, and the
-    labels of the documents a merged one comes from."""
+    strictness, whether trajectories ran, the share of the matrix, each column's role, the
+    labels of the documents a merged one comes from, and the order of derivatives checked (2:
+    the second-order modes too, ``gradparity run --order 2``)."""
 
     cases: list[str]
     backends: list[str]
@@ -251,6 +295,7 @@ class Options(Record):
     shard: list[int] | None
     roles: dict[str, Role]
     merged_from: list[str] = field(default_factory=list)
+    order: Order = 1
 
     def controls(self) -> list[str]:
         """The columns that are controls, not evidence."""

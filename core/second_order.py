@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradparity.core.errors import SpecError
+from gradparity.core.errors import ParamsError, SpecError
 from gradparity.core.network import NetworkSpec, check_params
-from gradparity.core.reference import (ForwardPass, Params, activation_derivative, cost, cost_and_gradients, deltas,
-                                       forward, output_delta)
+from gradparity.core.reference import (ForwardPass, Params, activation_derivative, cost_and_gradients, deltas, forward,
+                                       output_delta)
 
 DIRECTION_SEED = 0
 SECOND_STEP = 1e-5  # the step of the central differences along V, over max|V|
@@ -51,6 +51,25 @@ def default_direction(spec: NetworkSpec, dtype: str = "float64", seed: int = DIR
     in layer order (W1, b1, W2, ...) from ``numpy.random.default_rng(seed)``, in ``dtype``."""
     generator = np.random.default_rng(seed)
     return {name: generator.standard_normal(shape).astype(dtype) for name, shape in spec.param_shapes().items()}
+
+
+def check_direction(spec: NetworkSpec, direction: Params, source: str = "the direction") -> None:
+    """Raise ParamsError unless ``direction`` holds exactly the spec's W/b arrays, finite and
+    not all zero (along a zero direction every second-order quantity is 0 and proves nothing)."""
+    expected = spec.param_shapes()
+    for name, shape in expected.items():
+        if name not in direction:
+            raise ParamsError(f"{source} lacks {name} (it needs {', '.join(expected)} for layers {list(spec.layer_sizes)})")
+        if np.shape(direction[name]) != shape:
+            raise ParamsError(f"{name} of {source} has shape {np.shape(direction[name])}, expected {shape} for layers "
+                              f"{list(spec.layer_sizes)}")
+        if not np.all(np.isfinite(direction[name])):
+            raise ParamsError(f"{name} of {source} holds NaN or infinite values")
+    extra = sorted(set(direction) - set(expected))
+    if extra:
+        raise ParamsError(f"{source} has {', '.join(extra)}, which a {spec.depth}-layer network does not")
+    if not any(np.any(direction[name]) for name in expected):
+        raise ParamsError(f"{source} is zero everywhere: every second-order quantity along it is 0 and proves nothing")
 
 
 @dataclass
@@ -91,40 +110,58 @@ def output_delta_tangent(AL: np.ndarray, AdotL: np.ndarray, Y: np.ndarray, loss:
     return AdotL / Y.shape[1]
 
 
-def hessian_vector_product(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
-                           direction: Params) -> tuple[Tangents, Params]:
-    """The forward R-pass (``tangents``) and H V keyed ``W1, b1, ...`` by the backward R-pass
-    (the module docstring's formulas), from one forward and one backward pass."""
+@dataclass
+class RPass:
+    """One forward and backward pass with their R-passes: the forward cache, the deltas
+    ``dZ[l]`` of the backward pass, the tangents and H V keyed ``W1, b1, ...``."""
+
+    cache: ForwardPass
+    dZ: dict[int, np.ndarray]
+    tangents: Tangents
+    hvp: Params
+
+
+def r_operator(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec, direction: Params) -> RPass:
+    """The forward pass, the backward pass, the forward R-pass (``tangents``) and the backward
+    R-pass giving H V (the module docstring's formulas)."""
     check_params(spec, params)
-    check_params(spec, direction)
+    check_direction(spec, direction)
     cache = forward(params, X, spec)
     dZ = deltas(params, cache, Y, spec)
-    dot = tangents(params, direction, cache, dZ[spec.depth], spec)
-    RdZ = output_delta_tangent(cache.A[-1], dot.Adot[-1], Y, spec.loss)
-    hvp: Params = {}
+    rpass = RPass(cache, dZ, tangents(params, direction, cache, dZ[spec.depth], spec), {})
+    RdZ = output_delta_tangent(cache.A[-1], rpass.tangents.Adot[-1], Y, spec.loss)
     for layer in range(spec.depth, 0, -1):
-        hvp[f"W{layer}"] = np.dot(RdZ, cache.A[layer - 1].T) + np.dot(dZ[layer], dot.Adot[layer - 1].T)
-        hvp[f"b{layer}"] = RdZ.sum(axis=1, keepdims=True)
+        rpass.hvp[f"W{layer}"] = np.dot(RdZ, cache.A[layer - 1].T) + np.dot(dZ[layer], rpass.tangents.Adot[layer - 1].T)
+        rpass.hvp[f"b{layer}"] = RdZ.sum(axis=1, keepdims=True)
         if layer > 1:
-            RdZ = hidden_delta_tangent(params, direction, cache, dot, dZ[layer], RdZ, layer - 1, spec)
-    return dot, {name: hvp[name] for name in spec.param_shapes()}
+            RdZ = hidden_delta_tangent(params, direction, rpass, RdZ, layer - 1, spec)
+    rpass.hvp = {name: rpass.hvp[name] for name in spec.param_shapes()}
+    return rpass
 
 
-def hidden_delta_tangent(params: Params, direction: Params, cache: ForwardPass, dot: Tangents, dZ_above: np.ndarray,
-                         RdZ_above: np.ndarray, layer: int, spec: NetworkSpec) -> np.ndarray:
+def hessian_vector_product(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
+                           direction: Params) -> tuple[Tangents, Params]:
+    """The tangents (Ż[l], Ȧ[l], J̇) and H V keyed ``W1, b1, ...`` of J at ``params`` along
+    ``direction``, by the R-operator (``r_operator``)."""
+    rpass = r_operator(params, X, Y, spec, direction)
+    return rpass.tangents, rpass.hvp
+
+
+def hidden_delta_tangent(params: Params, direction: Params, rpass: RPass, RdZ_above: np.ndarray, layer: int,
+                         spec: NetworkSpec) -> np.ndarray:
     """R{dZ[l]} = (VW[l+1]^T dZ[l+1] + W[l+1]^T R{dZ[l+1]}) ⊙ g'(Z[l]) + (W[l+1]^T dZ[l+1]) ⊙ g''(Z[l]) ⊙ Ż[l]."""
-    above, A, g = f"W{layer + 1}", cache.A[layer], spec.hidden_activation
+    above, A, g, dZ_above = f"W{layer + 1}", rpass.cache.A[layer], spec.hidden_activation, rpass.dZ[layer + 1]
     RdZ = np.dot(direction[above].T, dZ_above) + np.dot(params[above].T, RdZ_above)
     RdZ *= activation_derivative(A, g)
-    RdZ += np.dot(params[above].T, dZ_above) * activation_second_derivative(A, g) * dot.Zdot[layer]
+    RdZ += np.dot(params[above].T, dZ_above) * activation_second_derivative(A, g) * rpass.tangents.Zdot[layer]
     return RdZ
 
 
-def tangent_magnitudes(params: Params, direction: Params, cache: ForwardPass, dZL: np.ndarray,
-                       spec: NetworkSpec) -> tuple[list[np.ndarray], float]:
+def tangent_magnitudes(params: Params, direction: Params, rpass: RPass, spec: NetworkSpec) -> tuple[list[np.ndarray], float]:
     """M for each Ȧ[l] and for J̇, the scale of their rounding (``core.compare``): the forward
     R-pass on magnitudes, M(Ż[l]) = |VW[l]| |A[l-1]| + |W[l]| M(Ȧ[l-1]) + |Vb[l]|,
     M(Ȧ[l]) = |g'(Z[l])| M(Ż[l]) (softmax: A ⊙ (M(Ż) + Σ A ⊙ M(Ż))), M(J̇) = Σ |dZ[L]| M(Ż[L])."""
+    cache, dZL = rpass.cache, rpass.dZ[spec.depth]
     M_Adot, M_A = [np.zeros_like(cache.A[0])], [np.abs(A) for A in cache.A]
     for layer in range(1, spec.depth + 1):
         M_Zdot = np.abs(direction[f"W{layer}"]) @ M_A[layer - 1] + np.abs(direction[f"b{layer}"])
@@ -138,8 +175,7 @@ def tangent_magnitudes(params: Params, direction: Params, cache: ForwardPass, dZ
     return M_Adot[1:], float(np.sum(np.abs(dZL) * M_Zdot))
 
 
-def hvp_magnitudes(params: Params, direction: Params, cache: ForwardPass, dot: Tangents, Y: np.ndarray,
-                   spec: NetworkSpec) -> Params:
+def hvp_magnitudes(params: Params, direction: Params, rpass: RPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
     """M for each entry of H V: the backward R-pass on magnitudes, every factor by its absolute
     value and every sum by the sum of its terms' magnitudes (|dZ| propagated as
     ``compare.gradient_magnitudes`` does), so that an entry which cancels to near zero is judged
@@ -148,6 +184,7 @@ def hvp_magnitudes(params: Params, direction: Params, cache: ForwardPass, dot: T
         M(R{dZ[l]}) = (|VW[l+1]|^T |dZ[l+1]| + |W[l+1]|^T M(R{dZ[l+1]})) ⊙ |g'| + (|W[l+1]|^T |dZ[l+1]|) ⊙ |g''| ⊙ |Ż[l]|
         M(H V W[l]) = M(R{dZ[l]}) |A[l-1]|^T + |dZ[l]| |Ȧ[l-1]|^T,   M(H V b[l]) = Σ M(R{dZ[l]})
     """
+    cache, dot = rpass.cache, rpass.tangents
     M_dZ = np.abs(output_delta(cache.A[-1], Y, spec.loss))
     M_RdZ = np.abs(output_delta_tangent(cache.A[-1], dot.Adot[-1], Y, spec.loss))
     magnitudes: Params = {}
@@ -161,6 +198,11 @@ def hvp_magnitudes(params: Params, direction: Params, cache: ForwardPass, dot: T
                      + back * np.abs(activation_second_derivative(A, g)) * np.abs(dot.Zdot[layer - 1]))
             M_dZ = back * np.abs(activation_derivative(A, g))
     return magnitudes
+
+
+def difference_step(direction: Params) -> float:
+    """h = SECOND_STEP / max|V|: the step along V of the central differences."""
+    return SECOND_STEP / max(float(np.max(np.abs(value))) for value in direction.values())
 
 
 @dataclass
@@ -188,7 +230,7 @@ def numerical_second_order(params: Params, X: np.ndarray, Y: np.ndarray, spec: N
     params = {name: np.asarray(value, np.float64) for name, value in params.items()}
     direction = {name: np.asarray(value, np.float64) for name, value in direction.items()}
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    h = SECOND_STEP / max(float(np.max(np.abs(value))) for value in direction.values())
+    h = difference_step(direction)
     shifted = [{name: params[name] + sign * h * direction[name] for name in params} for sign in (1.0, -1.0)]
     examples = np.ones(X.shape[1], dtype=bool)
     if spec.hidden_activation == "relu":

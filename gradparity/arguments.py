@@ -216,6 +216,12 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
     parser.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="SECONDS", help="limit per backend")
     parser.add_argument("--strict", action="store_true",
                         help="known deviations and stale deviation entries fail the run (exit 1), as xfail strict")
+    parser.add_argument("--order", type=int, choices=(1, 2), default=1,
+                        help="2: check the second-order modes too (forward-mode tangents and Hessian-vector products "
+                             "along a direction), each mode a column of its own")
+    parser.add_argument("--direction", metavar="FILE",
+                        help="with --order 2: .npz with a direction VW1, Vb1, ... keyed W1, b1, ... like --params "
+                             "(default: a seeded N(0, 1) direction per case)")
     parser.add_argument("--shard", type=shard, metavar="K/N",
                         help="run only the K-th of N shares of the case x dtype x backend matrix, for N CI jobs "
                              "whose --json documents gradparity report --merge combines (default: all of it)")

@@ -193,7 +193,7 @@ def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, prob
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                                 decision_boundaries=decision_boundaries, strict=args.strict,
-                                shard=getattr(args, "shard", None), probe_all=probe_all)
+                                shard=getattr(args, "shard", None), probe_all=probe_all, **inputs.second_order(args))
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
 

@@ -4,13 +4,17 @@ it arrives (``judge``), and the typed ``gradparity/2`` result document assembled
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gradparity.backends import REGISTRY, BackendEntry, resolve
 from gradparity.core.cases import Case
+from gradparity.core.errors import GradparityError
+from gradparity.core.reference import Params
+from gradparity.core.second_order import check_direction, default_direction
 from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summary, Timing
 from gradparity.environment import fingerprint
 from gradparity.judge import Judge, Judging
@@ -28,7 +32,10 @@ class RunOptions:
     ``shard = (K, N)``: only the K-th of N shares of the case x backend matrix (``shares``), and
     ``probe_all``: probe and diagnose every result, passing ones too (``gradparity explain``),
     and ``trajectories``: run each case's training too (False: cost, gradients and activations
-    alone, all that ``gradparity check`` asks of a framework)."""
+    alone, all that ``gradparity check`` asks of a framework); ``order = 2`` asks every backend's
+    second-order modes too, along ``direction`` (arrays keyed like the parameters, read from
+    ``direction_source``) or, where it is None, each case's seeded one
+    (``core.second_order.default_direction``)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -42,10 +49,28 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     probe_all: bool = False
     trajectories: bool = True
+    order: int = 1
+    direction: Params | None = None
+    direction_source: str = "seeded"
 
     def judging(self) -> Judging:
         """What of these options the judge needs."""
-        return Judging(self.include_arrays, self.probe_all, self.trajectories, self.decision_boundaries)
+        return Judging(self.include_arrays, self.probe_all, self.trajectories, self.decision_boundaries,
+                       self.direction_source)
+
+    def directed(self, cases: list[Case]) -> list[Case]:
+        """``cases`` with their second-order direction in their dtype where ``order`` is 2 (a
+        direction that does not fit a case's network is refused, naming both); as they are else."""
+        if self.order == 1:
+            return cases
+        if self.order != 2:
+            raise GradparityError(f"order must be 1 or 2, got {self.order}")
+        directed = []
+        for case in cases:
+            direction = self.direction if self.direction is not None else default_direction(case.spec)
+            check_direction(case.spec, direction, f"{self.direction_source} (for case {case.name})")
+            directed.append(replace(case, direction={name: np.asarray(value, case.dtype) for name, value in direction.items()}))
+        return directed
 
     def entries(self) -> dict[str, BackendEntry]:
         """The backends to run, by name: the registry's chosen ones and the extra entries."""
@@ -58,6 +83,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     judged as it arrives; a result that fails, or that a registered deviation applies to, gets
     its single operations probed in the same worker before it is let go."""
     options = options or RunOptions()
+    cases = options.directed(cases)
     started = time.perf_counter()
     entries = options.entries()
     parallel = options.parallel or default_parallel()
@@ -85,7 +111,7 @@ def run_options(cases: list[Case], options: RunOptions, outcomes: dict[str, Back
         dtypes=list(dict.fromkeys(case.dtype for case in cases)), steps=sorted({case.steps for case in cases}),
         optimizers=list(dict.fromkeys(case.training.optimizer for case in cases)), strict=options.strict,
         trajectories=options.trajectories, shard=list(options.shard) if options.shard else None,
-        roles={name: outcome.role for name, outcome in outcomes.items()})
+        roles={name: outcome.role for name, outcome in outcomes.items()}, order=options.order)
 
 
 def record_time(run_record: RunRecord, outcome: BackendOutcome, cases: list[Case]) -> None:

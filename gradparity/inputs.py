@@ -149,12 +149,23 @@ def outputs_mismatch(outputs: int, rows: int, data: str) -> str:
             "(--dataset flower, moons, ...) or parameters with one output per class")
 
 
-def load_params(path: str) -> dict[str, np.ndarray]:
-    """``W1, b1, ..., WL, bL`` from an .npz file, as float64 arrays."""
+def load_params(path: str, what: str = "parameter") -> dict[str, np.ndarray]:
+    """``W1, b1, ..., WL, bL`` from an .npz file, as float64 arrays (``what``: the file's name
+    in an error: parameter, direction)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: np.asarray(archive[name], dtype=np.float64) for name in archive.files}
     except FileNotFoundError:
-        raise UsageError(f"parameter file {path} does not exist") from None
+        raise UsageError(f"{what} file {path} does not exist") from None
     except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read parameter file {path} as .npz: {error}") from None
+        raise UsageError(f"cannot read {what} file {path} as .npz: {error}") from None
+
+
+def second_order(args: argparse.Namespace) -> dict:
+    """The run options of ``--order`` and ``--direction``: the order, and the direction's arrays
+    and file where one is given (checked against each case's network when the run starts)."""
+    if args.direction and args.order != 2:
+        raise UsageError("--direction applies with --order 2 (the direction of the second-order quantities)")
+    if not args.direction:
+        return {"order": args.order}
+    return {"order": 2, "direction": load_params(args.direction, "direction"), "direction_source": args.direction}

@@ -24,6 +24,7 @@ from gradparity.core.gradcheck import STEP
 from gradparity.core.reference import cost_and_gradients, train
 from gradparity.core.results import (BackendResult, CaseResult, Check, DecisionBoundary, DeviatingOp, Diagnosis,
                                      Formulations, ReferenceRecord, TrainingRecord)
+from gradparity.modes import ReferenceSecondOrder, compare_modes, reference_second_order, refresh_modes, second_order_record
 from gradparity.runner import BackendOutcome
 
 ADAM_FORMS = ("adam", "adam-hat")
@@ -33,13 +34,15 @@ Probes = list[dict] | str | None  # a worker's op probe records, or why they did
 @dataclass(frozen=True)
 class Judging:
     """What the judge is asked for: arrays in the document, a diagnosis of passing results too
-    (``gradparity explain``), whether trajectories were run, and the trained reference's
-    decision boundary for 2-D float64 cases."""
+    (``gradparity explain``), whether trajectories were run, the trained reference's decision
+    boundary for 2-D float64 cases, and where the cases' second-order directions come from
+    (``seeded`` or the file)."""
 
     include_arrays: bool = False
     probe_all: bool = False
     trajectories: bool = True
     decision_boundaries: bool = False
+    direction_source: str = "seeded"
 
 
 @dataclass
@@ -53,6 +56,7 @@ class ReferenceResult:
     evaluation: Evaluation
     magnitudes: dict[str, np.ndarray]
     trajectories: dict[str, Trajectory] = field(default_factory=dict)
+    second_orders: dict[bytes, ReferenceSecondOrder] = field(default_factory=dict)
 
     @property
     def trajectory(self) -> Trajectory:
@@ -65,6 +69,14 @@ class ReferenceResult:
             trained = train(case.params, case.X, case.Y, case.spec, case.training.in_form(form))
             self.trajectories[form] = Trajectory(trained.costs, trained.params, case.dtype, form)
         return self.trajectories[form]
+
+    def second_order(self, examples: np.ndarray | None = None) -> ReferenceSecondOrder:
+        """The reference's R-passes along the case's direction, on the examples ``examples``
+        marks (all when None), computed when first asked for."""
+        key = b"" if examples is None or examples.all() else np.packbits(examples).tobytes()
+        if key not in self.second_orders:
+            self.second_orders[key] = reference_second_order(self.case, None if not key else examples)
+        return self.second_orders[key]
 
     def formulations(self) -> Formulations | None:
         """For an Adam case, both forms' costs and how far apart they end (``formulation_gap``)
@@ -86,6 +98,9 @@ class ReferenceResult:
             record.costs, record.formulations = [float(cost) for cost in self.trajectory.costs], self.formulations()
         if judging.include_arrays:
             record.gradients = arrays_to_lists(self.evaluation.gradients)
+        if case.direction is not None:
+            record.second_order = second_order_record(case, self.second_order(), judging.direction_source,
+                                                      judging.include_arrays)
         boundary = trained_boundary(case) if judging.decision_boundaries and case.dtype == "float64" else None
         if boundary is not None:
             record.decision_boundary = DecisionBoundary.from_dict(boundary)
@@ -172,9 +187,12 @@ def case_result(case: Case, reference: ReferenceRecord, backends: dict[str, Back
 
 def data_fingerprint(case: Case) -> str:
     """SHA-256 (first 16 hex digits) of everything that fixes a case's numbers: network, data,
-    parameters, dtype and training; two documents agree on a case when it agrees."""
+    parameters, dtype, training and the second-order direction where there is one; two
+    documents agree on a case when it agrees."""
     digest = hashlib.sha256(repr((case.spec, case.dtype, case.training)).encode())
-    for array in (case.X, case.Y, *(case.params[name] for name in sorted(case.params))):
+    direction = case.direction or {}
+    for array in (case.X, case.Y, *(case.params[name] for name in sorted(case.params)),
+                  *(direction[name] for name in sorted(direction))):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
 
@@ -189,11 +207,15 @@ def assess(case: Case, reference: ReferenceResult, outcome: BackendOutcome, inde
     try:
         evaluation, trajectory = outcome.outputs[index]
         checks = compare_outputs(case, outcome, reference, evaluation, trajectory)
+        second_checks, modes = compare_modes(case, outcome.name, outcome.role == "ground truth",
+                                             evaluation.second_order, reference.second_order)
+        checks += second_checks
         result = BackendResult(
             backend_status(check.verdict for check in checks), "", measured_dtype(evaluation, trajectory),
             float(evaluation.cost), [float(cost) for cost in trajectory.costs] if trajectory else None, checks,
             trajectory_form(case, trajectory), first_divergent_layer(checks), first_divergent_step(checks),
-            worst_check(checks), None, None, arrays_to_lists(evaluation.gradients) if judging.include_arrays else None)
+            worst_check(checks), None, None, arrays_to_lists(evaluation.gradients) if judging.include_arrays else None,
+            modes=modes)
         return Assessment(result, scale_factor(evaluation.gradients, reference.evaluation.gradients))
     except Exception as error:
         return Assessment(BackendResult.unanswered("error", f"its result could not be compared: {describe(error)}"))
@@ -211,6 +233,7 @@ def verdict(case: Case, backend: str, assessment: Assessment, probes: Probes, di
     status = backend_status(check.verdict for check in checks)
     reason = next((check.message or "" for check in checks if check.verdict == "fail"), "")
     result = replace(assessment.result, checks=checks, status=status, reason=reason)
+    refresh_modes(result)
     if result.failing() or diagnose_passes:
         result.diagnosis = diagnosis(result.failing(), case.dtype, assessment.factor, probes)
     return result
