@@ -246,3 +246,35 @@ class SaysWhichCase(ReferenceAdapter):
         if case.name == "single-example":
             os._exit(3)
         return super().evaluate(case)
+
+
+class SecondOrderModes(ReferenceAdapter):
+    """Second-order modes broken one way each: ``right`` is the R-operator itself, ``zeros``
+    answers H V = 0, ``gradient`` answers the gradient for H V (a first-order quantity),
+    ``float32`` computes its tangents in float32, ``raises`` raises, ``absent`` is a mode the
+    framework lacks here, ``no-tangents`` computes tangents but returns none."""
+
+    second_order_modes = {"right": ("tangents", "hvp"), "zeros": ("hvp",), "gradient": ("hvp",),
+                          "float32": ("tangents",), "raises": ("hvp",), "absent": ("hvp",), "no-tangents": ("tangents",)}
+
+    def second_order(self, case, mode):
+        from dataclasses import replace
+
+        from gradparity.backends.contract import SecondOrder, Unsupported
+
+        if mode == "raises":
+            raise RuntimeError("second order on purpose")
+        if mode == "absent":
+            raise Unsupported("this framework has no such mode here")
+        if mode == "float32":
+            cast = lambda array: array.astype(np.float32)  # noqa: E731
+            case = replace(case, X=cast(case.X), Y=cast(case.Y), params={k: cast(v) for k, v in case.params.items()},
+                           direction={k: cast(v) for k, v in case.direction.items()})
+        answer = super().second_order(case, "r-operator")
+        if mode == "zeros":
+            return SecondOrder(hvp={name: np.zeros_like(value) for name, value in answer.hvp.items()})
+        if mode == "gradient":
+            return SecondOrder(hvp=self.evaluate(case).gradients)
+        if mode == "no-tangents":
+            return SecondOrder()
+        return answer

@@ -30,6 +30,12 @@ def folder(tmp_path_factory) -> Path:
              W2=rng.standard_normal((1, 3)), b2=np.zeros((1, 1)))
     np.savez(folder / "three.npz", W1=rng.standard_normal((4, 2)), b1=np.zeros((4, 1)),
              W2=rng.standard_normal((3, 4)), b2=np.zeros((3, 1)))
+    np.savez(folder / "direction-b2-missing.npz", W1=rng.standard_normal((3, 2)), b1=np.ones((3, 1)),
+             W2=rng.standard_normal((1, 3)))
+    np.savez(folder / "direction-nan.npz", W1=rng.standard_normal((3, 2)), b1=np.ones((3, 1)),
+             W2=np.array([[1.0, np.nan, 0.0]]), b2=np.ones((1, 1)))
+    np.savez(folder / "direction-zero.npz", W1=np.zeros((3, 2)), b1=np.zeros((3, 1)), W2=np.zeros((1, 3)),
+             b2=np.zeros((1, 1)))
     (folder / "text.npz").write_text("not an archive")
     (folder / "run.json").write_text(json.dumps({"schema": "gradparity/1"}))
     (folder / "taken").write_text(USERS_FILE)
@@ -42,6 +48,7 @@ def row(named: str, *args: str, id: str):
 
 
 CHECK = ("check", "{example}")
+OWN_SECOND_ORDER = ("run", "--data", "points.npz", "--params", "mine.npz", "--order", "2", "--direction")
 BAD_INPUT = [
     # option values the parser or the core refuses
     row("'nope'", "train", "--dataset", "nope", id="train-unknown-dataset"),
@@ -125,6 +132,17 @@ BAD_INPUT = [
         id="run-params-fewer-outputs-than-labels"),
     row("missing.npz", "run", "--data", "points.npz", "--params", "missing.npz", id="run-missing-params"),
     row("text.npz", *CHECK, "--params", "text.npz", id="check-params-not-an-archive"),
+    # second order: the direction along which the tangents and H V are taken
+    row("lacks b2", *OWN_SECOND_ORDER, "direction-b2-missing.npz", id="run-direction-missing-entry"),
+    row("W1 of three.npz", *OWN_SECOND_ORDER, "three.npz", id="run-direction-mis-shaped"),
+    row("W2 of direction-nan.npz", *OWN_SECOND_ORDER, "direction-nan.npz", id="run-direction-nan"),
+    row("zero everywhere", *OWN_SECOND_ORDER, "direction-zero.npz", id="run-direction-zero"),
+    row("W2 of three.npz", "run", "--case", "seed-2layer", "--order", "2", "--direction", "three.npz",
+        id="run-direction-other-network"),
+    row("missing.npz", *OWN_SECOND_ORDER, "missing.npz", id="run-direction-missing-file"),
+    row("text.npz", *OWN_SECOND_ORDER, "text.npz", id="run-direction-not-an-archive"),
+    row("--order 2", "run", "--case", "tanh", "--direction", "mine.npz", id="run-direction-without-order-2"),
+    row("3", "report", "--order", "3", id="report-order-3"),
 ]
 
 

@@ -32,7 +32,7 @@ from gradparity.engine import RunOptions, run
 FAKES = ("WrongGradient", "SilentFloat32", "Crash", "Segfault", "Hang", "Raises", "BrokenImport", "Float32Matmul",
          "MissingGradient", "MissingTrajectoryParameter", "NoActivations", "FirstActivationOnly", "NoTrajectory",
          "EmptyArrays", "MaskedFloat32", "EmptyMask", "NotAnEvaluation", "Noisy", "SgdOnly", "AlgorithmOneAdam",
-         "MislabelledAdam", "ImportsOptionally", "CountsRefaults", "SaysWhichCase")
+         "MislabelledAdam", "ImportsOptionally", "CountsRefaults", "SaysWhichCase", "SecondOrderModes")
 
 
 def fake(name: str) -> BackendEntry:
@@ -479,3 +479,24 @@ def test_a_process_that_ran_backends_ends_promptly_and_takes_its_workers_along()
     pid, last_statement = finished.stdout.split()
     assert not alive(int(pid))
     assert ended - float(last_statement) < 2.0
+
+
+def test_every_second_order_mode_is_judged_alone_and_none_passes_silently():
+    """A mode answering zeros, the gradient for H V, float32, nothing, or raising fails on its
+    own checks; a mode the framework lacks is skipped with its reason; the right one passes."""
+    options = RunOptions(backends=["numpy"], extra_backends={"modes": fake("SecondOrderModes")}, order=2)
+    result = run([build_case("seed-2layer")], options).results[0]
+    modes = result.backends["modes"].modes
+    assert {mode: record.status for mode, record in modes.items()} == {
+        "right": "pass", "zeros": "fail", "gradient": "fail", "float32": "fail", "raises": "fail", "absent": "skipped",
+        "no-tangents": "fail"}
+    assert result.backends["modes"].status == "fail" and result.backends["numpy"].status == "pass"
+    assert modes["absent"].reason == "this framework has no such mode here"
+    assert "second order on purpose" in modes["raises"].reason and "returned no Jdot" in modes["no-tangents"].reason
+    failed = {(check.mode, check.quantity) for check in result.backends["modes"].checks if check.verdict == "fail"}
+    assert {("zeros", f"HV {name}") for name in ("W1", "b1", "W2", "b2")} <= failed
+    assert ("gradient", "HV W1") in failed and ("float32", "dtype") in failed
+    right = [check for check in result.backends["modes"].checks if check.mode == "right"]
+    assert {check.quantity for check in right} == {"Jdot", "Adot1", "Adot2", "HV W1", "HV b1", "HV W2", "HV b2"}
+    assert all(check.mismatched == 0 and check.max_abs_error == 0 for check in right)
+    assert result.reference.second_order.direction.source == "seeded"

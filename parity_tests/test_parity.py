@@ -1,5 +1,5 @@
 """Every backend against the reference on every catalogue case in both dtypes, and on at least
-25 generated networks per dtype (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
+25 generated networks per dtype, first order and through every second-order mode (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
 loss and every optimizer, full batches and mini-batches with a partial last one;
 ``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job). All of it runs once per
 session, one worker per backend for every case, workers in parallel as ``gradparity run`` does;
@@ -7,6 +7,7 @@ the tests read that run's document."""
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import os
 import subprocess
@@ -32,6 +33,19 @@ EXPECTED_DEVIATIONS = {
     ("keras-torch", "float32"): {"keras-torch-bce-clipping-float32"},
     ("keras-tensorflow", "float64"): {"keras-tensorflow-float32-hyperparameters"},
 }
+# Each backend's second-order modes and what they compute (``Adapter.second_order_modes``), kept as data.
+TANGENTS, HVP = ("tangents",), ("hvp",)
+SECOND_ORDER_MODES = {
+    "numpy": {"r-operator": ("tangents", "hvp")},
+    "finite-diff": {"central-differences": ("tangents", "hvp")},
+    "jax": {"jvp": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
+    "torch": {"func.jvp": TANGENTS, "forward-ad": TANGENTS, "fwd-over-rev": HVP, "double-backward": HVP},
+    "tensorflow": {"forward-accumulator": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
+    "keras-jax": {"jvp": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
+    "keras-torch": {"func.jvp": TANGENTS, "forward-ad": TANGENTS, "fwd-over-rev": HVP, "double-backward": HVP},
+    "keras-tensorflow": {"forward-accumulator": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
+}
+SKIPPED_MODES: dict[tuple[str, str], str] = {}  # (backend, mode) -> the reason it gives (a glob)
 STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow")
 FUZZ = {"default": 25, "thorough": 300}
 GENERATED = FUZZ[os.environ.get("GRADPARITY_FUZZ", "default")]
@@ -102,13 +116,14 @@ def zero_logits_case(dtype: str) -> Case:
 @pytest.fixture(scope="session")
 def parity_run(request) -> tuple[list[Case], dict]:
     """The catalogue and the generated networks in both dtypes, run once on every installed
-    backend that a selected test of this module names (so ``pytest -m torch`` runs torch alone)."""
+    backend that a selected test of this module names (so ``pytest -m torch`` runs torch alone),
+    first order and every second-order mode (``--order 2``)."""
     selected = {backend_of(item) for item in request.session.items if item.module.__name__ == __name__}
     installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
     cases = [build_case(name, dtype) for name in CATALOGUE for dtype in DTYPES]
     cases += [case for dtype in DTYPES for case in generated_cases(GENERATED, dtype)]
     cases += [zero_logits_case(dtype) for dtype in DTYPES]
-    return cases, (run(cases, RunOptions(backends=installed, timeout=1800)) if installed else {"results": []})
+    return cases, (run(cases, RunOptions(backends=installed, timeout=1800, order=2)) if installed else {"results": []})
 
 
 @pytest.fixture
@@ -161,13 +176,41 @@ def test_backend_agrees_with_the_reference(result_of, backend, case, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_quantity_is_checked(result_of, backend, dtype):
     result = result_of(backend, "deep-sigmoid", dtype)
-    quantities = {check.quantity for check in result.checks} - {"dtype"}
+    quantities = {check.quantity for check in result.checks if check.mode is None} - {"dtype"}
     gradients = {f"d{kind}{layer}" for layer in range(1, 5) for kind in "Wb"}
     if backend == "finite-diff":
         assert quantities == {"cost", *gradients}
     else:
         assert quantities == {"cost", *gradients, *(f"A{l}" for l in range(1, 5)), "trajectory cost",
                               *(f"trajectory {kind}{layer}" for layer in range(1, 5) for kind in "Wb")}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_second_order_mode_answers_every_case(document_of, backend):
+    """Each backend's modes (``SECOND_ORDER_MODES``) all answer on every case, first-order
+    results or not; a mode that does not run says why, and only where that is expected."""
+    for result in document_of(backend).results:
+        modes = result.backends[backend].modes
+        assert set(modes) == set(SECOND_ORDER_MODES[backend]), (result.case, result.dtype)
+        for mode, record in modes.items():
+            assert record.computes == list(SECOND_ORDER_MODES[backend][mode])
+            if record.status == "skipped":
+                assert fnmatch.fnmatchcase(record.reason, SKIPPED_MODES[backend, mode]), record.reason
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_second_order_quantity_is_checked(result_of, backend, dtype):
+    """J̇ and every Ȧ[l] for a mode computing tangents, every H V block for one computing H V."""
+    result = result_of(backend, "deep-sigmoid", dtype)
+    for mode, record in result.modes.items():
+        quantities = {check.quantity for check in result.checks if check.mode == mode} - {"dtype"}
+        expected = set()
+        if "tangents" in record.computes:
+            expected |= {"Jdot", *(f"Adot{layer}" for layer in range(1, 5))}
+        if "hvp" in record.computes:
+            expected |= {f"HV {kind}{layer}" for layer in range(1, 5) for kind in "Wb"}
+        assert quantities == (set() if record.status == "skipped" else expected), mode
 
 
 COMPILING = {"jax": True, "keras-jax": True, "tensorflow": True, "keras-tensorflow": True, "torch": False,
