@@ -45,7 +45,7 @@ class Adapter:
     def second_order(self, case: Case, mode: str) -> SecondOrder:
         """``second_order.numerical_second_order``: J̇, Ȧ[l] and H V by central differences along V
         in float64, over the examples whose ReLU inputs keep their signs within the step."""
-        found = numerical_second_order(case.params, case.X, case.Y, case.spec, case.direction)
+        found = numerical_second_order(case.params, case.X, case.Y, case.spec, case.along())
         return SecondOrder(found.cost, found.Adot, found.hvp, "float64", found.examples)
 
     def train(self, case: Case) -> Trajectory:

@@ -67,7 +67,7 @@ class Adapter:
 
     def second_order(self, case: Case, mode: str) -> SecondOrder:
         """``second_order.hessian_vector_product``: J̇, ``[Ȧ1, ..., ȦL]`` and H V by the R-operator."""
-        tangents, hvp = second_order.hessian_vector_product(case.params, case.X, case.Y, case.spec, case.direction)
+        tangents, hvp = second_order.hessian_vector_product(case.params, case.X, case.Y, case.spec, case.along())
         return SecondOrder(tangents.cost, tangents.Adot[1:], hvp, dtype_name(hvp["W1"].dtype))
 
     def primitives(self) -> Primitives:

@@ -56,6 +56,12 @@ class Case:
         """The number of updates of its trajectory."""
         return self.training.steps(self.m)
 
+    def along(self) -> Params:
+        """The direction V of its second-order quantities; a GradparityError where it has none."""
+        if self.direction is None:
+            raise GradparityError(f"case {self.name} has no second-order direction (run it with order 2)")
+        return self.direction
+
     def with_training(self, **overrides: object) -> Case:
         """The same case with some fields of its ``Training`` replaced (None keeps a field)."""
         given = {name: value for name, value in overrides.items() if value is not None}

@@ -74,9 +74,10 @@ def check_direction(spec: NetworkSpec, direction: Params, source: str = "the dir
 
 @dataclass
 class Tangents:
-    """The forward R-pass: ``Zdot = [None, Ż1, ..., ŻL]``, ``Adot = [0, Ȧ1, ..., ȦL]`` and J̇."""
+    """The forward R-pass: ``Zdot = [0, Ż1, ..., ŻL]``, ``Adot = [0, Ȧ1, ..., ȦL]`` and J̇ (index
+    0, the data, has zero tangents)."""
 
-    Zdot: list[np.ndarray | None]
+    Zdot: list[np.ndarray]
     Adot: list[np.ndarray]
     cost: float
 
@@ -91,8 +92,7 @@ def activation_tangent(A: np.ndarray, Zdot: np.ndarray, name: str) -> np.ndarray
 def tangents(params: Params, direction: Params, cache: ForwardPass, dZL: np.ndarray, spec: NetworkSpec) -> Tangents:
     """Ż[l] = VW[l] A[l-1] + W[l] Ȧ[l-1] + Vb[l], Ȧ[l] = g'(Z[l]) ⊙ Ż[l] for l = 1..L, and
     J̇ = Σ dZ[L] ⊙ Ż[L] (``dZL`` = dJ/dZ[L], ``reference.output_delta``)."""
-    Zdot: list[np.ndarray | None] = [None]
-    Adot = [np.zeros_like(cache.A[0])]
+    Zdot, Adot = [np.zeros_like(cache.A[0])], [np.zeros_like(cache.A[0])]
     for layer in range(1, spec.depth + 1):
         Z = np.dot(direction[f"W{layer}"], cache.A[layer - 1]) + direction[f"b{layer}"]
         if layer > 1:

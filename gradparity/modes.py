@@ -47,16 +47,16 @@ def reference_second_order(case: Case, examples: np.ndarray | None = None) -> Re
     """``core.second_order.r_operator`` of ``case`` along ``case.direction``, on the examples
     ``examples`` marks (all when None), with its magnitudes."""
     X, Y = (case.X, case.Y) if examples is None else (case.X[:, examples], case.Y[:, examples])
-    rpass = r_operator(case.params, X, Y, case.spec, case.direction)
-    tangents, cost_tangent = tangent_magnitudes(case.params, case.direction, rpass, case.spec)
-    return ReferenceSecondOrder(rpass, tangents, cost_tangent, hvp_magnitudes(case.params, case.direction, rpass, Y, case.spec))
+    rpass = r_operator(case.params, X, Y, case.spec, case.along())
+    tangents, cost_tangent = tangent_magnitudes(case.params, case.along(), rpass, case.spec)
+    return ReferenceSecondOrder(rpass, tangents, cost_tangent, hvp_magnitudes(case.params, case.along(), rpass, Y, case.spec))
 
 
 def second_order_record(case: Case, reference: ReferenceSecondOrder, source: str, include_arrays: bool) -> SecondOrderRecord:
     """The document's record of a case's reference second order: the direction (its source,
     fingerprint, largest entry, and its arrays with ``include_arrays``), J̇ and the norm of each
     H V block (the blocks too with ``include_arrays``)."""
-    direction = case.direction
+    direction = case.along()
     digest = hashlib.sha256()
     for name in sorted(direction):
         digest.update(np.ascontiguousarray(direction[name]).tobytes())
@@ -146,7 +146,7 @@ class ModeJudge:
         if not self.ground_truth:
             return policy
         size, what = scale()
-        return difference_tolerance(policy, size, difference_step(case.direction), what)
+        return difference_tolerance(policy, size, difference_step(case.along()), what)
 
     def compared(self, quantity: str, kind: str, actual, expected: np.ndarray, where: tuple) -> Check:
         """``compare`` under the tolerance and magnitude ``where`` holds; a ground truth with no
