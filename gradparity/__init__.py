@@ -16,6 +16,12 @@ The public API, for scripts and tests::
     # a learner's functions in any of the forms of gradparity.conventions, in a notebook
     gradparity.check(globals())          # the course's L_model_forward/..., the document's forward/...
 
+    # second order by hand (the R-operator): J̇, the tangents Ȧ[l] and H V along a direction V
+    case = gradparity.build_case("tanh")
+    tangents, hvp = gradparity.hessian_vector_product(case.params, case.X, case.Y, case.spec,
+                                                      gradparity.default_direction(case.spec))
+    options = gradparity.RunOptions(order=2)   # every framework's second-order modes too
+
     gradparity.shutdown()                # end the framework workers kept warm between calls
 
 Everything else stays importable from its module: ``gradparity.core`` (the reference, network
@@ -38,6 +44,7 @@ from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
 from gradparity.core.optimizers import Training
 from gradparity.core.reference import initial_params
+from gradparity.core.second_order import default_direction, hessian_vector_product
 from gradparity.engine import RunOptions, run
 from gradparity.learner import BackpropCheck, BackpropError, assert_backprop_matches, check
 from gradparity.reports import validate_document, write_report
@@ -47,4 +54,5 @@ __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads it f
 
 __all__ = ["CATALOGUE", "BackendEntry", "BackpropCheck", "BackpropError", "Case", "GradparityError", "NetworkSpec",
            "RunOptions", "Training", "__version__", "assert_backprop_matches", "build_case", "check",
-           "initial_params", "make_case", "run", "shutdown", "validate_document", "write_report"]
+           "default_direction", "hessian_vector_product", "initial_params", "make_case", "run", "shutdown",
+           "validate_document", "write_report"]

@@ -21,8 +21,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_the_public_names_are_the_documented_ones():
     assert sorted(gradparity.__all__) == sorted(
         ["CATALOGUE", "BackendEntry", "BackpropCheck", "BackpropError", "Case", "GradparityError", "NetworkSpec",
-         "RunOptions", "Training", "__version__", "assert_backprop_matches", "build_case", "check", "initial_params",
-         "make_case", "run", "shutdown", "validate_document", "write_report"])
+         "RunOptions", "Training", "__version__", "assert_backprop_matches", "build_case", "check", "default_direction",
+         "hessian_vector_product", "initial_params", "make_case", "run", "shutdown", "validate_document", "write_report"])
     assert all(hasattr(gradparity, name) for name in gradparity.__all__)
     assert gradparity.run is gradparity.engine.run and gradparity.build_case is gradparity.core.cases.build_case
 
