@@ -1,5 +1,11 @@
 """PyTorch behind the contract: autograd for the gradients, ``torch.optim`` for training.
 
+Second order along the case's direction V, four ways: ``func.jvp`` and ``forward-ad`` push V
+forward (``torch.func.jvp``; ``torch.autograd.forward_ad`` dual tensors) for J̇ and the
+tangents Ȧ[l]; ``fwd-over-rev`` (``torch.func.jvp`` of ``torch.func.grad``) and
+``double-backward`` (``torch.autograd.grad`` with ``create_graph=True``, then the gradient of
+<∇J, V>) give H V.
+
 ``torch.optim.SGD`` (with ``momentum``: buf = mu buf + g, W -= lr buf, the reference's
 momentum) and ``torch.optim.Adam`` (bias-corrected m^ and v^, eps added to sqrt(v^):
 Kingma & Ba's Algorithm 1).
@@ -12,8 +18,10 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
+from gradparity.backends.contract import (Evaluation, Primitives, SecondOrder, Trajectory, Unsupported,
+                                          differentiable_ops, second_order_ops)
 from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -33,6 +41,8 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 GRADIENT = """t = tx.clone().requires_grad_(True)
 out = torch.autograd.grad(torch.sum({f}), t)[0]"""
+# H(tx) tx of sum({f}) as ``fwd-over-rev`` computes H V: torch.func.jvp of torch.func.grad, along tx
+HVP = """out = torch.func.jvp(torch.func.grad(lambda t: torch.sum({f})), (tx,), (tx,))[1]"""
 # the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
 DIFFERENTIABLE = {
     "sigmoid": "torch.sigmoid({x})", "tanh": "torch.tanh({x})", "relu": "torch.relu({x})",
@@ -52,6 +62,7 @@ PRIMITIVES = Primitives(PREAMBLE, "torch.tensor({array}, dtype=torch.{dtype})", 
     "mean": "out = torch.mean(tx)",
     "cast_scalar": "out = s * torch.ones((), dtype=torch.{dtype})",
     **differentiable_ops(GRADIENT, DIFFERENTIABLE),
+    **second_order_ops(HVP, DIFFERENTIABLE),
 })
 
 
@@ -120,10 +131,74 @@ def optimizer(training: Training, params: list[torch.Tensor]) -> torch.optim.Opt
                             eps=training.epsilon)
 
 
+def jvp_by_func(params: Tensors, direction: Tensors, X: torch.Tensor, Y: torch.Tensor, spec: NetworkSpec) -> SecondOrder:
+    """``torch.func.jvp`` of ``objective`` at the parameters along V: (J̇, [Ȧ1, ..., ȦL])."""
+    _values, (J_dot, A_dots) = torch.func.jvp(lambda p: objective(p, X, Y, spec), (params,), (direction,))
+    return tangents_answer(J_dot, A_dots)
+
+
+def jvp_by_dual_tensors(params: Tensors, direction: Tensors, X: torch.Tensor, Y: torch.Tensor,
+                        spec: NetworkSpec) -> SecondOrder:
+    """``objective`` on dual tensors (``torch.autograd.forward_ad``), each parameter's tangent
+    its part of V; J̇ and Ȧ[l] are the tangents of J and A[l]."""
+    with forward_ad.dual_level():
+        duals = {name: forward_ad.make_dual(value, direction[name]) for name, value in params.items()}
+        J, activations = objective(duals, X, Y, spec)
+        return tangents_answer(forward_ad.unpack_dual(J).tangent,
+                               [forward_ad.unpack_dual(A).tangent for A in activations])
+
+
+def hvp_forward_over_reverse(params: Tensors, direction: Tensors, X: torch.Tensor, Y: torch.Tensor,
+                             spec: NetworkSpec) -> SecondOrder:
+    """H V = d/dr ∇J(θ + rV) at r = 0: ``torch.func.jvp`` of ``torch.func.grad(J)`` along V."""
+    gradient = torch.func.grad(lambda p: objective(p, X, Y, spec)[0])
+    _gradients, hvp = torch.func.jvp(gradient, (params,), (direction,))
+    return hvp_answer(hvp)
+
+
+def hvp_double_backward(params: Tensors, direction: Tensors, X: torch.Tensor, Y: torch.Tensor,
+                        spec: NetworkSpec) -> SecondOrder:
+    """H V = ∇<∇J, V>: ``torch.autograd.grad(J, θ, create_graph=True)``, then the gradient of
+    the sum of g ⊙ V over every parameter (``params`` are leaves that require grad)."""
+    names = list(params)
+    J, _activations = objective(params, X, Y, spec)
+    gradients = torch.autograd.grad(J, [params[name] for name in names], create_graph=True)
+    along = sum(torch.sum(gradient * direction[name]) for name, gradient in zip(names, gradients))
+    hvp = torch.autograd.grad(along, [params[name] for name in names])
+    return hvp_answer(dict(zip(names, hvp)))
+
+
+def tangents_answer(J_dot: torch.Tensor, A_dots: list[torch.Tensor]) -> SecondOrder:
+    """J̇ as a float and the Ȧ[l] as NumPy, with the narrowest dtype among them."""
+    return SecondOrder(cost_tangent=J_dot.item(), tangents=[to_numpy(A) for A in A_dots],
+                       dtype_used=narrowest_dtype([J_dot, *A_dots]))
+
+
+def hvp_answer(hvp: Tensors) -> SecondOrder:
+    """H V as NumPy keyed ``W1, b1, ...``, with the narrowest dtype among its tensors."""
+    return SecondOrder(hvp={name: to_numpy(value) for name, value in hvp.items()},
+                       dtype_used=narrowest_dtype(list(hvp.values())))
+
+
+def narrowest_dtype(tensors: list[torch.Tensor]) -> str:
+    """The name of the narrowest dtype among ``tensors`` (a float32 among float64s shows)."""
+    return dtype_name(min((tensor.dtype for tensor in tensors), key=lambda dtype: dtype.itemsize))
+
+
+# mode -> (what it computes, the function computing it from params, V, X, Y and the spec)
+SECOND_ORDER: dict[str, tuple[tuple[str, ...], Callable[..., SecondOrder]]] = {
+    "func.jvp": (("tangents",), jvp_by_func),
+    "forward-ad": (("tangents",), jvp_by_dual_tensors),
+    "fwd-over-rev": (("hvp",), hvp_forward_over_reverse),
+    "double-backward": (("hvp",), hvp_double_backward),
+}
+
+
 class Adapter:
     """PyTorch autograd and ``torch.optim`` on the reference network."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
+    second_order_modes = {mode: computes for mode, (computes, _function) in SECOND_ORDER.items()}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -154,6 +229,22 @@ class Adapter:
             J.item(), {name: to_numpy(grad) for name, grad in grads.items()},
             [to_numpy(A) for A in activations], dtype_name(grads["W1"].dtype),
         )
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """Mode ``mode`` of ``SECOND_ORDER`` along ``case.direction``; an op torch cannot
+        differentiate that way (its NotImplementedError) makes the mode Unsupported."""
+        if mode not in SECOND_ORDER:
+            raise GradparityError(f"unknown second-order mode {mode!r}; choose one of {', '.join(SECOND_ORDER)}")
+        if case.direction is None:
+            raise GradparityError(f"case {case.key} has no direction V for second order")
+        params, X, Y = self._tensors(case)
+        if mode != "double-backward":  # torch.func and dual tensors need no autograd graph
+            params = {name: value.detach() for name, value in params.items()}
+        direction = {name: torch.tensor(value, device=self.device) for name, value in case.direction.items()}
+        try:
+            return SECOND_ORDER[mode][1](params, direction, X, Y, case.spec)
+        except NotImplementedError as error:
+            raise Unsupported(f"torch {mode}: {str(error).splitlines()[0]}") from error
 
     def train(self, case: Case) -> Trajectory:
         """``training_step`` on each of the case's batches in order; J is recorded before each update."""
