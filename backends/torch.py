@@ -186,6 +186,8 @@ def narrowest_dtype(tensors: list[torch.Tensor]) -> str:
 
 
 # mode -> (what it computes, the function computing it from params, V, X, Y and the spec)
+# torch's forward-AD formula of mse_loss_backward divides a zero tangent (the target's) in place
+ZERO_TENSOR_DEFECT = "ZeroTensors are immutable"
 SECOND_ORDER: dict[str, tuple[tuple[str, ...], Callable[..., SecondOrder]]] = {
     "func.jvp": (("tangents",), jvp_by_func),
     "forward-ad": (("tangents",), jvp_by_dual_tensors),
@@ -232,7 +234,8 @@ class Adapter:
 
     def second_order(self, case: Case, mode: str) -> SecondOrder:
         """Mode ``mode`` of ``SECOND_ORDER`` along ``case.direction``; an op torch cannot
-        differentiate that way (its NotImplementedError) makes the mode Unsupported."""
+        differentiate that way (its NotImplementedError, or the known defect of mse_loss under
+        forward-over-reverse, ``ZERO_TENSOR_DEFECT``) makes the mode Unsupported, with the reason."""
         if mode not in SECOND_ORDER:
             raise GradparityError(f"unknown second-order mode {mode!r}; choose one of {', '.join(SECOND_ORDER)}")
         if case.direction is None:
@@ -245,6 +248,12 @@ class Adapter:
             return SECOND_ORDER[mode][1](params, direction, X, Y, case.spec)
         except NotImplementedError as error:
             raise Unsupported(f"torch {mode}: {str(error).splitlines()[0]}") from error
+        except RuntimeError as error:
+            if ZERO_TENSOR_DEFECT not in str(error):
+                raise
+            raise Unsupported(f"torch {torch.__version__} {mode}: F.mse_loss's forward-mode double backward raises "
+                              f"'{ZERO_TENSOR_DEFECT}' (pytorch/pytorch#123996; F.mse_loss(reduction='sum') and "
+                              "double-backward are unaffected)") from error
 
     def train(self, case: Case) -> Trajectory:
         """``training_step`` on each of the case's batches in order; J is recorded before each update."""

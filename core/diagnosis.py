@@ -53,11 +53,12 @@ OPS: dict[str, str] = {
     "softmax_ce_grad": "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0) - y) / x.shape[1]",
     "mse_grad": "2 * (x - y) / x.size",
     "cast_scalar": "np.float64(s)",
-    # second order: the Hessian of the summed op at x times x, H(x) x (``contract.second_order_ops``)
-    "sigmoid_grad2": "1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))) * (1 - 2 / (1 + np.exp(-x))) * x",
-    "tanh_grad2": "-2 * np.tanh(x) * (1 - np.tanh(x) ** 2) * x",
+    # second order: the Hessian of the summed op at x times x, H(x) x (``contract.second_order_ops``),
+    # written without cancellation: sigma' = e^-|x| / (1 + e^-|x|)^2, 1 - 2 sigma = -tanh(x / 2), 1 - tanh^2 = 1 / cosh^2
+    "sigmoid_grad2": "-np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2 * np.tanh(x / 2) * x",
+    "tanh_grad2": "-2 * np.tanh(x) / np.cosh(x) ** 2 * x",
     "relu_grad2": "0.0 * x",
-    "bce_grad2": "1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x))) * x / x.shape[1]",
+    "bce_grad2": "np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2 * x / x.shape[1]",
     "softmax_ce_grad2": "(lambda a: (a * x - a * (a * x).sum(axis=0)) / x.shape[1])"
                         "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0))",
     "mse_grad2": "2 * x / x.size",
@@ -70,6 +71,12 @@ TERM_MAGNITUDES: dict[str, str] = {
     "transpose_matmul": "np.abs(x).T @ np.abs(y)",
     "sum": "np.abs(x).sum(axis=1, keepdims=True)",
     "mean": "np.mean(np.abs(x))",
+    # a framework differentiates g' = s(1 - s), 1 - t^2, ...: terms of size 1 that cancel to g'' (as the reference's do)
+    "sigmoid_grad2": "(lambda s: s * (1 + s) * (1 + 2 * s))(1 / (1 + np.exp(-x))) * np.abs(x)",
+    "tanh_grad2": "2 * np.abs(np.tanh(x)) * (1 + np.tanh(x) ** 2) * np.abs(x)",
+    "bce_grad2": "(lambda s: s * (1 + s))(1 / (1 + np.exp(-x))) * np.abs(x) / x.shape[1]",
+    "softmax_ce_grad2": "(lambda a: (a * np.abs(x) + a * (a * np.abs(x)).sum(axis=0)) / x.shape[1])"
+                        "(np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0))",
 }
 
 
