@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
+from gradparity.backends.contract import (Evaluation, Primitives, SecondOrder, Trajectory, differentiable_ops,
+                                          second_order_ops)
 from gradparity.backends.layout import cache_directory, check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -40,6 +41,8 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 GRADIENT = "out = jax.grad(lambda t: jnp.sum({f}))(tx)"
+# H(tx) tx as the fwd-over-rev mode computes H V: the JVP of the gradient along tx
+HVP_SOURCE = "out = jax.jvp(jax.grad(lambda t: jnp.sum({f})), (tx,), (tx,))[1]"
 # the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
 DIFFERENTIABLE = {
     "sigmoid": "jax.nn.sigmoid({x})", "tanh": "jnp.tanh({x})", "relu": "jax.nn.relu({x})",
@@ -60,6 +63,7 @@ PRIMITIVES = Primitives(PREAMBLE + "\nimport optax", "jnp.asarray({array}, dtype
     "mean": "out = jnp.mean(tx)",
     "cast_scalar": "out = s * jnp.ones((), dtype=jnp.{dtype})",
     **differentiable_ops(GRADIENT, DIFFERENTIABLE),
+    **second_order_ops(HVP_SOURCE, DIFFERENTIABLE),
 })
 
 
@@ -184,11 +188,52 @@ def training_step(spec: NetworkSpec, transformation: optax.GradientTransformatio
     return updated
 
 
+def cost_of(params: Arrays, X: jax.Array, Y: jax.Array, spec: NetworkSpec) -> jax.Array:
+    """J alone of ``objective``: the function the HVP modes differentiate twice."""
+    return objective(params, X, Y, spec)[0]
+
+
+@partial(jax.jit, static_argnames="spec")
+def forward_tangents(params: Arrays, direction: Arrays, X: jax.Array, Y: jax.Array,
+                     spec: NetworkSpec) -> tuple[jax.Array, list[jax.Array]]:
+    """``jax.jvp`` of ``objective`` at params along V: (J̇, [Ȧ1, ..., ȦL])."""
+    _primal, (cost_tangent, tangents) = jax.jvp(partial(objective, X=X, Y=Y, spec=spec), (params,), (direction,))
+    return cost_tangent, tangents
+
+
+@partial(jax.jit, static_argnames="spec")
+def forward_over_reverse(params: Arrays, direction: Arrays, X: jax.Array, Y: jax.Array, spec: NetworkSpec) -> Arrays:
+    """H V as ``jax.jvp(jax.grad(J), (params,), (V,))``: the gradient's tangent along V."""
+    return jax.jvp(jax.grad(partial(cost_of, X=X, Y=Y, spec=spec)), (params,), (direction,))[1]
+
+
+@partial(jax.jit, static_argnames="spec")
+def reverse_over_reverse(params: Arrays, direction: Arrays, X: jax.Array, Y: jax.Array, spec: NetworkSpec) -> Arrays:
+    """H V as ``jax.grad(lambda p: <jax.grad(J)(p), V>)``: the gradient of the gradient's inner
+    product with V."""
+    gradient = jax.grad(partial(cost_of, X=X, Y=Y, spec=spec))
+
+    def along(point: Arrays) -> jax.Array:
+        grads = gradient(point)
+        return sum(jnp.vdot(grads[name], direction[name]) for name in grads)
+
+    return jax.grad(along)(params)
+
+
+# mode -> (what it computes, its jitted program)
+SECOND_ORDER: dict[str, tuple[tuple[str, ...], Callable]] = {
+    "jvp": (("tangents",), forward_tangents),
+    "fwd-over-rev": (("hvp",), forward_over_reverse),
+    "rev-over-rev": (("hvp",), reverse_over_reverse),
+}
+
+
 class Adapter:
     """``jax.value_and_grad`` and an optax step on the reference network, one jitted program per
-    case (``program_of``)."""
+    case (``program_of``); the second-order modes of ``SECOND_ORDER`` on the same ``objective``."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "adam-hat": "adam"}
+    second_order_modes = {mode: computes for mode, (computes, _program) in SECOND_ORDER.items()}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
@@ -242,6 +287,24 @@ class Adapter:
             [float(J) for J in costs], {name: np.asarray(value) for name, value in params.items()},
             dtype_name(params["W1"].dtype),
         )
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """Mode ``mode`` of ``SECOND_ORDER`` at the case's parameters along ``case.direction``,
+        its program compiled once per network and shape (and shared by cases of that shape)."""
+        if mode not in SECOND_ORDER:
+            raise GradparityError(f"unknown second-order mode {mode!r}; choose one of {', '.join(SECOND_ORDER)}")
+        if case.direction is None:
+            raise GradparityError(f"case {case.key} has no direction V to differentiate along")
+        params, X, Y = self._arrays(case)
+        direction = {name: jax.device_put(value, self.device) for name, value in case.direction.items()}
+        computes, program = SECOND_ORDER[mode]
+        if computes == ("tangents",):
+            cost_tangent, tangents = program(params, direction, X, Y, case.spec)
+            return SecondOrder(cost_tangent=float(cost_tangent), tangents=[np.asarray(A) for A in tangents],
+                               dtype_used=dtype_name(tangents[-1].dtype))
+        hvp = program(params, direction, X, Y, case.spec)
+        return SecondOrder(hvp={name: np.asarray(hvp[name]) for name in case.spec.param_shapes()},
+                           dtype_used=dtype_name(hvp["W1"].dtype))
 
     def primitives(self) -> Primitives:
         """The operations of ``forward``, ``cost`` and the update step, as source (``PRIMITIVES``)."""
