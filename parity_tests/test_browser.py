@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gradparity.backends import BackendEntry
+from gradparity.backends import REGISTRY, BackendEntry
 from gradparity.core.cases import CATALOGUE, build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import write_report
-from test_reports import CATALOGUE_STATUSES, make_document
+from test_reports import CATALOGUE_STATUSES, make_document, with_second_order
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WIDTH, HEIGHT = 1280, 800
@@ -110,7 +110,19 @@ def catalogue_report(tmp_path_factory) -> Path:
     return write_report(make_document(tuple(CATALOGUE), statuses), out)["report.html"]
 
 
-@pytest.fixture(scope="module", params=["real_report", "catalogue_report"])
+@pytest.fixture(scope="module")
+def second_order_report(tmp_path_factory) -> Path:
+    """The report of a second-order document: two cases (one with the catalogue's longest name)
+    × 2 dtypes on the registry's eight backends with every one of their 22 modes, torch's
+    fwd-over-rev failing in float32, and the injected ``wrong`` backend failing."""
+    browser()
+    statuses = {**dict.fromkeys(REGISTRY, "pass"), "wrong": "fail"}
+    document = with_second_order(make_document(("seed-2layer", max(CATALOGUE, key=len)), statuses),
+                                 {("torch", "fwd-over-rev", "float32"): "fail"})
+    return write_report(document, tmp_path_factory.mktemp("second-order") / "report")["report.html"]
+
+
+@pytest.fixture(scope="module", params=["real_report", "catalogue_report", "second_order_report"])
 def measures(request, tmp_path_factory) -> dict:
     """Each report measured once, for every test."""
     return measure(request.getfixturevalue(request.param), tmp_path_factory.mktemp("measured"))

@@ -7,6 +7,7 @@ import contextlib
 import copy
 from dataclasses import replace
 from html import escape as html_escape
+from itertools import takewhile
 import io
 import json
 import math
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
+from rich.console import Console
 
 from gradparity import reports
 from gradparity.backends import REGISTRY
@@ -28,7 +30,7 @@ from gradparity.reports import (DocumentError, OutputError, read_document, rende
                                 write_report)
 from gradparity.reports.digest import margin, speed_text
 from gradparity.reports.terminal import WIDTH, print_summary
-from rendered import indents, paragraphs, rows_of, table_rows
+from rendered import indents, paragraphs, rows_of, table_rows, tally
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
@@ -877,3 +879,294 @@ def test_the_sample_reports_markdown_matches_its_snapshot(tmp_path, monkeypatch)
     assert markdown == expected, (
         f"the sample report's Markdown differs from {SNAPSHOT.name}; if the change is intended, regenerate it with "
         f"{UPDATE_SNAPSHOTS}=1 python -m pytest parity_tests/test_reports.py -k snapshot and review the diff")
+
+
+# second order (``gradparity run --order 2``): each backend's modes, as the engine names them
+MODES = {"numpy": ("r-operator",), "finite-diff": ("central-differences",),
+         "jax": ("jvp", "fwd-over-rev", "rev-over-rev"),
+         "torch": ("func.jvp", "forward-ad", "fwd-over-rev", "double-backward"),
+         "tensorflow": ("forward-accumulator", "fwd-over-rev", "rev-over-rev"),
+         "keras-jax": ("jvp", "fwd-over-rev", "rev-over-rev"),
+         "keras-torch": ("func.jvp", "forward-ad", "fwd-over-rev", "double-backward"),
+         "keras-tensorflow": ("forward-accumulator", "fwd-over-rev", "rev-over-rev")}
+TANGENT_MODES = {"jvp", "func.jvp", "forward-ad", "forward-accumulator"}  # the others compute H V (both: the two references)
+MODE_SKIP = "torch.func cannot differentiate this backend's custom autograd function on purpose"
+COST_TANGENT = -1.3185440651726221e-3  # the reference's J̇ on every synthetic run
+FAILING_SHARE = 40.0  # how much of its tolerance a failing mode's worst H V block uses
+
+
+def computes(mode: str) -> list[str]:
+    """What a mode computes, as its ``ModeResult.computes`` says."""
+    if mode in TANGENT_MODES:
+        return ["tangents"]
+    if mode in ("r-operator", "central-differences"):
+        return ["tangents", "hvp"]
+    return ["hvp"]
+
+
+def make_mode_checks(mode: str, dtype: str, layers: list[int], status: str) -> list[dict]:
+    """One mode's checks (J̇ and each Ȧ[l] for tangents, each H V block for hvp), each using 0.1
+    of its tolerance; a failing mode's HV W1 uses ``FAILING_SHARE`` of it."""
+    eps, depth = EPS[dtype], len(layers) - 1
+    checks = []
+    if "tangents" in computes(mode):
+        checks += [make_check("Jdot", "tangents", dtype, 6.4 * eps)]
+        checks += [make_check(f"Adot{l}", "tangents", dtype, 6.4 * eps) for l in range(1, depth + 1)]
+    if "hvp" in computes(mode):
+        for l in range(1, depth + 1):
+            for block in (f"HV W{l}", f"HV b{l}"):
+                failing = status == "fail" and block == "HV W1"
+                checks.append(make_check(block, "hvp", dtype, FAILING_SHARE * 64 * eps if failing else 6.4 * eps,
+                                         "fail" if failing else "pass", FAILURE_MESSAGE if failing else None))
+    for check in checks:
+        check["mode"] = mode
+    return checks
+
+
+def with_second_order(document: dict, statuses: dict[tuple[str, str, str], str] | None = None) -> dict:
+    """``document`` as ``gradparity run --order 2`` writes it: the reference's direction and J̇
+    on every run, and on every backend that answered, each of its ``MODES`` passing unless
+    ``statuses`` gives (backend, mode, dtype) another status (``fail``: its HV W1; ``skipped``:
+    ``MODE_SKIP``); a backend that passed and has a failing mode fails; its worst check is taken
+    over both orders."""
+    statuses = statuses or {}
+    document["options"]["order"] = 2
+    for result in document["results"]:
+        dtype, layers = result["dtype"], result["layers"]
+        result["reference"]["second_order"] = {
+            "direction": {"source": "seeded", "seed": 0, "fingerprint": f"{result['case']}-{dtype}"[:16],
+                          "max_abs": 2.3250307746388343, "arrays": None},
+            "cost_tangent": COST_TANGENT, "hvp_norms": {f"{p}{l}": 0.5 for l in range(1, len(layers)) for p in "Wb"},
+            "hvp": None}
+        for name, backend in result["backends"].items():
+            if backend["status"] in ("error", "skipped"):
+                continue
+            backend["modes"] = {}
+            for mode in MODES.get(name, ()):  # an injected backend has none
+                status = statuses.get((name, mode, dtype), "pass")
+                if status == "skipped":
+                    backend["modes"][mode] = {"computes": computes(mode), "status": "skipped", "reason": MODE_SKIP,
+                                              "worst": None}
+                    continue
+                checks = make_mode_checks(mode, dtype, layers, status)
+                worst = max(checks, key=lambda c: c["rel_error"])
+                backend["checks"] += checks
+                backend["modes"][mode] = {"computes": computes(mode), "status": status,
+                                          "reason": FAILURE_MESSAGE if status == "fail" else "",
+                                          "worst": {key: worst[key] for key in ("quantity", "rel_error", "ulps")}}
+                if status == "fail" and backend["status"] in ("pass", "known_deviation", "stale"):
+                    backend["status"], backend["reason"] = "fail", FAILURE_MESSAGE
+            worst = max(backend["checks"], key=lambda c: c["rel_error"])  # over both orders, as the engine's
+            backend["worst"] = {key: worst[key] for key in ("quantity", "rel_error", "ulps")}
+    tally = [backend["status"] for result in document["results"] for backend in result["backends"].values()]
+    document["summary"] = {key: tally.count(status) for status, key in
+                           {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
+                            "skipped": "skipped", "error": "errors"}.items()}
+    return document
+
+
+def second_order_document() -> dict:
+    """seed-2layer in both dtypes on numpy, finite-diff, jax and torch, every first-order check
+    passing; jax's fwd-over-rev fails (HV W1 at ``FAILING_SHARE`` of its tolerance) in float64,
+    torch's double-backward is skipped in both dtypes."""
+    statuses = {("jax", "fwd-over-rev", "float64"): "fail"}
+    statuses |= {("torch", "double-backward", dtype): "skipped" for dtype in EPS}
+    return with_second_order(make_document(("seed-2layer",), dict.fromkeys(("numpy", "finite-diff", "jax", "torch"),
+                                                                           "pass")), statuses)
+
+
+SECOND_COLUMNS = [("numpy", "r-operator"), ("finite-diff", "central-differences"), *(("jax", mode) for mode in MODES["jax"]),
+                  *(("torch", mode) for mode in MODES["torch"])]
+
+
+@pytest.fixture(scope="module")
+def second_order_summary() -> list[str]:
+    """``second_order_document`` as ``gradparity run`` prints it, line by line."""
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        print_summary(read_document(second_order_document()))
+    return out.getvalue().splitlines()
+
+
+def test_the_second_order_matrix_has_a_column_per_backend_and_mode(second_order_summary):
+    """Under the first matrix, its title, then one table: case and dtype, then each backend's
+    name over its first mode and every mode broken at its hyphens, in the run's order."""
+    from gradparity.reports.digest import backend_order, mode_columns
+    from gradparity.reports.terminal import SECOND_TITLE, mode_matrices
+
+    document = read_document(second_order_document())
+    assert mode_columns(document, backend_order(document)) == SECOND_COLUMNS
+    tables = mode_matrices(document, SECOND_COLUMNS)
+    assert len(tables) == 1
+    heads = [[line for line in column.header.split("\n") if line] for column in tables[0].columns]
+    assert heads[:2] == [["case"], ["dtype"]]
+    assert heads[2:] == [["numpy", "r-", "operator"], ["finite-", "diff", "central-", "differences"],
+                         ["jax", "jvp"], ["fwd-", "over-", "rev"], ["rev-", "over-", "rev"],
+                         ["torch", "func.jvp"], ["forward-", "ad"], ["fwd-", "over-", "rev"], ["double-", "backward"]]
+    lines = second_order_summary
+    assert max(cell_len(line) for line in lines) <= WIDTH
+    assert tally("\n".join(lines)) == {"pass": 7, "known deviation": 0, "stale": 0, "fail": 1, "error": 0, "skipped": 0}
+    counted = next(i for i, line in enumerate(lines) if line.startswith("7 pass · "))
+    assert lines.index(SECOND_TITLE) > counted
+
+
+def test_a_failing_mode_has_its_own_cell_and_its_first_order_cell_points_at_it(second_order_summary):
+    """jax on float64: its first-order checks pass (0.047 of their tolerance) but fwd-over-rev
+    fails, so its first-matrix cell is ✗ at that mode's 40× and reads ``2nd order``; in the second
+    matrix only the fwd-over-rev cell fails; torch's skipped double-backward is – with its reason
+    below the matrix; the first matrix reads the first-order checks alone (dW2, not Jdot)."""
+    from gradparity.reports.terminal import SECOND_TITLE
+
+    lines = second_order_summary
+    first = lines.index(next(line for line in lines if line.startswith("seed-2layer")))
+    assert lines[first].split() == ["seed-2layer", "float64", "✓", "0.047×", "✓", "0.047×", "✗", "40×", "✓", "0.047×"]
+    assert lines[first + 1].split() == ["dW2", "dW2", "2nd", "order", "dW2"]
+    assert lines[first + 2].split() == ["float32", *["✓", "0.047×"] * 4]
+    second = lines.index(next(line for line in lines[lines.index(SECOND_TITLE):] if line.startswith("seed-2layer")))
+    assert lines[second].split() == ["seed-2layer", "float64", *["✓", "0.1×"] * 3, "✗", "40×", *["✓", "0.1×"] * 4, "–"]
+    assert lines[second + 1].split() == ["Jdot", "Jdot", "Jdot", "HV", "W1", "HV", "W1", "Jdot", "Jdot", "HV", "W1"]
+    assert lines[second + 2].split() == ["float32", *["✓", "0.1×"] * 8, "–"]
+    skipped = next(i for i, line in enumerate(lines) if line.startswith("– torch double-backward skipped on "))
+    said = [lines[skipped], *takewhile(lambda line: line.startswith("  "), lines[skipped + 1:])]
+    assert " ".join(" ".join(said).split()) == f"– torch double-backward skipped on seed-2layer × float64, float32: {MODE_SKIP}"
+    assert sum("skipped on" in line for line in lines) == 1
+
+
+def test_every_mode_of_every_backend_fits_100_columns_in_whole_backends():
+    """Two cases (one with the catalogue's longest name) on the registry's eight backends with all their 22 modes: the
+    second matrix is cut into tables within ``WIDTH``, each column in exactly one table, no
+    backend's modes split (each backend's fit in one table), its name over its first mode only."""
+    from gradparity.reports.digest import backend_order, mode_columns
+    from gradparity.reports.terminal import mode_matrices
+
+    longest = max(CATALOGUE, key=len)
+    data = with_second_order(make_document(("seed-2layer", longest), dict.fromkeys(REGISTRY, "pass")),
+                             {("torch", "fwd-over-rev", "float32"): "fail"})
+    assert validate_document(data) == []
+    document = read_document(data)
+    columns = mode_columns(document, backend_order(document))
+    assert len(columns) == sum(map(len, MODES.values())) == 22
+    tables = mode_matrices(document, columns)
+    assert 1 < len(tables) <= 4
+    sizes = [len(table.columns) - 2 for table in tables]
+    assert sum(sizes) == 22
+    for table, start in zip(tables, [sum(sizes[:i]) for i in range(len(sizes))]):
+        taken = columns[start:start + len(table.columns) - 2]
+        assert start == 0 or columns[start - 1][0] != taken[0][0], "a backend's modes split across two tables"
+        for column, (name, mode) in zip(table.columns[2:], taken):
+            lines = [line for line in column.header.split("\n") if line]
+            named = name != columns[columns.index((name, mode)) - 1][0] or (name, mode) == columns[0]
+            assert lines == [*name.replace("-", "-\n").split("\n")] * named + mode.replace("-", "-\n").split("\n")
+    console = Console(width=WIDTH, record=True, file=io.StringIO())
+    for table in tables:
+        console.print(table)
+    text = console.export_text()
+    assert max(cell_len(line) for line in text.splitlines()) <= WIDTH
+    assert len(text.splitlines()) == len(tables) * (5 + 1 + 2 * 4)  # heading, rule, two lines a run
+
+
+@pytest.fixture(scope="module")
+def second_order_report() -> tuple[str, str]:
+    """``second_order_document`` rendered: (html, markdown)."""
+    rendered = reports.render.render(read_document(second_order_document()))
+    return rendered.html, rendered.markdown
+
+
+def test_the_report_has_a_second_order_section(second_order_report):
+    """After the summary: what the modes are and what they are compared with (Pearlmutter's
+    R-operator, the tolerance's depths), the matrix with a column per backend and mode, the
+    skipped mode and why, and per run the direction and the reference's J̇."""
+    html, markdown = second_order_report
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Summary", "## Second order", "## Failures and errors"]
+    section = markdown[markdown.index("## Second order"):markdown.index("## Failures and errors")]
+    said = " ".join(paragraphs(section))
+    for part in ("R-operator", "Pearlmutter 1994", "4 eps · depth · √n", "2l", "4L", "J̇", "H V"):
+        assert part in said, part
+    header = rows_of(section, "Case")[0]
+    assert header == ["Case", "dtype", *(f"{name} {mode}" for name, mode in SECOND_COLUMNS)]
+    float64 = rows_of(section, "seed-2layer")[0]
+    assert float64[2:] == [*["✓ 0.1× Jdot"] * 3, "**✗ 40× HV W1**", "✓ 0.1× HV W1", "✓ 0.1× Jdot", "✓ 0.1× Jdot",
+                           "✓ 0.1× HV W1", "**–**"]
+    float32 = next(row for row in table_rows(section) if row[1] == "float32" and len(row) == len(header))
+    assert float32[2:] == [*(f"✓ 0.1× {'Jdot' if 'tangents' in computes(mode) else 'HV W1'}"
+                             for _, mode in SECOND_COLUMNS[:-1]), "**–**"]
+    skipped = [item for item in section.splitlines() if item.startswith("- torch double-backward skipped on ")]
+    assert len(skipped) == 1 and skipped[0].endswith(MODE_SKIP)
+    directions = [row for row in table_rows(section) if len(row) == 7 and row[0] == "seed-2layer"]
+    assert [row[1] for row in directions] == ["float64", "float32"]
+    for row in directions:
+        assert row[2] == "seeded (seed 0)" and row[3] == f"seed-2layer-{row[1]}"[:16]
+        assert float(row[4]) == pytest.approx(2.3250307746388343) and float(row[5]) == pytest.approx(COST_TANGENT)
+        assert float(row[6]) == pytest.approx(math.sqrt(4 * 0.5 ** 2), rel=0.01)  # four blocks of norm 0.5
+    assert '<h2 id="second-order">Second order</h2>' in html
+    assert "<th>jax<br><small>fwd-over-rev</small></th>" in html
+    failing = re.findall(r'<td class="st-fail"><a href="#([\w-]+)">✗ 40×</a><small>([^<]*)</small></td>', html)
+    assert failing == [("fail-jax", "2nd order"), ("fail-jax", "HV W1")]  # the summary's cell, then the mode's
+    assert f'id="{failing[0][0]}">jax — fail on seed-2layer × float64</h3>' in html
+
+
+def test_a_failing_mode_is_named_in_its_finding(second_order_report):
+    """The finding of jax's failing fwd-over-rev names the mode, its worst quantity with the
+    mode and every quantity behind it with its mode; the summary's cell points at the second order."""
+    _, markdown = second_order_report
+    finding = markdown[markdown.index("### jax — fail"):markdown.index("## Known deviations")]
+    assert "Second-order mode fwd-over-rev fails: HV W1." in paragraphs(finding)
+    worst = next(block for block in paragraphs(finding) if block.startswith("Worst "))
+    assert worst.startswith("Worst HV W1 (fwd-over-rev): 5.7e-13 relative")  # 40 x 64 eps(float64)
+    behind = [row for row in table_rows(finding) if row[0] == "seed-2layer/float64"]
+    assert [row[1] for row in behind] == ["HV W1 (fwd-over-rev)"]
+    assert rows_of(markdown, "seed-2layer")[0][4] == "**✗ 40× 2nd order**"
+    summary = markdown[markdown.index("## Summary"):markdown.index("## Second order")]
+    assert "2nd order:" in " ".join(paragraphs(summary))
+    case = markdown[markdown.index("#### seed-2layer/float64"):]
+    jax = next(row for row in rows_of(case, "jax") if row[1] == "✗ fail")
+    assert jax[3] == "HV W1 (fwd-over-rev)"  # its worst check, with the mode
+    quantities = [row[1] for row in table_rows(case[:case.index("#### seed-2layer/float32")]) if len(row) == 8]
+    assert "HV W1 (fwd-over-rev)" in quantities and "Jdot (r-operator)" in quantities and "dW1" in quantities
+
+
+def test_explain_names_each_mode_and_what_fails_in_it():
+    """``gradparity explain``: one line per second-order mode, its status, and for the failing one
+    the quantity, its relative error and the share of its tolerance used."""
+    from gradparity.reports.terminal import explanation
+
+    document = read_document(second_order_document())
+    lines = explanation("jax", document.results[0]).splitlines()
+    modes = [line for line in lines if line.startswith("  second-order mode ")]
+    assert [line.split(":")[0].split()[2] for line in modes] == list(MODES["jax"])
+    assert [line.split(": ")[1] for line in modes] == ["pass", "fail", "pass"]
+    assert re.findall(r"HV W1 ([\d.e+-]+) relative, ([\d.]+)× its tolerance", modes[1]) == [("5.7e-13", "40")]
+    torch = explanation("torch", document.results[0]).splitlines()
+    skipped = next(line for line in torch if "double-backward" in line)
+    assert skipped.split(": ")[1] == "skipped" and MODE_SKIP.startswith(skipped.split(": ")[2])
+
+
+def test_a_first_order_document_has_no_second_order():
+    """No section, no second matrix, no pointer, no mode line in any of the outputs."""
+    from gradparity.reports.terminal import SECOND_TITLE, explanation
+
+    document = read_document(make_document(("seed-2layer",), {"numpy": "pass", "torch": "fail"}))
+    rendered = reports.render.render(document)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        print_summary(document)
+    explained = "".join(explanation(name, result) for result in document.results for name in result.backends)
+    for text in (rendered.markdown, rendered.html, out.getvalue(), explained):
+        for part in ("Second order", "second-order", SECOND_TITLE, "2nd order", "HV W", "Jdot"):
+            assert part not in text, part
+
+
+def test_a_mode_that_fails_on_top_of_a_known_deviation_points_at_the_second_order():
+    """A first-order known deviation with a failing mode is a fail that only the mode brings: its
+    cell reads the mode's share and ``2nd order``; with a first-order failure too, the first
+    order's own figure and quantity."""
+    from gradparity.reports.digest import SECOND_ORDER
+
+    def backend(*checks: dict) -> BackendResult:
+        return replace(BackendResult.unanswered("fail", ""), checks=[Check.from_dict(check) for check in checks])
+
+    deviating = make_check("dW2", "gradients", "float64", 3.1e-7, "known_deviation")
+    hvp = make_check("HV W1", "hvp", "float64", 40 * 64 * EPS["float64"], "fail") | {"mode": "fwd-over-rev"}
+    assert margin(backend(deviating, hvp)) == ("40×", SECOND_ORDER)
+    failing = make_check("dW1", "gradients", "float64", 4.1e-2, "fail")
+    assert margin(backend(deviating, failing, hvp)) == ("3e12×", "dW1")
+    assert margin(replace(backend(deviating, hvp), status="known_deviation")) == ("2e7×", "dW2")

@@ -10,9 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, SPEED, Finding, backend_order,
-                                       controls, counts, findings, form_note, gist, margin, op_measure,
-                                       other_form, run_key, speed_text, status_label, time_line)
+from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, POINTER, SECOND_ORDER, SPEED,
+                                       Finding, backend_order, controls, counts, findings, form_note, from_modes,
+                                       gist, hits, margin, mode_columns, mode_margin, mode_reasons, op_measure,
+                                       other_form, quantity_label, run_key, speed_text, status_label, time_line,
+                                       worst_label)
 from gradparity.reports.formatting import cosine, index, multiple, number, optional, plural, sci, seconds, ulps
 from gradparity.core.results import (STATUSES, BackendResult, BenchDocument, CaseResult, Document, TrainingRecord,
                                      Worst)
@@ -68,7 +70,7 @@ class Table:
     ``l``. A ``matrix`` is the summary: narrow columns of status symbols, every non-passing
     cell marked out."""
 
-    header: tuple[str, ...]
+    header: tuple[str | Cell, ...]  # a Cell's detail is a second line under its text (a mode under its backend)
     rows: tuple[tuple[Cell, ...], ...]
     align: str = ""
     matrix: bool = False
@@ -105,9 +107,10 @@ Block = Heading | Paragraph | Bullets | Legend | Table | Preformatted | Details 
 
 
 def build(document: Document, bench: BenchDocument | None = None) -> list[Block]:
-    """Every block of the report, in reading order: title and verdict, summary matrix, failures
-    and errors, known deviations (and stale entries), how to read it, one folded section per
-    case, run time, performance (when ``bench`` is given) and the environment."""
+    """Every block of the report, in reading order: title and verdict, summary matrix, the
+    second-order matrix (a second-order run), failures and errors, known deviations (and stale
+    entries), how to read it, one folded section per case, run time, performance (when
+    ``bench`` is given) and the environment."""
     anchors = _Anchors()
     backends = backend_order(document)
     text, status = verdict(document, backends)
@@ -124,6 +127,9 @@ def build(document: Document, bench: BenchDocument | None = None) -> list[Block]
                   f" · {plural(len(backends), 'backend')} · schema {document.schema}{strict}"),
     ]
     blocks += _summary(document, backends, anchors, found, cases)
+    columns = mode_columns(document, backends)
+    if columns:
+        blocks += _second_order(document, columns, anchors, found, cases)
     blocks += _findings(document, found, ("fail", "error"), "Failures and errors", anchors)
     blocks += _findings(document, found, ("known_deviation", "stale"), "Known deviations", anchors)
     blocks += _how_to_read(anchors)
@@ -214,10 +220,7 @@ def _summary(document: Document, backends: list[str], anchors: _Anchors, found: 
              cases: dict[str, str]) -> list[Block]:
     """The counts, the legend and the matrix: one row per case and dtype, one narrow column per
     backend; a non-passing cell links to its finding, a case to its section."""
-    links: dict[tuple[str, str], str] = {}  # (backend, run) -> the anchor of its first finding
-    for finding, anchor in found:
-        for result in finding.runs:
-            links.setdefault((finding.backend, run_key(result)), anchor)
+    links = _finding_links(found)
     rows, previous = [], None
     for r in document.results:
         case = Cell(r.case, link=cases[r.case]) if r.case != previous else Cell("")
@@ -225,10 +228,114 @@ def _summary(document: Document, backends: list[str], anchors: _Anchors, found: 
         rows.append((case, Cell(r.dtype), *cells))
         previous = r.case
     header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
+    said = (f"Each cell: the status, {MARGIN}. Each case's section gives every quantity's relative "
+            "error max |a − b| / max |b| (eps is 2.2e-16 in float64, 1.2e-7 in float32).")
+    if any(from_modes(backend) for r in document.results for backend in r.backends.values()):
+        said += f" {SECOND_ORDER}: {POINTER} (Second order, below)."
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
-            Paragraph(f"Each cell: the status, {MARGIN}. Each case's section gives every quantity's relative "
-                      "error max |a − b| / max |b| (eps is 2.2e-16 in float64, 1.2e-7 in float32)."),
-            Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
+            Paragraph(said), Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
+
+
+def _finding_links(found: list[tuple[Finding, str]]) -> dict[tuple[str, str], str]:
+    """(backend, run) -> the anchor of its first finding."""
+    links: dict[tuple[str, str], str] = {}
+    for finding, anchor in found:
+        for result in finding.runs:
+            links.setdefault((finding.backend, run_key(result)), anchor)
+    return links
+
+
+MODE_COLUMNS = 12  # the most second-order columns in one table: within the page's 1180 px
+SECOND_ORDER_TEXT = (
+    "Each second-order mode computes, along a direction V of the parameters, either the tangents — J̇ = <∇J, V> "
+    "(Jdot) and Ȧ[l] (Adot<l>), by forward mode (jvp, func.jvp, forward-ad, forward-accumulator) — or the "
+    "Hessian-vector product H V, block by block (HV W<l>, HV b<l>), by forward-over-reverse, reverse-over-reverse "
+    "or double backward. Each is compared with the hand-derived R-operator of the NumPy reference (Pearlmutter "
+    "1994, \"Fast exact multiplication by the Hessian\") under rtol = 4 eps · depth · √n (n the longest "
+    "reduction), the depth 2l for Ȧ[l] (2L for J̇) and 4L for H V. numpy's r-operator is the control, that "
+    "derivation run through a worker; finite-diff's central-differences along V is the ground truth, under its "
+    "own tolerance.")
+
+
+def _second_order(document: Document, columns: list[tuple[str, str]], anchors: _Anchors,
+                  found: list[tuple[Finding, str]], cases: dict[str, str]) -> list[Block]:
+    """What the modes are and what they are compared with; the matrix (``_mode_matrix``, in
+    as many tables as ``_parts`` cuts it into); the skipped modes and what the others note; the
+    direction and the reference's J̇ per run."""
+    links = _finding_links(found)
+    notes = [f"{name} {mode} skipped on {hits(runs, document)}: {reason}"
+             for (name, mode, reason), runs in mode_reasons(document, columns, ("skipped",)).items()]
+    notes += [f"{name} {mode} on {hits(runs, document)}: {reason}"
+              for (name, mode, reason), runs in mode_reasons(document, columns, ("pass", "known_deviation")).items()]
+    blocks: list[Block] = [
+        Heading(2, "Second order", anchors.new("second-order")),
+        Paragraph(SECOND_ORDER_TEXT),
+        Paragraph("Each cell: the mode's status, how much of its tolerance its quantity closest to failing used, "
+                  "max |a − b| / allowed, then that quantity."),
+        *(_mode_matrix(document, part, links, cases) for part in _parts(columns))]
+    if notes:
+        blocks.append(Bullets(tuple(notes)))
+    return blocks + [Paragraph("The direction V of each run and the reference's numbers along it:"), _directions(document)]
+
+
+def _parts(columns: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The (backend, mode) columns cut into tables of at most ``MODE_COLUMNS`` columns, whole
+    backends to a table (a backend with more modes than that alone on its own)."""
+    parts: list[list[tuple[str, str]]] = [[]]
+    for name in dict.fromkeys(name for name, _ in columns):
+        group = [column for column in columns if column[0] == name]
+        if parts[-1] and len(parts[-1]) + len(group) > MODE_COLUMNS:
+            parts.append([])
+        parts[-1] += group
+    return parts
+
+
+def _mode_matrix(document: Document, columns: list[tuple[str, str]], links: dict[tuple[str, str], str],
+                 cases: dict[str, str]) -> Table:
+    """One row per case and dtype, one narrow column per backend and mode (the mode under the
+    backend's name); a mode that does not pass links to its finding, a case to its section."""
+    rows, previous = [], None
+    for r in document.results:
+        case = Cell(r.case, link=cases[r.case]) if r.case != previous else Cell("")
+        cells = (_mode_cell(r.backends.get(name), mode, links.get((name, run_key(r)), "")) for name, mode in columns)
+        rows.append((case, Cell(r.dtype), *cells))
+        previous = r.case
+    return Table(("Case", "dtype", *(Cell(name, detail=mode) for name, mode in columns)), tuple(rows), matrix=True)
+
+
+def _mode_cell(backend: BackendResult | None, mode: str, link: str) -> Cell:
+    """A mode's status marker and the share of its tolerance its closest quantity used; below,
+    that quantity; the backend's own marker where it errored or was skipped on this run."""
+    if backend is None:
+        return Cell("not run")
+    record = backend.modes.get(mode)
+    if record is None:
+        if backend.status in ("error", "skipped"):
+            return Cell(MARKER[backend.status], backend.status, link=link)
+        return Cell("")
+    share, quantity = mode_margin(backend, mode)
+    if record.status == "pass":
+        link = ""
+    return Cell(f"{MARKER[record.status]} {share}".rstrip(), record.status, quantity, link)
+
+
+def _directions(document: Document) -> Table:
+    """Per run: where V comes from, its fingerprint and largest entry, the reference's J̇ and
+    the norm of its H V over every block."""
+    rows = []
+    for r in document.results:
+        record = r.reference.second_order
+        if record is None:
+            continue
+        direction = record.direction
+        source = direction.source
+        if direction.seed is not None:
+            source += f" (seed {direction.seed})"
+        norm = math.sqrt(sum(value ** 2 for value in record.hvp_norms.values()))
+        rows.append((Cell(r.case), Cell(r.dtype), Cell(source), Cell(direction.fingerprint),
+                     Cell(number(direction.max_abs)), Cell(number(record.cost_tangent)), Cell(sci(norm, 2))))
+    return Table(("Case", "dtype", "Direction V", "Fingerprint", "max |V|", "Reference J̇ = <∇J, V>",
+                  "Reference ‖H V‖"), tuple(rows), align="llllrrr")
 
 
 def _status_cell(backend: BackendResult | None, link: str) -> Cell:
@@ -258,6 +365,7 @@ def _finding(document: Document, finding: Finding, anchor: str) -> list[Block]:
     title = f"{finding.backend} — {LABEL[finding.status]} on {finding.hits(document)}"
     blocks: list[Block] = [Heading(3, title, anchor)]
     blocks += [Paragraph(cause, finding.status) for cause in finding.causes]
+    blocks += [Paragraph(line + ".") for line in finding.modes()]
     blocks += [Paragraph(note) for note in finding.notes()]
     if finding.worst_text():
         blocks.append(Paragraph(finding.worst_text() + "."))
@@ -284,7 +392,7 @@ def _finding(document: Document, finding: Finding, anchor: str) -> list[Block]:
 
 def _checks(finding: Finding) -> Table:
     """One row per (run, quantity) of a finding, with its measures and tolerance."""
-    rows = tuple((Cell(run_key(result)), Cell(c.quantity), Cell(sci(c.rel_error)), Cell(ulps(c.ulps)),
+    rows = tuple((Cell(run_key(result)), Cell(quantity_label(c)), Cell(sci(c.rel_error)), Cell(ulps(c.ulps)),
                   Cell(f"{c.mismatched} / {c.total}"), Cell(sci(c.rtol)), Cell(sci(c.atol)),
                   Cell(index(c.worst_index)), Cell(status_label(c.verdict), c.verdict))
                  for result, c in finding.checks)
@@ -441,11 +549,11 @@ def _overview(result: CaseResult, ran: list[tuple[str, BackendResult]]) -> Table
     rows = [(Cell("reference (NumPy)"), Cell(""), Cell(number(result.reference.cost)),
              Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell("—"), Cell(result.dtype), Cell(""))]
     for name, b in ran:
-        worst = b.worst or Worst("—", math.nan, math.nan)
+        worst = b.worst or Worst("—", math.nan, math.nan)  # its quantity: worst_label
         layer, step, form = b.first_divergent_layer, b.first_divergent_step, other_form(result, b)
         note = "; ".join(filter(None, (form and form_note(name, form), gist(b.reason, 100))))
         rows.append((Cell(name), Cell(status_label(b.status), b.status), Cell(number(b.cost)),
-                     Cell(worst.quantity), Cell(sci(worst.rel_error)), Cell(ulps(worst.ulps)),
+                     Cell(worst_label(b)), Cell(sci(worst.rel_error)), Cell(ulps(worst.ulps)),
                      Cell(optional(layer)), Cell(optional(step)),
                      Cell(b.dtype_used or "—"), Cell(note)))
     return Table(("Backend", "Status", "Cost", "Worst", "Rel error", "ulps", "First divergent layer",
@@ -456,7 +564,7 @@ def _quantities(checked: list[tuple[str, BackendResult]]) -> Table:
     rows = []
     for name, backend in checked:
         for i, c in enumerate(backend.checks):
-            rows.append((Cell(name if i == 0 else ""), Cell(c.quantity), Cell(sci(c.max_abs_error, 2)),
+            rows.append((Cell(name if i == 0 else ""), Cell(quantity_label(c)), Cell(sci(c.max_abs_error, 2)),
                          Cell(sci(c.rel_error)), Cell(ulps(c.ulps)), Cell(cosine(c.cosine)),
                          Cell(f"{c.mismatched} / {c.total}"),
                          Cell(status_label(c.verdict), c.verdict)))

@@ -18,6 +18,9 @@ FINDINGS = ("fail", "error", "known_deviation", "stale")  # the statuses finding
 MARGIN = ("how much of its tolerance the quantity closest to failing used, max |a − b| / allowed (0.3× = 30 %; "
           "past 1× a quantity fails unless a registered deviation covers it; 0: bit for bit), then that "
           "quantity (traj = after the short training run)")
+SECOND_ORDER = "2nd order"  # a first-order cell whose status comes from a second-order mode
+POINTER = "the status comes from a second-order mode, the figure is that mode's share of its tolerance"
+VERDICT_RANK = {"pass": 0, "known_deviation": 1, "fail": 2}  # how far from a plain pass a verdict is
 CONTROL = ("a control checks the harness, not the maths: the reference itself, run through a "
            "worker process like every backend, must come back bit for bit")
 FORMS = {"adam": "Algorithm 1 of Kingma & Ba", "adam-hat": "the efficient form"}  # the two Adam forms
@@ -63,14 +66,30 @@ def controls(document: Document) -> list[str]:
     return document.options.controls()
 
 
-def closest_check(backend: BackendResult) -> Check | None:
+def closest(checks: list[Check]) -> Check | None:
     """The check that used the largest share of its tolerance (``excess``; a failed check
     without a measurement, NaN or a wrong shape, counts as infinitely far past it); None
-    where nothing was compared, or the backend errored or was skipped."""
-    if backend.status in ("error", "skipped"):
-        return None
-    measured = [check for check in backend.checks if check.kind != "dtype" and check.total]
+    where none measured anything."""
+    measured = [check for check in checks if check.kind != "dtype" and check.total]
     return max(measured, key=_share, default=None)
+
+
+def first_order(backend: BackendResult) -> list[Check]:
+    """A result's first-order checks (cost, gradients, activations, trajectory, dtype)."""
+    return [check for check in backend.checks if check.mode is None]
+
+
+def mode_checks(backend: BackendResult, mode: str) -> list[Check]:
+    """The checks of one second-order mode of a result."""
+    return [check for check in backend.checks if check.mode == mode]
+
+
+def quantity_label(check: Check) -> str:
+    """A check's quantity, with the second-order mode that computed it: ``dW1``, ``HV W1
+    (fwd-over-rev)``."""
+    if check.mode is None:
+        return check.quantity
+    return f"{check.quantity} ({check.mode})"
 
 
 def _share(check: Check) -> float:
@@ -81,18 +100,86 @@ def _share(check: Check) -> float:
     return check.excess
 
 
+def worst_label(backend: BackendResult) -> str:
+    """The quantity of a result's worst check (``BackendResult.worst``) with its second-order
+    mode where it has one (``quantity_label``); an em dash for none."""
+    worst = backend.worst
+    if worst is None:
+        return "—"
+    check = next((check for check in backend.checks
+                  if check.quantity == worst.quantity and check.rel_error == worst.rel_error), None)
+    if check is None:
+        return worst.quantity
+    return quantity_label(check)
+
+
 def margin(backend: BackendResult) -> tuple[str, str]:
-    """The share of its tolerance that a result's closest check used (``<0.01×``, ``0.07×``,
-    ``3e6×``; ``0`` when every quantity is bit for bit) and that check's quantity, short
-    (``traj b1`` for ``trajectory b1``; empty when bit for bit); two empty strings where
-    nothing was compared."""
-    check = closest_check(backend)
+    """The share of its tolerance that a result's closest first-order check used (``<0.01×``,
+    ``0.07×``, ``3e6×``; ``0`` when every quantity is bit for bit) and that check's quantity,
+    short (``traj b1`` for ``trajectory b1``; empty when bit for bit); two empty strings where
+    nothing was compared. A result whose status comes from its second-order modes alone (its
+    first-order checks would pass, or only deviate) gives the closest share among the mode
+    checks that bring that status, and ``SECOND_ORDER``: the cell must not read as a
+    first-order quantity."""
+    if backend.status in ("error", "skipped"):
+        return "", ""
+    if from_modes(backend):
+        bringing = [check for check in backend.checks if check.mode is not None and check.verdict == backend.status]
+        share, _ = share_of(closest(bringing))
+        return share, SECOND_ORDER
+    return share_of(closest(first_order(backend)))
+
+
+def from_modes(backend: BackendResult) -> bool:
+    """Whether a result's status is worse than its first-order checks alone make it: a fail or
+    a known deviation that only a second-order mode's checks bring."""
+    if backend.status not in VERDICT_RANK:
+        return False
+    first = max((VERDICT_RANK[check.verdict] for check in first_order(backend)), default=0)
+    return first < VERDICT_RANK[backend.status]
+
+
+def mode_margin(backend: BackendResult, mode: str) -> tuple[str, str]:
+    """``margin`` of one second-order mode: the share of its tolerance its closest check used
+    and that check's quantity."""
+    return share_of(closest(mode_checks(backend, mode)))
+
+
+def share_of(check: Check | None) -> tuple[str, str]:
+    """The share of its tolerance ``check`` used and its quantity, short; ``0`` and no quantity
+    when bit for bit; two empty strings for no check."""
     if check is None:
         return "", ""
     share = _share(check)
     if share == 0:
         return "0", ""
     return f"{tolerance_share(share)}×", check.quantity.replace("trajectory ", "traj ")
+
+
+def mode_columns(document: Document, backends: list[str]) -> list[tuple[str, str]]:
+    """The (backend, mode) pairs of a second-order document, in backend order, each backend's
+    modes in the order its results give them; empty for a first-order document."""
+    columns: dict[tuple[str, str], None] = {}
+    for name in backends:
+        for result in document.results:
+            backend = result.backends.get(name)
+            for mode in backend.modes if backend else {}:
+                columns[name, mode] = None
+    return list(columns)
+
+
+def mode_reasons(document: Document, columns: list[tuple[str, str]],
+                 statuses: tuple[str, ...]) -> dict[tuple[str, str, str], list[CaseResult]]:
+    """The modes of ``statuses`` that give a reason (a skipped mode's, the ground truth's
+    left-out examples), grouped by backend, mode and reason, in column order: each group's runs."""
+    grouped: dict[tuple[str, str, str], list[CaseResult]] = {}
+    for name, mode in columns:
+        for result in document.results:
+            backend = result.backends.get(name)
+            record = backend.modes.get(mode) if backend else None
+            if record and record.reason and record.status in statuses:
+                grouped.setdefault((name, mode, record.reason), []).append(result)
+    return grouped
 
 
 def time_line(run: RunRecord) -> str | None:
@@ -166,7 +253,7 @@ class Finding:
         if worst is None:
             return ""
         result, check = worst
-        text = f"Worst {check.quantity}: {relative(check.rel_error)}"
+        text = f"Worst {quantity_label(check)}: {relative(check.rel_error)}"
         if math.isfinite(check.ulps):
             text += f" ({check.ulps:.2g} ulp)"
         text += f" on {run_key(result)}"
@@ -180,6 +267,19 @@ class Finding:
         elif len(per_run) > 1:
             text += f"; {high} on each of the {len(per_run)} runs"
         return text
+
+    def modes(self) -> list[str]:
+        """``Second-order mode fwd-over-rev fails: HV W1, HV b1`` (``deviates`` in a known
+        deviation): one line per second-order mode among its checks, naming its quantities,
+        each once."""
+        quantities: dict[str, dict[str, None]] = {}
+        for _, check in self.checks:
+            if check.mode is not None:
+                quantities.setdefault(check.mode, {})[check.quantity] = None
+        verb = "fails"
+        if self.status == "known_deviation":
+            verb = "deviates"
+        return [f"Second-order mode {mode} {verb}: {', '.join(names)}" for mode, names in quantities.items()]
 
     def first_steps(self) -> str:
         """``First divergent step: 3 of 40``, or ``... 3 to 12 over 2 of the 4 runs``: the first

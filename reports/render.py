@@ -211,9 +211,11 @@ def _html_table(table: Table) -> str:
         attribute = f' class="{" ".join(classes)}"' if classes else ""
         text = f'<a href="#{c.link}">{_esc(c.text)}</a>' if c.link else _esc(c.text)
         detail = f"<small>{_esc(c.detail)}</small>" if c.detail else ""
+        if detail and tag == "th":  # the stylesheet makes a cell's detail a line of its own, a heading's it breaks
+            detail = "<br>" + detail
         return f"<{tag}{attribute}>{text}{detail}</{tag}>"
 
-    head = "".join(cell("th", Cell(h), i) for i, h in enumerate(table.header))
+    head = "".join(cell("th", _header_cell(h), i) for i, h in enumerate(table.header))
     rows = "".join("<tr>" + "".join(cell("td", c, i) for i, c in enumerate(row)) + "</tr>\n"
                    for row in table.rows)
     kind = ' class="matrix"' if table.matrix else ""
@@ -262,9 +264,16 @@ def _markdown_table(table: Table) -> str:
         return _md(" ".join(joined.split())).replace("|", "\\|") or " "
 
     rule = ["---:" if table.align[i:i + 1] == "r" else "---" for i in range(len(table.header))]
-    lines = [row([text(Cell(h)) for h in table.header]), row(rule)]
+    lines = [row([text(_header_cell(h)) for h in table.header]), row(rule)]
     lines += [row([text(c) for c in r]) for r in table.rows]
     return "\n".join(lines)
+
+
+def _header_cell(header: str | Cell) -> Cell:
+    """A table's heading as a cell (a second-order column's heading is one: its mode is the detail)."""
+    if isinstance(header, Cell):
+        return header
+    return Cell(header)
 
 
 def _esc(text: str) -> str:

@@ -4,19 +4,22 @@ document, printed with rich."""
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gradparity.reports.digest import (CONTROL, MARGIN, MARKER, SPEED, Finding, backend_order, controls,
-                                       counts, findings, hits, margin, op_text, skips, speed_text, status_label,
-                                       time_line)
+from gradparity.reports.digest import (CONTROL, LABEL, MARGIN, MARKER, POINTER, SECOND_ORDER, SPEED, Finding,
+                                       backend_order, controls, counts, findings, from_modes, gist, hits, margin,
+                                       mode_checks, mode_columns, mode_margin, mode_reasons, op_text, share_of,
+                                       skips, speed_text, status_label, time_line)
 from gradparity.core.results import (BackendResult, BenchDocument, CaseResult, Check, CheckDocument, Corroboration,
                                      Document, NetworkRecord)
-from gradparity.reports.formatting import seconds, seconds_range, two_digits
+from gradparity.reports.formatting import relative, seconds, seconds_range, two_digits
 from gradparity.core.results import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
@@ -24,6 +27,9 @@ TITLE = "gradparity: every backend against the NumPy reference"
 STATUS_STYLE = {"pass": "green", "known_deviation": "yellow", "stale": "magenta", "fail": "bold red",
                 "error": "bold white on red", "skipped": "dim"}
 STDERR_LINES = 5  # the tail of an erroring worker's stderr printed
+SECOND_TITLE = "second order: each mode against the R-operator"
+MODE_MARGIN = ("as above, over the mode's own checks, each against the reference's R-operator: Jdot = <∇J, V>, "
+               "Adot<l> = the tangent of A<l>, HV W<l> and HV b<l> = the blocks of the Hessian-vector product")
 
 
 def print_summary(document: Document) -> None:
@@ -39,6 +45,9 @@ def print_summary(document: Document) -> None:
     console.print(legend(document, backends))
     for line in skip_lines(document, backends):
         console.print(Text(line, STATUS_STYLE["skipped"]))  # Text: a reason's [extra] is not markup
+    columns = mode_columns(document, backends)
+    if columns:
+        print_second_order(console, document, columns)
     for finding in findings(document, backends):
         console.print(finding_block(finding, document))
     spent = time_line(document.run)
@@ -77,14 +86,117 @@ def cell(backend: BackendResult | None) -> Text:
 
 
 def legend(document: Document, backends: list[str]) -> Text:
-    """The symbols, what a cell's figures are, what a control is, and the count of each status."""
+    """The symbols, what a cell's figures are, what a control is, where a cell's status comes
+    from a second-order mode, and the count of each status."""
     text = Text("  ".join(map(status_label, STATUSES)) + "\n")
     text.append(_wrapped(f"each cell: {MARGIN}") + "\n", "dim")
     names = [name for name in backends if name in controls(document)]
     if names:
         text.append(_wrapped(f"control ({', '.join(names)}): {CONTROL}") + "\n", "dim")
+    if any(from_modes(backend) for result in document.results for backend in result.backends.values()):
+        text.append(_wrapped(f"{SECOND_ORDER}: {POINTER} (the matrix below)") + "\n", "dim")
     text.append(counts(document))
     return text
+
+
+def print_second_order(console: Console, document: Document, columns: list[tuple[str, str]]) -> None:
+    """The second-order matrix under its title (``mode_matrices``: as many tables as the
+    columns need within ``WIDTH``), what its cells are, then one line per backend, mode and
+    reason of the skipped modes and of what the others note."""
+    console.print(Text("\n" + SECOND_TITLE, "table.title"))
+    tables = mode_matrices(document, columns)
+    for i, table in enumerate(tables):
+        if i:
+            console.print()
+        console.print(table)
+    console.print(Text(_wrapped(f"each cell: {MODE_MARGIN}"), "dim"))
+    for (name, mode, reason), runs in mode_reasons(document, columns, ("skipped",)).items():
+        console.print(Text(_wrapped(f"{MARKER['skipped']} {name} {mode} skipped on {hits(runs, document)}: {reason}",
+                                    hang=2), STATUS_STYLE["skipped"]))
+    for (name, mode, reason), runs in mode_reasons(document, columns, ("pass", "known_deviation")).items():
+        console.print(Text(_wrapped(f"{name} {mode} on {hits(runs, document)}: {reason}", hang=2), "dim"))
+
+
+def mode_matrices(document: Document, columns: list[tuple[str, str]]) -> list[Table]:
+    """The second-order matrix (rows as in ``matrix``, one column per backend and mode, the
+    backend's name over the first of its modes in a table) cut into tables that each fit
+    ``WIDTH``: a backend's modes stay together unless they alone are too wide."""
+    case = max(map(cell_len, ["case", *(result.case for result in document.results)]))
+    dtype = max(map(cell_len, ["dtype", *(result.dtype for result in document.results)]))
+    tables: list[Table] = []
+    taken: list[tuple[str, str]] = []
+    used = case + 1 + dtype  # then one space before each column
+
+    for name in dict.fromkeys(name for name, _ in columns):
+        group = [column for column in columns if column[0] == name]
+        whole = sum(1 + _column_width(document, column, named=i == 0) for i, column in enumerate(group))
+        if taken and used + whole > WIDTH:
+            tables.append(mode_matrix(document, taken))
+            taken, used = [], case + 1 + dtype
+        for column in group:
+            width = 1 + _column_width(document, column, named=not taken or taken[-1][0] != name)
+            if taken and used + width > WIDTH:
+                tables.append(mode_matrix(document, taken))
+                taken, used = [], case + 1 + dtype
+                width = 1 + _column_width(document, column, named=True)
+            taken.append(column)
+            used += width
+    tables.append(mode_matrix(document, taken))
+    return tables
+
+
+def _column_width(document: Document, column: tuple[str, str], named: bool) -> int:
+    """The widest line of a (backend, mode) column: its heading (the backend's name in it
+    where ``named``) or a cell."""
+    name, mode = column
+    lines = [*(_broken(name) if named else []), *_broken(mode)]
+    lines += [line for result in document.results for line in mode_cell(result.backends.get(name), mode).plain.split("\n")]
+    return max(map(cell_len, lines))
+
+
+def _broken(name: str) -> list[str]:
+    """A name broken after its hyphens: ``fwd-over-rev`` -> ``fwd-``, ``over-``, ``rev``."""
+    return name.replace("-", "-\n").split("\n")
+
+
+def mode_matrix(document: Document, columns: list[tuple[str, str]]) -> Table:
+    """One row per case and dtype, one column per (backend, mode): the backend's name broken
+    at hyphens over the first of its modes, the mode's under it."""
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    heads: list[tuple[list[str], list[str]]] = []  # each column's name lines and mode lines
+    for i, (name, mode) in enumerate(columns):
+        first = i == 0 or columns[i - 1][0] != name
+        heads.append((_broken(name) if first else [], _broken(mode)))
+    above = max(len(named) for named, _ in heads)
+    below = max(len(moded) for _, moded in heads)
+    table.add_column("case")  # headings sit at the bottom of the heading row
+    table.add_column("dtype")
+    for named, moded in heads:  # the backends' names on one line, the modes from the line below
+        lines = [""] * (above - len(named)) + named + moded + [""] * (below - len(moded))
+        table.add_column("\n".join(lines), justify="left")
+    previous = None
+    for result in document.results:
+        cells = [mode_cell(result.backends.get(name), mode) for name, mode in columns]
+        table.add_row("" if result.case == previous else result.case, result.dtype, *cells)
+        previous = result.case
+    return table
+
+
+def mode_cell(backend: BackendResult | None, mode: str) -> Text:
+    """A mode's status symbol and the share of its tolerance its closest quantity used, that
+    quantity below; the backend's own symbol where it errored or was skipped on this run."""
+    if backend is None:
+        return Text("")
+    record = backend.modes.get(mode)
+    if record is None:
+        if backend.status in ("error", "skipped"):
+            return Text(MARKER[backend.status], STATUS_STYLE[backend.status])
+        return Text("")
+    share, quantity = mode_margin(backend, mode)
+    text = f"{MARKER[record.status]} {share}".rstrip()
+    if quantity:
+        text += f"\n{quantity}"
+    return Text(text, STATUS_STYLE[record.status])
 
 
 def skip_lines(document: Document, backends: list[str]) -> list[str]:
@@ -96,13 +208,14 @@ def skip_lines(document: Document, backends: list[str]) -> list[str]:
 
 
 def finding_block(finding: Finding, document: Document) -> Text:
-    """One finding: status, backend and the runs it hit; its cause; the worst figures; what the
+    """One finding: status, backend and the runs it hit; its cause; the second-order modes
+    among its checks, each named with its quantities; the worst figures; what the
     registry measured; the responsible ops; the reproducer (or where to find it when it is
     wider than the terminal) or, for an error, the tail of the worker's stderr."""
     head = f"{status_label(finding.status)}: {finding.backend}"
     text = Text("\n" + _wrapped(f"{head} on {finding.hits(document)}", hang=2) + "\n", "bold")
     text.stylize(STATUS_STYLE[finding.status], 1, 1 + len(head))
-    lines = finding.causes + finding.notes()
+    lines = finding.causes + finding.modes() + finding.notes()
     if finding.worst_text():
         lines.append(finding.worst_text())
     if finding.first_steps():
@@ -127,8 +240,8 @@ def finding_block(finding: Finding, document: Document) -> Text:
 
 def explanation(backend: str, result: CaseResult) -> str:
     """What ``gradparity explain`` prints for one case, within ``WIDTH`` columns: the verdict,
-    the pattern, the registered causes, the ops probed and those that deviate, then the
-    reproducer as it is (so it can be pasted)."""
+    the pattern, each second-order mode's status (``mode_lines``), the registered causes, the
+    ops probed and those that deviate, then the reproducer as it is (so it can be pasted)."""
     outcome = result.backends[backend]
     who = backend
     if outcome.version:
@@ -136,10 +249,13 @@ def explanation(backend: str, result: CaseResult) -> str:
     title = f"{who} on {result.case} {result.dtype}: {outcome.status.replace('_', ' ')}"
     diagnosis = outcome.diagnosis
     if not diagnosis:
-        return f"{title}\n{_wrapped(outcome.reason, 2, hang=2)}\n"
+        lines = mode_lines(outcome)
+        if outcome.reason or not lines:
+            lines.insert(0, outcome.reason)
+        return "\n".join([title, *(_wrapped(line, 2, hang=2) for line in lines)]) + "\n"
     causes = {check.deviation.name: check.deviation.cause for check in outcome.checks
               if check.deviation}
-    lines = [f"pattern: {diagnosis.pattern}",
+    lines = [f"pattern: {diagnosis.pattern}", *mode_lines(outcome),
              *(f"registered deviation {name}: {cause}" for name, cause in causes.items()),
              f"probed alone: {', '.join(diagnosis.probed) or 'nothing (no primitives table)'}",
              *(f"deviates: {op_text(op.op, op.source, {None: op})}" for op in diagnosis.ops)]
@@ -148,6 +264,30 @@ def explanation(backend: str, result: CaseResult) -> str:
         text += ["  reproducer (fails with AssertionError while the defect exists):", "",
                  *("    " + line for line in diagnosis.reproducer.splitlines()), ""]
     return "\n".join(text)
+
+
+def mode_lines(outcome: BackendResult) -> list[str]:
+    """``second-order mode fwd-over-rev (hvp): fail: HV W1 5.7e-13 relative, 40× its
+    tolerance``: each second-order mode of a result, its status, and each of its checks that is
+    not a plain pass (or why it was skipped)."""
+    lines = []
+    for mode, record in outcome.modes.items():
+        line = f"second-order mode {mode} ({', '.join(record.computes)}): {LABEL[record.status]}"
+        if record.status == "skipped":
+            line += f": {record.reason}"
+        failing = [check for check in mode_checks(outcome, mode) if check.verdict != "pass"]
+        if failing:
+            line += ": " + "; ".join(map(_check_figures, failing))
+        lines.append(line)
+    return lines
+
+
+def _check_figures(check: Check) -> str:
+    """``HV W1 5.7e-13 relative, 40× its tolerance``; the gist of its message where nothing was measured."""
+    if not math.isfinite(check.rel_error):
+        return f"{check.quantity} {gist(check.message or '')}".rstrip()
+    share, _ = share_of(check)
+    return f"{check.quantity} {relative(check.rel_error)}, {share} its tolerance"
 
 
 def _reproducer(finding: Finding) -> Text:
