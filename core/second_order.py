@@ -157,45 +157,52 @@ def hidden_delta_tangent(params: Params, direction: Params, rpass: RPass, RdZ_ab
     return RdZ
 
 
-def tangent_magnitudes(params: Params, direction: Params, rpass: RPass, spec: NetworkSpec) -> tuple[list[np.ndarray], float]:
-    """M for each Ȧ[l] and for J̇, the scale of their rounding (``core.compare``): the forward
-    R-pass on magnitudes, M(Ż[l]) = |VW[l]| |A[l-1]| + |W[l]| M(Ȧ[l-1]) + |Vb[l]|,
+def tangent_magnitudes(params: Params, direction: Params, rpass: RPass, spec: NetworkSpec) -> Tangents:
+    """M for each Ż[l], Ȧ[l] and for J̇, the scale of their rounding (``core.compare``): the
+    forward R-pass on magnitudes, every factor by its absolute value and every sum by the sum of
+    its terms' magnitudes, M(Ż[l]) = |VW[l]| |A[l-1]| + |W[l]| M(Ȧ[l-1]) + |Vb[l]|,
     M(Ȧ[l]) = |g'(Z[l])| M(Ż[l]) (softmax: A ⊙ (M(Ż) + Σ A ⊙ M(Ż))), M(J̇) = Σ |dZ[L]| M(Ż[L])."""
-    cache, dZL = rpass.cache, rpass.dZ[spec.depth]
-    M_Adot, M_A = [np.zeros_like(cache.A[0])], [np.abs(A) for A in cache.A]
+    cache = rpass.cache
+    M_Zdot, M_Adot = [np.zeros_like(cache.A[0])], [np.zeros_like(cache.A[0])]
     for layer in range(1, spec.depth + 1):
-        M_Zdot = np.abs(direction[f"W{layer}"]) @ M_A[layer - 1] + np.abs(direction[f"b{layer}"])
+        M_Z = np.abs(direction[f"W{layer}"]) @ np.abs(cache.A[layer - 1]) + np.abs(direction[f"b{layer}"])
         if layer > 1:
-            M_Zdot += np.abs(params[f"W{layer}"]) @ M_Adot[-1]
+            M_Z += np.abs(params[f"W{layer}"]) @ M_Adot[-1]
         name, A = spec.activation(layer), cache.A[layer]
+        M_Zdot.append(M_Z)
         if name == "softmax":
-            M_Adot.append(A * (M_Zdot + (A * M_Zdot).sum(axis=0, keepdims=True)))
+            M_Adot.append(A * (M_Z + (A * M_Z).sum(axis=0, keepdims=True)))
         else:
-            M_Adot.append(np.abs(activation_derivative(A, name)) * M_Zdot)
-    return M_Adot[1:], float(np.sum(np.abs(dZL) * M_Zdot))
+            M_Adot.append(np.abs(activation_derivative(A, name)) * M_Z)
+    return Tangents(M_Zdot, M_Adot, float(np.sum(np.abs(rpass.dZ[spec.depth]) * M_Zdot[-1])))
 
 
-def hvp_magnitudes(params: Params, direction: Params, rpass: RPass, Y: np.ndarray, spec: NetworkSpec) -> Params:
+def hvp_magnitudes(params: Params, direction: Params, rpass: RPass, tangents: Tangents, Y: np.ndarray,
+                   spec: NetworkSpec) -> Params:
     """M for each entry of H V: the backward R-pass on magnitudes, every factor by its absolute
-    value and every sum by the sum of its terms' magnitudes (|dZ| propagated as
-    ``compare.gradient_magnitudes`` does), so that an entry which cancels to near zero is judged
-    against the rounding of its largest terms:
+    value, every sum by the sum of its terms' magnitudes and every tangent by its magnitude
+    (``tangents``, from ``tangent_magnitudes``; |dZ| propagated as ``compare.gradient_magnitudes``
+    does), so that an entry which cancels to near zero (along a shift of every softmax logit,
+    H V is 0 exactly) is judged against the rounding of its largest terms:
 
-        M(R{dZ[l]}) = (|VW[l+1]|^T |dZ[l+1]| + |W[l+1]|^T M(R{dZ[l+1]})) ⊙ |g'| + (|W[l+1]|^T |dZ[l+1]|) ⊙ |g''| ⊙ |Ż[l]|
-        M(H V W[l]) = M(R{dZ[l]}) |A[l-1]|^T + |dZ[l]| |Ȧ[l-1]|^T,   M(H V b[l]) = Σ M(R{dZ[l]})
+        M(R{dZ[L]}) = M(Ȧ[L]) / m   (mse: 2/(nL m) M(Ȧ[L]) ⊙ (A(1 - A) + |A - Y| |1 - 2A|))
+        M(R{dZ[l]}) = (|VW[l+1]|^T |dZ[l+1]| + |W[l+1]|^T M(R{dZ[l+1]})) ⊙ |g'| + (|W[l+1]|^T |dZ[l+1]|) ⊙ |g''| ⊙ M(Ż[l])
+        M(H V W[l]) = M(R{dZ[l]}) |A[l-1]|^T + |dZ[l]| M(Ȧ[l-1])^T,   M(H V b[l]) = Σ M(R{dZ[l]})
     """
-    cache, dot = rpass.cache, rpass.tangents
-    M_dZ = np.abs(output_delta(cache.A[-1], Y, spec.loss))
-    M_RdZ = np.abs(output_delta_tangent(cache.A[-1], dot.Adot[-1], Y, spec.loss))
+    AL = rpass.cache.A[-1]
+    M_dZ = np.abs(output_delta(AL, Y, spec.loss))
+    M_RdZ = tangents.Adot[-1] / Y.shape[1]
+    if spec.loss == "mse":
+        M_RdZ = (2.0 / Y.size) * tangents.Adot[-1] * (activation_derivative(AL, "sigmoid") + np.abs((AL - Y) * (1 - 2 * AL)))
     magnitudes: Params = {}
     for layer in range(spec.depth, 0, -1):
-        magnitudes[f"W{layer}"] = M_RdZ @ np.abs(cache.A[layer - 1]).T + M_dZ @ np.abs(dot.Adot[layer - 1]).T
+        magnitudes[f"W{layer}"] = M_RdZ @ np.abs(rpass.cache.A[layer - 1]).T + M_dZ @ tangents.Adot[layer - 1].T
         magnitudes[f"b{layer}"] = M_RdZ.sum(axis=1, keepdims=True)
         if layer > 1:
-            W, V, A, g = np.abs(params[f"W{layer}"]), np.abs(direction[f"W{layer}"]), cache.A[layer - 1], spec.hidden_activation
+            W, V, A, g = np.abs(params[f"W{layer}"]), np.abs(direction[f"W{layer}"]), rpass.cache.A[layer - 1], spec.hidden_activation
             back = W.T @ M_dZ
             M_RdZ = ((V.T @ M_dZ + W.T @ M_RdZ) * np.abs(activation_derivative(A, g))
-                     + back * np.abs(activation_second_derivative(A, g)) * np.abs(dot.Zdot[layer - 1]))
+                     + back * np.abs(activation_second_derivative(A, g)) * tangents.Zdot[layer - 1])
             M_dZ = back * np.abs(activation_derivative(A, g))
     return magnitudes
 

@@ -28,18 +28,18 @@ from gradparity.core.compare import (ComparisonContext, Tolerance, backend_statu
                                      failed_check, gradient_magnitudes, tolerance, unmeasured_check, worst_check)
 from gradparity.core.reference import Params, cost
 from gradparity.core.results import BackendResult, Check, Direction, ModeResult, SecondOrderRecord
-from gradparity.core.second_order import (DIRECTION_SEED, RPass, difference_step, hvp_magnitudes, r_operator,
+from gradparity.core.second_order import (DIRECTION_SEED, RPass, Tangents, difference_step, hvp_magnitudes, r_operator,
                                           tangent_magnitudes)
 
 
 @dataclass
 class ReferenceSecondOrder:
     """The reference's R-passes of a case (on all its examples, or on those a ground truth
-    differenced) and the magnitudes of the terms each entry sums: of Ȧ[l], of J̇ and of H V."""
+    differenced) and the magnitudes of the terms each entry sums: of Ż[l], Ȧ[l] and J̇ (a
+    ``Tangents`` of magnitudes) and of H V."""
 
     rpass: RPass
-    tangent_magnitudes: list[np.ndarray]
-    cost_tangent_magnitude: float
+    tangent_magnitudes: Tangents
     hvp_magnitudes: Params
 
 
@@ -48,8 +48,8 @@ def reference_second_order(case: Case, examples: np.ndarray | None = None) -> Re
     ``examples`` marks (all when None), with its magnitudes."""
     X, Y = (case.X, case.Y) if examples is None else (case.X[:, examples], case.Y[:, examples])
     rpass = r_operator(case.params, X, Y, case.spec, case.along())
-    tangents, cost_tangent = tangent_magnitudes(case.params, case.along(), rpass, case.spec)
-    return ReferenceSecondOrder(rpass, tangents, cost_tangent, hvp_magnitudes(case.params, case.along(), rpass, Y, case.spec))
+    tangents = tangent_magnitudes(case.params, case.along(), rpass, case.spec)
+    return ReferenceSecondOrder(rpass, tangents, hvp_magnitudes(case.params, case.along(), rpass, tangents, Y, case.spec))
 
 
 def second_order_record(case: Case, reference: ReferenceSecondOrder, source: str, include_arrays: bool) -> SecondOrderRecord:
@@ -169,7 +169,7 @@ class ModeJudge:
         cache, loss = rpass.cache, self.case.spec.loss
         cost_scale = lambda: (max(abs(cost(cache.ZL, cache.A[-1], self.Y, loss)), 1.0), "max(|J|, 1)")  # noqa: E731
         checks = [self.compared("Jdot", "tangents", answer.cost_tangent, np.array(rpass.tangents.cost),
-                                (self.tolerance("tangents", None, cost_scale), np.array(reference.cost_tangent_magnitude)))]
+                                (self.tolerance("tangents", None, cost_scale), np.array(reference.tangent_magnitudes.cost)))]
         tangents = answer.tangents or []
         for layer, expected in enumerate(rpass.tangents.Adot[1:], 1):
             if layer > len(tangents):
@@ -177,7 +177,7 @@ class ModeJudge:
                 continue
             scale = lambda layer=layer: (float(np.max(np.abs(cache.A[layer]))), f"max|A{layer}|")  # noqa: E731
             checks.append(self.compared(f"Adot{layer}", "tangents", tangents[layer - 1], expected,
-                                        (self.tolerance("tangents", layer, scale), reference.tangent_magnitudes[layer - 1])))
+                                        (self.tolerance("tangents", layer, scale), reference.tangent_magnitudes.Adot[layer])))
         return checks
 
     def hvp_checks(self) -> list[Check]:

@@ -252,10 +252,11 @@ class SecondOrderModes(ReferenceAdapter):
     """Second-order modes broken one way each: ``right`` is the R-operator itself, ``zeros``
     answers H V = 0, ``gradient`` answers the gradient for H V (a first-order quantity),
     ``float32`` computes its tangents in float32, ``raises`` raises, ``absent`` is a mode the
-    framework lacks here, ``no-tangents`` computes tangents but returns none."""
+    framework lacks here, ``no-tangents`` computes tangents but returns none, ``nudged`` scales
+    H V's W1 block by 1 + 1e-9 (a bug the float64 tolerance must catch)."""
 
     second_order_modes = {"right": ("tangents", "hvp"), "zeros": ("hvp",), "gradient": ("hvp",),
-                          "float32": ("tangents",), "raises": ("hvp",), "absent": ("hvp",), "no-tangents": ("tangents",)}
+                          "float32": ("tangents",), "raises": ("hvp",), "absent": ("hvp",), "no-tangents": ("tangents",), "nudged": ("hvp",)}
 
     def second_order(self, case, mode):
         from dataclasses import replace
@@ -277,4 +278,6 @@ class SecondOrderModes(ReferenceAdapter):
             return SecondOrder(hvp=self.evaluate(case).gradients)
         if mode == "no-tangents":
             return SecondOrder()
+        if mode == "nudged":
+            answer.hvp["W1"] = answer.hvp["W1"] * (1 + 1e-9)
         return answer

@@ -482,20 +482,20 @@ def test_a_process_that_ran_backends_ends_promptly_and_takes_its_workers_along()
 
 
 def test_every_second_order_mode_is_judged_alone_and_none_passes_silently():
-    """A mode answering zeros, the gradient for H V, float32, nothing, or raising fails on its
-    own checks; a mode the framework lacks is skipped with its reason; the right one passes."""
+    """A mode answering zeros, the gradient for H V, float32, nothing, H V off by 1e-9, or
+    raising fails on its own checks; a mode the framework lacks is skipped with its reason; the right one passes."""
     options = RunOptions(backends=["numpy"], extra_backends={"modes": fake("SecondOrderModes")}, order=2)
     result = run([build_case("seed-2layer")], options).results[0]
     modes = result.backends["modes"].modes
     assert {mode: record.status for mode, record in modes.items()} == {
         "right": "pass", "zeros": "fail", "gradient": "fail", "float32": "fail", "raises": "fail", "absent": "skipped",
-        "no-tangents": "fail"}
+        "no-tangents": "fail", "nudged": "fail"}
     assert result.backends["modes"].status == "fail" and result.backends["numpy"].status == "pass"
     assert modes["absent"].reason == "this framework has no such mode here"
     assert "second order on purpose" in modes["raises"].reason and "returned no Jdot" in modes["no-tangents"].reason
     failed = {(check.mode, check.quantity) for check in result.backends["modes"].checks if check.verdict == "fail"}
     assert {("zeros", f"HV {name}") for name in ("W1", "b1", "W2", "b2")} <= failed
-    assert ("gradient", "HV W1") in failed and ("float32", "dtype") in failed
+    assert ("gradient", "HV W1") in failed and ("float32", "dtype") in failed and ("nudged", "HV W1") in failed
     right = [check for check in result.backends["modes"].checks if check.mode == "right"]
     assert {check.quantity for check in right} == {"Jdot", "Adot1", "Adot2", "HV W1", "HV b1", "HV W2", "HV b2"}
     assert all(check.mismatched == 0 and check.max_abs_error == 0 for check in right)
