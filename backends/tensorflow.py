@@ -1,6 +1,9 @@
 """TensorFlow behind the contract: ``tf.GradientTape`` for the gradients, a training step that
 applies them with the document's own TF1 optimizers (``tf.compat.v1.train``) to ``tf.Variable``
 parameters: a ``tf.function`` for a case of more than ``EAGER_STEPS`` steps, eager below.
+Second order along a direction V: ``tf.autodiff.ForwardAccumulator`` for J̇ and the tangents
+Ȧ[l], the same accumulator around a ``GradientTape`` for H V (forward over reverse), both as a
+``tf.function`` per network structure; nested tapes (reverse over reverse), eagerly.
 
 ``GradientDescentOptimizer``; ``MomentumOptimizer`` (accum = mu accum + g, var -= lr accum: the
 reference's momentum); ``AdamOptimizer`` (lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), var -= lr_t m /
@@ -9,13 +12,15 @@ reference's momentum); ``AdamOptimizer`` (lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config  # no public getter for determinism
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
+from gradparity.backends.contract import (Evaluation, Primitives, SecondOrder, Trajectory, differentiable_ops,
+                                          second_order_ops)
 from gradparity.backends.layout import check_device, dtype_name, no_gpu, step_batches
 from gradparity.core.errors import GradparityError
 from gradparity.core.network import NetworkSpec
@@ -41,6 +46,13 @@ GRADIENT = """t = tf.Variable(tx)
 with tf.GradientTape() as tape:
     total = tf.reduce_sum({f})
 out = tape.gradient(total, t)"""
+# H(tx) tx of sum(f) as ``fwd-over-rev`` computes H V: the accumulator's JVP of the tape's gradient
+HVP = """t = tf.Variable(tx)
+with tf.autodiff.ForwardAccumulator(t, tx) as accumulator:
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum({f})
+    grad = tape.gradient(total, t)
+out = accumulator.jvp(grad)"""
 # the activations of ``ACTIVATIONS`` and the losses of ``cost`` (over the logits, or the output for mse)
 DIFFERENTIABLE = {
     "sigmoid": "tf.sigmoid({x})", "tanh": "tf.tanh({x})", "relu": "tf.nn.relu({x})",
@@ -59,6 +71,7 @@ PRIMITIVES = Primitives(PREAMBLE, "tf.constant({array}, dtype=tf.{dtype})", "out
     "mean": "out = tf.reduce_mean(tx)",
     "cast_scalar": "out = s * tf.ones((), dtype=tf.{dtype})",
     **differentiable_ops(GRADIENT, DIFFERENTIABLE),
+    **second_order_ops(HVP, DIFFERENTIABLE),
 })
 
 
@@ -107,8 +120,10 @@ def forward(params: Variables, X: tf.Tensor, spec: NetworkSpec) -> tuple[list[tf
 def cost(ZL: tf.Tensor, AL: tf.Tensor, Y: tf.Tensor, loss: str) -> tf.Tensor:
     """J of ``core.reference.cost`` from TF's stable losses: bce = sigmoid_cross_entropy_with_logits
     summed over all nL*m outputs / m; softmax-ce = softmax_cross_entropy_with_logits over the class
-    axis 0, summed / m; mse = mean((AL - Y)^2) over nL*m."""
-    m = Y.shape[1]
+    axis 0, summed / m; mse = mean((AL - Y)^2) over nL*m. m is read from Y's shape when the
+    program runs (a second-order program is traced for any m); as a tensor of J's dtype it
+    divides exactly as the Python int would."""
+    m = tf.cast(tf.shape(Y)[1], ZL.dtype)
     if loss == "bce":
         return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=Y, logits=ZL)) / m
     if loss == "softmax-ce":
@@ -148,14 +163,97 @@ def training_step(variables: Variables, spec: NetworkSpec,
     return step
 
 
+Tensors = list[tf.Tensor]
+
+
+def accumulated_tangents(params: Tensors, direction: Tensors, X: tf.Tensor, Y: tf.Tensor,
+                         spec: NetworkSpec) -> tuple[tf.Tensor, Tensors]:
+    """``forward-accumulator``: ``forward`` and ``cost`` under a ``tf.autodiff.ForwardAccumulator``
+    whose tangents are V; J̇ and ``[Ȧ1, ..., ȦL]`` are its ``jvp`` of J and of each A[l]."""
+    with tf.autodiff.ForwardAccumulator(params, direction) as accumulator:
+        activations, ZL = forward(named(params, spec), X, spec)
+        J = cost(ZL, activations[-1], Y, spec.loss)
+    return accumulator.jvp(J), [accumulator.jvp(A) for A in activations]
+
+
+def forward_over_reverse(params: Tensors, direction: Tensors, X: tf.Tensor, Y: tf.Tensor,
+                         spec: NetworkSpec) -> Tensors:
+    """``fwd-over-rev``: the ForwardAccumulator (tangents V) around a GradientTape; H V is the
+    accumulator's ``jvp`` of the tape's gradient, which is taken inside it."""
+    with tf.autodiff.ForwardAccumulator(params, direction) as accumulator:
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            activations, ZL = forward(named(params, spec), X, spec)
+            J = cost(ZL, activations[-1], Y, spec.loss)
+        grads = tape.gradient(J, params)
+    return [accumulator.jvp(grad) for grad in grads]
+
+
+def reverse_over_reverse(params: Tensors, direction: Tensors, X: tf.Tensor, Y: tf.Tensor,
+                         spec: NetworkSpec) -> Tensors:
+    """``rev-over-rev``: nested GradientTapes; the inner one's gradient g is taken inside the
+    outer one, and H V = d<g, V>/dθ is the outer tape's gradient of the scalar <g, V>."""
+    with tf.GradientTape() as outer:
+        outer.watch(params)
+        with tf.GradientTape() as inner:
+            inner.watch(params)
+            activations, ZL = forward(named(params, spec), X, spec)
+            J = cost(ZL, activations[-1], Y, spec.loss)
+        grads = inner.gradient(J, params)
+        along = tf.add_n([tf.reduce_sum(grad * v) for grad, v in zip(grads, direction)])
+    return outer.gradient(along, params)
+
+
+def named(params: Tensors, spec: NetworkSpec) -> dict[str, tf.Tensor]:
+    """``[W1, b1, ...]`` keyed by name, as ``forward`` takes them."""
+    return dict(zip(spec.param_shapes(), params))
+
+
+SECOND_ORDER: dict[str, Callable[..., tf.Tensor | Tensors | tuple[tf.Tensor, Tensors]]] = {
+    "forward-accumulator": accumulated_tangents, "fwd-over-rev": forward_over_reverse,
+    "rev-over-rev": reverse_over_reverse,
+}
+# A ForwardAccumulator's JVP of each op is a tf.function that TensorFlow traces for the op's exact
+# input shapes (the first 32 shapes of each op): run eagerly, every case of new shapes pays for
+# tracing them, several times what its computation costs. These modes run as one tf.function per
+# network structure with every dimension open, so the op JVPs are traced once for open shapes and
+# each case after the first of its structure reuses the program. Nested tapes trace nothing: eager.
+TRACED_MODES = ("forward-accumulator", "fwd-over-rev")
+
+
+def second_order_program(mode: str, spec: NetworkSpec, dtype: str) -> Callable[..., Any]:
+    """Mode ``mode`` of ``SECOND_ORDER`` for networks of ``spec``'s structure, as a function of
+    ``(params, direction, X, Y)``: a ``tf.function`` over matrices of any shape in ``dtype`` for
+    ``TRACED_MODES``, the eager function otherwise."""
+    program = functools.partial(SECOND_ORDER[mode], spec=spec)
+    if mode not in TRACED_MODES:
+        return program
+    matrix = tf.TensorSpec([None, None], dtype)
+    parameters = [matrix] * (2 * spec.depth)
+    return tf.function(program, input_signature=[parameters, parameters, matrix, matrix])
+
+
+def structure(spec: NetworkSpec) -> tuple[int, str | None, str]:
+    """What a second-order program depends on: depth, hidden activation (none for one layer), loss."""
+    return spec.depth, spec.hidden_activation if spec.depth > 1 else None, spec.loss
+
+
+def computed_dtype(tensors: Tensors) -> str:
+    """The dtype the tensors were computed in: the first one's, unless another differs from it."""
+    names = [dtype_name(tensor.dtype) for tensor in tensors]
+    return next((name for name in names if name != names[0]), names[0])
+
+
 class Adapter:
     """``tf.GradientTape`` and a ``tf.function`` step of a TF1 optimizer on the reference network."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam-hat", "adam-hat": "adam-hat"}
+    second_order_modes = {"forward-accumulator": ("tangents",), "fwd-over-rev": ("hvp",), "rev-over-rev": ("hvp",)}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         self.name = name
         self.device = select_device(device, allow_tf32)
+        self.programs: dict[tuple, Callable[..., Any]] = {}  # second order: (mode, dtype, structure) -> program
 
     def version(self) -> str:
         return f"tensorflow {tf.__version__}"
@@ -183,6 +281,28 @@ class Adapter:
             float(J), {name: grad.numpy() for name, grad in grads.items()},
             [A.numpy() for A in activations], dtype_name(grads["W1"].dtype),
         )
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """Mode ``mode`` of ``SECOND_ORDER`` along V = ``case.direction``, by its program for the
+        case's network structure (``second_order_program``, kept for the next case)."""
+        if mode not in SECOND_ORDER:
+            raise GradparityError(f"unknown second-order mode {mode!r}; choose {', '.join(SECOND_ORDER)}")
+        if case.direction is None:
+            raise GradparityError(f"case {case.name!r} has no direction to differentiate along")
+        key = (mode, case.dtype, structure(case.spec))
+        if key not in self.programs:
+            self.programs[key] = second_order_program(mode, case.spec, case.dtype)
+        names = list(case.spec.param_shapes())
+        with tf.device(self.device):
+            params = [tf.constant(case.params[name]) for name in names]
+            direction = [tf.constant(case.direction[name]) for name in names]
+            answer = self.programs[key](params, direction, tf.constant(case.X), tf.constant(case.Y))
+        if mode == "forward-accumulator":
+            Jdot, tangents = answer
+            return SecondOrder(cost_tangent=float(Jdot), tangents=[Adot.numpy() for Adot in tangents],
+                               dtype_used=computed_dtype([Jdot, *tangents]))
+        return SecondOrder(hvp={name: value.numpy() for name, value in zip(names, answer)},
+                           dtype_used=computed_dtype(answer))
 
     def train(self, case: Case) -> Trajectory:
         """``training_step`` on each of the case's batches in order, as one ``tf.function`` when
