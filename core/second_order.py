@@ -233,7 +233,8 @@ def numerical_second_order(params: Params, X: np.ndarray, Y: np.ndarray, spec: N
 
     An example whose ReLU inputs change sign (or leave zero) between θ - hV and θ + hV has no
     two-sided derivative there: it is left out, and J̇, Ȧ and H V are those of the cost over
-    the kept examples (``examples``), a mean over them as the cost is over all."""
+    the kept examples (``examples``), a mean over them as the cost is over all (nothing, when
+    every example crosses a kink)."""
     params = {name: np.asarray(value, np.float64) for name, value in params.items()}
     direction = {name: np.asarray(value, np.float64) for name, value in direction.items()}
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
@@ -243,6 +244,8 @@ def numerical_second_order(params: Params, X: np.ndarray, Y: np.ndarray, spec: N
     if spec.hidden_activation == "relu":
         for plus, minus in zip(*(forward(p, X, spec).Z[1:spec.depth] for p in shifted)):
             examples &= np.all((plus > 0) == (minus > 0), axis=0) & np.all(plus != 0, axis=0) & np.all(minus != 0, axis=0)
+    if not examples.any():
+        return Differenced(float("nan"), [], {}, examples, h)
     X, Y = X[:, examples], Y[:, examples]
     (J_plus, g_plus, cache_plus), (J_minus, g_minus, cache_minus) = (cost_and_gradients(p, X, Y, spec) for p in shifted)
     return Differenced((J_plus - J_minus) / (2 * h),

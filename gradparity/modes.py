@@ -78,7 +78,7 @@ def compare_modes(case: Case, backend: str, ground_truth: bool, answers: list[Se
         if answer.skipped is not None:
             modes[answer.mode] = ModeResult(list(answer.computes), "skipped", answer.skipped, None)
             continue
-        judged = ModeJudge(case, backend, ground_truth, answer, reference_of(answer.examples)).checks()
+        judged = ModeJudge(case, backend, ground_truth, answer, reference_of).checks()
         for check in judged:
             check.mode = answer.mode
         checks += judged
@@ -113,14 +113,25 @@ class ModeJudge:
     dtype, then J̇ and each Ȧ[l] (tangents), each H V block (hvp)."""
 
     def __init__(self, case: Case, backend: str, ground_truth: bool, answer: SecondOrder,
-                 reference: ReferenceSecondOrder) -> None:
-        self.case, self.backend, self.ground_truth, self.answer, self.reference = case, backend, ground_truth, answer, reference
+                 reference_of: Callable[[np.ndarray | None], ReferenceSecondOrder]) -> None:
+        self.case, self.backend, self.ground_truth, self.answer = case, backend, ground_truth, answer
+        self.reference_of = reference_of
         self.label = f"{backend} {answer.mode}"
+
+    @property
+    def reference(self) -> ReferenceSecondOrder:
+        """The reference on the examples the answer covers (``ReferenceResult.second_order`` caches it)."""
+        return self.reference_of(self.answer.examples)
 
     def checks(self) -> list[Check]:
         answer, kind = self.answer, "hvp" if "hvp" in self.answer.computes else "tangents"
         if answer.error is not None:
             return [failed_check("HV" if kind == "hvp" else "Jdot", kind, f"{self.label} raised {answer.error}")]
+        if answer.examples is not None and not answer.examples.any():
+            tol = self.tolerance(kind, None, lambda: (1.0, "1"))
+            return [unmeasured_check(quantity, kind, f"{quantity} not measured by {self.label}: the step crosses a "
+                                     "ReLU kink in every example", tol)
+                    for quantity, kind in (("Jdot", "tangents"), ("HV", "hvp")) if kind in answer.computes]
         checks = self.dtype_checks()
         if "tangents" in answer.computes:
             checks += self.tangent_checks()
@@ -149,12 +160,8 @@ class ModeJudge:
         return difference_tolerance(policy, size, difference_step(case.along()), what)
 
     def compared(self, quantity: str, kind: str, actual, expected: np.ndarray, where: tuple) -> Check:
-        """``compare`` under the tolerance and magnitude ``where`` holds; a ground truth with no
-        example to difference measures nothing, and says so."""
+        """``compare`` under the tolerance and magnitude ``where`` holds."""
         tol, magnitude = where
-        if self.answer.examples is not None and not self.answer.examples.any():
-            return unmeasured_check(quantity, kind, f"{quantity} not measured by {self.label}: the step crosses a "
-                                    "ReLU kink in every example", tol)
         return compare(quantity, kind, np.asarray(actual), expected, ComparisonContext(self.case.dtype, tol, self.label,
                                                                                        magnitude=magnitude))
 
