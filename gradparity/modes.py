@@ -98,14 +98,15 @@ def examples_note(answer: SecondOrder, case: Case) -> str:
 
 def refresh_modes(result: BackendResult) -> None:
     """Each mode's status and worst check again, from its checks as the verdict left them
-    (registered deviations applied); skipped modes stay skipped."""
+    (registered deviations applied), and the first line of its first failure as its reason;
+    skipped modes stay skipped."""
     for mode, record in result.modes.items():
         if record.status == "skipped":
             continue
         checks = [check for check in result.checks if check.mode == mode]
         record.status, record.worst = backend_status(check.verdict for check in checks), worst_check(checks)
         failing = next((check.message for check in checks if check.verdict == "fail" and check.message), None)
-        record.reason = failing or record.reason
+        record.reason = failing.splitlines()[0] if failing else record.reason
 
 
 class ModeJudge:
