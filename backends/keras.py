@@ -9,6 +9,9 @@ Keras's own optimizer (``keras.optimizers.SGD``, with ``momentum`` for momentum,
 ``keras.optimizers.Adam``) + ``fit`` with ``shuffle=False``, fed each epoch's examples in the
 reference's order so that Keras cuts exactly the reference's batches; each step's cost is read
 from a metric that keeps the last batch's loss (``BatchCost``), not from Keras's running mean.
+Second order differentiates the same model and weighted loss as a function of its trainable
+variables (``stateless_call``, ``StatelessModel``) with the active backend's own mechanisms
+(``SECOND_ORDER``).
 
 Keras's own numerics are kept, not corrected. On the jax and torch backends its
 cross-entropies clip probabilities to [epsilon, 1 - epsilon] (saturated outputs lose their
@@ -21,12 +24,15 @@ from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import keras
 import numpy as np
 
-from gradparity.backends.contract import Evaluation, Primitives, Trajectory, differentiable_ops
+from gradparity.backends.contract import (Evaluation, Primitives, SecondOrder, Trajectory, differentiable_ops,
+                                          second_order_ops)
 from gradparity.backends.layout import dtype_name
 from gradparity.core.errors import GradparityError
 
@@ -36,7 +42,10 @@ if BACKEND not in ("tensorflow", "jax", "torch"):
 if BACKEND == "jax":
     import jax
 if BACKEND == "tensorflow":
-    import tensorflow as tf  # torch autograd needs no import: J.backward() and .grad
+    import tensorflow as tf
+if BACKEND == "torch":  # first order needs no import (J.backward() and .grad); second order does
+    import torch
+    from torch.autograd import forward_ad
 
 # The plain adapter of the same framework: device choice, TF32 switches and flags.
 FRAMEWORK = importlib.import_module(f"gradparity.backends.{BACKEND}")
@@ -85,6 +94,30 @@ def transposed_loss(function: str) -> str:
     return f"keras.ops.mean(keras.losses.{function}(keras.ops.transpose(ty), keras.ops.transpose(tx)))"
 
 
+# H(tx) tx of sum({f}) by the mechanism of each backend's ``fwd-over-rev`` mode: forward mode
+# over reverse mode, the tangent of the gradient along tx
+HVP_SOURCE = {
+    "jax": "out = jax.jvp(jax.grad(lambda t: jnp.sum({f})), (tx,), (tx,))[1]",
+    "torch": "out = torch.func.jvp(torch.func.grad(lambda t: torch.sum({f})), (tx,), (tx,))[1]",
+    "tensorflow": """t = tf.Variable(tx)
+with tf.autodiff.ForwardAccumulator(t, tx) as accumulator:
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum({f})
+    gradient = tape.gradient(total, t)
+out = accumulator.jvp(gradient, unconnected_gradients=tf.UnconnectedGradients.ZERO)""",
+}[BACKEND]
+# The model's hidden activations, and its losses as the model computes them from the logits Z[L]
+# (from A[L] for mse): examples in rows, so the output activation is the Dense layer's own call
+# and on tensorflow the loss finds the logits the activation left on its output
+SECOND_ORDER_DIFFERENTIABLE = {
+    **{name: f"keras.activations.{name}({{x}})" for name in ("sigmoid", "tanh", "relu")},
+    "bce": "keras.ops.mean(keras.losses.binary_crossentropy(keras.ops.transpose(ty), "
+           "keras.activations.sigmoid(keras.ops.transpose({x})))) * {x}.shape[0]",
+    "softmax_ce": "keras.ops.mean(keras.losses.categorical_crossentropy(keras.ops.transpose(ty), "
+                  "keras.activations.softmax(keras.ops.transpose({x}))))",
+    "mse": "keras.ops.mean(keras.losses.mean_squared_error(keras.ops.transpose(ty), keras.ops.transpose({x})))",
+}
+
 PRIMITIVES = Primitives(
     f'import os\nos.environ["KERAS_BACKEND"] = "{BACKEND}"\n{FRAMEWORK.PREAMBLE}\nimport keras',
     'keras.ops.convert_to_tensor({array}, dtype="{dtype}")', "keras.ops.convert_to_numpy(out)", {
@@ -101,6 +134,7 @@ PRIMITIVES = Primitives(
         "softmax_ce_probabilities": f"out = {transposed_loss('categorical_crossentropy')}",
         "mse": f"out = {transposed_loss('mean_squared_error')}",
         "cast_scalar": 'out = keras.ops.cast(s, "{dtype}")',
+        **second_order_ops(HVP_SOURCE, SECOND_ORDER_DIFFERENTIABLE),
     })
 
 
@@ -261,6 +295,122 @@ GRADIENTS: dict[str, Callable[..., Gradients]] = {
 }
 
 
+@dataclass(frozen=True)
+class StatelessModel:
+    """The case's model and weighted loss as a pure function of its trainable variables
+    ``[kernel1, bias1, ...]``, through ``stateless_call``: what the second-order mechanisms
+    differentiate (the probe model of ``evaluate``, whose outputs are every layer's)."""
+
+    probe: keras.Model
+    loss: keras.losses.Loss
+    weight: float
+
+    @classmethod
+    def of(cls, case: Case) -> StatelessModel:
+        model = build_model(case)
+        probe = keras.Model(model.inputs, [layer.output for layer in model.layers])
+        return cls(probe, *keras_loss(case.spec, case.dtype))
+
+    def objective(self, trainable: list[object], X: object, Y: object) -> tuple[object, list[object]]:
+        """(J, [A1, ..., AL]) with ``trainable`` in place of the variables, examples in rows."""
+        frozen = [variable.value for variable in self.probe.non_trainable_variables]
+        outputs, _ = self.probe.stateless_call(trainable, frozen, X, training=True)
+        outputs = as_list(outputs)
+        return self.weight * self.loss(Y, outputs[-1]), outputs
+
+    def cost(self, trainable: list[object], X: object, Y: object) -> object:
+        return self.objective(trainable, X, Y)[0]
+
+
+# A second-order mode: (model, trainable, direction, X, Y) -> ((J, [A1, ..., AL]), (J̇, [Ȧ1, ..., ȦL]))
+# for a tangents mode, or H V as [kernel1, bias1, ...] for an hvp mode; trainable and direction in
+# the Dense layout. A tangents mode returns its primals too: their dtype is part of what it computed.
+ForwardTangents = tuple[tuple[object, list[object]], tuple[object, list[object]]]
+
+
+def jax_jvp(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> ForwardTangents:
+    """``jax.jvp`` of (J, [A1, ..., AL]) along the direction."""
+    return jax.jvp(lambda p: model.objective(p, X, Y), (trainable,), (direction,))
+
+
+def jax_fwd_over_rev(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = ``jax.jvp(jax.grad(J))`` along the direction."""
+    return jax.jvp(jax.grad(lambda p: model.cost(p, X, Y)), (trainable,), (direction,))[1]
+
+
+def jax_rev_over_rev(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = ``jax.grad`` of <``jax.grad(J)``, V>."""
+    gradient = jax.grad(lambda p: model.cost(p, X, Y))
+    return jax.grad(lambda p: sum(jax.numpy.vdot(g, v) for g, v in zip(gradient(p), direction)))(trainable)
+
+
+def torch_func_jvp(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> ForwardTangents:
+    """``torch.func.jvp`` of (J, [A1, ..., AL]) along the direction."""
+    return torch.func.jvp(lambda *p: model.objective(list(p), X, Y), tuple(trainable), tuple(direction))
+
+
+def torch_forward_ad(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> ForwardTangents:
+    """The tangents of dual tensors (``torch.autograd.forward_ad``) carried through the model."""
+    with forward_ad.dual_level():
+        J, outputs = model.objective([forward_ad.make_dual(p, v) for p, v in zip(trainable, direction)], X, Y)
+        J, outputs = forward_ad.unpack_dual(J), [forward_ad.unpack_dual(A) for A in outputs]
+    return (J.primal, [A.primal for A in outputs]), (J.tangent, [A.tangent for A in outputs])
+
+
+def torch_fwd_over_rev(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = ``torch.func.jvp`` of ``torch.func.grad(J)`` along the direction."""
+    gradient = torch.func.grad(lambda *p: model.cost(list(p), X, Y), argnums=tuple(range(len(trainable))))
+    return list(torch.func.jvp(gradient, tuple(trainable), tuple(direction))[1])
+
+
+def torch_double_backward(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = the gradient of <g, V>, g = ``torch.autograd.grad(J, create_graph=True)``."""
+    leaves = [p.detach().clone().requires_grad_(True) for p in trainable]
+    gradients = torch.autograd.grad(model.cost(leaves, X, Y), leaves, create_graph=True)
+    return list(torch.autograd.grad(sum(torch.sum(g * v) for g, v in zip(gradients, direction)), leaves))
+
+
+def tensorflow_forward_accumulator(model: StatelessModel, trainable: list, direction: list, X: object,
+                                   Y: object) -> ForwardTangents:
+    """The ``tf.autodiff.ForwardAccumulator`` tangents of J and [A1, ..., AL]."""
+    with tf.autodiff.ForwardAccumulator(trainable, direction) as accumulator:
+        J, outputs = model.objective(trainable, X, Y)
+    return (J, outputs), (accumulator.jvp(J), [accumulator.jvp(A) for A in outputs])
+
+
+def tensorflow_fwd_over_rev(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = the ``ForwardAccumulator`` tangent of a ``GradientTape``'s gradient."""
+    with tf.autodiff.ForwardAccumulator(trainable, direction) as accumulator:
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            J = model.cost(trainable, X, Y)
+        gradients = tape.gradient(J, trainable)
+    return accumulator.jvp(gradients)
+
+
+def tensorflow_rev_over_rev(model: StatelessModel, trainable: list, direction: list, X: object, Y: object) -> list:
+    """H V = the outer ``GradientTape``'s gradient of <g, V>, g from an inner tape."""
+    with tf.GradientTape() as outer:
+        outer.watch(trainable)
+        with tf.GradientTape() as inner:
+            inner.watch(trainable)
+            J = model.cost(trainable, X, Y)
+        gradients = inner.gradient(J, trainable)
+        along = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(gradients, direction)])
+    return outer.gradient(along, trainable)
+
+
+# each Keras backend's second-order modes: name -> (what it computes, how)
+SECOND_ORDER: dict[str, dict[str, tuple[str, Callable]]] = {
+    "jax": {"jvp": ("tangents", jax_jvp), "fwd-over-rev": ("hvp", jax_fwd_over_rev),
+            "rev-over-rev": ("hvp", jax_rev_over_rev)},
+    "torch": {"func.jvp": ("tangents", torch_func_jvp), "forward-ad": ("tangents", torch_forward_ad),
+              "fwd-over-rev": ("hvp", torch_fwd_over_rev), "double-backward": ("hvp", torch_double_backward)},
+    "tensorflow": {"forward-accumulator": ("tangents", tensorflow_forward_accumulator),
+                   "fwd-over-rev": ("hvp", tensorflow_fwd_over_rev), "rev-over-rev": ("hvp", tensorflow_rev_over_rev)},
+}
+
+
 class Adapter:
     """A Keras Sequential model, its loss and Keras's optimizers, on the backend of this process.
 
@@ -276,6 +426,7 @@ class Adapter:
     float64 run; that is Keras's numerics and is kept."""
 
     optimizers = {"sgd": "sgd", "momentum": "momentum", "adam": "adam-hat", "adam-hat": "adam-hat"}
+    second_order_modes = {mode: (computes,) for mode, (computes, _how) in SECOND_ORDER[BACKEND].items()}
 
     def __init__(self, name: str, device: str = "cpu", allow_tf32: bool = False) -> None:
         if name != f"keras-{BACKEND}":
@@ -286,6 +437,7 @@ class Adapter:
         # non-leaf copy of its Parameter (``.to("cpu:0")``), whose ``.grad`` stays empty.
         self.device = "gpu" if device == "cuda" else "cpu"
         self._built: tuple[Case, keras.Sequential] | None = None  # evaluate's model, for train of the same case
+        self._second_order: dict[tuple, Callable] = {}  # second_order_program's, by mode and case shape
 
     def version(self) -> str:
         return f"keras {keras.__version__} on {BACKEND} {importlib.import_module(BACKEND).__version__}"
@@ -368,6 +520,41 @@ class Adapter:
             raise GradparityError(f"Keras took {steps} steps and recorded {len(recorder.costs)} costs; "
                                   f"the case has {case.steps}")
         return Trajectory(recorder.costs, from_dense(weights), computed_dtype(weights))
+
+    def second_order_program(self, case: Case, mode: str) -> Callable:
+        """Mode ``mode`` on a ``StatelessModel`` of the case's network, made once per mode and
+        case shape (spec, dtype, X's shape): the variables, direction and data are its
+        arguments, so another case of the same shape runs it again; on jax it is one
+        ``jax.jit`` program (op by op, JAX compiles every primitive per shape)."""
+        key = (mode, case.spec, case.dtype, case.X.shape)
+        if key not in self._second_order:
+            program = partial(SECOND_ORDER[BACKEND][mode][1], StatelessModel.of(case))
+            self._second_order[key] = jax.jit(program) if BACKEND == "jax" else program
+        return self._second_order[key]
+
+    def second_order(self, case: Case, mode: str) -> SecondOrder:
+        """Mode ``mode`` (``SECOND_ORDER``) at ``case.params`` along ``case.direction``, both in
+        the Dense layout (kernel = W.T); J̇ is the tangent of the weighted Keras loss that
+        ``evaluate`` differentiates, Ȧ[l] those of the layers' outputs, transposed back, and
+        H V is returned in the reference layout. ``dtype_used`` is measured, as ``evaluate``'s,
+        on what the mode returns (a tangents mode's J and activations included)."""
+        if mode not in SECOND_ORDER[BACKEND]:
+            raise GradparityError(f"keras-{BACKEND} has no second-order mode {mode!r}; "
+                                  f"choose from {', '.join(SECOND_ORDER[BACKEND])}")
+        if case.direction is None:
+            raise GradparityError(f"case {case.name!r} has no direction to differentiate along")
+        with self.computing_in(case.dtype):
+            program = self.second_order_program(case, mode)
+            trainable, direction = ([keras.ops.convert_to_tensor(array, dtype=case.dtype) for array in to_dense(params)]
+                                    for params in (case.params, case.direction))
+            answer = program(trainable, direction, *batch(case))
+        if SECOND_ORDER[BACKEND][mode][0] == "tangents":
+            (cost, activations), (cost_tangent, tangents) = answer
+            return SecondOrder(cost_tangent=float(keras.ops.convert_to_numpy(cost_tangent)),
+                               tangents=[np.ascontiguousarray(keras.ops.convert_to_numpy(A).T) for A in tangents],
+                               dtype_used=computed_dtype([cost, *activations, cost_tangent, *tangents]))
+        return SecondOrder(hvp=from_dense([keras.ops.convert_to_numpy(product) for product in answer]),
+                           dtype_used=computed_dtype(list(answer)))
 
     def primitives(self) -> Primitives:
         """The ``keras.ops``/``keras.activations``/``keras.losses`` calls of the model, and the
