@@ -26,7 +26,7 @@ import importlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import keras
 import numpy as np
@@ -437,7 +437,8 @@ class Adapter:
         # non-leaf copy of its Parameter (``.to("cpu:0")``), whose ``.grad`` stays empty.
         self.device = "gpu" if device == "cuda" else "cpu"
         self._built: tuple[Case, keras.Sequential] | None = None  # evaluate's model, for train of the same case
-        self._second_order: dict[tuple, Callable] = {}  # second_order_program's, by mode and case shape
+        self._second_order: dict[tuple, Callable] = {}  # second_order_program's, by modes and case shape
+        self._answers: tuple[Case | None, dict] = (None, {})  # the last case's second-order answers, by mode
 
     def version(self) -> str:
         return f"keras {keras.__version__} on {BACKEND} {importlib.import_module(BACKEND).__version__}"
@@ -521,16 +522,32 @@ class Adapter:
                                   f"the case has {case.steps}")
         return Trajectory(recorder.costs, from_dense(weights), computed_dtype(weights))
 
-    def second_order_program(self, case: Case, mode: str) -> Callable:
-        """Mode ``mode`` on a ``StatelessModel`` of the case's network, made once per mode and
-        case shape (spec, dtype, X's shape): the variables, direction and data are its
-        arguments, so another case of the same shape runs it again; on jax it is one
-        ``jax.jit`` program (op by op, JAX compiles every primitive per shape)."""
-        key = (mode, case.spec, case.dtype, case.X.shape)
+    def second_order_program(self, case: Case, modes: tuple[str, ...]) -> Callable:
+        """The modes ``modes`` on a ``StatelessModel`` of the case's network, as one function of
+        (variables, direction, X, Y) answering ``{mode: answer}``, made once per case shape
+        (spec, dtype, X's shape): another case of the same shape runs it again. On jax it is one
+        ``jax.jit`` program for every mode, each traced alone (op by op, JAX compiles every
+        primitive per shape; one program pays XLA's fixed compile cost once, not per mode)."""
+        key = (modes, case.spec, case.dtype, case.X.shape)
         if key not in self._second_order:
-            program = partial(SECOND_ORDER[BACKEND][mode][1], StatelessModel.of(case))
+            model = StatelessModel.of(case)
+
+            def program(trainable: list, direction: list, X: object, Y: object) -> dict:
+                return {mode: SECOND_ORDER[BACKEND][mode][1](model, trainable, direction, X, Y) for mode in modes}
+
             self._second_order[key] = jax.jit(program) if BACKEND == "jax" else program
         return self._second_order[key]
+
+    def second_order_answer(self, case: Case, mode: str) -> Any:
+        """Mode ``mode``'s raw answer on ``case``: on jax every mode's, from one program run once
+        per case (the worker asks for each mode in turn); elsewhere this mode's alone."""
+        if self._answers[0] is not case or mode not in self._answers[1]:
+            modes = tuple(SECOND_ORDER[BACKEND]) if BACKEND == "jax" else (mode,)
+            program = self.second_order_program(case, modes)
+            trainable, direction = ([keras.ops.convert_to_tensor(array, dtype=case.dtype) for array in to_dense(params)]
+                                    for params in (case.params, case.along()))
+            self._answers = (case, program(trainable, direction, *batch(case)))
+        return self._answers[1][mode]
 
     def second_order(self, case: Case, mode: str) -> SecondOrder:
         """Mode ``mode`` (``SECOND_ORDER``) at ``case.params`` along ``case.direction``, both in
@@ -541,13 +558,8 @@ class Adapter:
         if mode not in SECOND_ORDER[BACKEND]:
             raise GradparityError(f"keras-{BACKEND} has no second-order mode {mode!r}; "
                                   f"choose from {', '.join(SECOND_ORDER[BACKEND])}")
-        if case.direction is None:
-            raise GradparityError(f"case {case.name!r} has no direction to differentiate along")
         with self.computing_in(case.dtype):
-            program = self.second_order_program(case, mode)
-            trainable, direction = ([keras.ops.convert_to_tensor(array, dtype=case.dtype) for array in to_dense(params)]
-                                    for params in (case.params, case.direction))
-            answer = program(trainable, direction, *batch(case))
+            answer = self.second_order_answer(case, mode)
         if SECOND_ORDER[BACKEND][mode][0] == "tangents":
             (cost, activations), (cost_tangent, tangents) = answer
             return SecondOrder(cost_tangent=float(keras.ops.convert_to_numpy(cost_tangent)),
