@@ -143,10 +143,9 @@ KNOWN_DEVIATIONS: list[KnownDeviation] = [
     clipping("keras-torch", "float32", {"cost": 0.49, "dW1": 0.4, "db1": 0.52, "dW2": 0.69, "db2": 0.46,
                                         "trajectory cost": 0.49, "trajectory W1": 0.018, "trajectory b1": 0.59,
                                         **SATURATED_SECOND_ORDER}),
-    demotion("keras-jax", ("tanh", "tanh_grad", "mean", "bce_probabilities", "mse", "tanh_grad2", "bce_grad2",
-                           "mse_grad2"), 4.1e7),
+    demotion("keras-jax", ("tanh", "tanh_grad", "mean", "bce_probabilities", "mse"), 4.1e7),
     demotion("keras-torch", ("matmul", "transpose_matmul", "mean", "bce_probabilities", "softmax_ce_probabilities",
-                             "mse", "bce_grad2", "softmax_ce_grad2", "mse_grad2"), 1.5e7),
+                             "mse"), 1.5e7),
     hyperparameter_rounding(params=8.5e-6, costs=6.3e-7, excess=1.1e6),
 ]
 
