@@ -113,7 +113,7 @@ def merged_options(documents: dict[str, Document], columns: dict[tuple[str, str]
         strict=any(options.strict for options in every), trajectories=all(options.trajectories for options in every),
         shard=None, roles={columns[label, backend]: role for label, document in documents.items()
                            for backend, role in document.options.roles.items()},
-        merged_from=list(documents))
+        merged_from=list(documents), order=max(options.order for options in every))
 
 
 def merged_run(documents: dict[str, Document], columns: dict[tuple[str, str], str]) -> RunRecord:
