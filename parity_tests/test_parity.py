@@ -1,9 +1,10 @@
 """Every backend against the reference on every catalogue case in both dtypes, and on at least
-25 generated networks per dtype, first order and through every second-order mode (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
+25 generated networks per dtype (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
 loss and every optimizer, full batches and mini-batches with a partial last one;
-``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job). All of it runs once per
-session, one worker per backend for every case, workers in parallel as ``gradparity run`` does;
-the tests read that run's document."""
+``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job), first order, and in float64 (both
+dtypes thoroughly) through every second-order mode too. All of it runs once per session, one
+worker per backend for every case, workers in parallel as ``gradparity run`` does; the tests read
+that run's document."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkS
 from gradparity.core.optimizers import OPTIMIZERS, Training
 from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
+from gradparity.merge import merge
 
 # Registered deviations the catalogue must show, kept as data: (backend, dtype) -> entry names.
 EXPECTED_DEVIATIONS = {
@@ -50,7 +52,11 @@ SKIPPED_MODES = {  # (backend, mode) -> the reason it gives where it does not ru
 }
 STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow")
 FUZZ = {"default": 25, "thorough": 300}
-GENERATED = FUZZ[os.environ.get("GRADPARITY_FUZZ", "default")]
+PROFILE = os.environ.get("GRADPARITY_FUZZ", "default")
+GENERATED = FUZZ[PROFILE]
+# the dtypes whose cases also go through every second-order mode: float64 by default (float32's
+# second order compiles a second program per network and mode: ~60 s more of make test), both thoroughly
+SECOND_ORDER_DTYPES = DTYPES if PROFILE == "thorough" else ("float64",)
 SEED = 20261129
 
 
@@ -115,17 +121,34 @@ def zero_logits_case(dtype: str) -> Case:
                      dtype, Training(learning_rate=0.1, epochs=3))
 
 
+def dtype_cases(dtype: str) -> list[Case]:
+    """The catalogue, the generated networks and the zero-logits case in ``dtype``."""
+    return [*(build_case(name, dtype) for name in CATALOGUE), *generated_cases(GENERATED, dtype), zero_logits_case(dtype)]
+
+
 @pytest.fixture(scope="session")
 def parity_run(request) -> tuple[list[Case], dict]:
     """The catalogue and the generated networks in both dtypes, run once on every installed
     backend that a selected test of this module names (so ``pytest -m torch`` runs torch alone),
-    first order and every second-order mode (``--order 2``)."""
+    first order, and through every second-order mode (``--order 2``) in ``SECOND_ORDER_DTYPES``:
+    one run per order, the workers kept warm from the first to the second, merged into one
+    document (``report --merge``) whose cases come in the order of the returned list."""
     selected = {backend_of(item) for item in request.session.items if item.module.__name__ == __name__}
     installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
-    cases = [build_case(name, dtype) for name in CATALOGUE for dtype in DTYPES]
-    cases += [case for dtype in DTYPES for case in generated_cases(GENERATED, dtype)]
-    cases += [zero_logits_case(dtype) for dtype in DTYPES]
-    return cases, (run(cases, RunOptions(backends=installed, timeout=1800, order=2)) if installed else {"results": []})
+    if not installed:
+        return [], {"results": []}
+    documents = {}
+    for order, dtypes in ((2, SECOND_ORDER_DTYPES), (1, tuple(d for d in DTYPES if d not in SECOND_ORDER_DTYPES))):
+        cases = [case for dtype in dtypes for case in dtype_cases(dtype)]
+        if cases:  # the first run starts the workers: its timings are the ones the merged document keeps
+            documents[f"order {order}"] = run(cases, RunOptions(backends=installed, timeout=1800, order=order))
+    documents = dict(reversed(documents.items()))
+    return [case for dtype in documents_dtypes(documents) for case in dtype_cases(dtype)], merge(documents)
+
+
+def documents_dtypes(documents: dict) -> list[str]:
+    """The dtypes of ``documents``' cases, in the order a merge of them lists its results."""
+    return list(dict.fromkeys(dtype for document in documents.values() for dtype in document.options.dtypes))
 
 
 @pytest.fixture
@@ -189,22 +212,25 @@ def test_every_quantity_is_checked(result_of, backend, dtype):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_second_order_mode_answers_every_case(document_of, backend):
-    """Each backend's modes (``SECOND_ORDER_MODES``) all answer on every case, first-order
-    results or not; a mode that does not run says why, and only where that is expected."""
+    """Each backend's modes (``SECOND_ORDER_MODES``) all answer on every case of the
+    ``SECOND_ORDER_DTYPES``, whatever its first-order result, and on no other case; a mode that
+    does not run says why, and only where that is expected."""
     for result in document_of(backend).results:
         modes = result.backends[backend].modes
-        assert set(modes) == set(SECOND_ORDER_MODES[backend]), (result.case, result.dtype)
+        expected = SECOND_ORDER_MODES[backend] if result.dtype in SECOND_ORDER_DTYPES else {}
+        assert set(modes) == set(expected), (result.case, result.dtype)
         for mode, record in modes.items():
             assert record.computes == list(SECOND_ORDER_MODES[backend][mode])
             if record.status == "skipped":
                 assert fnmatch.fnmatchcase(record.reason, SKIPPED_MODES[backend, mode]), record.reason
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", SECOND_ORDER_DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_second_order_quantity_is_checked(result_of, backend, dtype):
     """J̇ and every Ȧ[l] for a mode computing tangents, every H V block for one computing H V."""
     result = result_of(backend, "deep-sigmoid", dtype)
+    assert set(result.modes) == set(SECOND_ORDER_MODES[backend])
     for mode, record in result.modes.items():
         quantities = {check.quantity for check in result.checks if check.mode == mode} - {"dtype"}
         expected = set()
