@@ -1,8 +1,8 @@
 """Every backend against the reference on every catalogue case in both dtypes, and on at least
 25 generated networks per dtype (depth 1-4, widths 1-16, m 1-64, every hidden activation, every
 loss and every optimizer, full batches and mini-batches with a partial last one;
-``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job), first order, and in float64 (both
-dtypes thoroughly) through every second-order mode too. All of it runs once per session, one
+``GRADPARITY_FUZZ=thorough`` runs 300, for a nightly job), first order, and the float64 ones
+(12 of the generated networks; all in both dtypes thoroughly) through every second-order mode too. All of it runs once per session, one
 worker per backend for every case, workers in parallel as ``gradparity run`` does; the tests read
 that run's document."""
 
@@ -54,9 +54,12 @@ STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow")
 FUZZ = {"default": 25, "thorough": 300}
 PROFILE = os.environ.get("GRADPARITY_FUZZ", "default")
 GENERATED = FUZZ[PROFILE]
-# the dtypes whose cases also go through every second-order mode: float64 by default (float32's
-# second order compiles a second program per network and mode: ~60 s more of make test), both thoroughly
+# The cases that also go through every second-order mode: by default those in float64, of the generated
+# networks the first 12 (every hidden activation x loss pair, depths 1-4: test_generated_networks_cover_...);
+# every one in both dtypes thoroughly. Each mode compiles a program per network shape and dtype (jax,
+# keras-jax) or traces one (tensorflow): the default keeps make test within 20 % of its first-order time.
 SECOND_ORDER_DTYPES = DTYPES if PROFILE == "thorough" else ("float64",)
+SECOND_ORDER_GENERATED = GENERATED if PROFILE == "thorough" else 12
 SEED = 20261129
 
 
@@ -126,29 +129,32 @@ def dtype_cases(dtype: str) -> list[Case]:
     return [*(build_case(name, dtype) for name in CATALOGUE), *generated_cases(GENERATED, dtype), zero_logits_case(dtype)]
 
 
+def second_order_case(case: Case) -> bool:
+    """Whether the parity run takes ``case`` through the second-order modes: in the
+    ``SECOND_ORDER_DTYPES``, every case but the generated networks past ``SECOND_ORDER_GENERATED``."""
+    if case.dtype not in SECOND_ORDER_DTYPES:
+        return False
+    return not case.name.startswith("generated-") or int(case.name.removeprefix("generated-")) < SECOND_ORDER_GENERATED
+
+
 @pytest.fixture(scope="session")
 def parity_run(request) -> tuple[list[Case], dict]:
     """The catalogue and the generated networks in both dtypes, run once on every installed
     backend that a selected test of this module names (so ``pytest -m torch`` runs torch alone),
-    first order, and through every second-order mode (``--order 2``) in ``SECOND_ORDER_DTYPES``:
-    one run per order, the workers kept warm from the first to the second, merged into one
-    document (``report --merge``) whose cases come in the order of the returned list."""
+    first order, and the cases ``second_order_case`` picks through every second-order mode too
+    (``--order 2``): one run per order, the workers kept warm from the first to the second,
+    merged into one document (``report --merge``) whose results come in the order of the list."""
     selected = {backend_of(item) for item in request.session.items if item.module.__name__ == __name__}
     installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
     if not installed:
         return [], {"results": []}
-    documents = {}
-    for order, dtypes in ((2, SECOND_ORDER_DTYPES), (1, tuple(d for d in DTYPES if d not in SECOND_ORDER_DTYPES))):
-        cases = [case for dtype in dtypes for case in dtype_cases(dtype)]
-        if cases:  # the first run starts the workers: its timings are the ones the merged document keeps
-            documents[f"order {order}"] = run(cases, RunOptions(backends=installed, timeout=1800, order=order))
+    cases = [case for dtype in DTYPES for case in dtype_cases(dtype)]
+    runs = {"order 2": [case for case in cases if second_order_case(case)],
+            "order 1": [case for case in cases if not second_order_case(case)]}
+    documents = {label: run(chosen, RunOptions(backends=installed, timeout=1800, order=int(label[-1])))
+                 for label, chosen in runs.items() if chosen}  # the first run starts the workers: its timings count
     documents = dict(reversed(documents.items()))
-    return [case for dtype in documents_dtypes(documents) for case in dtype_cases(dtype)], merge(documents)
-
-
-def documents_dtypes(documents: dict) -> list[str]:
-    """The dtypes of ``documents``' cases, in the order a merge of them lists its results."""
-    return list(dict.fromkeys(dtype for document in documents.values() for dtype in document.options.dtypes))
+    return [case for label in documents for case in runs[label]], merge(documents)
 
 
 @pytest.fixture
@@ -211,13 +217,14 @@ def test_every_quantity_is_checked(result_of, backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_every_second_order_mode_answers_every_case(document_of, backend):
-    """Each backend's modes (``SECOND_ORDER_MODES``) all answer on every case of the
-    ``SECOND_ORDER_DTYPES``, whatever its first-order result, and on no other case; a mode that
-    does not run says why, and only where that is expected."""
-    for result in document_of(backend).results:
+def test_every_second_order_mode_answers_every_case(parity_run, document_of, backend):
+    """Each backend's modes (``SECOND_ORDER_MODES``) all answer on every case the run takes
+    through second order (``second_order_case``), whatever its first-order result, and on no
+    other case; a mode that does not run says why, and only where that is expected."""
+    cases, _document = parity_run
+    for case, result in zip(cases, document_of(backend).results, strict=True):
         modes = result.backends[backend].modes
-        expected = SECOND_ORDER_MODES[backend] if result.dtype in SECOND_ORDER_DTYPES else {}
+        expected = SECOND_ORDER_MODES[backend] if second_order_case(case) else {}
         assert set(modes) == set(expected), (result.case, result.dtype)
         for mode, record in modes.items():
             assert record.computes == list(SECOND_ORDER_MODES[backend][mode])
@@ -295,6 +302,9 @@ def test_generated_networks_cover_every_activation_loss_and_shape_range():
     assert max(max(case.spec.layer_sizes) for case in cases) > 12 and max(case.m for case in cases) > 48
     assert {case.training.optimizer for case in cases} == set(OPTIMIZERS)
     assert any(case.training.batch_size and case.m % case.training.batch_size for case in cases)  # a partial batch
+    second = [case for case in cases if second_order_case(case)]
+    assert len(second) == min(SECOND_ORDER_GENERATED, len(cases)) and {case.spec.depth for case in second} == {1, 2, 3, 4}
+    assert {(case.spec.hidden_activation, case.spec.loss) for case in second} == set(itertools.product(HIDDEN_ACTIVATIONS, LOSSES))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
