@@ -12,7 +12,7 @@ from typing import Callable
 
 from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, POINTER, SECOND_ORDER, SPEED,
                                        Finding, backend_order, controls, counts, findings, form_note, from_modes,
-                                       gist, hits, margin, mode_columns, mode_margin, mode_reasons, op_measure,
+                                       gist, hits, margin, mode_columns, mode_state, mode_reasons, op_measure,
                                        other_form, quantity_label, run_key, speed_text, status_label, time_line,
                                        worst_label)
 from gradparity.reports.formatting import cosine, index, multiple, number, optional, plural, sci, seconds, ulps
@@ -308,15 +308,11 @@ def _mode_cell(backend: BackendResult | None, mode: str, link: str) -> Cell:
     that quantity; the backend's own marker where it errored or was skipped on this run."""
     if backend is None:
         return Cell("not run")
-    record = backend.modes.get(mode)
-    if record is None:
-        if backend.status in ("error", "skipped"):
-            return Cell(MARKER[backend.status], backend.status, link=link)
+    state = mode_state(backend, mode)
+    if state is None:
         return Cell("")
-    share, quantity = mode_margin(backend, mode)
-    if record.status == "pass":
-        link = ""
-    return Cell(f"{MARKER[record.status]} {share}".rstrip(), record.status, quantity, link)
+    status, share, quantity = state
+    return Cell(f"{MARKER[status]} {share}".rstrip(), status, quantity, "" if status == "pass" else link)
 
 
 def _directions(document: Document) -> Table:

@@ -145,6 +145,16 @@ def mode_margin(backend: BackendResult, mode: str) -> tuple[str, str]:
     return share_of(closest(mode_checks(backend, mode)))
 
 
+def mode_state(backend: BackendResult, mode: str) -> tuple[str, str, str] | None:
+    """What a second-order mode's cell shows: its status, the share of its tolerance its closest
+    check used and that check's quantity; where the mode has no record, the backend's own status
+    when it errored or was skipped (nothing else), else None."""
+    record = backend.modes.get(mode)
+    if record is None:
+        return (backend.status, "", "") if backend.status in ("error", "skipped") else None
+    return (record.status, *mode_margin(backend, mode))
+
+
 def share_of(check: Check | None) -> tuple[str, str]:
     """The share of its tolerance ``check`` used and its quantity, short; ``0`` and no quantity
     when bit for bit; two empty strings for no check."""

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from gradparity.reports.digest import (CONTROL, LABEL, MARGIN, MARKER, POINTER, SECOND_ORDER, SPEED, Finding,
                                        backend_order, controls, counts, findings, from_modes, gist, hits, margin,
-                                       mode_checks, mode_columns, mode_margin, mode_reasons, op_text, share_of,
+                                       mode_checks, mode_columns, mode_state, mode_reasons, op_text, share_of,
                                        skips, speed_text, status_label, time_line)
 from gradparity.core.results import (BackendResult, BenchDocument, CaseResult, Check, CheckDocument, Corroboration,
                                      Document, NetworkRecord)
@@ -185,18 +185,14 @@ def mode_matrix(document: Document, columns: list[tuple[str, str]]) -> Table:
 def mode_cell(backend: BackendResult | None, mode: str) -> Text:
     """A mode's status symbol and the share of its tolerance its closest quantity used, that
     quantity below; the backend's own symbol where it errored or was skipped on this run."""
-    if backend is None:
+    state = None if backend is None else mode_state(backend, mode)
+    if state is None:
         return Text("")
-    record = backend.modes.get(mode)
-    if record is None:
-        if backend.status in ("error", "skipped"):
-            return Text(MARKER[backend.status], STATUS_STYLE[backend.status])
-        return Text("")
-    share, quantity = mode_margin(backend, mode)
-    text = f"{MARKER[record.status]} {share}".rstrip()
+    status, share, quantity = state
+    text = f"{MARKER[status]} {share}".rstrip()
     if quantity:
         text += f"\n{quantity}"
-    return Text(text, STATUS_STYLE[record.status])
+    return Text(text, STATUS_STYLE[status])
 
 
 def skip_lines(document: Document, backends: list[str]) -> list[str]:
