@@ -287,15 +287,13 @@ class Adapter:
         case's network structure (``second_order_program``, kept for the next case)."""
         if mode not in SECOND_ORDER:
             raise GradparityError(f"unknown second-order mode {mode!r}; choose {', '.join(SECOND_ORDER)}")
-        if case.direction is None:
-            raise GradparityError(f"case {case.name!r} has no direction to differentiate along")
         key = (mode, case.dtype, structure(case.spec))
         if key not in self.programs:
             self.programs[key] = second_order_program(mode, case.spec, case.dtype)
         names = list(case.spec.param_shapes())
         with tf.device(self.device):
             params = [tf.constant(case.params[name]) for name in names]
-            direction = [tf.constant(case.direction[name]) for name in names]
+            direction = [tf.constant(case.along()[name]) for name in names]
             answer = self.programs[key](params, direction, tf.constant(case.X), tf.constant(case.Y))
         if mode == "forward-accumulator":
             Jdot, tangents = answer

@@ -238,12 +238,10 @@ class Adapter:
         forward-over-reverse, ``ZERO_TENSOR_DEFECT``) makes the mode Unsupported, with the reason."""
         if mode not in SECOND_ORDER:
             raise GradparityError(f"unknown second-order mode {mode!r}; choose one of {', '.join(SECOND_ORDER)}")
-        if case.direction is None:
-            raise GradparityError(f"case {case.key} has no direction V for second order")
         params, X, Y = self._tensors(case)
         if mode != "double-backward":  # torch.func and dual tensors need no autograd graph
             params = {name: value.detach() for name, value in params.items()}
-        direction = {name: torch.tensor(value, device=self.device) for name, value in case.direction.items()}
+        direction = {name: torch.tensor(value, device=self.device) for name, value in case.along().items()}
         try:
             return SECOND_ORDER[mode][1](params, direction, X, Y, case.spec)
         except NotImplementedError as error:

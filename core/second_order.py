@@ -32,7 +32,6 @@ from gradparity.core.reference import (ForwardPass, Params, activation_derivativ
 
 DIRECTION_SEED = 0
 SECOND_STEP = 1e-5  # the step of the central differences along V, over max|V|
-QUANTITIES = ("tangents", "hvp")  # what a second-order mode computes: J̇ and Ȧ[l], or H V
 
 
 def activation_second_derivative(A: np.ndarray, name: str) -> np.ndarray:
@@ -215,13 +214,12 @@ def difference_step(direction: Params) -> float:
 @dataclass
 class Differenced:
     """Central differences along V (``numerical_second_order``): J̇, ``Adot = [Ȧ1, ..., ȦL]``
-    and H V over the examples ``examples`` marks, and the step h they were taken with."""
+    and H V over the examples ``examples`` marks."""
 
     cost: float
     Adot: list[np.ndarray]
     hvp: Params
     examples: np.ndarray
-    step: float
 
 
 def numerical_second_order(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
@@ -245,9 +243,9 @@ def numerical_second_order(params: Params, X: np.ndarray, Y: np.ndarray, spec: N
         for plus, minus in zip(*(forward(p, X, spec).Z[1:spec.depth] for p in shifted)):
             examples &= np.all((plus > 0) == (minus > 0), axis=0) & np.all(plus != 0, axis=0) & np.all(minus != 0, axis=0)
     if not examples.any():
-        return Differenced(float("nan"), [], {}, examples, h)
+        return Differenced(float("nan"), [], {}, examples)
     X, Y = X[:, examples], Y[:, examples]
     (J_plus, g_plus, cache_plus), (J_minus, g_minus, cache_minus) = (cost_and_gradients(p, X, Y, spec) for p in shifted)
     return Differenced((J_plus - J_minus) / (2 * h),
                        [(plus - minus) / (2 * h) for plus, minus in zip(cache_plus.A[1:], cache_minus.A[1:])],
-                       {name: (g_plus[name] - g_minus[name]) / (2 * h) for name in g_plus}, examples, h)
+                       {name: (g_plus[name] - g_minus[name]) / (2 * h) for name in g_plus}, examples)

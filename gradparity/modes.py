@@ -193,13 +193,13 @@ class ModeJudge:
         answer, reference = self.answer, self.reference
         if answer.hvp is None:
             return [self.missing("HV", "hvp")]
-        checks = []
+        checks, tol = [], self.tolerance("hvp", None, self.gradient_scale)  # one for every block
         for name, expected in reference.rpass.hvp.items():
             if name not in answer.hvp:
                 checks.append(self.missing(f"HV {name}", "hvp"))
                 continue
             checks.append(self.compared(f"HV {name}", "hvp", answer.hvp[name], expected,
-                                        (self.tolerance("hvp", None, self.gradient_scale), reference.hvp_magnitudes[name])))
+                                        (tol, reference.hvp_magnitudes[name])))
         return checks
 
     @property
