@@ -98,6 +98,11 @@ def second_order_ops(hvp: str, templates: dict[str, str]) -> dict[str, str]:
     return {f"{name}_grad2": hvp.format(f=template.format(x="t")) for name, template in templates.items()}
 
 
+VERSION = "1.0"
+"""The version of this contract: ``Adapter``, the answers' dataclasses and ``Primitives``. The
+major number changes when a method or field a backend relies on changes meaning or goes; the
+minor one when an optional one is added. A plugin names the version it was written for
+(``BackendEntry.contract``) and is refused where its major number is not this one's."""
 ROLES = ("framework", "control", "ground truth")
 """What a backend's result proves (``Adapter.role``)."""
 DEFAULT_OPTIMIZERS = {"sgd": "sgd"}

@@ -352,8 +352,52 @@ class Summary(Record):
 
 
 @dataclass
+class VersionGap(Record):
+    """How far one quantity is apart between two versions of a framework: the most units in the
+    last place of the case's dtype between two entries (0 where every entry is bit-identical),
+    the largest absolute difference, and how many of the entries differ at all."""
+
+    quantity: str
+    kind: Kind
+    ulps: Measure
+    max_abs: Measure
+    differing: int
+    total: int
+
+
+@dataclass
+class OpGap(Record):
+    """One probed operation in both versions: whether its outputs are bit-identical, and each
+    version's relative error against NumPy in float64 (``DeviatingOp``)."""
+
+    op: str
+    identical: bool
+    rel_errors: list[Measure]
+
+
+@dataclass
+class VersionComparison(Record):
+    """One backend at two versions on one case (``gradparity run --backends jax==0.4.30,jax``):
+    the backend, the two columns and the framework version each ran, the case and dtype, each
+    quantity's gap and the op probes of both versions side by side."""
+
+    backend: str
+    columns: list[str]
+    versions: list[str | None]
+    case: str
+    dtype: str
+    quantities: list[VersionGap]
+    ops: list[OpGap]
+
+    def identical(self) -> bool:
+        """Every quantity and every probed op bit-identical."""
+        return all(gap.differing == 0 for gap in self.quantities) and all(op.identical for op in self.ops)
+
+
+@dataclass
 class Document(Record):
-    """A parity run's result document (``gradparity/2``)."""
+    """A parity run's result document (``gradparity/2``); where one backend ran at several
+    versions, how far the versions' numbers are apart (``VersionComparison``)."""
 
     schema: str
     environment: Environment
@@ -361,6 +405,7 @@ class Document(Record):
     results: list[CaseResult]
     summary: Summary
     run: RunRecord
+    versions: list[VersionComparison] = field(default_factory=list)
 
 
 def upgrade(data: dict) -> dict:
