@@ -95,9 +95,10 @@ def listed(plugin: Path | None, cwd: Path) -> dict[str, dict]:
 def test_an_installed_plugin_is_listed_and_an_uninstalled_one_is_not(installed, tmp_path):
     with_plugin, without = listed(installed, tmp_path), listed(None, tmp_path)
     good = with_plugin["fake-good"]
-    assert (good["role"], good["origin"], good["runs"]) == ("framework", "gradparity-fakes 0.3 (plugin)", None)
+    assert (good["role"], good["origin"], good["runs"]) == ("framework", "gradparity-fakes 0.3", None)
+    assert good["frameworks"] == "gradparity-fakes 0.3"  # an engine of its own: the plugin's package
     assert not any(name.startswith("fake-") for name in without)
-    assert without["numpy"]["origin"].endswith("(built-in)")
+    assert without["numpy"]["origin"] == "built-in" and without["jax"]["frameworks"].startswith("jax ")
     for name, piece in ERRORS.items():
         if name in ("fake-broken-import", "fake-no-evaluate", "fake-malformed"):  # found only by running them
             assert with_plugin[name]["runs"] is None, with_plugin[name]
