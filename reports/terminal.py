@@ -145,12 +145,13 @@ def print_versions(console: Console, document: Document, pairs: list[VersionPair
 
 
 VERSIONS_LEGEND = ("ulp: the largest distance between two entries of the versions in units in the last place; "
-                   "an op that differs: its relative error against NumPy float64 in each version, first → second")
+                   "an op that differs: its relative error against NumPy float64 in each version, first → second; "
+                   "bit-identical on a run: every quantity and probed op equal, entry by entry")
 
 
 def version_lines(pair: VersionPair, document: Document) -> Text:
-    """``jax==0.4.30 against jax (0.10.2): bit-identical on all 2 cases × float64, float32: ...``
-    in one line where nothing differs; else the pair in bold, the identical runs in one line,
+    """``jax==0.4.30 against jax (0.10.2): bit-identical on all 2 cases × float64, float32`` in
+    one line where nothing differs; else the pair in bold, the identical runs in one line,
     then per run that differs its quantities and, indented below, its ops."""
     if not pair.differing():
         return Text(_wrapped(f"{pair.title()}: {pair.identical_text(document)}", hang=2))

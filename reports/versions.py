@@ -18,9 +18,9 @@ VERSIONS_TITLE = "between versions: each backend's two versions against each oth
 VERSIONS_TEXT = (
     "Where a backend ran at two versions, each quantity of each run is compared between them entry by entry: "
     "the largest distance between two entries in units in the last place of the dtype (ulp), the largest "
-    "absolute difference and how many entries differ; bit-identical: every entry equal. The op probes ran "
-    "in both versions: an op whose outputs differ is shown with its relative error against NumPy in float64 "
-    "in each version, first → second.")
+    "absolute difference and how many entries differ. The op probes ran in both versions: an op whose outputs "
+    "differ is shown with its relative error against NumPy in float64 in each version. Bit-identical on a run: "
+    "every entry of every quantity and every probed op's output equal.")
 
 
 def split_column(column: str) -> tuple[str, str]:
@@ -106,14 +106,15 @@ class VersionPair:
         return [comparison for comparison in self.comparisons if not comparison.identical()]
 
     def identical_text(self, document: Document, sentence: bool = False) -> str:
-        """``bit-identical on all 2 cases × float64, float32: every quantity and every probed
-        op``: the runs on which nothing differs, and what that covers; as a sentence's start
+        """``bit-identical on all 2 cases × float64, float32``: the runs on which every quantity
+        and probed op is, ``(no op probed)`` after it where no op was; as a sentence's start
         (``sentence=True``) ``Bit-identical ...``."""
         runs = self.identical()
-        probed = any(comparison.ops for comparison in runs)
-        covered = "every quantity and every probed op" if probed else "every quantity (no op probed)"
         same = "Bit-identical" if sentence else "bit-identical"
-        return f"{same} on {hits(runs, document)}: {covered}"
+        text = f"{same} on {hits(runs, document)}"
+        if not any(comparison.ops for comparison in runs):
+            text += " (no op probed)"
+        return text
 
 
 def version_pairs(document: Document) -> list[VersionPair]:
@@ -148,14 +149,16 @@ def gap_figures(gap: VersionGap) -> str:
 
 
 def quantities_text(comparison: VersionComparison) -> str:
-    """``4 of 7 quantities bit-identical; dW1 4.0 ulp (3 of 8 entries), trajectory cost 1,200 ulp
-    (5 of 6 entries)``: how many quantities are bit-identical, then each that differs."""
+    """``dW1 4.0 ulp (3 of 8 entries); trajectory cost 1,200 ulp (5 of 8 entries); the 6 other
+    quantities bit-identical``: each quantity that differs, then how many do not."""
     apart = [gap for gap in comparison.quantities if gap.differing]
-    same = len(comparison.quantities) - len(apart)
     if not apart:
         return f"every quantity bit-identical ({len(comparison.quantities)})"
-    text = f"{same} of {plural(len(comparison.quantities), 'quantity', 'quantities')} bit-identical"
-    return f"{text}; " + ", ".join(f"{gap.quantity} {gap_figures(gap)}" for gap in apart)
+    parts = [f"{gap.quantity} {gap_figures(gap)}" for gap in apart]
+    same = len(comparison.quantities) - len(apart)
+    if same:
+        parts.append(f"the {plural(same, 'other quantity', 'other quantities')} bit-identical")
+    return "; ".join(parts)
 
 
 def op_figures(op: OpGap) -> str:
@@ -164,15 +167,15 @@ def op_figures(op: OpGap) -> str:
 
 
 def ops_text(comparison: VersionComparison) -> str:
-    """``ops that differ: tanh 1.1e-16 → 2.2e-16 relative; the 3 others bit-identical``, or
+    """``ops that differ: tanh 1.1e-16 → 2.2e-16 relative; the 3 other ops bit-identical``, or
     ``every probed op bit-identical (4)``, or ``no op probed``."""
     if not comparison.ops:
         return "no op probed"
     apart = [op for op in comparison.ops if not op.identical]
     if not apart:
         return f"every probed op bit-identical ({len(comparison.ops)})"
-    text = "ops that differ: " + "; ".join(f"{op.op} {op_figures(op)} relative" for op in apart)
+    parts = [f"{op.op} {op_figures(op)} relative" for op in apart]
     same = len(comparison.ops) - len(apart)
     if same:
-        text += f"; {plural(same, 'other')} bit-identical"
-    return text
+        parts.append(f"the {plural(same, 'other op')} bit-identical")
+    return "ops that differ: " + "; ".join(parts)
