@@ -151,14 +151,10 @@ def gap_figures(gap: VersionGap) -> str:
 def quantities_text(comparison: VersionComparison) -> str:
     """``dW1 4.0 ulp (3 of 8 entries); trajectory cost 1,200 ulp (5 of 8 entries); the 6 other
     quantities bit-identical``: each quantity that differs, then how many do not."""
-    apart = [gap for gap in comparison.quantities if gap.differing]
+    apart = [f"{gap.quantity} {gap_figures(gap)}" for gap in comparison.quantities if gap.differing]
     if not apart:
         return f"every quantity bit-identical ({len(comparison.quantities)})"
-    parts = [f"{gap.quantity} {gap_figures(gap)}" for gap in apart]
-    same = len(comparison.quantities) - len(apart)
-    if same:
-        parts.append(f"the {plural(same, 'other quantity', 'other quantities')} bit-identical")
-    return "; ".join(parts)
+    return _apart_then_others(apart, len(comparison.quantities), ("other quantity", "other quantities"))
 
 
 def op_figures(op: OpGap) -> str:
@@ -171,11 +167,16 @@ def ops_text(comparison: VersionComparison) -> str:
     ``every probed op bit-identical (4)``, or ``no op probed``."""
     if not comparison.ops:
         return "no op probed"
-    apart = [op for op in comparison.ops if not op.identical]
+    apart = [f"{op.op} {op_figures(op)} relative" for op in comparison.ops if not op.identical]
     if not apart:
         return f"every probed op bit-identical ({len(comparison.ops)})"
-    parts = [f"{op.op} {op_figures(op)} relative" for op in apart]
-    same = len(comparison.ops) - len(apart)
+    return "ops that differ: " + _apart_then_others(apart, len(comparison.ops), ("other op", "other ops"))
+
+
+def _apart_then_others(apart: list[str], total: int, other: tuple[str, str]) -> str:
+    """The things that differ, each said, then ``the 6 other quantities bit-identical`` (of
+    ``total`` in all; ``other``: the word for one and for several)."""
+    same = total - len(apart)
     if same:
-        parts.append(f"the {plural(same, 'other op')} bit-identical")
-    return "ops that differ: " + "; ".join(parts)
+        apart = [*apart, f"the {plural(same, *other)} bit-identical"]
+    return "; ".join(apart)
