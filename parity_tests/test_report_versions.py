@@ -251,7 +251,6 @@ def test_a_document_without_versions_says_nothing_of_them():
     assert heads == ["case", "dtype", "numpy\ncontrol", "jax", "torch"]
 
 
-@pytest.mark.xfail(strict=True, reason="merge.py keeping Document.versions is the lead's part of issue 26")
 def test_merging_two_documents_with_versions_keeps_both_lists(tmp_path):
     """Two runs of other cases, each with jax and torch at two versions: the merged document
     holds every comparison of both, and its report every run of both under one pair each."""
