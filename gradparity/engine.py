@@ -145,9 +145,9 @@ def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, li
     the matrix, numbered case by case in order, go to share ``number mod n + 1``; the versions
     of one backend count as one backend, so that a share holds all of them on its cases and can
     compare them (``gradparity.versions``)."""
-    members = {split_requirement(name)[0]: [] for name in backends}
+    members: dict[str, list[str]] = {}
     for name in backends:
-        members[split_requirement(name)[0]].append(name)
+        members.setdefault(split_requirement(name)[0], []).append(name)
     pairs = enumerate((index, backend) for index in range(case_count) for backend in members)
     assigned: dict[str, list[int]] = {name: [] for name in backends}
     for number, (index, backend) in pairs:
