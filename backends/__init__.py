@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from packaging.requirements import InvalidRequirement, Requirement
 
 from gradparity.backends.contract import ROLES, VERSION
+from gradparity.core.deviations import KnownDeviation
 from gradparity.core.errors import SpecError
 
 GROUP = "gradparity.backends"
@@ -39,7 +40,8 @@ class BackendEntry:
     (``worker.hide``) instead of spending their import time. ``role`` is one of
     ``contract.ROLES``; ``package`` the distribution a version specifier pins (default: the first
     of ``requires``; else a plugin's own package, or numpy for a built-in); ``contract`` the
-    contract version it was written for.
+    contract version it was written for; ``deviations`` the known deviations a plugin registers
+    for its backend (``core.deviations.KnownDeviation``; gradparity's own are in that module).
 
     Filled in by gradparity, never by a plugin: ``origin`` (where it comes from: ``gradparity``
     or the plugin's package and version), ``pinned`` (the requirement of a versioned column,
@@ -54,6 +56,7 @@ class BackendEntry:
     role: str = "framework"
     package: str | None = None
     contract: str = VERSION
+    deviations: tuple[KnownDeviation, ...] = ()
     origin: str = "gradparity"
     pinned: str | None = None
     interpreter: str | None = None
@@ -188,6 +191,8 @@ def plugin_entry(plugin: Plugin) -> BackendEntry:
         problem = f"it was built for adapter contract {described.contract}; this gradparity speaks {VERSION}"
     elif described.role not in ROLES:
         problem = f"its role {described.role!r} is not one of {', '.join(ROLES)}"
+    elif not all(isinstance(deviation, KnownDeviation) for deviation in described.deviations):
+        problem = "its deviations are not all gradparity.core.deviations.KnownDeviation entries"
     else:
         package = described.package or (None if described.requires else plugin.package)  # its own engine
         return replace(described, package=package, origin=plugin.origin, pinned=None, interpreter=None, refused=None)

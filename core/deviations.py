@@ -150,9 +150,12 @@ KNOWN_DEVIATIONS: list[KnownDeviation] = [
 ]
 
 
-def applicable(backend: str, case: str, dtype: str, optimizer: str = "sgd") -> list[KnownDeviation]:
-    """The entries registered for this backend, case, dtype and training optimizer."""
-    return [entry for entry in KNOWN_DEVIATIONS if entry.applies(backend, case, dtype, optimizer)]
+def applicable(backend: str, case: str, dtype: str, optimizer: str = "sgd",
+               registered: Iterable[KnownDeviation] | None = None) -> list[KnownDeviation]:
+    """The entries of ``registered`` (default ``KNOWN_DEVIATIONS``) for this backend, case,
+    dtype and training optimizer."""
+    entries = KNOWN_DEVIATIONS if registered is None else registered
+    return [entry for entry in entries if entry.applies(backend, case, dtype, optimizer)]
 
 
 def explaining(check: Check, entries: list[KnownDeviation], deviating_ops: set[str], asked: str) -> KnownDeviation | None:

@@ -55,11 +55,12 @@ class RunOptions:
     direction: Params | None = None
     direction_source: str = "seeded"
 
-    def judging(self, columns: list[str]) -> Judging:
-        """What of these options the judge needs, for a run of ``columns``."""
-        versioned = frozenset(column for members in version_groups(columns).values() for column in members)
+    def judging(self, entries: dict[str, BackendEntry]) -> Judging:
+        """What of these options the judge needs, for a run of ``entries``."""
+        versioned = frozenset(column for members in version_groups(list(entries)).values() for column in members)
+        registered = tuple(dict.fromkeys(deviation for entry in entries.values() for deviation in entry.deviations))
         return Judging(self.include_arrays, self.probe_all, self.trajectories, self.decision_boundaries,
-                       self.direction_source, versioned)
+                       self.direction_source, versioned, registered)
 
     def directed(self, cases: list[Case]) -> list[Case]:
         """``cases`` with their second-order direction in their dtype where ``order`` is 2 (a
@@ -94,7 +95,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
     worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
                       "threads": threads}
-    judge = Judge(cases, options.judging(list(entries)))
+    judge = Judge(cases, options.judging(entries))
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
         outcomes = run_backends(WorkerRun(cases, worker_options, options.timeout, parallel), entries, progress,

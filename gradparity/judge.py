@@ -10,6 +10,7 @@ from functools import cache
 
 import numpy as np
 
+from gradparity.backends import split_requirement
 from gradparity.backends.contract import Evaluation, Trajectory
 from gradparity.backends.layout import dtype_name
 from gradparity.backends.worker import describe
@@ -36,8 +37,9 @@ class Judging:
     """What the judge is asked for: arrays in the document, a diagnosis of passing results too
     (``gradparity explain``), whether trajectories were run, the trained reference's decision
     boundary for 2-D float64 cases, where the cases' second-order directions come from
-    (``seeded`` or the file), and the columns whose every answer is probed, for the op probes
-    of several versions side by side (``gradparity.versions``)."""
+    (``seeded`` or the file), the columns whose every answer is probed, for the op probes of
+    several versions side by side (``gradparity.versions``), and the deviations the run's
+    plugins register (``BackendEntry.deviations``), beside gradparity's own."""
 
     include_arrays: bool = False
     probe_all: bool = False
@@ -45,6 +47,7 @@ class Judging:
     decision_boundaries: bool = False
     direction_source: str = "seeded"
     probed: frozenset[str] = frozenset()  # columns whose every answer is probed (a backend at several versions)
+    deviations: tuple[deviations.KnownDeviation, ...] = ()  # those the run's plugins register
 
 
 @dataclass
@@ -125,12 +128,12 @@ class Assessment:
     result: BackendResult
     factor: float | None = None
 
-    def needs_probes(self, backend: str, case: Case, always: bool = False) -> bool:
+    def needs_probes(self, registered: list[deviations.KnownDeviation], always: bool = False) -> bool:
         """Probe when a check fails or a registered deviation applies here (to see it is still
         there), or ``always``; never a result that could not be compared."""
         if self.result.status not in ("pass", "fail"):
             return False
-        return always or self.result.status == "fail" or bool(applicable(backend, case))
+        return always or self.result.status == "fail" or bool(registered)
 
 
 class Judge:
@@ -141,13 +144,14 @@ class Judge:
         self.cases, self.judging = cases, judging
         self.references = cache(lambda index: reference_result(cases[index]))
         self.assessments: dict[tuple[str, int], Assessment] = {}
+        self.registered = (*deviations.KNOWN_DEVIATIONS, *judging.deviations)
 
     def inspect(self, outcome: BackendOutcome, index: int) -> bool:
         """Compare ``outcome``'s answer for case ``index``; True when its ops should be probed."""
         assessment = assess(self.cases[index], self.references(index), outcome, index, self.judging)
         self.assessments[outcome.name, index] = assessment
         always = self.judging.probe_all or outcome.name in self.judging.probed
-        return assessment.needs_probes(outcome.name, self.cases[index], always)
+        return assessment.needs_probes(self.applicable(outcome.name, self.cases[index]), always)
 
     def results(self, outcomes: dict[str, BackendOutcome], assigned: dict[str, list[int]]) -> list[CaseResult]:
         """Every case's result, each backend's from the backends ``assigned`` that case; a result
@@ -157,8 +161,21 @@ class Judge:
             backends = {name: self.backend_result(outcome, index) for name, outcome in outcomes.items()
                         if index in assigned[name]}
             results.append(case_result(case, self.references(index).record(self.judging), backends))
-        mark_stale(results, stale_entries(self.cases, outcomes))
+        mark_stale(results, self.stale_entries(outcomes))
         return results
+
+    def applicable(self, column: str, case: Case) -> list[deviations.KnownDeviation]:
+        """The registered deviations (gradparity's and the run's plugins') for this column's
+        backend (at any version) on this case: its name, dtype and optimizer."""
+        return deviations.applicable(split_requirement(column)[0], case.name, case.dtype, case.training.optimizer,
+                                     self.registered)
+
+    def stale_entries(self, outcomes: dict[str, BackendOutcome]) -> list[deviations.KnownDeviation]:
+        """The registered deviations that applied to a probed result of this run and whose
+        operations deviated in none of them (``core.deviations.stale``)."""
+        return deviations.stale((self.applicable(name, self.cases[index]), deviating_ops(probes))
+                                for name, outcome in outcomes.items() for index, probes in outcome.probes.items()
+                                if isinstance(probes, list))
 
     def backend_result(self, outcome: BackendOutcome, index: int) -> BackendResult:
         """Status, metrics, verdicts and diagnosis of one backend on one case: registered
@@ -172,7 +189,8 @@ class Judge:
         elif assessment.result.status in ("error", "skipped"):
             result = assessment.result
         else:
-            result = verdict(self.cases[index], outcome.name, assessment, outcome.probes.get(index),
+            result = verdict(self.cases[index], self.applicable(outcome.name, self.cases[index]), assessment,
+                             outcome.probes.get(index),
                              self.judging.probe_all)
         if result.status == "error":
             result.stderr = outcome.output.strip() or None
@@ -229,10 +247,11 @@ def trajectory_form(case: Case, trajectory: Trajectory | None) -> str | None:
     return (trajectory.optimizer or case.training.optimizer) if trajectory else None
 
 
-def verdict(case: Case, backend: str, assessment: Assessment, probes: Probes, diagnose_passes: bool) -> BackendResult:
+def verdict(case: Case, registered: list[deviations.KnownDeviation], assessment: Assessment, probes: Probes,
+            diagnose_passes: bool) -> BackendResult:
     """Apply the deviation registry (``core.deviations``) to the assessment's checks: a failed
     check is a known deviation where an entry applies, its ops deviate and its bound holds."""
-    checks = deviations.apply(assessment.result.checks, applicable(backend, case), deviating_ops(probes), case.dtype)
+    checks = deviations.apply(assessment.result.checks, registered, deviating_ops(probes), case.dtype)
     status = backend_status(check.verdict for check in checks)
     reason = next((check.message or "" for check in checks if check.verdict == "fail"), "")
     result = replace(assessment.result, checks=checks, status=status, reason=reason)
@@ -254,25 +273,12 @@ def probe_records(probes: Probes) -> list[dict]:
     return []
 
 
-def applicable(backend: str, case: Case) -> list[deviations.KnownDeviation]:
-    """The registered deviations for this backend on this case (its name, dtype and optimizer)."""
-    return deviations.applicable(backend, case.name, case.dtype, case.training.optimizer)
-
-
-def stale_entries(cases: list[Case], outcomes: dict[str, BackendOutcome]) -> list[deviations.KnownDeviation]:
-    """The registered deviations that applied to a probed result of this run and whose
-    operations deviated in none of them (``core.deviations.stale``)."""
-    return deviations.stale((applicable(name, cases[index]), deviating_ops(probes))
-                            for name, outcome in outcomes.items() for index, probes in outcome.probes.items()
-                            if isinstance(probes, list))
-
-
 def mark_stale(results: list[CaseResult], stale: list[deviations.KnownDeviation]) -> None:
     """A passing result that a stale entry applies to becomes ``stale``, with the hint."""
     for result in results:
         for name, backend in result.backends.items():
             hints = [deviations.stale_hint(entry) for entry in stale
-                     if entry.applies(name, result.case, result.dtype, result.training.optimizer)]
+                     if entry.applies(split_requirement(name)[0], result.case, result.dtype, result.training.optimizer)]
             if backend.status == "pass" and hints:
                 backend.status, backend.reason = "stale", "; ".join(hints)
 
