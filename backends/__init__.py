@@ -21,6 +21,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from gradparity.backends.contract import ROLES, VERSION
 from gradparity.core.errors import SpecError
 
@@ -153,10 +155,20 @@ def entry(name: str) -> BackendEntry:
     base, specifier = split_requirement(name)
     if specifier:
         found = entry(base)
-        return replace(found, pinned=f"{found.framework}{specifier}")
+        return replace(found, pinned=requirement(found.framework, specifier, name))
     if name in REGISTRY:
         return REGISTRY[name]
     return plugin_entry(plugins()[name])
+
+
+def requirement(package: str, specifier: str, name: str) -> str:
+    """``package`` with ``specifier`` as a PEP 508 requirement; SpecError naming ``name`` where
+    it is not one."""
+    try:
+        return str(Requirement(f"{package}{specifier}"))
+    except InvalidRequirement as error:
+        raise SpecError(f"{name!r} is not a backend with a version requirement (jax==0.4.30): "
+                        f"{str(error).splitlines()[0]}") from None
 
 
 def plugin_entry(plugin: Plugin) -> BackendEntry:
@@ -183,12 +195,15 @@ def plugin_entry(plugin: Plugin) -> BackendEntry:
 def missing_requirement(entry: BackendEntry) -> str | None:
     """Why ``entry`` cannot run here (a framework that is not installed), or None; imports
     nothing. A pinned entry runs from its own environment, so nothing is missing here."""
+    package = missing_package(entry)
+    return f"{package} is not installed ({install_hint(entry, package)})" if package else None
+
+
+def missing_package(entry: BackendEntry) -> str | None:
+    """The first package ``entry`` needs that is not installed here (none for a pinned entry)."""
     if entry.pinned or entry.refused:
         return None
-    for package in entry.requires:
-        if importlib.util.find_spec(package) is None:
-            return f"{package} is not installed ({install_hint(entry, package)})"
-    return None
+    return next((package for package in entry.requires if importlib.util.find_spec(package) is None), None)
 
 
 def install_hint(entry: BackendEntry, package: str) -> str:

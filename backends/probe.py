@@ -4,6 +4,7 @@ standalone reproducer, kept only when it, run on its own, fails its assert as th
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -16,8 +17,10 @@ FULL_INPUTS_AT_MOST = 256  # elements a reproducer may write out in full
 
 def probe_case(adapter, case) -> list[dict]:
     """One record per op the adapter's ``primitives()`` table covers (none without a table):
-    ``op, source, input_dtype, output_dtype, rel_error, tolerance, deviates, reproducer``; the
-    first deviating op whose reproducer fails alone carries it."""
+    ``op, source, input_dtype, output_dtype, rel_error, tolerance, deviates, reproducer`` and
+    ``digest`` (SHA-256 of the output's bytes, first 16 hex digits: the same op at two framework
+    versions gave the same output when it agrees); the first deviating op whose reproducer fails
+    alone carries it."""
     primitives = adapter.primitives() if hasattr(adapter, "primitives") else None
     if primitives is None:
         return []
@@ -45,8 +48,9 @@ def probe_op(primitives, probe: ProbeInput, dtype: str) -> dict:
         record["error"] = f"{type(error).__name__}: {error}"
         return record
     error = namespace["error"]
-    record.update(output_dtype=dtype_name(namespace["got"].dtype), rel_error=error if np.isfinite(error) else None,
-                  deviates=failed)
+    got = np.ascontiguousarray(namespace["got"])
+    record.update(output_dtype=dtype_name(got.dtype), rel_error=error if np.isfinite(error) else None,
+                  deviates=failed, digest=hashlib.sha256(got.tobytes()).hexdigest()[:16])
     return record
 
 

@@ -198,7 +198,10 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
     if several_backends:
         parser.add_argument("--backends", type=comma_list, metavar="LIST",
                             help="comma-separated backends (default: all installed): numpy, finite-diff, jax, torch, "
-                                 "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones)")
+                                 "tensorflow, keras-tensorflow, keras-jax, keras-torch, keras (= the three Keras ones), "
+                                 "those of installed plugins (gradparity backends lists them); a backend followed by a "
+                                 "version requirement (jax==0.4.30) runs from an environment made for it with uv, a "
+                                 "column of its own next to the installed one")
     parser.add_argument("--dtype", type=comma_list, default=list(dtypes), metavar="LIST",
                         help="dtypes to run, comma-separated")
     parser.add_argument("--data", metavar="FILE", help=f"your own data, with --params: .npz with {DATA_LAYOUT} "

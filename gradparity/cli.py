@@ -1,4 +1,5 @@
-"""The ``gradparity`` command line: train, gradcheck, check, run, report, explain, bench.
+"""The ``gradparity`` command line: train, gradcheck, check, run, report, explain, bench, backends,
+envs.
 
 Bad input is one line on stderr and exit status 2; a failed check is exit status 1. Output
 paths are checked before any work starts.
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import __version__, bench, engine, inputs, learner
+from gradparity import __version__, bench, engine, environments, inputs, learner
 from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
                                   check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
-from gradparity.backends import REGISTRY, missing_requirement, resolve
+from gradparity.backends import entry, known, missing_requirement, resolve, split_requirement
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core.cases import BENCH_SHAPES
 from gradparity.conventions import CONVENTIONS
@@ -35,6 +36,7 @@ from gradparity.core.results import (BENCH_SCHEMA, TRAIN_SCHEMA, BenchDocument, 
                                      TrainDocument, TrainingRecord)
 from gradparity.merge import load_documents, merge
 from gradparity.reports import validate_bench, write_report
+from gradparity.inventory import inventory, inventory_document, print_inventory
 from gradparity.reports.terminal import explanation, print_bench_table, print_check_document, print_summary
 from gradparity.runner import default_parallel
 
@@ -204,7 +206,7 @@ def progress_bar(case_count: int, backends: list[str] | None):
         return contextlib.nullcontext(None)
     from rich.progress import Progress
 
-    runnable = [name for name in resolve(backends) if not missing_requirement(REGISTRY[name])]
+    runnable = [name for name in resolve(backends) if not missing_requirement(entry(name))]
 
     @contextlib.contextmanager
     def bar():
@@ -263,9 +265,9 @@ def command_run(args: argparse.Namespace) -> int:
 def command_explain(args: argparse.Namespace) -> int:
     """One backend on the chosen cases, every op of every result probed: the verdict, the
     diagnosis and the reproducer of each; exit status as for run."""
-    if args.backend not in REGISTRY:
-        raise UsageError(f"unknown backend {args.backend!r}; explain takes one of {', '.join(REGISTRY)}")
-    missing = missing_requirement(REGISTRY[args.backend])
+    if split_requirement(args.backend)[0] not in known():
+        raise UsageError(f"unknown backend {args.backend!r}; explain takes one of {', '.join(known())}")
+    missing = missing_requirement(entry(args.backend))
     if missing:
         raise UsageError(f"cannot explain {args.backend}: {missing}")
     args.backends = [args.backend]
@@ -284,6 +286,41 @@ def command_report(args: argparse.Namespace) -> int:
     paths = write_report(document, out, timings, processes=default_parallel())
     print(f"report: {paths['report.html'].resolve()}")
     return finish(document, args)
+
+
+def command_backends(args: argparse.Namespace) -> int:
+    """Every backend, built-in and plugin: framework version, role, origin, whether it runs here."""
+    rows = inventory()
+    if args.json:
+        write_json(check_json_path(args.json), inventory_document(rows))
+    else:
+        print_inventory(rows)
+    return EXIT_OK
+
+
+def command_envs(args: argparse.Namespace) -> int:
+    """The environments of pinned backends: list them, or clear them (all, or those named)."""
+    if args.action == "list" and args.names:
+        raise UsageError("envs list takes no names (gradparity envs clear NAME removes one)")
+    if args.action == "list":
+        print_environments(environments.kept(), environments.folder())
+        return EXIT_OK
+    if args.names:
+        unknown = set(args.names) - {name for kept in environments.kept() for name in (kept.path.name, kept.requirement)}
+        if unknown:
+            raise UsageError(f"no environment {sorted(unknown)[0]!r} to clear; gradparity envs list shows them")
+    removed = environments.clear(args.names)
+    print(f"removed {len(removed)} environment{'s' if len(removed) != 1 else ''} from {environments.folder()}")
+    return EXIT_OK
+
+
+def print_environments(kept: list[environments.Kept], folder: Path) -> None:
+    """One line per kept environment: requirement, Python, size, when made and in how long."""
+    if not kept:
+        print(f"no environments in {folder} (gradparity run --backends jax==0.4.30 makes one)")
+    for environment in kept:
+        print(f"{environment.requirement:<24} {environment.size / 2**20:7.0f} MiB  {environment.python}  "
+              f"made {environment.created} in {environment.seconds:.0f} s  {environment.path.name}")
 
 
 def load_bench(path: str) -> BenchDocument:
@@ -453,7 +490,8 @@ def add_explain_parser(commands: argparse._SubParsersAction) -> None:
         epilog=examples("gradparity explain keras-jax --case tanh",
                         "gradparity explain keras-torch --case seed-2layer --dtype float64,float32",
                         "gradparity explain torch --case relu --dtype float32"))
-    parser.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(REGISTRY)}")
+    parser.add_argument("backend", metavar="BACKEND", help=f"one of {', '.join(known())}, or one of them with a "
+                                                           "version requirement (jax==0.4.30)")
     add_selection_options(parser, several_backends=False, dtypes=("float64",))
     defer_network_defaults(parser, handler=command_explain)
 
@@ -495,8 +533,36 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command_bench)
 
 
+def add_backends_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity backends`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "backends", help="list every backend, built-in and from plugins, and whether it runs here",
+        description="Every backend gradparity knows: the built-in ones and those that installed plugins declare "
+                    "(entry-point group gradparity.backends), with the installed version of each package it needs, "
+                    "its role (framework, control or ground truth), where it comes from, whether it can run here and, "
+                    "where it cannot, what to install. Imports no framework. Exit 0.",
+        epilog=examples("gradparity backends", "gradparity backends --json backends.json"))
+    parser.add_argument("--json", metavar="FILE", help="write the list as JSON instead (default: print the table)")
+    parser.set_defaults(handler=command_backends)
+
+
+def add_envs_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``gradparity envs`` to the CLI's subcommands."""
+    parser = commands.add_parser(
+        "envs", help="list or clear the environments of backends pinned to a version",
+        description="A backend pinned to a version (run --backends jax==0.4.30,jax) runs from a Python environment "
+                    "made for it with uv and kept in the cache folder ($GRADPARITY_CACHE_DIR/envs, by default "
+                    "~/.cache/gradparity/envs), keyed by its requirements and the Python version. list shows them; "
+                    "clear removes them all, or those named (by requirement or folder name). Exit 0; 2: no such "
+                    "environment.",
+        epilog=examples("gradparity envs list", "gradparity envs clear", "gradparity envs clear jax==0.4.30"))
+    parser.add_argument("action", choices=("list", "clear"), help="what to do")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="with clear: the environments to remove (default: all)")
+    parser.set_defaults(handler=command_envs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``gradparity`` parser with its seven subcommands."""
+    """The ``gradparity`` parser with its nine subcommands."""
     parser = Parser(prog="gradparity", description=(
         "Prove that a hand-derived NumPy backprop and the autodiff of JAX, PyTorch, TensorFlow and Keras compute "
         "the same costs and gradients for the same network, and report how closely. The document is the "
@@ -506,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gradparity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for add in (add_train_parser, add_gradcheck_parser, add_check_parser, add_run_parser, add_report_parser,
-                add_explain_parser, add_bench_parser):
+                add_explain_parser, add_bench_parser, add_backends_parser, add_envs_parser):
         add(commands)
     return parser
 

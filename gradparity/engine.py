@@ -3,6 +3,7 @@ it arrives (``judge``), and the typed ``gradparity/2`` result document assembled
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -10,7 +11,8 @@ from datetime import datetime, timezone
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gradparity.backends import REGISTRY, BackendEntry, resolve
+from gradparity import environments
+from gradparity.backends import BackendEntry, entry, resolve, split_requirement
 from gradparity.core.cases import Case
 from gradparity.core.errors import GradparityError
 from gradparity.core.reference import Params
@@ -19,6 +21,7 @@ from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summar
 from gradparity.environment import fingerprint
 from gradparity.judge import Judge, Judging
 from gradparity.runner import BackendOutcome, Progress, WorkerRun, default_parallel, run_backends
+from gradparity.versions import between_versions, version_groups
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -53,10 +56,11 @@ class RunOptions:
     direction: Params | None = None
     direction_source: str = "seeded"
 
-    def judging(self) -> Judging:
-        """What of these options the judge needs."""
+    def judging(self, columns: list[str]) -> Judging:
+        """What of these options the judge needs, for a run of ``columns``."""
+        versioned = frozenset(column for members in version_groups(columns).values() for column in members)
         return Judging(self.include_arrays, self.probe_all, self.trajectories, self.decision_boundaries,
-                       self.direction_source)
+                       self.direction_source, versioned)
 
     def directed(self, cases: list[Case]) -> list[Case]:
         """``cases`` with their second-order direction in their dtype where ``order`` is 2 (a
@@ -73,8 +77,9 @@ class RunOptions:
         return directed
 
     def entries(self) -> dict[str, BackendEntry]:
-        """The backends to run, by name: the registry's chosen ones and the extra entries."""
-        entries = {name: REGISTRY[name] for name in resolve(self.backends)} if self.backends != [] else {}
+        """The backends to run, by name: the chosen built-in, plugin and pinned ones
+        (``backends.entry``) and the extra entries."""
+        entries = {name: entry(name) for name in resolve(self.backends)} if self.backends != [] else {}
         return {**entries, **self.extra_backends}
 
 
@@ -85,12 +90,12 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     options = options or RunOptions()
     cases = options.directed(cases)
     started = time.perf_counter()
-    entries = options.entries()
+    entries = environments.prepared(options.entries(), announce)
     parallel = options.parallel or default_parallel()
     threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
     worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
                       "threads": threads}
-    judge = Judge(cases, options.judging())
+    judge = Judge(cases, options.judging(list(entries)))
     assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
     with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
         outcomes = run_backends(WorkerRun(cases, worker_options, options.timeout, parallel), entries, progress,
@@ -101,7 +106,13 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     for outcome in outcomes.values():
         record_time(run_record, outcome, cases)
     return Document(SCHEMA, fingerprint(outcomes, options.device, options.allow_tf32),
-                    run_options(cases, options, outcomes), results, Summary.of(results), run_record)
+                    run_options(cases, options, outcomes), results, Summary.of(results), run_record,
+                    between_versions(cases, outcomes))
+
+
+def announce(line: str) -> None:
+    """A line of progress that is not a case's (making a version's environment), on stderr."""
+    print(f"gradparity: {line}", file=sys.stderr, flush=True)
 
 
 def run_options(cases: list[Case], options: RunOptions, outcomes: dict[str, BackendOutcome]) -> Options:
@@ -137,10 +148,16 @@ def time_spent(outcome: BackendOutcome) -> Timing:
 
 def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, list[int]]:
     """The case indices each backend runs in share ``k`` of ``n``: the (case, backend) pairs of
-    the matrix, numbered case by case in order, go to share ``number mod n + 1``."""
-    pairs = enumerate((index, name) for index in range(case_count) for name in backends)
+    the matrix, numbered case by case in order, go to share ``number mod n + 1``; the versions
+    of one backend count as one backend, so that a share holds all of them on its cases and can
+    compare them (``gradparity.versions``)."""
+    members = {split_requirement(name)[0]: [] for name in backends}
+    for name in backends:
+        members[split_requirement(name)[0]].append(name)
+    pairs = enumerate((index, backend) for index in range(case_count) for backend in members)
     assigned: dict[str, list[int]] = {name: [] for name in backends}
-    for number, (index, name) in pairs:
+    for number, (index, backend) in pairs:
         if number % n == k - 1:
-            assigned[name].append(index)
+            for name in members[backend]:
+                assigned[name].append(index)
     return assigned

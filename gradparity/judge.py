@@ -35,14 +35,16 @@ Probes = list[dict] | str | None  # a worker's op probe records, or why they did
 class Judging:
     """What the judge is asked for: arrays in the document, a diagnosis of passing results too
     (``gradparity explain``), whether trajectories were run, the trained reference's decision
-    boundary for 2-D float64 cases, and where the cases' second-order directions come from
-    (``seeded`` or the file)."""
+    boundary for 2-D float64 cases, where the cases' second-order directions come from
+    (``seeded`` or the file), and the columns whose every answer is probed, for the op probes
+    of several versions side by side (``gradparity.versions``)."""
 
     include_arrays: bool = False
     probe_all: bool = False
     trajectories: bool = True
     decision_boundaries: bool = False
     direction_source: str = "seeded"
+    probed: frozenset[str] = frozenset()  # columns whose every answer is probed (a backend at several versions)
 
 
 @dataclass
@@ -144,7 +146,8 @@ class Judge:
         """Compare ``outcome``'s answer for case ``index``; True when its ops should be probed."""
         assessment = assess(self.cases[index], self.references(index), outcome, index, self.judging)
         self.assessments[outcome.name, index] = assessment
-        return assessment.needs_probes(outcome.name, self.cases[index], self.judging.probe_all)
+        always = self.judging.probe_all or outcome.name in self.judging.probed
+        return assessment.needs_probes(outcome.name, self.cases[index], always)
 
     def results(self, outcomes: dict[str, BackendOutcome], assigned: dict[str, list[int]]) -> list[CaseResult]:
         """Every case's result, each backend's from the backends ``assigned`` that case; a result

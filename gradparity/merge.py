@@ -4,7 +4,9 @@ runs on different machines or framework versions (a CPU and a GPU runner, a CI m
 Results are matched by (case, dtype); a case must hold the same data everywhere (its ``data``
 fingerprint). A backend that ran in different environments — another version, other flags,
 another machine or device — gets one column per environment, ``backend@label``, the label being
-the document's file name; every environment's fingerprint is kept under ``environments``.
+the document's file name; every environment's fingerprint is kept under ``environments``. The
+comparisons between versions of each document (``gradparity.versions``) are kept, under the
+merged columns' names.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gradparity.core.errors import GradparityError
-from gradparity.core.results import SCHEMA, CaseResult, Document, Environment, Options, RunRecord, Summary
+from gradparity.core.results import (SCHEMA, CaseResult, Document, Environment, Options, RunRecord, Summary,
+                                     VersionComparison)
 from gradparity.reports.schema import DocumentError, read_document
 
 MACHINE = ("python", "platform", "cpu", "numpy", "blas", "device", "allow_tf32")
@@ -83,7 +86,14 @@ def merge(documents: dict[str, Document]) -> Document:
                 merged.backends[column] = outcome
     merged_results = list(results.values())
     return Document(SCHEMA, merged_environment(documents, columns), merged_options(documents, columns),
-                    merged_results, Summary.of(merged_results), merged_run(documents, columns))
+                    merged_results, Summary.of(merged_results), merged_run(documents, columns),
+                    merged_versions(documents, columns))
+
+
+def merged_versions(documents: dict[str, Document], columns: dict[tuple[str, str], str]) -> list[VersionComparison]:
+    """Every document's comparisons between versions, their columns named as in the merged one."""
+    return [replace(comparison, columns=[columns[label, column] for column in comparison.columns])
+            for label, document in documents.items() for comparison in document.versions]
 
 
 def merged_environment(documents: dict[str, Document], columns: dict[tuple[str, str], str]) -> Environment:

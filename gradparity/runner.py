@@ -155,7 +155,7 @@ def start_key(name: str, entry: BackendEntry, options: dict, environment: dict[s
     environment, this process's ``sys.path`` and working folder, and the worker command. A
     worker kept from an earlier run serves a new one only when this is equal."""
     return (*copy.deepcopy((name, entry, options)), environment, tuple(sys.path), os.getcwd(),
-            tuple(worker_command()))
+            tuple(worker_command(entry.interpreter)))
 
 
 def _take_idle(name: str, key: tuple) -> _Process | None:
@@ -226,7 +226,9 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
     pending = []
     for name, entry in entries.items():
         missing = missing_requirement(entry)
-        if missing:
+        if entry.refused:
+            outcomes[name].status, outcomes[name].reason = "error", entry.refused
+        elif missing:
             outcomes[name].status, outcomes[name].reason = "skipped", missing
         else:
             pending.append(name)
@@ -321,13 +323,13 @@ def _begin(outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices
 def _spawn(name: str, entry: BackendEntry, options: dict, environment: dict[str, str], key: tuple) -> _Process:
     """Start a worker process (``worker_command``) on two pipes, with its start ``environment``
     and its output captured in a file; the first job tells it which backend to load and this
-    process's ``sys.path``, so a module the caller can import (an injected backend, a learner's
-    own) is importable there too."""
+    process's ``sys.path`` (``worker_path``), so a module the caller can import (an injected
+    backend, a learner's own) is importable there too."""
     jobs_read, jobs_write = os.pipe()
     results_read, results_write = os.pipe()
     descriptor, log = tempfile.mkstemp(prefix=f"gradparity-{name}-", suffix=".log")
     try:
-        process = subprocess.Popen([*worker_command(), str(jobs_read), str(results_write)],
+        process = subprocess.Popen([*worker_command(entry.interpreter), str(jobs_read), str(results_write)],
                                    pass_fds=(jobs_read, results_write), stdin=subprocess.DEVNULL,
                                    stdout=descriptor, stderr=subprocess.STDOUT, env=environment)
     finally:
@@ -335,19 +337,31 @@ def _spawn(name: str, entry: BackendEntry, options: dict, environment: dict[str,
             os.close(end)
     jobs = Connection(jobs_write, readable=False)
     try:  # a few hundred bytes, at once: the worker loads its backend while the array files are written
-        jobs.send(("start", name, entry, options, sys.path))
+        jobs.send(("start", name, entry, options, worker_path(entry)))
     except OSError:  # it died at once: _finish says why
         pass
     return _Process(key, process, jobs, Connection(results_read, writable=False), log)
 
 
-def worker_command() -> list[str]:
-    """The command line of a worker process, before its two pipe descriptors: this interpreter
-    calling ``gradparity.backends.worker.main`` (the caller's main module is never imported
-    there; not ``-m``, which would run the module a second time as ``__main__``, since importing
+def worker_command(interpreter: str | None = None) -> list[str]:
+    """The command line of a worker process, before its two pipe descriptors: ``interpreter``
+    (this one by default; a pinned backend's environment's) calling
+    ``gradparity.backends.worker.main`` (the caller's main module is never imported there; not
+    ``-m``, which would run the module a second time as ``__main__``, since importing
     ``gradparity`` imports it), with Python's fault handler on, so a crash in a framework's
     native code leaves its stack in the worker's output."""
-    return [sys.executable, "-X", "faulthandler", "-c", WORKER_MAIN]
+    return [interpreter or sys.executable, "-X", "faulthandler", "-c", WORKER_MAIN]
+
+
+def worker_path(entry: BackendEntry) -> list[str]:
+    """The ``sys.path`` entries a worker puts first: all of this process's, or, for a worker
+    in another environment, those outside this environment's installation (its standard
+    library and site-packages would shadow the other environment's own packages)."""
+    if entry.interpreter is None:
+        return sys.path
+    installation = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return [folder for folder in sys.path
+            if not any(os.path.realpath(folder or ".").startswith(prefix + os.sep) for prefix in installation)]
 
 
 def _feed(connection: Connection, jobs: queue.SimpleQueue, files: ArrayFiles) -> None:

@@ -117,7 +117,7 @@ def test_a_worker_that_cannot_start_says_why(tmp_path, monkeypatch):
     """A worker interpreter that cannot import gradparity (here: started without site-packages):
     the reason is the interpreter's own line, not only its exit code."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runner, "worker_command", lambda: [sys.executable, "-S", "-c", runner.WORKER_MAIN])
+    monkeypatch.setattr(runner, "worker_command", lambda interpreter=None: [sys.executable, "-S", "-c", runner.WORKER_MAIN])
     document = run([build_case("single-example")], RunOptions(backends=["numpy"]))
     reason = document.results[0].backends["numpy"].reason
     assert reason.startswith("worker process died (exit code 1): ") and "No module named 'gradparity'" in reason
