@@ -1,5 +1,5 @@
 """HIPS autograd behind the gradparity contract: the reference network written in
-``autograd.numpy`` as autograd's own examples write one (``np.maximum(0, x)`` for ReLU,
+``autograd.numpy`` as autograd's own examples write one (``np.maximum(z, 0)`` for ReLU,
 ``logsumexp`` for the log-softmax, ``np.logaddexp(0, z)`` for the softplus), differentiated by
 ``autograd.value_and_grad``.
 
@@ -8,11 +8,14 @@ network (``autograd.make_jvp``) for J̇ and the tangents Ȧ[l]; ``fwd-over-rev``
 ``autograd.grad(J)`` along V and ``rev-over-rev`` the VJP of ``autograd.grad(J)`` with V
 (``autograd.make_hvp``; H is symmetric), both H V.
 
-The optimizers are written on the gradients, in ``autograd.numpy``, as the reference writes
-them (``core.optimizers``): sgd, momentum (v = mu v + g, W -= lr v) and Adam's Algorithm 1.
-``autograd.misc.optimizers`` has no such momentum (its ``sgd`` keeps v = mass v - (1 - mass) g
-and adds step_size v), and its ``adam``, Algorithm 1 on the flattened parameters, starts its
-moments as float64 zeros, so it turns float32 parameters into float64 ones at its first step.
+Training runs autograd's own optimizers where they have a form of the reference's
+(``core.optimizers``), on a gradient function of the step number as autograd's examples call
+them: ``autograd.misc.optimizers.sgd`` with mass 0 (v = -g, x = x + lr v: W -= lr g) and
+``autograd.misc.optimizers.adam`` (Algorithm 1). Its ``sgd`` with a mass keeps
+v = mass v - (1 - mass) g, a momentum the reference does not have, so momentum is written on
+the gradients. Both optimizers flatten the parameters into one vector whose state starts as
+float64 zeros, so from the first step on they keep a float64 copy of float32 parameters and
+hand the gradient float32 ones: a float32 run's updates are computed in float64.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 from autograd.builtins import list as alist, tuple as atuple
+from autograd.misc import optimizers
 from autograd.scipy.special import logsumexp
 
 from gradparity.backends.contract import (Evaluation, Primitives, SecondOrder, Trajectory, differentiable_ops,
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from gradparity.core.optimizers import Training
 
 Arrays = dict[str, np.ndarray]
+Gradient = Callable[[Arrays, int], Arrays]  # (parameters, step number) -> gradients
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda Z: 1 / (1 + anp.exp(-Z)),
@@ -109,34 +114,32 @@ def cost_of(params: Arrays, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> 
 value_and_gradients = autograd.value_and_grad(cost_of)
 
 
-class Optimizer:
-    """The reference's optimizers (``core.optimizers``) on autograd's gradients, state carried
-    per parameter: sgd W -= lr g; momentum v = mu v + g, W -= lr v; adam (Algorithm 1)
-    m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, W -= lr m^ / (sqrt(v^) + eps) with
-    m^ = m / (1 - b1^t), v^ = v / (1 - b2^t)."""
+def sgd(gradient: Gradient, params: Arrays, training: Training, steps: int) -> Arrays:
+    """``autograd.misc.optimizers.sgd`` with mass 0: v = -g, x = x + lr v, which is W -= lr g."""
+    return optimizers.sgd(gradient, params, num_iters=steps, step_size=training.learning_rate, mass=0.0)
 
-    def __init__(self, training: Training, params: Arrays) -> None:
-        self.training, self.t = training, 0
-        self.m = {name: anp.zeros_like(value) for name, value in params.items()}
-        self.v = {name: anp.zeros_like(value) for name, value in params.items()}
 
-    def update(self, params: Arrays, grads: Arrays) -> Arrays:
-        """The parameters after one step on ``grads``."""
-        self.t += 1
-        return {name: self.updated(name, W, grads[name]) for name, W in params.items()}
+def momentum(gradient: Gradient, params: Arrays, training: Training, steps: int) -> Arrays:
+    """v = mu v + g, W -= lr v, written on the gradients: autograd's ``sgd`` with mass mu keeps
+    v = mu v - (1 - mu) g instead, a form the reference does not have."""
+    velocity = {name: anp.zeros_like(value) for name, value in params.items()}
+    for step in range(steps):
+        grads = gradient(params, step)
+        velocity = {name: training.momentum * velocity[name] + grads[name] for name in params}
+        params = {name: params[name] - training.learning_rate * velocity[name] for name in params}
+    return params
 
-    def updated(self, name: str, W: np.ndarray, g: np.ndarray) -> np.ndarray:
-        training, lr = self.training, self.training.learning_rate
-        if training.optimizer == "sgd":
-            return W - lr * g
-        if training.optimizer == "momentum":
-            self.v[name] = training.momentum * self.v[name] + g
-            return W - lr * self.v[name]
-        self.m[name] = training.beta1 * self.m[name] + (1 - training.beta1) * g
-        self.v[name] = training.beta2 * self.v[name] + (1 - training.beta2) * g ** 2
-        m_hat = self.m[name] / (1 - training.beta1 ** self.t)
-        v_hat = self.v[name] / (1 - training.beta2 ** self.t)
-        return W - lr * m_hat / (anp.sqrt(v_hat) + training.epsilon)
+
+def adam(gradient: Gradient, params: Arrays, training: Training, steps: int) -> Arrays:
+    """``autograd.misc.optimizers.adam``: Algorithm 1 (m^ = m / (1 - b1^t), v^ = v / (1 - b2^t),
+    x = x - lr m^ / (sqrt(v^) + eps))."""
+    return optimizers.adam(gradient, params, num_iters=steps, step_size=training.learning_rate, b1=training.beta1,
+                           b2=training.beta2, eps=training.epsilon)
+
+
+# form (``Adapter.optimizers``) -> (gradient function, parameters, training, steps) -> the parameters after the steps
+OPTIMIZERS: dict[str, Callable[[Gradient, Arrays, Training, int], Arrays]] = {
+    "sgd": sgd, "momentum": momentum, "adam": adam}
 
 
 def forward_tangents(params: Arrays, direction: Arrays, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec) -> SecondOrder:
@@ -227,13 +230,18 @@ class Adapter:
         return Evaluation(float(J), dict(grads), activations, narrowest_dtype(list(grads.values())))
 
     def train(self, case: Case) -> Trajectory:
-        """``Optimizer`` on each of the case's batches in order, J recorded before each update."""
-        params, costs = parameters(case), []
-        optimizer = Optimizer(case.training, params)
-        for X, Y in step_batches(case, lambda array: array):
-            J, grads = value_and_gradients(params, X, Y, case.spec)
+        """The optimizer of ``OPTIMIZERS`` on the case's batches in order, through a gradient
+        function of the step number (autograd's optimizers' ``grad(x, i)``) that records J on
+        that step's batch before the update."""
+        batches, costs = list(step_batches(case, lambda array: array)), []
+
+        def gradient(params: Arrays, step: int) -> Arrays:
+            J, grads = value_and_gradients(params, *batches[step], case.spec)
             costs.append(float(J))
-            params = optimizer.update(params, grads)
+            return grads
+
+        form = self.optimizers[case.training.optimizer]
+        params = OPTIMIZERS[form](gradient, parameters(case), case.training, len(batches))
         return Trajectory(costs, params, narrowest_dtype(list(params.values())))
 
     def second_order(self, case: Case, mode: str) -> SecondOrder:
@@ -250,15 +258,18 @@ class Adapter:
         return {"eager": None, "compiled": "autograd has no compiler"}
 
     def bench_step(self, case: Case, mode: str) -> Callable[[], None]:
-        """One training step (gradients by ``autograd.value_and_grad``, then ``Optimizer``) on
-        the full batch, from a private copy of the parameters."""
+        """One training step on the full batch: the gradients by ``autograd.value_and_grad``,
+        then one step of the case's optimizer (``OPTIMIZERS``), from a private copy of the
+        parameters. autograd's optimizers carry their moments within one call only, so each
+        timed step starts them afresh: the same work as any other step."""
         if mode != "eager":
             raise GradparityError(f"autograd cannot time mode {mode!r}: {self.bench_modes().get(mode, 'unknown mode')}")
-        state = {"params": parameters(case)}
-        optimizer = Optimizer(case.training, state["params"])
+        state, update = {"params": parameters(case)}, OPTIMIZERS[self.optimizers[case.training.optimizer]]
+
+        def gradient(params: Arrays, _step: int) -> Arrays:
+            return value_and_gradients(params, case.X, case.Y, case.spec)[1]
 
         def step() -> None:
-            _J, grads = value_and_gradients(state["params"], case.X, case.Y, case.spec)
-            state["params"] = optimizer.update(state["params"], grads)
+            state["params"] = update(gradient, state["params"], case.training, 1)
 
         return step
