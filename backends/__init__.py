@@ -38,7 +38,8 @@ class BackendEntry:
     ``try/except ImportError``, and the backend never needs; its worker hides them
     (``worker.hide``) instead of spending their import time. ``role`` is one of
     ``contract.ROLES``; ``package`` the distribution a version specifier pins (default: the first
-    of ``requires``, else numpy); ``contract`` the contract version it was written for.
+    of ``requires``; else a plugin's own package, or numpy for a built-in); ``contract`` the
+    contract version it was written for.
 
     Filled in by gradparity, never by a plugin: ``origin`` (where it comes from: ``gradparity``
     or the plugin's package and version), ``pinned`` (the requirement of a versioned column,
@@ -188,7 +189,8 @@ def plugin_entry(plugin: Plugin) -> BackendEntry:
     elif described.role not in ROLES:
         problem = f"its role {described.role!r} is not one of {', '.join(ROLES)}"
     else:
-        return replace(described, origin=plugin.origin, pinned=None, interpreter=None, refused=None)
+        package = described.package or (None if described.requires else plugin.package)  # its own engine
+        return replace(described, package=package, origin=plugin.origin, pinned=None, interpreter=None, refused=None)
     return BackendEntry("", origin=plugin.origin, refused=f"{where} is refused: {problem}")
 
 

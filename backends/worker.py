@@ -30,7 +30,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from gradparity.backends import BackendEntry, load
-from gradparity.backends.contract import DEFAULT_OPTIMIZERS, SecondOrder, Unsupported
+from gradparity.backends.contract import DEFAULT_OPTIMIZERS, VERSION, SecondOrder, Unsupported
 from gradparity.backends.probe import probe_case
 from gradparity.backends.timing import measured, time_step, unmeasured
 
@@ -101,11 +101,13 @@ def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, resul
     hide(entry.unused)
     try:
         adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
+        check_methods(adapter, options)
+        ready = ("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
+                 provided(adapter, options), getattr(adapter, "role", "framework"), time.monotonic())
     except BaseException as error:  # an import failure is this backend's result, not a crash
         results.send(("fatal", describe(error)))
         return
-    results.send(("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
-                   provided(adapter, options), getattr(adapter, "role", "framework"), time.monotonic()))
+    results.send(ready)
     job = JOBS[options.get("job", "parity")]
     compiling = getattr(adapter, "compile_seconds", lambda: None)
     cases = {}
@@ -154,6 +156,20 @@ def probes_of(adapter, case) -> list[dict] | str:
         return probe_case(adapter, case)
     except Exception as error:
         return describe(error)
+
+
+class ContractError(Exception):
+    """An adapter that lacks a method of ``contract.Adapter`` the run needs."""
+
+
+def check_methods(adapter, options: dict) -> None:
+    """Raise ``ContractError`` naming every method the run needs that ``adapter`` lacks:
+    ``version``, ``flags`` and ``evaluate``, and ``train`` where it provides a trajectory."""
+    needed = ["version", "flags", "evaluate"] + (["train"] if "trajectory" in provided(adapter, options) else [])
+    lacking = [f"{method}()" for method in needed if not callable(getattr(adapter, method, None))]
+    if lacking:
+        raise ContractError(f"{type(adapter).__module__}.Adapter lacks {', '.join(lacking)} of "
+                            f"gradparity.backends.contract.Adapter (contract {VERSION})")
 
 
 def provided(adapter, options: dict) -> tuple[str, ...]:

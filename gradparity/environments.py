@@ -32,6 +32,7 @@ from gradparity.backends.layout import cache_directory
 from gradparity.core.errors import GradparityError
 
 READY = "gradparity-environment.json"  # written last: an environment without it is incomplete
+MESSAGE = 600  # characters of uv's reason kept
 UV_HINT = "uv is not installed (pip install 'gradparity[versions]')"
 Announce = Callable[[str], None]
 
@@ -157,14 +158,15 @@ def build(target: Path, recipe_: Recipe, announce: Announce) -> None:
 
 
 def reason(lines: list[str]) -> str:
-    """uv's one-line reason for a failure: its ``error:`` line or the explanation after ``╰─▶``
-    (with what follows it), else its last line."""
+    """uv's reason for a failure on one line: from its first ``error:`` (or ``×``) line on,
+    each line without its marker (``error:``, ``cause:``, ``╰─▶``), the first followed by a
+    colon; its last line where it marked none."""
     said = [line.strip() for line in lines if line.strip()]
-    for index, line in enumerate(said):
-        if line.startswith("╰─▶"):
-            return " ".join([line.removeprefix("╰─▶").strip(), *said[index + 1:]])[:400]
-    errors = [line.removeprefix("error:").strip() for line in said if line.startswith("error:")]
-    return (errors[-1] if errors else said[-1] if said else "uv failed without a message")[:400]
+    start = next((index for index, line in enumerate(said) if line.startswith(("error:", "×"))), None)
+    if start is None:
+        return said[-1][:MESSAGE] if said else "uv failed without a message"
+    head, *rest = (re.sub(r"^(error:|×|╰─▶|cause:)\s*", "", line) for line in said[start:])
+    return (f"{head}: {' '.join(rest)}" if rest else head)[:MESSAGE]
 
 
 @dataclass(frozen=True)

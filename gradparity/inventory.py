@@ -7,15 +7,10 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import asdict, dataclass
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from gradparity import __version__
 from gradparity.backends import (REGISTRY, BackendEntry, entry, install_hint, known, missing_package,
                                  missing_requirement, plugins)
 
-WIDTH = 100
+HEADINGS = ("backend", "role", "framework", "from", "runs")
 
 
 @dataclass(frozen=True)
@@ -37,14 +32,14 @@ def inventory() -> list[BackendInfo]:
     rows = [describe(name, entry(name)) for name in known()]
     for name, plugin in plugins().items():
         if name in REGISTRY:
-            rows.append(BackendInfo(name, "?", "?", f"{plugin.origin} (plugin)",
+            rows.append(BackendInfo(name, "?", "?", plugin.origin,
                                     f"refused: a built-in backend is called {name}", None))
     return rows
 
 
 def describe(name: str, found: BackendEntry) -> BackendInfo:
     """One backend's row, from its entry."""
-    origin = f"gradparity {__version__} (built-in)" if found.origin == "gradparity" else f"{found.origin} (plugin)"
+    origin = "built-in" if found.origin == "gradparity" else found.origin
     if found.refused:
         return BackendInfo(name, "?", "?", origin, found.refused, None)
     package = missing_package(found)
@@ -53,8 +48,8 @@ def describe(name: str, found: BackendEntry) -> BackendInfo:
 
 
 def installed_versions(found: BackendEntry) -> str:
-    """The installed version of each package the backend needs (numpy for one that needs none)."""
-    packages = found.requires or ("numpy",)
+    """The installed version of each package the backend needs, or of its own engine's."""
+    packages = found.requires or (found.framework,)
     return ", ".join(f"{package} {version_of(package)}" for package in packages)
 
 
@@ -66,18 +61,17 @@ def version_of(package: str) -> str:
 
 
 def print_inventory(rows: list[BackendInfo]) -> None:
-    """The table: backend, role, framework versions, origin, and whether it runs here."""
-    console = Console(width=WIDTH, highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    for heading in ("backend", "role", "framework", "from", "runs here"):
-        table.add_column(heading, overflow="fold")
+    """The table (backend, role, framework versions, origin, whether it runs here), then for
+    each backend that cannot run why not, and what to install where that would help."""
+    table = [HEADINGS] + [(row.name, row.role, row.frameworks, row.origin, "yes" if row.runs is None else "no")
+                          for row in rows]
+    widths = [max(len(line[column]) for line in table) for column in range(len(HEADINGS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+    print("\n".join([lines[0], "─" * len(lines[0]), *lines[1:]]))
     for row in rows:
-        runs = "yes" if row.runs is None else f"no: {row.runs}"
-        table.add_row(row.name, row.role, row.frameworks, row.origin, runs)
-    console.print(table)
-    hints = [row for row in rows if row.install]
-    for row in hints:
-        console.print(f"to run {row.name}: {row.install}", soft_wrap=True)
+        if row.runs is not None:
+            hint = f"; to run it: {row.install}" if row.install else ""
+            print(f"{row.name}: {row.runs}{hint}")
 
 
 def inventory_document(rows: list[BackendInfo]) -> dict:

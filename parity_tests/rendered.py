@@ -1,11 +1,13 @@
 """Rendered text read by its structure, so that tests assert cells, counts and numbers rather
 than sentences: a Markdown table row split into its cells, the rows of a page, a section; in
 terminal output, the networks named, the tally of statuses, the ``label: value`` lines and how
-deep each line is indented."""
+deep each line is indented; in HTML, the headings, paragraphs and tables of a page or of one
+of its sections."""
 
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 STATUSES = ("pass", "known deviation", "stale", "fail", "error", "skipped")
 NETWORK = re.compile(r"\b(\d+(?:-\d+)+) (\w+)/([\w-]+)")
@@ -69,3 +71,57 @@ def labelled(text: str, indent: int = 2) -> list[tuple[str, str]]:
 def indents(lines: list[str]) -> dict[str, int]:
     """Each terminal line's text, stripped, and the number of spaces it is indented by."""
     return {line.strip(): len(line) - len(line.lstrip(" ")) for line in lines}
+
+
+class _Blocks(HTMLParser):
+    """The headings, paragraphs and tables of an HTML page, in order (see ``html_blocks``)."""
+
+    KEPT = ("h1", "h2", "h3", "h4", "p", "li")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[tuple[str, object]] = []
+        self.text: list[str] | None = None  # the text of the block or cell being read
+        self.rows: list[list[str]] | None = None  # the rows of the table being read
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "table":
+            self.rows = []
+        elif tag == "tr" and self.rows is not None:
+            self.rows.append([])
+        elif tag in ("td", "th") or tag in self.KEPT:
+            self.text = []
+        elif tag in ("br", "small") and self.text is not None:
+            self.text.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.blocks.append(("table", self.rows))
+            self.rows = None
+        elif tag in ("td", "th") and self.rows is not None and self.text is not None:
+            self.rows[-1].append(" ".join("".join(self.text).split()))
+            self.text = None
+        elif tag in self.KEPT and self.text is not None:
+            self.blocks.append((tag, " ".join("".join(self.text).split())))
+            self.text = None
+
+    def handle_data(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
+
+
+def html_blocks(page: str) -> list[tuple[str, object]]:
+    """The headings (``("h2", text)``), paragraphs and list items (``("p", text)``, ``("li",
+    text)``) and tables (``("table", rows)``, each row its cells' text, a heading's second line
+    after a space) of an HTML page, in order, whitespace collapsed."""
+    parser = _Blocks()
+    parser.feed(page)
+    return parser.blocks
+
+
+def html_section(page: str, title: str) -> list[tuple[str, object]]:
+    """The blocks of the ``<h2>`` section named ``title``, up to the next ``<h2>``."""
+    blocks = html_blocks(page)
+    start = blocks.index(("h2", title))
+    end = next((i for i in range(start + 1, len(blocks)) if blocks[i][0] == "h2"), len(blocks))
+    return blocks[start + 1:end]

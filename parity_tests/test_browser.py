@@ -18,6 +18,7 @@ from gradparity.backends import REGISTRY, BackendEntry
 from gradparity.core.cases import CATALOGUE, build_case
 from gradparity.engine import RunOptions, run
 from gradparity.reports import write_report
+from test_report_versions import VERSIONED, with_versions
 from test_reports import CATALOGUE_STATUSES, make_document, with_second_order
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -122,7 +123,17 @@ def second_order_report(tmp_path_factory) -> Path:
     return write_report(document, tmp_path_factory.mktemp("second-order") / "report")["report.html"]
 
 
-@pytest.fixture(scope="module", params=["real_report", "catalogue_report", "second_order_report"])
+@pytest.fixture(scope="module")
+def versions_report(tmp_path_factory) -> Path:
+    """The report of a run of jax and torch at two versions each: two cases (one with the
+    catalogue's longest name) × 2 dtypes, jax's versions apart on one run, and the injected
+    ``wrong`` backend failing."""
+    browser()
+    document = with_versions(make_document(("seed-2layer", max(CATALOGUE, key=len)), {**VERSIONED, "wrong": "fail"}))
+    return write_report(document, tmp_path_factory.mktemp("versions") / "report")["report.html"]
+
+
+@pytest.fixture(scope="module", params=["real_report", "catalogue_report", "second_order_report", "versions_report"])
 def measures(request, tmp_path_factory) -> dict:
     """Each report measured once, for every test."""
     return measure(request.getfixturevalue(request.param), tmp_path_factory.mktemp("measured"))

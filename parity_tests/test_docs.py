@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from documented import FENCE, ROOT, build_site, run_page, workspace
+from documented import FENCE, ROOT, Command, build_site, run_page, steps, workspace
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -75,6 +75,16 @@ def test_every_documented_command_prints_what_its_page_says(page, tmp_path):
         pytest.skip(f"the documented output was taken with every framework; {', '.join(missing)} not installed")
     problems = run_page(page, workspace(tmp_path / "reader"))
     assert not problems, "\n\n".join(problems)
+
+
+def test_documented_installs_go_to_a_folder_of_their_own():
+    """Every documented ``pip install`` is ``--target`` a folder of the reader's: installed into the
+    environment that runs the suite, a plugin would join the default run of every other test
+    running beside it (the backend plugin guide installs one)."""
+    installs = [(page.name, step.command) for page in RUN_PAGES for step in steps(page.read_text("utf-8"))
+                if isinstance(step, Command) and re.search(r"\bpip install\b", step.command)]
+    assert "write-a-backend-plugin.md" in dict(installs), installs
+    assert all("--target" in command for _page, command in installs), installs
 
 
 def test_a_command_whose_output_changed_fails_its_page(tmp_path):

@@ -16,8 +16,10 @@ from gradparity.reports.digest import (CONTROL, FORMS, LABEL, MARGIN, MARKER, PO
                                        other_form, quantity_label, run_key, speed_text, status_label, time_line,
                                        worst_label)
 from gradparity.reports.formatting import cosine, index, multiple, number, optional, plural, sci, seconds, ulps
+from gradparity.reports.versions import (VERSIONS_TEXT, VersionPair, gap_distance, version_pairs,
+                                         versioned_columns)
 from gradparity.core.results import (STATUSES, BackendResult, BenchDocument, CaseResult, Document, TrainingRecord,
-                                     Worst)
+                                     VersionComparison, Worst)
 
 TITLE = "gradparity report"
 
@@ -108,7 +110,8 @@ Block = Heading | Paragraph | Bullets | Legend | Table | Preformatted | Details 
 
 def build(document: Document, bench: BenchDocument | None = None) -> list[Block]:
     """Every block of the report, in reading order: title and verdict, summary matrix, the
-    second-order matrix (a second-order run), failures and errors, known deviations (and stale
+    second-order matrix (a second-order run), how far a backend's versions are apart (a run
+    of one backend at several versions), failures and errors, known deviations (and stale
     entries), how to read it, one folded section per case, run time, performance (when
     ``bench`` is given) and the environment."""
     anchors = _Anchors()
@@ -130,6 +133,9 @@ def build(document: Document, bench: BenchDocument | None = None) -> list[Block]
     columns = mode_columns(document, backends)
     if columns:
         blocks += _second_order(document, columns, anchors, found, cases)
+    pairs = version_pairs(document)
+    if pairs:
+        blocks += _versions(document, pairs, anchors, cases)
     blocks += _findings(document, found, ("fail", "error"), "Failures and errors", anchors)
     blocks += _findings(document, found, ("known_deviation", "stale"), "Known deviations", anchors)
     blocks += _how_to_read(anchors)
@@ -227,13 +233,23 @@ def _summary(document: Document, backends: list[str], anchors: _Anchors, found: 
         cells = (_status_cell(r.backends.get(name), links.get((name, run_key(r)), "")) for name in backends)
         rows.append((case, Cell(r.dtype), *cells))
         previous = r.case
-    header = tuple(f"{name} (control)" if name in controls(document) else name for name in backends)
+    versions = versioned_columns(document, backends)
+    header = tuple(_column_heading(name, name in controls(document), versions.get(name, "")) for name in backends)
     said = (f"Each cell: the status, {MARGIN}. Each case's section gives every quantity's relative "
             "error max |a − b| / max |b| (eps is 2.2e-16 in float64, 1.2e-7 in float32).")
     if any(from_modes(backend) for r in document.results for backend in r.backends.values()):
         said += f" {SECOND_ORDER}: {POINTER} (Second order, below)."
     return [Heading(2, "Summary", anchors.new("summary")), Paragraph(counts(document)), Legend(),
             Paragraph(said), Table(("Case", "dtype", *header), tuple(rows), matrix=True)]
+
+
+def _column_heading(name: str, control: bool, version: str) -> str | Cell:
+    """A summary column's heading: its name, ``(control)`` after a control's, and below it the
+    version it ran where it is one of a backend's versions and its name does not say it."""
+    heading = f"{name} (control)" if control else name
+    if version:
+        return Cell(heading, detail=version)
+    return heading
 
 
 def _finding_links(found: list[tuple[Finding, str]]) -> dict[tuple[str, str], str]:
@@ -332,6 +348,64 @@ def _directions(document: Document) -> Table:
                      Cell(number(direction.max_abs)), Cell(number(record.cost_tangent)), Cell(sci(norm, 2))))
     return Table(("Case", "dtype", "Direction V", "Fingerprint", "max |V|", "Reference J̇ = <∇J, V>",
                   "Reference ‖H V‖"), tuple(rows), align="llllrrr")
+
+
+def _versions(document: Document, pairs: list[VersionPair], anchors: _Anchors, cases: dict[str, str]) -> list[Block]:
+    """What is compared between versions, then per backend at two versions: one sentence where
+    nothing differs; else the runs on which nothing differs, and per run that differs its
+    quantities (``_version_quantities``) and its ops (``_version_ops``)."""
+    blocks: list[Block] = [Heading(2, "Between versions", anchors.new("between-versions")), Paragraph(VERSIONS_TEXT)]
+    for pair in pairs:
+        blocks.append(Heading(3, pair.title(), anchors.new(f"versions-{pair.backend}")))
+        if pair.identical():
+            blocks.append(Paragraph(pair.identical_text(document, sentence=True) + "."))
+        differing = pair.differing()
+        if differing:
+            first, second = pair.labels()
+            blocks += [Paragraph("Where they differ, quantity by quantity:"), _version_quantities(differing, cases),
+                       Paragraph("The ops probed in both, each alone; relative error against NumPy in float64:"),
+                       _version_ops(differing, (first, second), cases)]
+    return blocks
+
+
+def _version_quantities(comparisons: list[VersionComparison], cases: dict[str, str]) -> Table:
+    """Per run, one row per quantity that differs (ulp apart, largest absolute difference,
+    entries differing), then one row naming the quantities that are bit-identical."""
+    rows: list[tuple[Cell, ...]] = []
+    previous = None
+    for comparison in comparisons:
+        case = Cell(comparison.case, link=cases.get(comparison.case, "")) if comparison.case != previous else Cell("")
+        run = [case, Cell(comparison.dtype)]
+        for gap in (gap for gap in comparison.quantities if gap.differing):
+            rows.append((*run, Cell(gap.quantity), Cell(gap_distance(gap)), Cell(sci(gap.max_abs, 2)),
+                         Cell(f"{gap.differing} / {gap.total}")))
+            run = [Cell(""), Cell("")]
+        same = [gap.quantity for gap in comparison.quantities if not gap.differing]
+        if same:
+            rows.append((*run, Cell(", ".join(same)), Cell("bit-identical"), Cell("0"), Cell("0")))
+        previous = comparison.case
+    return Table(("Case", "dtype", "Quantity", "Apart", "Max abs difference", "Entries differing"), tuple(rows),
+                 align="lllrrr")
+
+
+def _version_ops(comparisons: list[VersionComparison], labels: tuple[str, str], cases: dict[str, str]) -> Table:
+    """Per run, one row per op whose outputs differ (its relative error in each version), then
+    one row naming the ops that are bit-identical."""
+    rows: list[tuple[Cell, ...]] = []
+    previous = None
+    for comparison in comparisons:
+        case = Cell(comparison.case, link=cases.get(comparison.case, "")) if comparison.case != previous else Cell("")
+        run = [case, Cell(comparison.dtype)]
+        for op in (op for op in comparison.ops if not op.identical):
+            rows.append((*run, Cell(op.op), *(Cell(sci(error)) for error in op.rel_errors)))
+            run = [Cell(""), Cell("")]
+        same = [op.op for op in comparison.ops if op.identical]
+        if same:
+            rows.append((*run, Cell(", ".join(same)), Cell("bit-identical"), Cell("bit-identical")))
+        elif not comparison.ops:
+            rows.append((*run, Cell("none probed"), Cell("—"), Cell("—")))
+        previous = comparison.case
+    return Table(("Case", "dtype", "Op", *labels), tuple(rows), align="lllrr")
 
 
 def _status_cell(backend: BackendResult | None, link: str) -> Cell:

@@ -6,7 +6,9 @@ timing against the reference's in words."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from gradparity.reports.formatting import factor, relative, seconds, tolerance_share
 from gradparity.core.results import STATUSES, BackendResult, CaseResult, Check, DeviatingOp, Diagnosis, Document, RunRecord
@@ -369,7 +371,14 @@ def op_measure(op: DeviatingOp) -> str:
     return f"{op.input_dtype} → {op.output_dtype or '?'}, {error} (tolerance {op.tolerance:.1e})"
 
 
-def hits(runs: list[CaseResult], document: Document) -> str:
+class Run(Protocol):
+    """Something of one case in one dtype: a case's result, a between-versions comparison."""
+
+    case: str
+    dtype: str
+
+
+def hits(runs: Sequence[Run], document: Document) -> str:
     """Cases grouped by the dtypes they were hit in; ``all N cases`` when every case of the
     document is in a group, the names when at most four are, else a count and the names."""
     dtypes: dict[str, list[str]] = {}

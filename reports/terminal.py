@@ -20,6 +20,8 @@ from gradparity.reports.digest import (CONTROL, LABEL, MARGIN, MARKER, POINTER, 
 from gradparity.core.results import (BackendResult, BenchDocument, CaseResult, Check, CheckDocument, Corroboration,
                                      Document, NetworkRecord)
 from gradparity.reports.formatting import relative, seconds, seconds_range, two_digits
+from gradparity.reports.versions import (VERSIONS_TITLE, VersionPair, ops_text, quantities_text, split_column,
+                                         version_pairs, versioned_columns)
 from gradparity.core.results import STATUSES
 
 WIDTH = 100  # the summary fits this many columns with eight backends
@@ -37,7 +39,8 @@ def print_summary(document: Document) -> None:
     share of its tolerance the closest quantity used and, below, that quantity) under its title,
     its legend and the counts, one line per backend and reason for the skipped results, then one
     block per finding: the failures, errors, known deviations and stale entries of each
-    (backend, cause); last, one line of where the time went (``time_line``)."""
+    (backend, cause); where a backend ran at two versions, how far apart they are
+    (``print_versions``); last, one line of where the time went (``time_line``)."""
     console = Console(width=WIDTH, highlight=False)
     backends = backend_order(document)
     console.print(Text(TITLE, "table.title"))  # not the table's title: that wraps within the table's width
@@ -48,6 +51,9 @@ def print_summary(document: Document) -> None:
     columns = mode_columns(document, backends)
     if columns:
         print_second_order(console, document, columns)
+    pairs = version_pairs(document)
+    if pairs:
+        print_versions(console, document, pairs)
     for finding in findings(document, backends):
         console.print(finding_block(finding, document))
     spent = time_line(document.run)
@@ -57,19 +63,30 @@ def print_summary(document: Document) -> None:
 
 def matrix(document: Document, backends: list[str]) -> Table:
     """One row per case and dtype (the case named on its first row), one narrow column per
-    backend, its name broken at hyphens and a control marked as one."""
+    backend, its name broken at hyphens (``column_header``) and a control marked as one."""
     table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
     table.add_column("case")
     table.add_column("dtype")
+    versions = versioned_columns(document, backends)
     for name in backends:
-        header = name.replace("-", "-\n") + ("\ncontrol" if name in controls(document) else "")
-        table.add_column(header, justify="left")
+        header = column_header(name, versions.get(name))
+        table.add_column(header + ("\ncontrol" if name in controls(document) else ""), justify="left")
     previous = None
     for result in document.results:
         cells = [cell(result.backends.get(name)) for name in backends]
         table.add_row("" if result.case == previous else result.case, result.dtype, *cells)
         previous = result.case
     return table
+
+
+def column_header(name: str, version: str | None) -> str:
+    """A column's name broken after its hyphens; a version of a backend that ran at several
+    (``version`` not None) its requirement on a line of its own and the version it ran below
+    where its name does not say it: ``jax`` / ``==0.4.30``, ``jax`` / ``0.10.2``."""
+    if version is None:
+        return name.replace("-", "-\n")
+    backend, specifier = split_column(name)
+    return "\n".join(line for line in [*_broken(backend), specifier, version] if line)
 
 
 def cell(backend: BackendResult | None) -> Text:
@@ -115,6 +132,37 @@ def print_second_order(console: Console, document: Document, columns: list[tuple
                                     hang=2), STATUS_STYLE["skipped"]))
     for (name, mode, reason), runs in mode_reasons(document, columns, ("pass", "known_deviation")).items():
         console.print(Text(_wrapped(f"{name} {mode} on {hits(runs, document)}: {reason}", hang=2), "dim"))
+
+
+def print_versions(console: Console, document: Document, pairs: list[VersionPair]) -> None:
+    """Under its title and what its figures are, per backend at two versions: one line where
+    every run is bit-identical; else the pair, the runs on which nothing differs in one line,
+    then each other run with the quantities that differ and the ops (``version_lines``)."""
+    console.print(Text("\n" + VERSIONS_TITLE, "table.title"))
+    console.print(Text(_wrapped(VERSIONS_LEGEND), "dim"))
+    for pair in pairs:
+        console.print(version_lines(pair, document))
+
+
+VERSIONS_LEGEND = ("ulp: the largest distance between two entries of the versions in units in the last place; "
+                   "an op that differs: its relative error against NumPy float64 in each version, first → second; "
+                   "bit-identical on a run: every quantity and probed op equal, entry by entry")
+
+
+def version_lines(pair: VersionPair, document: Document) -> Text:
+    """``jax==0.4.30 against jax (0.10.2): bit-identical on all 2 cases × float64, float32`` in
+    one line where nothing differs; else the pair in bold, the identical runs in one line,
+    then per run that differs its quantities and, indented below, its ops."""
+    if not pair.differing():
+        return Text(_wrapped(f"{pair.title()}: {pair.identical_text(document)}", hang=2))
+    text = Text(_wrapped(pair.title(), hang=2) + "\n", "bold")
+    if pair.identical():
+        text.append(_wrapped(pair.identical_text(document), 2, hang=2) + "\n", "green")
+    for comparison in pair.differing():
+        text.append(_wrapped(f"{comparison.case} {comparison.dtype}: {quantities_text(comparison)}", 2, hang=2) + "\n")
+        text.append(_wrapped(ops_text(comparison), 4, hang=2) + "\n", "dim")
+    text.rstrip()
+    return text
 
 
 def mode_matrices(document: Document, columns: list[tuple[str, str]]) -> list[Table]:
