@@ -3,4 +3,4 @@
 
 from gradparity.backends import BackendEntry
 
-BACKEND = BackendEntry("gradparity_autograd.adapter", requires=("autograd", "scipy"), seconds=8, role="framework")
+BACKEND = BackendEntry("gradparity_autograd.adapter", requires=("autograd", "scipy"), seconds=5, role="framework")
