@@ -9,7 +9,7 @@ plugin's description is imported when its backend is asked for, and a descriptio
 be imported, is not a ``BackendEntry`` or was built for another major version of the contract
 (``contract.VERSION``) becomes an entry that is ``refused``: that backend's error, never the
 run's. A name with a PEP 440 specifier (``jax==0.4.30``) is that backend pinned to a version
-of its ``package``, run from an environment made for it (``gradparity.environments``).
+of its ``package``, run from an environment made for it (``gradparity.venvs``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from gradparity.backends import REGISTRY, resolve
+from gradparity import venvs
+from gradparity.backends import REGISTRY, entry, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S, unmeasured
 from gradparity.backends.worker import MALLOC_ENVIRONMENT
 from gradparity.core.cases import BENCH_SHAPES, Case
@@ -66,7 +67,7 @@ def run_bench(cases: list[Case], names: list[str], threads: int, repeats: int, d
     """Time every case on every backend, one worker at a time, each with ``threads`` threads.
     The reference always runs on the CPU; the other backends on ``device``."""
     settings = {"threads": threads, "job": "bench", "bench": {"repeats": repeats}}
-    entries = {name: REGISTRY[name] for name in names}
+    entries = venvs.prepared({name: entry(name) for name in names})
     reference = {REFERENCE: entries.pop(REFERENCE)}
     outcomes = run_backends(WorkerRun(cases, {**settings, "device": "cpu"}, timeout), reference, progress)
     outcomes.update(run_backends(WorkerRun(cases, {**settings, "device": device}, timeout), entries, progress))

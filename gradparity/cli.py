@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import __version__, bench, engine, environments, inputs, learner
+from gradparity import __version__, bench, engine, inputs, learner, venvs
 from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
                                   check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
@@ -303,18 +303,18 @@ def command_envs(args: argparse.Namespace) -> int:
     if args.action == "list" and args.names:
         raise UsageError("envs list takes no names (gradparity envs clear NAME removes one)")
     if args.action == "list":
-        print_environments(environments.kept(), environments.folder())
+        print_environments(venvs.kept(), venvs.folder())
         return EXIT_OK
     if args.names:
-        unknown = set(args.names) - {name for kept in environments.kept() for name in (kept.path.name, kept.requirement)}
+        unknown = set(args.names) - {name for kept in venvs.kept() for name in (kept.path.name, kept.requirement)}
         if unknown:
             raise UsageError(f"no environment {sorted(unknown)[0]!r} to clear; gradparity envs list shows them")
-    removed = environments.clear(args.names)
-    print(f"removed {len(removed)} environment{'s' if len(removed) != 1 else ''} from {environments.folder()}")
+    removed = venvs.clear(args.names)
+    print(f"removed {len(removed)} environment{'s' if len(removed) != 1 else ''} from {venvs.folder()}")
     return EXIT_OK
 
 
-def print_environments(kept: list[environments.Kept], folder: Path) -> None:
+def print_environments(kept: list[venvs.Kept], folder: Path) -> None:
     """One line per kept environment: requirement, Python, size, when made and in how long."""
     if not kept:
         print(f"no environments in {folder} (gradparity run --backends jax==0.4.30 makes one)")

@@ -3,7 +3,6 @@ it arrives (``judge``), and the typed ``gradparity/2`` result document assembled
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gradparity import environments
+from gradparity import venvs
 from gradparity.backends import BackendEntry, entry, resolve, split_requirement
 from gradparity.core.cases import Case
 from gradparity.core.errors import GradparityError
@@ -90,7 +89,7 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     options = options or RunOptions()
     cases = options.directed(cases)
     started = time.perf_counter()
-    entries = environments.prepared(options.entries(), announce)
+    entries = venvs.prepared(options.entries())
     parallel = options.parallel or default_parallel()
     threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
     worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
@@ -108,11 +107,6 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     return Document(SCHEMA, fingerprint(outcomes, options.device, options.allow_tf32),
                     run_options(cases, options, outcomes), results, Summary.of(results), run_record,
                     between_versions(cases, outcomes))
-
-
-def announce(line: str) -> None:
-    """A line of progress that is not a case's (making a version's environment), on stderr."""
-    print(f"gradparity: {line}", file=sys.stderr, flush=True)
 
 
 def run_options(cases: list[Case], options: RunOptions, outcomes: dict[str, BackendOutcome]) -> Options:
@@ -151,9 +145,9 @@ def shares(case_count: int, backends: list[str], k: int, n: int) -> dict[str, li
     the matrix, numbered case by case in order, go to share ``number mod n + 1``; the versions
     of one backend count as one backend, so that a share holds all of them on its cases and can
     compare them (``gradparity.versions``)."""
-    members = {split_requirement(name)[0]: [] for name in backends}
+    members: dict[str, list[str]] = {}
     for name in backends:
-        members[split_requirement(name)[0]].append(name)
+        members.setdefault(split_requirement(name)[0], []).append(name)
     pairs = enumerate((index, backend) for index in range(case_count) for backend in members)
     assigned: dict[str, list[int]] = {name: [] for name in backends}
     for number, (index, backend) in pairs:

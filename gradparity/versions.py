@@ -54,11 +54,11 @@ def paired(one: tuple, other: tuple) -> Iterator[tuple[str, str, object, object]
     yield from second_orders(evaluation, evaluation_b)
 
 
-def keyed(prefix: str, kind: str, a: dict, b: dict) -> Iterator[tuple[str, str, object, object]]:
-    """The arrays both dictionaries hold, as ``prefix + key``."""
+def keyed(prefix: str, kind: str, a: dict, b: dict, suffix: str = "") -> Iterator[tuple[str, str, object, object]]:
+    """The arrays both dictionaries hold, as ``prefix + key + suffix``."""
     for name in a:
         if name in b:
-            yield f"{prefix}{name}", kind, a[name], b[name]
+            yield f"{prefix}{name}{suffix}", kind, a[name], b[name]
 
 
 def trajectories(a: Trajectory, b: Trajectory) -> Iterator[tuple[str, str, object, object]]:
@@ -79,9 +79,7 @@ def second_orders(a: Evaluation, b: Evaluation) -> Iterator[tuple[str, str, obje
             yield f"Jdot [{answer.mode}]", "tangents", answer.cost_tangent, other.cost_tangent
         for layer, (x, y) in enumerate(zip(answer.tangents or (), other.tangents or ()), 1):
             yield f"Adot{layer} [{answer.mode}]", "tangents", x, y
-        for name, (x, y) in ((name, (answer.hvp[name], other.hvp[name])) for name in (answer.hvp or {})
-                             if name in (other.hvp or {})):
-            yield f"HV {name} [{answer.mode}]", "hvp", x, y
+        yield from keyed("HV ", "hvp", answer.hvp or {}, other.hvp or {}, f" [{answer.mode}]")
 
 
 def gap(quantity: str, kind: str, a: object, b: object, dtype: str) -> VersionGap:

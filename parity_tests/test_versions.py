@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gradparity.engine import shares
-from gradparity.environments import reason
+from gradparity.venvs import reason
 from gradparity.merge import load_documents, merge
 from gradparity.versions import gap, version_groups
 

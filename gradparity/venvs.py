@@ -99,7 +99,12 @@ def uv() -> str:
     return found
 
 
-def prepared(entries: dict[str, BackendEntry], announce: Announce) -> dict[str, BackendEntry]:
+def on_stderr(line: str) -> None:
+    """A line of progress that is not a case's (making an environment), on stderr."""
+    print(f"gradparity: {line}", file=sys.stderr, flush=True)
+
+
+def prepared(entries: dict[str, BackendEntry], announce: Announce = on_stderr) -> dict[str, BackendEntry]:
     """``entries`` with every pinned one given its environment's interpreter, the environment
     made first where it is not ready; one that cannot be made is refused with uv's reason."""
     ready = {}
