@@ -21,10 +21,16 @@ LINKED := $(VENV)/.linked
 
 .PHONY: report test docs serve-docs bench time-to-verdict clean FORCE
 
-$(INSTALLED): pyproject.toml constraints.txt
+# The plugins this repository ships (plugins/), installed from their folders after gradparity,
+# editable, so the suite tests them as they are (parity_tests/test_parity.py runs them like the
+# built-in backends).
+PLUGINS := plugins/gradparity-autograd
+
+$(INSTALLED): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(addprefix -e ./,$(PLUGINS))
 	touch $(INSTALLED)
 
 $(MODULES): FORCE

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from gradparity.backends import REGISTRY, missing_requirement
+from gradparity.backends import REGISTRY, entry, known, missing_requirement
 from gradparity.core import deviations
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.compare import FINITE_DIFFERENCE_RTOL
@@ -35,6 +35,8 @@ EXPECTED_DEVIATIONS = {
     ("keras-torch", "float32"): {"keras-torch-bce-clipping-float32"},
     ("keras-tensorflow", "float64"): {"keras-tensorflow-float32-hyperparameters"},
 }
+# ... and those the zero-logits case (ReLU and the loss at their kinks) must show, in both dtypes.
+KINK_DEVIATIONS = {"autograd": {"autograd-relu-tie-split"}}
 # Each backend's second-order modes and what they compute (``Adapter.second_order_modes``), kept as data.
 TANGENTS, HVP = ("tangents",), ("hvp",)
 SECOND_ORDER_MODES = {
@@ -46,11 +48,12 @@ SECOND_ORDER_MODES = {
     "keras-jax": {"jvp": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
     "keras-torch": {"func.jvp": TANGENTS, "forward-ad": TANGENTS, "fwd-over-rev": HVP, "double-backward": HVP},
     "keras-tensorflow": {"forward-accumulator": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
+    "autograd": {"jvp": TANGENTS, "fwd-over-rev": HVP, "rev-over-rev": HVP},
 }
 SKIPPED_MODES = {  # (backend, mode) -> the reason it gives where it does not run (a glob)
     ("torch", "fwd-over-rev"): "*F.mse_loss*'ZeroTensors are immutable' (pytorch/pytorch#123996*",
 }
-STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow")
+STRICT_FLOAT64 = ("jax", "torch", "tensorflow", "keras-tensorflow", "autograd")
 FUZZ = {"default": 25, "thorough": 300}
 PROFILE = os.environ.get("GRADPARITY_FUZZ", "default")
 GENERATED = FUZZ[PROFILE]
@@ -69,7 +72,17 @@ def backend_param(name: str):
     return pytest.param(name, marks=getattr(pytest.mark, marker), id=name)
 
 
-BACKENDS = [backend_param(name) for name in REGISTRY]
+# The plugins this repository ships (plugins/), tested like the built-in backends; where one is not
+# installed, its tests skip with the command that installs it.
+REPOSITORY_PLUGINS = {"autograd": "pip install ./plugins/gradparity-autograd"}
+BACKENDS = [backend_param(name) for name in dict.fromkeys([*known(), *REPOSITORY_PLUGINS])]
+
+
+def unavailable(backend: str) -> str | None:
+    """Why ``backend`` cannot run here (a plugin or a framework that is not installed), or None."""
+    if backend not in known():
+        return f"the {backend} plugin is not installed ({REPOSITORY_PLUGINS[backend]})"
+    return missing_requirement(entry(backend))
 
 
 def backend_of(item: pytest.Item) -> str | None:
@@ -145,7 +158,7 @@ def parity_run(request) -> tuple[list[Case], dict]:
     (``--order 2``): one run per order, the workers kept warm from the first to the second,
     merged into one document (``report --merge``) whose results come in the order of the list."""
     selected = {backend_of(item) for item in request.session.items if item.module.__name__ == __name__}
-    installed = [name for name in REGISTRY if name in selected and not missing_requirement(REGISTRY[name])]
+    installed = [name for name in known() if name in selected and not unavailable(name)]
     if not installed:
         return [], {"results": []}
     cases = [case for dtype in DTYPES for case in dtype_cases(dtype)]
@@ -161,7 +174,7 @@ def parity_run(request) -> tuple[list[Case], dict]:
 def document_of(parity_run):
     """The run's document for one backend; skips a backend that is not installed."""
     def document(backend: str) -> dict:
-        reason = missing_requirement(REGISTRY[backend])
+        reason = unavailable(backend)
         if reason:
             pytest.skip(reason)
         _cases, document = parity_run
@@ -181,10 +194,13 @@ def result_of(document_of):
 
 
 def assert_explained(check: dict, dtype: str) -> None:
-    """A known deviation's numbers against its registry entry: it deviates, and within its bound."""
-    entry = next(e for e in deviations.KNOWN_DEVIATIONS if e.name == check.deviation.name)
+    """A known deviation's numbers against its entry (the registry's, or a plugin's own:
+    ``BackendEntry.deviations``): it deviates, and within its bound."""
+    registered = [*deviations.KNOWN_DEVIATIONS, *(known_deviation for name in known()
+                                                  for known_deviation in entry(name).deviations)]
+    found = next(e for e in registered if e.name == check.deviation.name)
     assert check.quantity == "dtype" or check.excess > 1, "a known deviation must deviate"
-    assert entry.explains(check, dtype), (check.quantity, check.rel_error, entry.name)
+    assert found.explains(check, dtype), (check.quantity, check.rel_error, found.name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -249,7 +265,7 @@ def test_every_second_order_quantity_is_checked(result_of, backend, dtype):
 
 
 COMPILING = {"jax": True, "keras-jax": True, "tensorflow": True, "keras-tensorflow": True, "torch": False,
-             "keras-torch": False, "numpy": False, "finite-diff": False}  # does its worker compile?
+             "keras-torch": False, "numpy": False, "finite-diff": False, "autograd": False}  # does its worker compile?
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -326,12 +342,15 @@ def test_generated_networks_agree_on_every_backend(parity_run, document_of, back
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_outputs_exactly_at_a_kink_agree(result_of, backend):
+    """Or differ by the registered deviations ``KINK_DEVIATIONS`` expects, within their bounds."""
     for dtype in DTYPES:
         result = result_of(backend, "zero-logits", dtype)
         assert result.status in ("pass", "known_deviation"), result.reason
         for check in result.checks:
             if check.verdict == "known_deviation":
                 assert_explained(check, dtype)
+        shown = {check.deviation.name for check in result.checks if check.deviation}
+        assert shown == KINK_DEVIATIONS.get(backend, set()), dtype
 
 
 @pytest.mark.parametrize("backend, case, op", [
@@ -341,9 +360,21 @@ def test_outputs_exactly_at_a_kink_agree(result_of, backend):
     pytest.param("keras-tensorflow", "momentum", "cast_scalar", marks=pytest.mark.keras),
 ])
 def test_float64_keras_diagnosis_names_the_ops_and_its_reproducer_fails_alone(result_of, backend, case, op):
-    diagnosis = result_of(backend, case, "float64").diagnosis
+    assert_the_probes_single_out(result_of(backend, case, "float64").diagnosis, op)
+
+
+@pytest.mark.parametrize("backend", [backend_param("autograd")])
+def test_autograds_relu_tie_split_is_singled_out_by_its_probe_and_reproducer(result_of, backend):
+    """autograd's np.maximum gradient at a tie (0.5, where the reference takes 0) shows on the
+    zero-logits case, whose hidden pre-activations Z2 are exactly 0."""
+    assert_the_probes_single_out(result_of(backend, "zero-logits", "float64").diagnosis, "relu_grad")
+
+
+def assert_the_probes_single_out(diagnosis, op: str) -> None:
+    """``op`` deviates when probed alone (its error or its output dtype), and the diagnosis's
+    reproducer, a short script without gradparity, fails its assert when run on its own."""
     found = {record.op: record for record in diagnosis.ops}
-    assert op in found and found[op].rel_error > found[op].tolerance or found[op].output_dtype == "float32"
+    assert op in found and (found[op].rel_error > found[op].tolerance or found[op].output_dtype == "float32")
     reproducer = diagnosis.reproducer
     assert reproducer and len(reproducer.splitlines()) <= 20 and "gradparity" not in reproducer
     clean = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}

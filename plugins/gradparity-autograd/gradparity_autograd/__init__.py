@@ -1,0 +1,6 @@
+"""The ``autograd`` backend's description, read by gradparity through the entry point
+``gradparity.backends: autograd``; it imports no framework (``adapter`` does)."""
+
+from gradparity.backends import BackendEntry
+
+BACKEND = BackendEntry("gradparity_autograd.adapter", requires=("autograd", "scipy"), seconds=5, role="framework")
