@@ -105,9 +105,10 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
     loss_input = AL if spec.loss == "mse" else ZL  # the logits, where the loss is computed from them
     plan = [ProbeInput("matmul", {"x": W1, "y": X}, X.shape[0]),
             ProbeInput("add", {"x": W1 @ X, "y": params["b1"]}, 1)]
+    hidden_Z = np.concatenate([Z.ravel() for Z in cache.Z[1:L]])[None, :] if L > 1 else None
     if L > 1:
         hidden = spec.hidden_activation
-        plan += [ProbeInput(hidden, {"x": cache.Z[1]}, 1), ProbeInput(f"{hidden}_grad", {"x": cache.Z[1]}, 1)]
+        plan += [ProbeInput(hidden, {"x": hidden_Z}, 1), ProbeInput(f"{hidden}_grad", {"x": hidden_Z}, 1)]
     plan += [
         ProbeInput(spec.output_activation, {"x": ZL}, ZL.shape[0] if spec.output_activation == "softmax" else 1),
         ProbeInput("transpose_matmul", {"x": WL, "y": dZL}, WL.shape[0]),
@@ -121,7 +122,7 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
     ]
     if second_order:
         if L > 1:
-            plan.append(ProbeInput(f"{spec.hidden_activation}_grad2", {"x": cache.Z[1]}, 1))
+            plan.append(ProbeInput(f"{spec.hidden_activation}_grad2", {"x": hidden_Z}, 1))
         plan.append(ProbeInput(f"{loss}_grad2", {"x": loss_input, "y": Y}, ZL.shape[0] if loss == "softmax_ce" else 1))
     return [probe for probe in plan if probe.op in OPS]
 
