@@ -91,8 +91,9 @@ class ProbeInput:
 
 def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
                second_order: bool = False) -> list[ProbeInput]:
-    """Every op the network uses, on the case's own arrays: layer 1's product, bias add and
-    hidden activation with its derivative; the output activation; the backward product
+    """Every op the network uses, on the case's own arrays: layer 1's product and bias add; the
+    hidden activation with its derivative on every hidden layer's pre-activations; the output
+    activation; the backward product
     W[L]^T dZ[L] and bias sum; log of A[L], mean of Z[L], the loss and its derivative (with
     respect to the logits Z[L], or to A[L] for mse); a Python scalar's cast. With
     ``second_order``, the second derivatives too: g'' of the hidden activation and the loss's
@@ -105,8 +106,8 @@ def probe_plan(params: Params, X: np.ndarray, Y: np.ndarray, spec: NetworkSpec,
     loss_input = AL if spec.loss == "mse" else ZL  # the logits, where the loss is computed from them
     plan = [ProbeInput("matmul", {"x": W1, "y": X}, X.shape[0]),
             ProbeInput("add", {"x": W1 @ X, "y": params["b1"]}, 1)]
-    hidden_Z = np.concatenate([Z.ravel() for Z in cache.Z[1:L]])[None, :] if L > 1 else None
-    if L > 1:
+    if L > 1:  # every hidden layer's pre-activations, in one row: a tie at a kink in any layer is probed
+        hidden_Z = np.concatenate([np.ravel(cache.Z[layer]) for layer in range(1, L)])[None, :]
         hidden = spec.hidden_activation
         plan += [ProbeInput(hidden, {"x": hidden_Z}, 1), ProbeInput(f"{hidden}_grad", {"x": hidden_Z}, 1)]
     plan += [
