@@ -183,8 +183,9 @@ def plugin_entry(plugin: Plugin) -> BackendEntry:
     try:
         described = getattr(importlib.import_module(module.strip()), attribute.strip())
     except Exception as error:
+        said = " ".join(str(error).split())  # on one line
         return BackendEntry("", origin=plugin.origin, refused=f"{where} failed to load {plugin.value}: "
-                                                               f"{type(error).__name__}: {error}")
+                                                               f"{type(error).__name__}: {said}")
     if not isinstance(described, BackendEntry):
         problem = f"{plugin.value} is a {type(described).__name__}, not a gradparity.backends.BackendEntry"
     elif described.contract.split(".")[0] != VERSION.split(".")[0]:
