@@ -20,6 +20,7 @@ from mkdocs.plugins import event_priority
 
 from gradparity import cli
 from gradparity.arguments import with_default
+from gradparity.backends import entry, plugins
 from gradparity.core import cases, deviations, network, record, results
 from gradparity.core.compare import tolerance
 from gradparity.reports.schema import shipped_schemas
@@ -236,10 +237,12 @@ def tolerance_overrides(case: cases.Case) -> str:
 
 def deviations_page() -> str:
     """Every registered deviation: where it applies, its operations, cause, bounds and measurement."""
-    entries = deviations.KNOWN_DEVIATIONS
+    from_plugins = [deviation for name in plugins() for deviation in entry(name).deviations]
+    entries = [*deviations.KNOWN_DEVIATIONS, *from_plugins]
     rows = [(f"[`{entry.name}`](#{entry.name})", f"`{entry.backend}`", f"`{entry.case}`", f"`{entry.dtype}`")
             for entry in entries]
-    intro = (f"Generated from `KNOWN_DEVIATIONS` in `core/deviations.py`. "
+    intro = (f"Generated from `KNOWN_DEVIATIONS` in `core/deviations.py` and the deviations the installed "
+             f"plugins register (`BackendEntry.deviations`: {len(from_plugins)} here). "
              f"[Why the registered deviations happen]({WHY_DEVIATIONS}) explains each.\n\n"
              + quoted("core/deviations.py", deviations.__doc__ or ""))
     return page("Registered deviations", intro, table(("Deviation", "Backend", "Cases", "Dtypes"), rows),
