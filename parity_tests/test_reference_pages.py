@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import gradparity
-from gradparity.backends import entry, plugins
+from gradparity.backends import entry as entry_of, plugins
 from gradparity.cli import build_parser
 from gradparity.core.cases import CATALOGUE, DatasetCase
 from gradparity.core.deviations import KNOWN_DEVIATIONS, stale_hint
@@ -91,7 +91,7 @@ def test_the_catalogue_page_has_every_case_with_its_set_up(texts):
 
 def test_the_deviations_page_has_every_registered_deviation(texts):
     """gradparity's and the installed plugins' (the suite installs autograd's)."""
-    registered = [*KNOWN_DEVIATIONS, *(deviation for name in plugins() for deviation in entry(name).deviations)]
+    registered = [*KNOWN_DEVIATIONS, *(deviation for name in plugins() for deviation in entry_of(name).deviations)]
     entries = sections(texts["reference/deviations.md"])
     assert list(entries) == [entry.name for entry in registered]
     for entry in registered:
