@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradparity.backends import known
 from gradparity.engine import shares
 from gradparity.venvs import reason
 from gradparity.merge import load_documents, merge
@@ -137,3 +138,18 @@ def test_uvs_reason_is_one_line():
                                                                                           "Because numpy==0.0.1 is missing")
     assert reason(["error: Failed to fetch: `https://pypi.org/simple/numpy/`"]) == "Failed to fetch: `https://pypi.org/simple/numpy/`"
     assert reason(["something went wrong", "exit"]) == "exit"
+
+
+@pytest.mark.autograd
+def test_a_plugins_backend_at_another_version_runs_with_the_plugin_installed_beside_it(cache, tmp_path):
+    """The pinned environment gets the plugin's package from where it is installed here (about
+    10 s: uv installs autograd 1.7.0 with NumPy and SciPy)."""
+    if "autograd" not in known():
+        pytest.skip("the autograd plugin is not installed (make installs plugins/gradparity-autograd)")
+    done = gradparity("run", "--backends", "autograd==1.7.0,autograd", "--case", "seed-2layer", "--dtype", "float64",
+                      "--json", "run.json", cache=cache, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((tmp_path / "run.json").read_text())
+    assert document["environment"]["frameworks"]["autograd==1.7.0"].startswith("autograd 1.7.0 (numpy ")
+    [comparison] = document["versions"]
+    assert comparison["columns"] == ["autograd==1.7.0", "autograd"] and comparison["quantities"]
