@@ -18,7 +18,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import re
 from dataclasses import dataclass, field, replace
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -26,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from gradparity.backends.contract import ROLES, VERSION
 from gradparity.core.deviations import KnownDeviation
 from gradparity.core.errors import SpecError
+from gradparity.core.results import split_requirement
 
 GROUP = "gradparity.backends"
 
@@ -91,9 +91,6 @@ EXTRA_OF = {"optax": "jax"}  # a requirement installed by another package's extr
 GROUPS = {"keras": ("keras-tensorflow", "keras-jax", "keras-torch")}  # and "all": ``groups``
 
 
-SPECIFIER = re.compile(r"\s*(?:===?|~=|!=|<=?|>=?|@|\[|;)")  # where a name ends and a PEP 440 requirement's rest begins
-
-
 @dataclass(frozen=True)
 class Plugin:
     """A backend an installed package declares (entry-point group ``GROUP``), read from its
@@ -127,12 +124,6 @@ def known() -> list[str]:
 def groups() -> dict[str, tuple[str, ...]]:
     """Names that stand for several backends: ``keras`` and ``all`` (plugins included)."""
     return {**GROUPS, "all": tuple(known())}
-
-
-def split_requirement(name: str) -> tuple[str, str]:
-    """``("jax", "==0.4.30")`` from ``jax==0.4.30``; ``(name, "")`` for a plain name."""
-    found = SPECIFIER.search(name)
-    return (name, "") if found is None else (name[:found.start()].strip(), name[found.start():].strip())
 
 
 def resolve(names: list[str] | None) -> list[str]:

@@ -11,6 +11,7 @@ through ``upgrade``, the one place that knows how the older ones differ.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -28,6 +29,17 @@ Shuffle = Annotated[str, OneOf(("none", "seed"))]
 Role = Annotated[str, OneOf(("framework", "control", "ground truth"))]
 SUMMARY_KEYS = {"pass": "passed", "fail": "failed", "known_deviation": "known_deviations", "stale": "stale",
                 "skipped": "skipped", "error": "errors"}  # status -> the summary field that counts it
+
+
+REQUIREMENT = re.compile(r"\s*(?:===?|~=|!=|<=?|>=?)")  # where a name ends and its PEP 440 version specifier begins
+
+
+def split_requirement(name: str) -> tuple[str, str]:
+    """A column's backend and its version requirement: ``("jax", "==0.4.30")`` from
+    ``jax==0.4.30`` (a backend pinned to a version, ``gradparity run --backends``), and
+    ``(name, "")`` for a plain name or a merged document's ``torch@label``."""
+    found = REQUIREMENT.search(name)
+    return (name, "") if found is None else (name[:found.start()].strip(), name[found.start():].strip())
 
 
 @dataclass

@@ -23,7 +23,7 @@ from gradparity import __version__, bench, engine, inputs, learner, venvs
 from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
                                   check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
-from gradparity.backends import entry, known, missing_requirement, resolve, split_requirement
+from gradparity.backends import entry, known, missing_requirement, resolve
 from gradparity.backends.timing import MIN_SAMPLE_S
 from gradparity.core.cases import BENCH_SHAPES
 from gradparity.conventions import CONVENTIONS
@@ -33,7 +33,7 @@ from gradparity.core.network import DTYPES
 from gradparity.core.optimizers import Training, epoch_means
 from gradparity.core.reference import cost, evaluate, forward, train
 from gradparity.core.results import (BENCH_SCHEMA, TRAIN_SCHEMA, BenchDocument, CheckDocument, CostAt, Document,
-                                     TrainDocument, TrainingRecord)
+                                     TrainDocument, TrainingRecord, split_requirement)
 from gradparity.merge import load_documents, merge
 from gradparity.reports import validate_bench, write_report
 from gradparity.inventory import inventory, inventory_document, print_inventory

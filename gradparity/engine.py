@@ -11,12 +11,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gradparity import venvs
-from gradparity.backends import BackendEntry, entry, resolve, split_requirement
+from gradparity.backends import BackendEntry, entry, resolve
 from gradparity.core.cases import Case
 from gradparity.core.errors import GradparityError
 from gradparity.core.reference import Params
 from gradparity.core.second_order import check_direction, default_direction
-from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summary, Timing
+from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summary, Timing, split_requirement
 from gradparity.environment import fingerprint
 from gradparity.judge import Judge, Judging
 from gradparity.runner import BackendOutcome, Progress, WorkerRun, default_parallel, run_backends

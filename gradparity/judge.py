@@ -10,7 +10,6 @@ from functools import cache
 
 import numpy as np
 
-from gradparity.backends import split_requirement
 from gradparity.backends.contract import Evaluation, Trajectory
 from gradparity.backends.layout import dtype_name
 from gradparity.backends.worker import describe
@@ -24,7 +23,7 @@ from gradparity.core.diagnosis import read_pattern, scale_factor
 from gradparity.core.gradcheck import STEP
 from gradparity.core.reference import cost_and_gradients, train
 from gradparity.core.results import (BackendResult, CaseResult, Check, DecisionBoundary, DeviatingOp, Diagnosis,
-                                     Formulations, ReferenceRecord, TrainingRecord)
+                                     Formulations, ReferenceRecord, TrainingRecord, split_requirement)
 from gradparity.modes import ReferenceSecondOrder, compare_modes, reference_second_order, refresh_modes, second_order_record
 from gradparity.runner import BackendOutcome
 

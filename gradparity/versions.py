@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from gradparity.backends import split_requirement
 from gradparity.backends.contract import Evaluation, Trajectory
 from gradparity.core.cases import Case
-from gradparity.core.results import OpGap, VersionComparison, VersionGap
+from gradparity.core.results import OpGap, VersionComparison, VersionGap, split_requirement
 from gradparity.runner import BackendOutcome
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gradparity.backends import BackendEntry, entry, known, plugin_entry, Plugin, resolve, split_requirement
+from gradparity.backends import BackendEntry, Plugin, entry, known, plugin_entry, resolve
+from gradparity.core.results import split_requirement
 from gradparity.backends.contract import VERSION
 from gradparity.core.errors import SpecError
 

@@ -15,7 +15,8 @@ from rich.cells import cell_len
 from gradparity.reports import read_document, validate_document
 from gradparity.reports.render import render
 from gradparity.reports.terminal import VERSIONS_TITLE, WIDTH, matrix, print_summary
-from gradparity.reports.versions import (gap_figures, ops_text, says_version, short_version, split_column,
+from gradparity.core.results import split_requirement
+from gradparity.reports.versions import (gap_figures, ops_text, says_version, short_version,
                                          version_pairs, versioned_columns)
 from rendered import html_section, indents, paragraphs, rows_of, table_rows
 from test_reports import EPS, make_document
@@ -88,10 +89,10 @@ def rendered() -> tuple[str, str]:
 
 
 def test_column_names_split_at_their_requirement_and_versions_read_as_numbers():
-    assert split_column("jax==0.4.30") == ("jax", "==0.4.30")
-    assert split_column("keras-jax>=3.10,<4") == ("keras-jax", ">=3.10,<4")
-    assert split_column("torch") == ("torch", "")
-    assert split_column("torch@gpu") == ("torch@gpu", "")  # a merged document's column is no requirement
+    assert split_requirement("jax==0.4.30") == ("jax", "==0.4.30")
+    assert split_requirement("keras-jax>=3.10,<4") == ("keras-jax", ">=3.10,<4")
+    assert split_requirement("torch") == ("torch", "")
+    assert split_requirement("torch@gpu") == ("torch@gpu", "")  # a merged document's column is no requirement
     assert short_version("keras 3.15.1 on jax 0.10.2") == "3.15.1" and short_version("jax 0.10.2") == "0.10.2"
     assert short_version(None) == "" and short_version("unknown") == "unknown"
     assert says_version("jax==0.4.30", "jax 0.4.30") and not says_version("jax==0.4.30", "jax 0.4.31")

@@ -20,9 +20,9 @@ from gradparity.reports.digest import (CONTROL, LABEL, MARGIN, MARKER, POINTER, 
 from gradparity.core.results import (BackendResult, BenchDocument, CaseResult, Check, CheckDocument, Corroboration,
                                      Document, NetworkRecord)
 from gradparity.reports.formatting import relative, seconds, seconds_range, two_digits
-from gradparity.reports.versions import (VERSIONS_TITLE, VersionPair, ops_text, quantities_text, split_column,
+from gradparity.reports.versions import (VERSIONS_TITLE, VersionPair, ops_text, quantities_text,
                                          version_pairs, versioned_columns)
-from gradparity.core.results import STATUSES
+from gradparity.core.results import STATUSES, split_requirement
 
 WIDTH = 100  # the summary fits this many columns with eight backends
 TITLE = "gradparity: every backend against the NumPy reference"
@@ -85,7 +85,7 @@ def column_header(name: str, version: str | None) -> str:
     where its name does not say it: ``jax`` / ``==0.4.30``, ``jax`` / ``0.10.2``."""
     if version is None:
         return name.replace("-", "-\n")
-    backend, specifier = split_column(name)
+    backend, specifier = split_requirement(name)
     return "\n".join(line for line in [*_broken(backend), specifier, version] if line)
 
 

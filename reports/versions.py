@@ -6,14 +6,12 @@ quantity's distance and each probed op in words."""
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from gradparity.core.results import Document, OpGap, VersionComparison, VersionGap
+from gradparity.core.results import Document, OpGap, VersionComparison, VersionGap, split_requirement
 from gradparity.reports.digest import hits
 from gradparity.reports.formatting import plural, sci, ulps
 
-SPECIFIER = re.compile(r"\s*(?:===?|~=|!=|<=?|>=?)")  # where a column's backend ends and its PEP 440 requirement begins
 VERSIONS_TITLE = "between versions: each backend's two versions against each other, entry by entry"
 VERSIONS_TEXT = (
     "Where a backend ran at two versions, each quantity of each run is compared between them entry by entry: "
@@ -21,14 +19,6 @@ VERSIONS_TEXT = (
     "absolute difference and how many entries differ. The op probes ran in both versions: an op whose outputs "
     "differ is shown with its relative error against NumPy in float64 in each version. Bit-identical on a run: "
     "every entry of every quantity and every probed op's output equal.")
-
-
-def split_column(column: str) -> tuple[str, str]:
-    """``("jax", "==0.4.30")`` from the column ``jax==0.4.30``; ``(column, "")`` for a plain one."""
-    found = SPECIFIER.search(column)
-    if found is None:
-        return column, ""
-    return column[:found.start()], column[found.start():].strip()
 
 
 def short_version(version: str | None) -> str:
@@ -42,7 +32,7 @@ def short_version(version: str | None) -> str:
 
 def says_version(column: str, version: str | None) -> bool:
     """Whether a column's name says the version it ran: ``jax==0.4.30`` that ran jax 0.4.30."""
-    _, specifier = split_column(column)
+    _, specifier = split_requirement(column)
     return bool(version) and specifier.removeprefix("==") == short_version(version) != specifier
 
 
@@ -60,9 +50,9 @@ def versioned_columns(document: Document, columns: list[str]) -> dict[str, str]:
     ``jax``), and every column a between-versions comparison names; empty for a run without."""
     backends: dict[str, list[str]] = {}
     for column in columns:
-        backends.setdefault(split_column(column)[0], []).append(column)
+        backends.setdefault(split_requirement(column)[0], []).append(column)
     versioned = {column for group in backends.values()
-                 if len(group) > 1 and any(split_column(column)[1] for column in group) for column in group}
+                 if len(group) > 1 and any(split_requirement(column)[1] for column in group) for column in group}
     versioned |= {column for comparison in document.versions for column in comparison.columns}
     frameworks = document.environment.frameworks
     return {column: version_line(column, frameworks.get(column)) for column in columns if column in versioned}
