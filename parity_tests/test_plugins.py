@@ -157,3 +157,10 @@ def test_a_plugin_description_is_refused_with_the_reason_not_raised():
     accepted = plugin_entry(Plugin("numpy-again", "gradparity.backends:REGISTRY", "some-plugin", "1.2"))
     assert "is a dict, not a gradparity.backends.BackendEntry" in accepted.refused
     assert isinstance(accepted, BackendEntry) and accepted.origin == "some-plugin 1.2"
+
+
+def test_listing_the_backends_imports_no_framework():
+    listing = ("import sys; from gradparity.inventory import inventory; inventory(); "
+               "print(sorted(set(sys.modules) & {'torch', 'jax', 'tensorflow', 'keras', 'autograd', 'scipy'}))")
+    done = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
