@@ -120,8 +120,9 @@ def test_an_installed_plugin_is_listed_and_an_uninstalled_one_is_not(installed, 
 
 
 def test_a_default_run_includes_the_plugins_and_a_broken_one_is_only_its_own_error(installed, tmp_path):
-    """A default run: every installed backend, built-in and plugin, on one case (about 30 s on two
-    cores: every framework's worker starts, which is what a default run is)."""
+    """A default run: every installed backend, built-in and plugin, on one case (8 s on an idle
+    machine, over 10 s while the suite runs beside it: every framework's worker starts, which is
+    what a default run is)."""
     done = gradparity("run", "--case", "seed-2layer", "--dtype", "float64", "--json", "run.json", plugin=installed,
                       cwd=tmp_path)
     document = json.loads((tmp_path / "run.json").read_text())

@@ -142,8 +142,8 @@ def test_uvs_reason_is_one_line():
 
 @pytest.mark.autograd
 def test_a_plugins_backend_at_another_version_runs_with_the_plugin_installed_beside_it(cache, tmp_path):
-    """The pinned environment gets the plugin's package from where it is installed here (about
-    10 s: uv installs autograd 1.7.0 with NumPy and SciPy)."""
+    """The pinned environment gets the plugin's package from where it is installed here (5 s with
+    uv's downloads cached; on a new machine uv downloads autograd 1.7.0, NumPy and SciPy first)."""
     if "autograd" not in known():
         pytest.skip("the autograd plugin is not installed (make installs plugins/gradparity-autograd)")
     done = gradparity("run", "--backends", "autograd==1.7.0,autograd", "--case", "seed-2layer", "--dtype", "float64",
