@@ -305,10 +305,6 @@ def command_envs(args: argparse.Namespace) -> int:
     if args.action == "list":
         print_environments(venvs.kept(), venvs.folder())
         return EXIT_OK
-    if args.names:
-        unknown = set(args.names) - {name for kept in venvs.kept() for name in (kept.path.name, kept.requirement)}
-        if unknown:
-            raise UsageError(f"no environment {sorted(unknown)[0]!r} to clear; gradparity envs list shows them")
     removed = venvs.clear(args.names)
     print(f"removed {len(removed)} environment{'s' if len(removed) != 1 else ''} from {venvs.folder()}")
     return EXIT_OK
@@ -319,7 +315,7 @@ def print_environments(kept: list[venvs.Kept], folder: Path) -> None:
     if not kept:
         print(f"no environments in {folder} (gradparity run --backends jax==0.4.30 makes one)")
     for environment in kept:
-        print(f"{environment.requirement:<24} {environment.size / 2**20:7.0f} MiB  {environment.python}  "
+        print(f"{environment.requirement:<24} {environment.size() / 2**20:7.0f} MiB  {environment.python}  "
               f"made {environment.created} in {environment.seconds:.0f} s  {environment.path.name}")
 
 

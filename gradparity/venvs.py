@@ -82,9 +82,9 @@ def folder() -> Path:
     return cache_directory("envs") or Path(tempfile.gettempdir()) / f"gradparity-envs-{os.getpid()}"
 
 
-def location(entry: BackendEntry) -> Path:
+def location(entry: BackendEntry, recipe_: Recipe) -> Path:
     """The folder of ``entry``'s environment: its requirement, readable, and the recipe's key."""
-    return folder() / f"{re.sub(r'[^A-Za-z0-9.]+', '-', str(entry.pinned))}-{recipe(entry).key()}"
+    return folder() / f"{re.sub(r'[^A-Za-z0-9.]+', '-', str(entry.pinned))}-{recipe_.key()}"
 
 
 def uv() -> str:
@@ -120,7 +120,8 @@ def prepared(entries: dict[str, BackendEntry], announce: Announce = on_stderr) -
 
 def environment(entry: BackendEntry, announce: Announce) -> Path:
     """The ready environment of a pinned ``entry``, made now (with progress) where it is not."""
-    target = location(entry)
+    recipe_ = recipe(entry)
+    target = location(entry, recipe_)
     if (target / READY).exists():
         return target
     announce(f"{entry.pinned}: making its environment with uv (first use; kept in {target})")
@@ -128,9 +129,9 @@ def environment(entry: BackendEntry, announce: Announce) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        build(building, recipe(entry), announce)
+        build(building, recipe_, announce)
         (building / READY).write_text(json.dumps(
-            {"requirement": entry.pinned, "requirements": recipe(entry).requirements, "python": recipe(entry).python,
+            {"requirement": entry.pinned, "requirements": recipe_.requirements, "python": recipe_.python,
              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "seconds": round(time.monotonic() - started, 1)}, indent=1) + "\n")
         try:
@@ -177,7 +178,7 @@ def reason(lines: list[str]) -> str:
 @dataclass(frozen=True)
 class Kept:
     """An environment in the cache folder: its folder, the requirement it pins, what it holds,
-    its Python, when it was made, how long that took and its size on disk."""
+    its Python, when it was made and how long that took."""
 
     path: Path
     requirement: str
@@ -185,7 +186,14 @@ class Kept:
     python: str
     created: str
     seconds: float
-    size: int
+
+    def named(self, names: list[str]) -> bool:
+        """Whether ``names`` holds its requirement or its folder's name."""
+        return self.requirement in names or self.path.name in names
+
+    def size(self) -> int:
+        """Its bytes on disk."""
+        return sum(file.lstat().st_size for file in self.path.rglob("*"))
 
 
 def kept() -> list[Kept]:
@@ -193,20 +201,23 @@ def kept() -> list[Kept]:
     found = []
     for path in sorted(folder().glob("*/" + READY)):
         record = json.loads(path.read_text())
-        size = sum(file.lstat().st_size for file in path.parent.rglob("*"))
         found.append(Kept(path.parent, record["requirement"], record["requirements"], record["python"],
-                          record["created"], record["seconds"], size))
+                          record["created"], record["seconds"]))
     return found
 
 
 def clear(names: list[str]) -> list[Path]:
-    """Remove the environments whose folder name or requirement is in ``names`` (every one,
-    and any left incomplete, when ``names`` is empty); returns the folders removed."""
-    every = [path for path in folder().glob("*") if path.is_dir()] if folder().exists() else []
+    """Remove the environments whose requirement or folder name is in ``names`` (every one,
+    and any left incomplete, when ``names`` is empty); returns the folders removed. A name that
+    no environment has is refused before anything is removed."""
     if names:
-        chosen = {environment_.path for environment_ in kept()
-                  if environment_.path.name in names or environment_.requirement in names}
-        every = [path for path in every if path in chosen]
-    for path in every:
+        environments = kept()
+        unknown = [name for name in names if not any(environment_.named([name]) for environment_ in environments)]
+        if unknown:
+            raise GradparityError(f"no environment {unknown[0]!r} to clear; gradparity envs list shows them")
+        chosen = [environment_.path for environment_ in environments if environment_.named(names)]
+    else:
+        chosen = [path for path in folder().glob("*") if path.is_dir()] if folder().exists() else []
+    for path in chosen:
         shutil.rmtree(path)
-    return every
+    return chosen

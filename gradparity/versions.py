@@ -101,8 +101,8 @@ def gap(quantity: str, kind: str, a: object, b: object, dtype: str) -> VersionGa
 
 def op_gaps(one: list[dict] | str | None, other: list[dict] | str | None) -> list[OpGap]:
     """Every op probed in both versions, in the order probed (one case's probe plan is the
-    same in both; an op can be probed more than once, on each layer's inputs): identical outputs
-    (their digests) and each one's relative error against NumPy in float64."""
+    same in both; an op can be probed twice, as sigmoid is for a hidden layer and the output):
+    identical outputs (their digests) and each one's relative error against NumPy in float64."""
     if not isinstance(one, list) or not isinstance(other, list):
         return []
     return [OpGap(a["op"], a.get("digest") is not None and a.get("digest") == b.get("digest"),
