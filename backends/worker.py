@@ -116,6 +116,7 @@ class Server:
         started = time.perf_counter()
         hide(entry.unused)
         self.options, self.cases = options, {}
+        self.greeting: tuple
         try:
             self.adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
             check_methods(self.adapter, options)
