@@ -112,6 +112,16 @@ def test_a_backend_that_cannot_start_or_hangs_is_an_error_while_the_others_pass(
         assert hangs.reason == "timed out after 5 s"
 
 
+def test_a_framework_on_cuda_without_a_gpu_in_the_cluster_is_an_error_at_once(local_ray, fakes):
+    """A framework column on ``--device cuda`` does not wait for a GPU the cluster lacks."""
+    framework = BackendEntry("fake_tellsitsprocess", environment={"GRADPARITY_TEST_PID_FILE": str(fakes / "pid")})
+    options = RunOptions(backends=[], extra_backends={"framework": framework}, executor="ray", device="cuda")
+    result = run(CASES[:1], options).results[0]
+    assert not (fakes / "pid").exists()  # its actor never started
+    assert (result.backends["framework"].status, result.backends["framework"].reason) == (
+        "error", "it asks for a GPU (--device cuda) and the Ray cluster has none")
+
+
 def descendants(pid: int) -> set[int]:
     """The processes below ``pid``, from /proc."""
     children: dict[int, list[int]] = {}
