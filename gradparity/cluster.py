@@ -140,6 +140,8 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
                 column = _begin(ray, outcomes[name], entries[name], run, assigned[name])
                 if column is not None:
                     flights[_send(column, run.cases)] = column
+            if not flights:
+                continue
             soonest = min(column.deadline for column in flights.values())
             done, _ = ray.wait(list(flights), num_returns=1, timeout=max(0.0, soonest - time.monotonic()))
             for reference in done:
