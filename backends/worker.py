@@ -96,45 +96,59 @@ def main(descriptors: list[str]) -> None:
 
 
 def serve(name: str, entry: BackendEntry, options: dict, jobs: Connection, results: Connection) -> None:
-    """Load ``entry`` as ``name`` (its ``unused`` packages hidden), answer each job."""
-    started = time.perf_counter()
-    hide(entry.unused)
-    try:
-        adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
-        check_methods(adapter, options)
-        ready = ("ready", adapter.version(), adapter.flags(), time.perf_counter() - started,
-                 provided(adapter, options), getattr(adapter, "role", "framework"), time.monotonic())
-    except BaseException as error:  # an import failure is this backend's result, not a crash
-        results.send(("fatal", describe(error)))
+    """Load ``entry`` as ``name`` (``Server``), then answer each job until the end message."""
+    server = Server(name, entry, options)
+    results.send(server.greeting)
+    if server.greeting[0] == "fatal":
         return
-    results.send(ready)
-    job = JOBS[options.get("job", "parity")]
-    compiling = getattr(adapter, "compile_seconds", lambda: None)
-    cases = {}
     while (message := next_job(jobs)) is not None:
-        began = time.perf_counter()
-        if message[0] == "idle":
-            cases.clear()
-            flush_output()
-            results.send(("done",))
-            continue
-        if message[0] == "probe":
-            records = probes_of(adapter, cases[message[1]])
-            results.send(("probe", message[1], records, time.perf_counter() - began))
-            continue
-        _kind, index, case = message
-        cases[index] = case
-        compiled_before = compiling()
-        try:
-            answer = job(adapter, case, options)
-            compiled = None if compiled_before is None else compiling() - compiled_before
-            results.send(("result", index, answer, time.perf_counter() - began, compiled))
-        except Unsupported as reason:
-            results.send(("skipped", index, str(reason)))
-        except Exception as error:
-            results.send(("error", index, describe(error)))
+        results.send(server.answer(message))
     flush_output()
     os._exit(0)  # every answer is sent: the frameworks' own teardown (slow for TensorFlow) is not needed
+
+
+class Server:
+    """One backend loaded (its ``unused`` packages hidden) and answering jobs, one message per
+    job: the worker process's (``serve``) and a Ray actor's (``gradparity.cluster``). Its
+    ``greeting`` is the ``ready`` message, or ``fatal`` where the backend could not load."""
+
+    def __init__(self, name: str, entry: BackendEntry, options: dict) -> None:
+        started = time.perf_counter()
+        hide(entry.unused)
+        self.options, self.cases = options, {}
+        self.greeting: tuple
+        try:
+            self.adapter = load(name, options.get("device", "cpu"), options.get("allow_tf32", False), entry)
+            check_methods(self.adapter, options)
+            self.greeting = ("ready", self.adapter.version(), self.adapter.flags(), time.perf_counter() - started,
+                             provided(self.adapter, options), getattr(self.adapter, "role", "framework"),
+                             time.monotonic())
+        except BaseException as error:  # an import failure is this backend's result, not a crash
+            self.greeting = ("fatal", describe(error))
+
+    def answer(self, message: tuple) -> tuple:
+        """The reply to one job: ``("done",)`` to ``("idle",)`` (the run's cases forgotten, the
+        output flushed), the probes of a case served before, or a case's result, skip or error."""
+        began = time.perf_counter()
+        if message[0] == "idle":
+            self.cases.clear()
+            flush_output()
+            return ("done",)
+        if message[0] == "probe":
+            records = probes_of(self.adapter, self.cases[message[1]])
+            return ("probe", message[1], records, time.perf_counter() - began)
+        _kind, index, case = message
+        self.cases[index] = case
+        compiling = getattr(self.adapter, "compile_seconds", lambda: None)
+        compiled_before = compiling()
+        try:
+            answer = JOBS[self.options.get("job", "parity")](self.adapter, case, self.options)
+            compiled = None if compiled_before is None else compiling() - compiled_before
+            return ("result", index, answer, time.perf_counter() - began, compiled)
+        except Unsupported as reason:
+            return ("skipped", index, str(reason))
+        except Exception as error:
+            return ("error", index, describe(error))
 
 
 def next_job(jobs: Connection) -> tuple | None:

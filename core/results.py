@@ -274,7 +274,8 @@ class CaseResult(Record):
 class Environment(Record):
     """Where a run ran: Python, platform, CPU and cores, NumPy and its BLAS, each backend's
     framework version and flags, device, TF32, the commit; a merged document keeps every source
-    document's own under ``environments``, by label."""
+    document's own under ``environments``, by label; a run on a Ray cluster keeps there each
+    node's, by node label, and in ``nodes`` the node that ran each column."""
 
     python: str
     platform: str
@@ -288,6 +289,7 @@ class Environment(Record):
     allow_tf32: bool
     git_commit: str | None
     environments: dict[str, Environment] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -329,7 +331,9 @@ class Timing(Record):
 @dataclass
 class RunRecord(Record):
     """When and how long: the date, the run's seconds, threads per worker and workers at a time,
-    and per column its seconds, import seconds, seconds per case and timing."""
+    and per column its seconds, import seconds, seconds per case and timing; what ran the
+    workers (``local`` processes or ``ray`` actors) and, on Ray, how often a column's actor was
+    restarted, where it was."""
 
     date: str
     duration_s: float
@@ -339,6 +343,8 @@ class RunRecord(Record):
     import_seconds: dict[str, float | None]
     case_seconds: dict[str, dict[str, float]]
     timing: dict[str, Timing]
+    executor: str = "local"
+    restarts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -217,6 +217,12 @@ def add_selection_options(parser: argparse.ArgumentParser, several_backends: boo
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the framework backends")
     parser.add_argument("--allow-tf32", action="store_true", help="on CUDA, let frameworks use TF32 for float32 matmuls")
     parser.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="SECONDS", help="limit per backend")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: worker processes on this machine; ray: one Ray actor per backend on a Ray cluster "
+                             "(pip install 'gradparity[ray]')")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="with --executor ray: the cluster to join, auto (the running one) or HOST:PORT "
+                             "(default: a local Ray instance started for the run)")
     parser.add_argument("--strict", action="store_true",
                         help="known deviations and stale deviation entries fail the run (exit 1), as xfail strict")
     parser.add_argument("--order", type=int, choices=(1, 2), default=1,

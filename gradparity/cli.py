@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradparity import __version__, bench, engine, inputs, learner, venvs
+from gradparity import __version__, bench, cluster, engine, inputs, learner, venvs
 from gradparity.arguments import (Parser, UsageError, add_network_options, add_selection_options, add_training_options,
                                   check_json_path, check_out_dir, comma_list, defer_network_defaults, examples,
                                   positive_int, positive_seconds, training_overrides)
@@ -189,15 +189,28 @@ def run_parity(args: argparse.Namespace, decision_boundaries: bool = False, prob
     """Run the selected cases on the selected backends, with a progress bar on a terminal; an
     unknown backend or a training setting out of range is refused before any case is built."""
     resolve(args.backends)
+    address = ray_address(args)
     overrides = training_overrides(args)
     Training(**{name: value for name, value in overrides.items() if value is not None})  # refused before any case
     cases = [case.with_training(**overrides) for case in inputs.resolve(args).cases]
     options = engine.RunOptions(backends=args.backends, device=args.device, allow_tf32=args.allow_tf32,
                                 timeout=args.timeout, include_arrays=getattr(args, "include_arrays", False),
                                 decision_boundaries=decision_boundaries, strict=args.strict,
-                                shard=getattr(args, "shard", None), probe_all=probe_all, **inputs.second_order(args))
+                                shard=getattr(args, "shard", None), probe_all=probe_all, executor=args.executor,
+                                ray_address=address, **inputs.second_order(args))
     with progress_bar(len(cases), options.backends) as progress:
         return engine.run(cases, options, progress)
+
+
+def ray_address(args: argparse.Namespace) -> str | None:
+    """The ``--ray-address``, refused without ``--executor ray``; with it, Ray must be
+    installed (a one-line install hint where it is not, before any case is built)."""
+    if args.executor != "ray":
+        if args.ray_address:
+            raise UsageError("--ray-address needs --executor ray")
+        return None
+    cluster.ray_module()
+    return args.ray_address
 
 
 def progress_bar(case_count: int, backends: list[str] | None):

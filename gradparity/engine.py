@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gradparity import venvs
+from gradparity import cluster, venvs
 from gradparity.backends import BackendEntry, entry, resolve
 from gradparity.core.cases import Case
 from gradparity.core.errors import GradparityError
@@ -19,7 +19,7 @@ from gradparity.core.second_order import check_direction, default_direction
 from gradparity.core.results import SCHEMA, Document, Options, RunRecord, Summary, Timing, split_requirement
 from gradparity.environment import fingerprint
 from gradparity.judge import Judge, Judging
-from gradparity.runner import BackendOutcome, Progress, WorkerRun, default_parallel, run_backends
+from gradparity.runner import BackendOutcome, Inspect, Progress, WorkerRun, default_parallel, run_backends
 from gradparity.versions import between_versions, version_groups
 
 DEFAULT_TIMEOUT = 600.0
@@ -37,7 +37,9 @@ class RunOptions:
     alone, all that ``gradparity check`` asks of a framework); ``order = 2`` asks every backend's
     second-order modes too, along ``direction`` (arrays keyed like the parameters, read from
     ``direction_source``) or, where it is None, each case's seeded one
-    (``core.second_order.default_direction``)."""
+    (``core.second_order.default_direction``). ``executor``: ``local`` worker processes, or
+    ``ray`` actors (``gradparity.cluster``) on the Ray cluster at ``ray_address`` (None: a local
+    instance started for the run; ``auto``: the running one)."""
 
     backends: list[str] | None = None
     extra_backends: dict[str, BackendEntry] = field(default_factory=dict)
@@ -54,6 +56,8 @@ class RunOptions:
     order: int = 1
     direction: Params | None = None
     direction_source: str = "seeded"
+    executor: str = "local"
+    ray_address: str | None = None
 
     def judging(self, entries: dict[str, BackendEntry]) -> Judging:
         """What of these options the judge needs, for a run of ``entries``."""
@@ -90,24 +94,45 @@ def run(cases: list[Case], options: RunOptions | None = None, progress: Progress
     options = options or RunOptions()
     cases = options.directed(cases)
     started = time.perf_counter()
-    entries = venvs.prepared(options.entries())
-    parallel = options.parallel or default_parallel()
-    threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
-    worker_options = {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
-                      "threads": threads}
+    entries = options.entries()
     judge = Judge(cases, options.judging(entries))
-    assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
-    with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
-        outcomes = run_backends(WorkerRun(cases, worker_options, options.timeout, parallel), entries, progress,
-                                judge.inspect, assigned)
+    outcomes, threads, parallel, assigned = execute(cases, entries, options, progress, judge.inspect)
     results = judge.results(outcomes, assigned)
     run_record = RunRecord(datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter() - started,
-                           threads, parallel, {}, {}, {}, {})
+                           threads, parallel, {}, {}, {}, {}, options.executor,
+                           {name: outcome.restarts for name, outcome in outcomes.items() if outcome.restarts})
     for outcome in outcomes.values():
         record_time(run_record, outcome, cases)
     return Document(SCHEMA, fingerprint(outcomes, options.device, options.allow_tf32),
                     run_options(cases, options, outcomes), results, Summary.of(results), run_record,
                     between_versions(cases, outcomes))
+
+
+def execute(cases: list[Case], entries: dict[str, BackendEntry], options: RunOptions, progress: Progress | None,
+            inspect: Inspect) -> tuple[dict[str, BackendOutcome], int, int, dict[str, list[int]]]:
+    """Every backend's outcome on its share of ``cases`` (``shares``), on the executor the options
+    name; and the threads per worker, the workers at a time and the shares. Local workers share
+    this machine's cores; on Ray each actor has one CPU, as many at once as the cluster has."""
+    assigned = shares(len(cases), list(entries), *(options.shard or (1, 1)))
+    if options.executor == "ray":
+        with cluster.connected(options.ray_address) as cpus:
+            parallel = options.parallel or cpus
+            run = WorkerRun(cases, worker_options(options, 1), options.timeout, parallel)
+            return cluster.run_backends(run, entries, progress, inspect, assigned), 1, parallel, assigned
+    if options.executor != "local":
+        raise GradparityError(f"executor must be local or ray, got {options.executor!r}")
+    entries = venvs.prepared(entries)
+    parallel = options.parallel or default_parallel()
+    threads = max(1, default_parallel() // min(parallel, len(entries) or 1))
+    run = WorkerRun(cases, worker_options(options, threads), options.timeout, parallel)
+    with threadpool_limits(limits=1):  # the cores are the workers': more BLAS threads here only spin against them
+        return run_backends(run, entries, progress, inspect, assigned), threads, parallel, assigned
+
+
+def worker_options(options: RunOptions, threads: int) -> dict:
+    """The options every worker starts with."""
+    return {"device": options.device, "allow_tf32": options.allow_tf32, "train": options.trajectories,
+            "threads": threads}
 
 
 def run_options(cases: list[Case], options: RunOptions, outcomes: dict[str, BackendOutcome]) -> Options:

@@ -53,7 +53,9 @@ class BackendOutcome:
     reason it skipped the case, or an error message, and the op probes asked for (records, or
     why they failed); or a status for the whole backend (``skipped``/``error``) with its reason.
     ``provides`` and ``role`` are the adapter's own (``backends.contract.Adapter``); ``output``
-    its captured stdout/stderr. Where the time went: ``setup_seconds`` from the worker's start to
+    its captured stdout/stderr; on a Ray cluster, the ``node`` it ran on (a label and the
+    machine's fingerprint, ``environment.machine``) and how often its actor was restarted.
+    Where the time went: ``setup_seconds`` from the worker's start to
     its backend loaded (process, imports, adapter), per answered case its seconds and, of those,
     the framework's compile seconds (None where it does not say), the seconds of all its probes,
     and ``seconds`` from start to finish."""
@@ -76,6 +78,8 @@ class BackendOutcome:
     errors: dict[int, str] = field(default_factory=dict)
     probes: dict[int, list[dict] | str] = field(default_factory=dict)
     output: str = ""
+    node: dict | None = None
+    restarts: int = 0
 
 
 @dataclass
@@ -222,17 +226,7 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
     was given is kept for the next run."""
     cases = run.cases
     assigned = assigned or {name: list(range(len(cases))) for name in entries}
-    outcomes = {name: BackendOutcome(name) for name in entries}
-    pending = []
-    for name, entry in entries.items():
-        missing = missing_requirement(entry)
-        if entry.refused:
-            outcomes[name].status, outcomes[name].reason = "error", entry.refused
-        elif missing:
-            outcomes[name].status, outcomes[name].reason = "skipped", missing
-        else:
-            pending.append(name)
-    pending.sort(key=lambda name: -entries[name].seconds)  # costliest first: workers finish together
+    outcomes, pending = triaged(entries)
     active: dict[Connection, _Worker] = {}
     with tempfile.TemporaryDirectory(prefix="gradparity-arrays-") as directory:
         files = ArrayFiles(cases, directory)
@@ -255,6 +249,29 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
                 worker.live.stop(0)
                 worker.release()
     return outcomes
+
+
+def triaged(entries: dict[str, BackendEntry]) -> tuple[dict[str, BackendOutcome], list[str]]:
+    """A new outcome per backend, refused entries already errors and those missing a requirement
+    skipped; and the names left to run, costliest first (so that the workers finish together)."""
+    outcomes = {name: BackendOutcome(name) for name in entries}
+    pending = []
+    for name, entry in entries.items():
+        missing = missing_requirement(entry)
+        if entry.refused:
+            outcomes[name].status, outcomes[name].reason = "error", entry.refused
+        elif missing:
+            outcomes[name].status, outcomes[name].reason = "skipped", missing
+        else:
+            pending.append(name)
+    return outcomes, sorted(pending, key=lambda name: -entries[name].seconds)
+
+
+def unanswered(outcome: BackendOutcome, indices: list[int], reason: str) -> None:
+    """Every case of ``indices`` that ``outcome`` has no answer for becomes an error: ``reason``."""
+    for index in indices:
+        if index not in outcome.outputs and index not in outcome.skips and index not in outcome.errors:
+            outcome.errors[index] = reason
 
 
 class ArrayFiles:
@@ -356,8 +373,9 @@ def worker_command(interpreter: str | None = None) -> list[str]:
 def worker_path(entry: BackendEntry) -> list[str]:
     """The ``sys.path`` entries a worker puts first: all of this process's, or, for a worker
     in another environment, those outside this environment's installation (its standard
-    library and site-packages would shadow the other environment's own packages)."""
-    if entry.interpreter is None:
+    library and site-packages would shadow the other environment's own packages; on Ray, a
+    pinned version's ``uv`` environment is another environment too)."""
+    if entry.interpreter is None and entry.pinned is None:
         return sys.path
     installation = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     return [folder for folder in sys.path
@@ -386,16 +404,33 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
     except (EOFError, OSError):
         return False
     kind = message[0]
+    record(outcome, message)
     if kind == "ready":
         # the worker's own stamp: the parent may read the message late, while the worker computes
         outcome.setup_seconds = min(message[6], time.monotonic()) - worker.started
-        outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
         worker.live.ready = message[1:6]
     elif kind == "done":
         worker.rested = True
+    elif kind == "probe":
+        worker.probing -= 1
+    if kind in ANSWERS and answered(outcome, message[1], cases, progress, inspect):
+        worker.jobs.put(("probe", message[1]))
+        worker.probing += 1
+    if worker.answered():
+        worker.release()
+    return kind not in ("done", "fatal")
+
+
+ANSWERS = ("result", "skipped", "error")  # the messages that answer a case
+
+
+def record(outcome: BackendOutcome, message: tuple) -> None:
+    """Put what a worker's message says (``backends.worker``) into its backend's ``outcome``."""
+    kind = message[0]
+    if kind == "ready":
+        outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = message[1:6]
     elif kind == "fatal":
         outcome.status, outcome.reason = "error", message[1]
-        return False
     elif kind == "result":
         outcome.outputs[message[1]] = message[2]
         outcome.case_seconds[message[1]], outcome.compile_seconds[message[1]] = message[3:5]
@@ -406,16 +441,14 @@ def _receive(worker: _Worker, connection: Connection, cases: list[Case], progres
     elif kind == "probe":
         outcome.probes[message[1]] = message[2]
         outcome.probe_seconds += message[3]
-        worker.probing -= 1
-    if kind in ("result", "skipped", "error"):
-        if progress:
-            progress(outcome.name, cases[message[1]].key)
-        if inspect and inspect(outcome, message[1]):
-            worker.jobs.put(("probe", message[1]))
-            worker.probing += 1
-    if worker.answered():
-        worker.release()
-    return kind != "done"
+
+
+def answered(outcome: BackendOutcome, index: int, cases: list[Case], progress: Progress | None,
+             inspect: Inspect | None) -> bool:
+    """A case answered: the progress moves on; True where ``inspect`` asks for its probes."""
+    if progress:
+        progress(outcome.name, cases[index].key)
+    return bool(inspect and inspect(outcome, index))
 
 
 def _finish(worker: _Worker, why: str | None) -> None:
@@ -431,10 +464,7 @@ def _finish(worker: _Worker, why: str | None) -> None:
         worker.release()  # its feed, waiting for a job, meets the closed pipe and ends
     if outcome.status == "error":
         return
-    reason = why or stopped(live.process.returncode, outcome.output)
-    for index in worker.indices:
-        if index not in outcome.outputs and index not in outcome.skips and index not in outcome.errors:
-            outcome.errors[index] = reason
+    unanswered(outcome, worker.indices, why or stopped(live.process.returncode, outcome.output))
 
 
 def stopped(code: int, output: str) -> str:
