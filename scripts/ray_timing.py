@@ -149,14 +149,16 @@ def actor_processes(cluster: Cluster) -> dict[int, str]:
 
 def kill_one_actor(cluster: Cluster, after: float, cancelled: threading.Event) -> None:
     """Wait ``after`` seconds (unless ``cancelled``), then SIGKILL one of the cluster's
-    ``ray::BackendActor`` processes and say which."""
+    ``ray::BackendActor`` processes, one answering a case where there is one (its title is
+    ``ray::BackendActor.case``), and say which."""
     if cancelled.wait(after):
         return
     actors = actor_processes(cluster)
     if not actors:
         print(f"  kill: no {ACTOR_TITLE} process after {after:g} s", flush=True)
         return
-    pid = min(actors)
+    busy = [pid for pid, title in actors.items() if title.startswith(f"{ACTOR_TITLE}.case")]
+    pid = min(busy or actors)  # one answering a case, where one is
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -227,16 +229,17 @@ def report(backends: list[str], runs: dict[str, list[tuple[float, Document]]]) -
         print(f"| {name} | {summary(seconds['local'])} | {summary(seconds['ray'])} | {nodes.get(name, '?')} |")
 
 
-def agreement(local: Document, ray: Document) -> bool:
-    """Print whether the two documents have the same statuses and numbers for every result; True if so."""
+def agreement(label: str, local: Document, ray: Document) -> bool:
+    """Print whether the two documents have the same statuses and numbers for every result
+    (after ``label``); True if so."""
     ours, theirs = results_by_case(local), results_by_case(ray)
     differing = differences(ours, theirs)
     if not differing:
         counts = local.summary
-        print(f"documents agree: {len(ours)} results, the same statuses and numbers ({counts.passed} pass, "
+        print(f"{label}: documents agree: {len(ours)} results, the same statuses and numbers ({counts.passed} pass, "
               f"{counts.known_deviations} known deviation, {counts.failed} fail, {counts.errors} error)")
         return True
-    print(f"documents differ at {len(differing)} keys:")
+    print(f"{label}: documents differ at {len(differing)} keys:")
     for path in differing[:40]:
         print(f"  {path}")
     return False
@@ -256,6 +259,8 @@ def main() -> None:
     parser.add_argument("--kill-after", type=float, metavar="SECONDS",
                         help="SIGKILL one ray::BackendActor this long into each Ray run")
     args = parser.parse_args()
+    if not Path(RAY).exists():
+        sys.exit(f"no {RAY}: pip install 'gradparity[ray]'")
     backends = installed_backends(args.backends)
     cases = [case for dtype in DTYPES for case in generated_cases(args.networks, dtype)]
     cpus = max(1, (os.cpu_count() or 2) // 2)
@@ -280,10 +285,13 @@ def main() -> None:
                 print(f"  {len(failed)} results are errors after the kill:", *failed[:20], sep="\n  ")
                 healthy = False
     report(backends, runs)
-    for (_, local), (_, ray) in zip(runs["local"], runs["ray"]):
-        healthy &= agreement(local, ray)
+    for repeat, ((_, local), (_, ray)) in enumerate(zip(runs["local"], runs["ray"]), 1):
+        healthy &= agreement(f"run {repeat}", local, ray)
     sys.exit(0 if healthy else 1)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; the cluster is stopped")
