@@ -31,10 +31,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import gradparity
@@ -198,9 +198,10 @@ def differences(local: Any, ray: Any, path: str = "") -> list[str]:
                 for found in differences(local.get(key, "<absent>"), ray.get(key, "<absent>"),
                                                  f"{path}.{key}" if path else key)]
     if isinstance(local, list) and isinstance(ray, list) and len(local) == len(ray):
-        return [found for index, (a, b) in enumerate(zip(local, ray)) for found in differences(a, b, f"{path}[{index}]")]
-    same = local == ray or (isinstance(local, float) and isinstance(ray, float) and math.isnan(local) and math.isnan(ray))
-    return [] if same else [path]
+        return [found for index, pair in enumerate(zip(local, ray)) for found in differences(*pair, f"{path}[{index}]")]
+    if isinstance(local, float) and isinstance(ray, float) and math.isnan(local) and math.isnan(ray):
+        return []
+    return [] if local == ray else [path]
 
 
 def results_by_case(document: Document) -> dict[str, Any]:
@@ -218,9 +219,9 @@ def summary(values: list[float], digits: int = 1) -> str:
 def report(backends: list[str], runs: dict[str, list[tuple[float, Document]]]) -> None:
     """Wall seconds and their ratio, each backend's seconds and node."""
     local, ray = ([seconds for seconds, _ in runs[name]] for name in ("local", "ray"))
-    ratios = [r / l for l, r in zip(local, ray)]
+    ratios = [on_ray / here for here, on_ray in zip(local, ray)]
     print(f"wall seconds: local {summary(local)}, ray {summary(ray)}; ray/local {summary(ratios, 2)}")
-    nodes = getattr(runs["ray"][-1][1].environment, "nodes", {}) or {}
+    nodes = runs["ray"][-1][1].environment.nodes
     print("| backend | local s | ray s | node |")
     print("|---|---|---|---|")
     for name in backends:
@@ -280,7 +281,7 @@ def main() -> None:
             runs["ray"].append(timed_run(cases, options, kill))
             document = runs["ray"][-1][1]
             print(f"run {repeat + 1}: ray {runs['ray'][-1][0]:.1f} s; "
-                  f"restarts {getattr(document.run, 'restarts', None)}", flush=True)
+                  f"restarts {document.run.restarts or 'none'}", flush=True)
             if args.kill_after is not None and (failed := errors(document)):
                 print(f"  {len(failed)} results are errors after the kill:", *failed[:20], sep="\n  ")
                 healthy = False
