@@ -21,9 +21,9 @@ from gradparity.backends import REGISTRY, entry, known, missing_requirement
 from gradparity.core import deviations
 from gradparity.core.cases import CATALOGUE, Case, build_case, make_case
 from gradparity.core.compare import FINITE_DIFFERENCE_RTOL
+from gradparity.core.generated import architecture, generated_cases
 from gradparity.core.network import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, NetworkSpec
 from gradparity.core.optimizers import OPTIMIZERS, Training
-from gradparity.core.reference import initial_params
 from gradparity.engine import RunOptions, run
 from gradparity.merge import merge
 
@@ -66,7 +66,6 @@ GENERATED = FUZZ[PROFILE]
 # keras-jax) or traces one (tensorflow): the default keeps make test within 20 % of its first-order time.
 SECOND_ORDER_DTYPES = DTYPES if PROFILE == "thorough" else ("float64",)
 SECOND_ORDER_GENERATED = GENERATED if PROFILE == "thorough" else 12
-SEED = 20261129
 
 
 def backend_param(name: str):
@@ -92,41 +91,6 @@ def backend_of(item: pytest.Item) -> str | None:
     """The backend a collected test is parametrised with, if any."""
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("backend") if callspec else None
-
-
-def architecture(case: Case) -> tuple:
-    """What makes two generated networks different: layers, activation, loss and m."""
-    return (case.spec.layer_sizes, case.spec.hidden_activation, case.spec.loss, case.m)
-
-
-def generated_training(number: int, m: int) -> Training:
-    """Every optimizer in turn, 2 epochs, shuffled; every other network on mini-batches of
-    about m / 2 (an odd m ends each epoch on a partial batch)."""
-    optimizer = OPTIMIZERS[number % len(OPTIMIZERS)]
-    batch_size = max(1, m // 2) if number % 2 else None
-    return Training(optimizer, 0.01 if optimizer.startswith("adam") else 0.1, epochs=2, batch_size=batch_size)
-
-
-def generated_cases(count: int, dtype: str, seed: int = SEED) -> list[Case]:
-    """``count`` distinct random networks with data and xavier parameters, cycling through every
-    (hidden activation, loss) pair so that each appears, trained as ``generated_training`` says;
-    the same networks for every dtype."""
-    rng = np.random.default_rng(seed)
-    pairs = itertools.cycle(itertools.product(HIDDEN_ACTIVATIONS, LOSSES))
-    cases: dict[tuple, Case] = {}
-    while len(cases) < count:
-        activation, loss = next(pairs)
-        sizes = [int(n) for n in rng.integers(1, 17, size=int(rng.integers(2, 6)))]
-        sizes[-1] = max(sizes[-1], 2) if loss == "softmax-ce" else sizes[-1]
-        spec, m = NetworkSpec(tuple(sizes), activation, loss), int(rng.integers(1, 65))
-        X = rng.standard_normal((sizes[0], m))
-        labels = rng.integers(0, sizes[-1], m)
-        Y = np.eye(sizes[-1])[:, labels] if loss == "softmax-ce" else rng.integers(0, 2, (sizes[-1], m)) * 1.0
-        params = initial_params(spec, "xavier", seed=int(rng.integers(2**31)))
-        case = make_case(f"generated-{len(cases)}", spec.describe(), (X, Y), params, spec, dtype,
-                         generated_training(len(cases), m))
-        cases.setdefault(architecture(case), case)
-    return list(cases.values())
 
 
 def zero_logits_case(dtype: str) -> Case:
