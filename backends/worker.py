@@ -2,7 +2,7 @@
 after run.
 
 Jobs from the parent: ``("case", index, case)``, ``("probe", index)`` (the op probes of a case
-already served, ``backends.probe``), ``("idle",)`` at the end of each run, and finally None.
+already served, ``backends.probe``; ``("probe", index, case)`` carries the case again), ``("idle",)`` at the end of each run, and finally None.
 What it does with a case is the job named by ``options["job"]``: ``parity`` (the default)
 answers ``(evaluation, trajectory)``, ``bench`` answers ``(timings,)``, one entry per bench mode.
 
@@ -134,9 +134,9 @@ class Server:
             self.cases.clear()
             flush_output()
             return ("done",)
-        if message[0] == "probe":
-            records = probes_of(self.adapter, self.cases[message[1]])
-            return ("probe", message[1], records, time.perf_counter() - began)
+        if message[0] == "probe":  # it may carry its case: an actor that Ray restarted has not seen it
+            case = message[2] if len(message) > 2 else self.cases[message[1]]
+            return ("probe", message[1], probes_of(self.adapter, case), time.perf_counter() - began)
         _kind, index, case = message
         self.cases[index] = case
         compiling = getattr(self.adapter, "compile_seconds", lambda: None)

@@ -1,15 +1,15 @@
 """Runs backends on a Ray cluster (``gradparity run --executor ray``): each backend column a Ray
 actor (``BackendActor``) that loads its backend once, as a worker process does
 (``backends.worker.Server``), in a runtime environment carrying what that worker's start carries
-(the backend's environment variables, its thread counts and malloc settings; a pinned version's
-packages through Ray's ``uv`` runtime environment, made on the node that runs it). The driver
+(the backend's environment variables, its thread counts and malloc settings); a pinned version
+runs from its uv environment, made and kept on the node that runs it (``WorkerProcess``). The driver
 sends each actor one case at a time and the next as it answers; each answer is recorded and
 judged here exactly as the local runner's (``runner.record``, ``runner.answered``), so the
 document is the same.
 
 Placement: an actor asks for one CPU (and one GPU for a framework on ``--device cuda``); at most
 as many actors run at once as the cluster has CPUs, costliest backends first. Faults: Ray
-restarts an actor that dies up to ``MAX_RESTARTS`` times and the job it was doing is sent again,
+restarts an actor that dies up to ``MAX_RESTARTS`` times and sends it again the job it was doing,
 so its backend's remaining cases resume; past that, they are errors naming the last death. Each
 backend has the local runner's timeout. Each answer says which node it came from; the document
 records each column's node (``Environment.nodes``) and that node's fingerprint.
@@ -30,17 +30,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from gradparity import venvs
 from gradparity.backends import BackendEntry
 from gradparity.backends.worker import Server, start_environment
 from gradparity.core.cases import Case
 from gradparity.core.errors import GradparityError
 from gradparity.environment import machine
 from gradparity.runner import (ANSWERS, BackendOutcome, Inspect, Progress, WorkerRun, answered, last_words, record,
-                               triaged, unanswered, worker_path)
+                               spawn, stopped, triaged, unanswered, worker_path)
 
 MAX_RESTARTS = 3  # times Ray restarts a backend's actor that died before its remaining cases are errors
 INSTALL_HINT = "the Ray executor needs Ray, which is not installed: pip install 'gradparity[ray]'"
 OUTPUT_SECONDS = 5.0  # an actor's captured output is waited for this long
+TOKEN_HINT = "a cluster that asks for a token needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH here too"
 
 
 def ray_module() -> Any:
@@ -54,17 +56,18 @@ def ray_module() -> Any:
 
 @contextlib.contextmanager
 def connected(address: str | None) -> Iterator[int]:
-    """Connected to the Ray cluster at ``address`` (None: a local instance started here and shut
-    down on leaving, however it is left); yields the cluster's CPUs. Ray's own log lines and the
+    """Connected to the Ray cluster at ``address`` (None: a new local instance, started here and
+    shut down on leaving, however it is left; ``auto``: ``RAY_ADDRESS`` or the cluster ``ray
+    start`` started on this machine); yields the cluster's CPUs. Ray's own log lines and the
     actors' output stay out of this terminal (the output is kept per actor: ``BackendActor``)."""
     ray = ray_module()
     started_here = not ray.is_initialized()
     if started_here:
         local = {"include_dashboard": False} if address is None else {}
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+            ray.init(address=address or "local", log_to_driver=False, logging_level=logging.ERROR, **local)
         except ConnectionError as error:
-            raise GradparityError(f"no Ray cluster at {address}: {last_words(str(error))}") from None
+            raise GradparityError(f"no Ray cluster at {address}: {last_words(str(error))} ({TOKEN_HINT})") from None
     try:
         yield int(ray.cluster_resources().get("CPU", 1))
     finally:
@@ -73,34 +76,36 @@ def connected(address: str | None) -> Iterator[int]:
 
 
 class BackendActor:
-    """A backend column on a node: the worker's ``Server`` in this actor's process, its output
-    (framework logging included) captured in a file, the driver's ``sys.path`` entries first."""
+    """A backend column on a node: the worker's ``Server`` in this actor's process (or, for a
+    pinned version, its ``WorkerProcess``), its output (framework logging included) captured in
+    a file, the driver's ``sys.path`` entries first. Every reply comes with ``node``: a label (host
+    name and Ray node id), the process id (another one after a restart) and the machine's
+    fingerprint (``environment.machine``)."""
 
     def __init__(self, name: str, entry: BackendEntry, options: dict, path: list[str]) -> None:
+        import ray
+
         descriptor, self.log = tempfile.mkstemp(prefix=f"gradparity-{name}-", suffix=".log")
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
             os.dup2(descriptor, stream.fileno())
         os.close(descriptor)
         sys.path[:] = [*path, *(folder for folder in sys.path if folder not in path)]
-        self.server = Server(name, entry, options)
+        node_id = ray.get_runtime_context().get_node_id()
+        self.node = {"label": f"{socket.gethostname()}/{node_id[:8]}", "pid": os.getpid(), **machine()}
+        self.server = WorkerProcess(name, entry, options) if entry.pinned else Server(name, entry, options)
 
-    def start(self) -> tuple[tuple, dict]:
-        """The server's greeting (``ready`` or ``fatal``) and the node it runs on: a label
-        (host name and Ray node id) and the machine's fingerprint (``environment.machine``)."""
-        import ray
+    def start(self) -> tuple[dict, tuple]:
+        """The server's greeting: ``ready``, or ``fatal`` where the backend could not load."""
+        return self.node, self.server.greeting
 
-        node = ray.get_runtime_context().get_node_id()
-        return self.server.greeting, {"label": f"{socket.gethostname()}/{node[:8]}", **machine()}
-
-    def case(self, index: int, case: Case) -> tuple:
+    def case(self, index: int, case: Case) -> tuple[dict, tuple]:
         """The answer to one case (``Server.answer``)."""
-        return self.server.answer(("case", index, case))
+        return self.node, self.server.answer(("case", index, case))
 
-    def probe(self, index: int, case: Case) -> tuple:
+    def probe(self, index: int, case: Case) -> tuple[dict, tuple]:
         """The op probes of a case (sent again: a restarted actor has not seen it)."""
-        self.server.cases[index] = case
-        return self.server.answer(("probe", index))
+        return self.node, self.server.answer(("probe", index, case))
 
     def output(self) -> str:
         """What this actor's process has printed so far."""
@@ -108,10 +113,39 @@ class BackendActor:
             return handle.read().decode("utf-8", "replace")
 
 
+class WorkerProcess:
+    """A pinned version's backend on this node: its environment made here (``venvs``, kept in
+    this node's cache folder, as the local runner keeps it) and its worker process started with
+    that environment's interpreter (``runner.spawn``), answering the same jobs over its pipes,
+    one reply each. When the worker process is gone the actor ends too, so that Ray starts both
+    again."""
+
+    def __init__(self, name: str, entry: BackendEntry, options: dict) -> None:
+        entry = venvs.prepared({name: entry}, announce=print)[name]
+        if entry.refused:
+            self.greeting = ("fatal", entry.refused)
+            return
+        self.live = spawn(name, entry, options, dict(os.environ), ())
+        self.greeting = self.reply()
+
+    def answer(self, message: tuple) -> tuple:
+        """The worker's reply to ``message``."""
+        self.live.jobs.send(message)
+        return self.reply()
+
+    def reply(self) -> tuple:
+        """The worker's next message; where it is gone, this actor's process ends."""
+        try:
+            return self.live.results.recv()
+        except (EOFError, OSError):
+            print(stopped(self.live.process.wait(), ""), flush=True)
+            os._exit(1)
+
+
 @dataclass
 class _Column:
-    """One backend's actor in this run: its outcome, the cases not yet sent, the probes asked
-    for, the job in flight, the node it answered from and how often it died."""
+    """One backend's actor in this run: its outcome, its cases and those not yet sent, the
+    probes asked for and the job in flight."""
 
     outcome: BackendOutcome
     actor: Any
@@ -121,7 +155,6 @@ class _Column:
     todo: list[int] = field(default_factory=list)
     probes: list[int] = field(default_factory=list)
     job: tuple = ("start",)
-    deaths: int = 0
 
 
 def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Progress | None = None,
@@ -175,22 +208,17 @@ def _begin(ray: Any, outcome: BackendOutcome, entry: BackendEntry, run: WorkerRu
 
 def actor_options(name: str, entry: BackendEntry, options: dict) -> dict:
     """A backend's actor: one CPU, one GPU for a framework on CUDA, restarted up to
-    ``MAX_RESTARTS`` times (a job in flight is not retried by Ray: the driver sends it again),
-    its runtime environment the worker's start environment with the backend's own variables and,
-    for a pinned version, Ray's ``uv`` environment of the pinned package and the backend's other
-    requirements (over this installation's, which holds Ray and gradparity)."""
+    ``MAX_RESTARTS`` times, the job it was doing sent again to the restarted one (by Ray, which
+    waits for the restart), its runtime environment the worker's start environment with the
+    backend's own variables."""
     variables = start_environment(options.get("threads", 1)) | entry.environment
-    runtime_env: dict[str, Any] = {"env_vars": variables}
-    if entry.pinned:
-        runtime_env["uv"] = [entry.pinned, *(package for package in entry.requires if package != entry.framework)]
     gpus = 1 if options.get("device") == "cuda" and entry.role == "framework" else 0
-    return {"num_cpus": 1, "num_gpus": gpus, "max_restarts": MAX_RESTARTS, "max_task_retries": 0,
-            "runtime_env": runtime_env, "name": None}
+    return {"num_cpus": 1, "num_gpus": gpus, "max_restarts": MAX_RESTARTS, "max_task_retries": -1,
+            "runtime_env": {"env_vars": variables}}
 
 
 def _send(column: _Column, cases: list[Case]) -> Any:
-    """Send the column's next job: its start, a probe asked for, else the next case; the job
-    stays in ``column.job`` until answered, so that it can be sent again after a restart."""
+    """Send the column's job (``column.job``): its start, a probe asked for, or a case."""
     kind, *index = column.job
     actor = column.actor
     if kind == "start":
@@ -201,44 +229,39 @@ def _send(column: _Column, cases: list[Case]) -> Any:
 
 def _take(ray: Any, column: _Column, reference: Any, cases: list[Case], progress: Progress | None,
           inspect: Inspect | None) -> bool:
-    """Take the answer to the column's job and choose the next one; False when the column is
-    finished (everything answered, its backend failed to load, or its actor died for good)."""
+    """Take the reply to the column's job and choose the next job; False when the column is
+    finished (everything answered, its backend failed to load, or its actor died for good). A
+    reply from another process than the last one's is the first of a restarted actor."""
     outcome = column.outcome
     try:
-        reply = ray.get(reference)
+        node, reply = ray.get(reference)
     except ray.exceptions.RuntimeEnvSetupError as error:
         outcome.status, outcome.reason = "error", f"Ray could not make its runtime environment: {last_words(str(error))}"
         return False
-    except ray.exceptions.RayActorError as error:
-        column.deaths += 1
-        if column.deaths > MAX_RESTARTS:
-            unanswered(outcome, column.indices, f"its Ray actor died {column.deaths} times, the last: "
-                                                f"{last_words(str(error))}")
-            return False
-        return True  # Ray restarts the actor: the same job again
+    except ray.exceptions.RayActorError as error:  # Ray gave up on it: every restart used
+        unanswered(outcome, column.indices, f"its Ray actor died {MAX_RESTARTS + 1} times: {last_words(str(error))}")
+        return False
     except ray.exceptions.RayError as error:  # the job raised in the actor
-        reply = failed(column.job, last_words(str(error)))
+        node, reply = outcome.node, failed(column.job, last_words(str(error)))
+    if outcome.node and node and node["pid"] != outcome.node["pid"]:
+        outcome.restarts += 1
+    outcome.node = node
+    record(outcome, reply)
     if column.job == ("start",):
-        greeting, node = reply
-        record(outcome, greeting)
         outcome.setup_seconds = time.monotonic() - column.started
-        outcome.node = node
-        if greeting[0] == "fatal":
+        if reply[0] == "fatal":
             return False
-    else:
-        record(outcome, reply)
-        if reply[0] in ANSWERS and answered(outcome, reply[1], cases, progress, inspect):
-            column.probes.append(reply[1])
-    outcome.restarts = column.deaths
+    elif reply[0] in ANSWERS and answered(outcome, reply[1], cases, progress, inspect):
+        column.probes.append(reply[1])
     return _next_job(column)
 
 
 def failed(job: tuple, reason: str) -> tuple:
-    """The reply a job that raised stands for: the backend's fatal error for its start (on no
-    node), the probes' reason for a probe, the case's error for a case."""
+    """The reply a job that raised stands for: the backend's fatal error for its start, the
+    probes' reason for a probe, the case's error for a case."""
     kind, *index = job
     if kind == "start":
-        return ("fatal", reason), None
+        return ("fatal", reason)
     return ("probe", index[0], reason, 0.0) if kind == "probe" else ("error", index[0], reason)
 
 

@@ -72,6 +72,6 @@ def versions(outcomes: dict) -> dict[str, str]:
 def node_environment(label: str, outcomes: dict, device: str, allow_tf32: bool) -> Environment:
     """The fingerprint of the node ``label``: its machine and the columns that ran there."""
     here = {name: o for name, o in outcomes.items() if o.node and o.node["label"] == label}
-    fields = {key: value for key, value in next(iter(here.values())).node.items() if key != "label"}
+    fields = {key: value for key, value in next(iter(here.values())).node.items() if key not in ("label", "pid")}
     return Environment(**fields, frameworks=versions(here), flags={name: o.flags for name, o in here.items() if o.flags},
                        device=device, allow_tf32=allow_tf32, git_commit=None)

@@ -317,13 +317,13 @@ def _begin(outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices
            files: ArrayFiles) -> _Worker:
     """Give a worker this run's cases: the idle one kept for this backend where it fits
     (``start_key``; its ``ready`` figures are this run's, its set-up 0 s), else a fresh one
-    (``_spawn``). The timeout counts from now; the run's output starts at the log's end."""
+    (``spawn``). The timeout counts from now; the run's output starts at the log's end."""
     now, options = time.monotonic(), run.options
     environment = os.environ | start_environment(options.get("threads", 1))
     key = start_key(outcome.name, entry, options, environment)
     live = _take_idle(outcome.name, key)
     if live is None:
-        live = _spawn(outcome.name, entry, options, environment, key)
+        live = spawn(outcome.name, entry, options, environment, key)
     elif live.ready is not None:
         outcome.version, outcome.flags, outcome.import_seconds, outcome.provides, outcome.role = live.ready
         outcome.setup_seconds = 0.0
@@ -337,7 +337,7 @@ def _begin(outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices
     return worker
 
 
-def _spawn(name: str, entry: BackendEntry, options: dict, environment: dict[str, str], key: tuple) -> _Process:
+def spawn(name: str, entry: BackendEntry, options: dict, environment: dict[str, str], key: tuple) -> _Process:
     """Start a worker process (``worker_command``) on two pipes, with its start ``environment``
     and its output captured in a file; the first job tells it which backend to load and this
     process's ``sys.path`` (``worker_path``), so a module the caller can import (an injected
