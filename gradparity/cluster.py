@@ -138,7 +138,10 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
             while pending and len(flights) < run.parallel:
                 name = pending.pop(0)
                 column = _begin(ray, outcomes[name], entries[name], run, assigned[name])
-                flights[_send(column, run.cases)] = column
+                if column is not None:
+                    flights[_send(column, run.cases)] = column
+            if not flights:
+                continue
             soonest = min(column.deadline for column in flights.values())
             done, _ = ray.wait(list(flights), num_returns=1, timeout=max(0.0, soonest - time.monotonic()))
             for reference in done:
@@ -157,10 +160,15 @@ def run_backends(run: WorkerRun, entries: dict[str, BackendEntry], progress: Pro
     return outcomes
 
 
-def _begin(ray: Any, outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices: list[int]) -> _Column:
-    """Start the backend's actor (``actor_options``); its timeout counts from now."""
+def _begin(ray: Any, outcome: BackendOutcome, entry: BackendEntry, run: WorkerRun, indices: list[int]) -> _Column | None:
+    """Start the backend's actor (``actor_options``); its timeout counts from now. One that asks
+    for a GPU on a cluster without any is an error at once (Ray would wait for one forever)."""
     now = time.monotonic()
-    actor = ray.remote(BackendActor).options(**actor_options(outcome.name, entry, run.options))
+    options = actor_options(outcome.name, entry, run.options)
+    if options["num_gpus"] and not ray.cluster_resources().get("GPU"):
+        outcome.status, outcome.reason = "error", "it asks for a GPU (--device cuda) and the Ray cluster has none"
+        return None
+    actor = ray.remote(BackendActor).options(**options)
     handle = actor.remote(outcome.name, entry, run.options, worker_path(entry))
     return _Column(outcome, handle, indices, now, now + run.timeout, todo=list(indices))
 

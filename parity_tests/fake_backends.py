@@ -68,6 +68,23 @@ class Raises(ReferenceAdapter):
         return super().evaluate(case)
 
 
+class TellsItsProcess(ReferenceAdapter):
+    """Writes its process id to the file ``$GRADPARITY_TEST_PID_FILE`` when it is loaded, so that
+    a test can kill that process from outside, as a lost node would."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with open(os.environ["GRADPARITY_TEST_PID_FILE"], "w") as handle:
+            handle.write(str(os.getpid()))
+
+
+class DiesWhenLoaded:
+    """Kills its own process while it is being loaded: a backend that can never start."""
+
+    def __init__(self, *args, **kwargs):
+        os._exit(3)
+
+
 class BrokenImport:
     def __init__(self, *args, **kwargs):
         raise ImportError("this framework failed to import on purpose")
