@@ -23,6 +23,7 @@ import argparse
 import math
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -112,7 +113,7 @@ def two_node_cluster(cpus: int) -> Iterator[Cluster]:
     """A Ray cluster of two nodes on this machine, ``cpus`` CPUs each, with a temporary folder
     and an authentication token of its own (this process uses them too, so that
     ``gradparity.run`` can join it: before Ray is imported, which reads ``RAY_AUTH_MODE`` once);
-    stopped on the way out."""
+    stopped, and its folder removed, on the way out."""
     folder = Path(tempfile.mkdtemp(prefix="gradparity-ray-"))
     token = folder / "auth_token"
     token.write_text(secrets.token_hex(32))
@@ -132,6 +133,7 @@ def two_node_cluster(cpus: int) -> Iterator[Cluster]:
         yield cluster
     finally:
         stop(cluster.sessions)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def actor_processes(cluster: Cluster) -> dict[int, str]:
