@@ -197,3 +197,13 @@ def test_each_actor_asks_for_what_its_worker_needs():
     variables = on_cuda["runtime_env"]["env_vars"]
     assert variables["JAX_ENABLE_X64"] == "1" and variables["OPENBLAS_NUM_THREADS"] == "1"
     assert on_cuda["max_restarts"] == cluster.MAX_RESTARTS
+
+
+def test_a_pinned_version_runs_from_the_environment_its_node_makes(local_ray):
+    """About 6 s where uv has NumPy 2.3.5 cached (``test_versions`` makes the same environment):
+    ``numpy==2.3.5`` beside the installed NumPy, bit for bit the same, as on the local runner."""
+    document = run(CASES[:2], RunOptions(backends=["numpy==2.3.5", "numpy"], executor="ray"))
+    assert document.environment.frameworks["numpy==2.3.5"] == "numpy 2.3.5"
+    assert document.summary.passed == 4
+    gaps = [gap for comparison in document.versions for gap in comparison.quantities]
+    assert len(document.versions) == 2 and gaps and all(gap.differing == 0 for gap in gaps)
