@@ -21,6 +21,7 @@ The public API, for scripts and tests::
     tangents, hvp = gradparity.hessian_vector_product(case.params, case.X, case.Y, case.spec,
                                                       gradparity.default_direction(case.spec))
     options = gradparity.RunOptions(order=2)   # every framework's second-order modes too
+    options = gradparity.RunOptions(executor="ray", ray_address="auto")  # each backend a Ray actor
 
     gradparity.shutdown()                # end the framework workers kept warm between calls
 

@@ -58,7 +58,8 @@ def ray_module() -> Any:
 def connected(address: str | None) -> Iterator[int]:
     """Connected to the Ray cluster at ``address`` (None: a new local instance, started here and
     shut down on leaving, however it is left; ``auto``: ``RAY_ADDRESS`` or the cluster ``ray
-    start`` started on this machine); yields the cluster's CPUs. Ray's own log lines and the
+    start`` started on this machine; a process that called ``ray.init`` itself runs where that
+    connected it, and stays connected); yields the cluster's CPUs. Ray's own log lines and the
     actors' output stay out of this terminal (the output is kept per actor: ``BackendActor``)."""
     ray = ray_module()
     started_here = not ray.is_initialized()
