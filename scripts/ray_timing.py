@@ -1,6 +1,7 @@
 """The thorough profile on the local runner and on a two-node Ray cluster on loopback:
 
     python scripts/ray_timing.py [--networks 300] [--repeats 1] [--backends LIST] [--kill-after SECONDS]
+                                 [--timeout SECONDS]
 
 runs ``generated_cases(NETWORKS, dtype)`` in float64 and float32 through every installed backend
 (or ``--backends``) twice through the Python API: with the local runner, and with
@@ -8,7 +9,10 @@ runs ``generated_cases(NETWORKS, dtype)`` in float64 and float32 through every i
 --head`` and ``ray start --address``, half the cores each) and stops at the end, on an error or
 Ctrl-C too. Prints each run's wall seconds, their ratio, each backend's seconds, the node that ran
 each column, and whether the two documents agree (the same statuses and numbers for every
-result; timing fields aside). With ``--repeats R`` the runs alternate local, Ray, local, ...,
+result; timing fields aside). Both runs compile from nothing: the compile cache is off
+(``GRADPARITY_CACHE_DIR=off``), else the second run would read the programs the first one
+compiled (JAX's, one per network shape). Each backend may take ``--timeout`` seconds (default
+7200: the local runner's default 600 s stops keras-jax midway). With ``--repeats R`` the runs alternate local, Ray, local, ...,
 and the median and range are printed. With ``--kill-after S`` a thread kills one
 ``ray::BackendActor`` process S seconds into each Ray run; the run must then still have no
 result that is an error, and its ``run.restarts`` says which column was restarted.
@@ -40,6 +44,7 @@ from typing import Any
 
 import gradparity
 from gradparity.backends import entry, known, missing_requirement
+from gradparity.backends.layout import CACHE_VARIABLE
 from gradparity.core.cases import Case
 from gradparity.core.generated import generated_cases
 from gradparity.core.network import DTYPES
@@ -261,7 +266,11 @@ def main() -> None:
     parser.add_argument("--backends", help="comma-separated (default: every installed backend)")
     parser.add_argument("--kill-after", type=float, metavar="SECONDS",
                         help="SIGKILL one ray::BackendActor this long into each Ray run")
+    parser.add_argument("--timeout", type=float, default=7200.0, metavar="SECONDS",
+                        help="per backend, in both runs (the thorough profile takes keras-jax longer than the "
+                             "default 600 s on 2 cores)")
     args = parser.parse_args()
+    os.environ[CACHE_VARIABLE] = "off"  # before the cluster starts: its actors read it too
     if not Path(RAY).exists():
         sys.exit(f"no {RAY}: pip install 'gradparity[ray]'")
     backends = installed_backends(args.backends)
@@ -276,10 +285,11 @@ def main() -> None:
         print(f"cluster at {cluster.address} started in {time.perf_counter() - started:.1f} s", flush=True)
         kill = None if args.kill_after is None else (cluster, args.kill_after)
         for repeat in range(args.repeats):
-            runs["local"].append(timed_run(cases, gradparity.RunOptions(backends=backends)))
+            runs["local"].append(timed_run(cases, gradparity.RunOptions(backends=backends, timeout=args.timeout)))
             gradparity.shutdown()  # the next local run starts its workers, as the Ray run starts its actors
             print(f"run {repeat + 1}: local {runs['local'][-1][0]:.1f} s", flush=True)
-            options = gradparity.RunOptions(backends=backends, executor="ray", ray_address=cluster.address)
+            options = gradparity.RunOptions(backends=backends, executor="ray", ray_address=cluster.address,
+                                            timeout=args.timeout)
             runs["ray"].append(timed_run(cases, options, kill))
             document = runs["ray"][-1][1]
             print(f"run {repeat + 1}: ray {runs['ray'][-1][0]:.1f} s; "
