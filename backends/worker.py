@@ -2,7 +2,8 @@
 after run.
 
 Jobs from the parent: ``("case", index, case)``, ``("probe", index)`` (the op probes of a case
-already served, ``backends.probe``; ``("probe", index, case)`` carries the case again), ``("idle",)`` at the end of each run, and finally None.
+already served, ``backends.probe``; ``("probe", index, case)`` carries the case again),
+``("idle",)`` at the end of each run, and finally None.
 What it does with a case is the job named by ``options["job"]``: ``parity`` (the default)
 answers ``(evaluation, trajectory)``, ``bench`` answers ``(timings,)``, one entry per bench mode.
 

@@ -59,19 +59,20 @@ def fingerprint(outcomes: dict, device: str, allow_tf32: bool) -> Environment:
     columns ran on other nodes (a Ray cluster: ``BackendOutcome.node``), each column's node and
     each node's own fingerprint, by node label."""
     nodes = {name: o.node["label"] for name, o in outcomes.items() if o.node}
-    environments = {label: node_environment(label, outcomes, device, allow_tf32) for label in dict.fromkeys(nodes.values())}
-    return Environment(**machine(), frameworks=versions(outcomes), flags={name: o.flags for name, o in outcomes.items() if o.flags},
-                       device=device, allow_tf32=allow_tf32, git_commit=git_commit(), environments=environments, nodes=nodes)
+    environments = {label: node_environment(label, outcomes, device, allow_tf32)
+                    for label in dict.fromkeys(nodes.values())}
+    return Environment(**machine(), **backend_fields(outcomes), device=device, allow_tf32=allow_tf32,
+                       git_commit=git_commit(), environments=environments, nodes=nodes)
 
 
-def versions(outcomes: dict) -> dict[str, str]:
-    """Each backend's framework version, where it said."""
-    return {name: o.version for name, o in outcomes.items() if o.version}
+def backend_fields(outcomes: dict) -> dict:
+    """Each backend's framework version and flags, where it said."""
+    return {"frameworks": {name: o.version for name, o in outcomes.items() if o.version},
+            "flags": {name: o.flags for name, o in outcomes.items() if o.flags}}
 
 
 def node_environment(label: str, outcomes: dict, device: str, allow_tf32: bool) -> Environment:
     """The fingerprint of the node ``label``: its machine and the columns that ran there."""
     here = {name: o for name, o in outcomes.items() if o.node and o.node["label"] == label}
-    fields = {key: value for key, value in next(iter(here.values())).node.items() if key not in ("label", "pid")}
-    return Environment(**fields, frameworks=versions(here), flags={name: o.flags for name, o in here.items() if o.flags},
-                       device=device, allow_tf32=allow_tf32, git_commit=None)
+    node = {key: value for key, value in next(iter(here.values())).node.items() if key not in ("label", "pid")}
+    return Environment(**node, **backend_fields(here), device=device, allow_tf32=allow_tf32, git_commit=None)

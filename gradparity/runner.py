@@ -373,9 +373,8 @@ def worker_command(interpreter: str | None = None) -> list[str]:
 def worker_path(entry: BackendEntry) -> list[str]:
     """The ``sys.path`` entries a worker puts first: all of this process's, or, for a worker
     in another environment, those outside this environment's installation (its standard
-    library and site-packages would shadow the other environment's own packages; on Ray, a
-    pinned version's ``uv`` environment is another environment too)."""
-    if entry.interpreter is None and entry.pinned is None:
+    library and site-packages would shadow the other environment's own packages)."""
+    if entry.interpreter is None:
         return sys.path
     installation = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     return [folder for folder in sys.path
