@@ -66,8 +66,13 @@ def recipe(entry: BackendEntry) -> Recipe:
 
 def source_of(package: str) -> list[str]:
     """uv's install arguments for ``package`` as it is installed here: ``-e FOLDER`` for an
-    editable install, its URL for one from a folder or file, else ``package==version``."""
-    distribution = importlib.metadata.distribution(package)
+    editable install, its URL for one from a folder or file, else ``package==version``. The
+    install that records where it came from (``direct_url.json``) is preferred to one found
+    earlier on ``sys.path`` that does not, such as the ``.egg-info`` setuptools leaves in a
+    source folder that is the current directory."""
+    installs = list(importlib.metadata.distributions(name=package))
+    recorded = [install for install in installs if install.read_text("direct_url.json")]
+    distribution = (recorded or installs or [importlib.metadata.distribution(package)])[0]
     origin = json.loads(distribution.read_text("direct_url.json") or "null")
     if origin is None:
         return [f"{distribution.name}=={distribution.version}"]

@@ -16,7 +16,7 @@ import pytest
 
 from gradparity.backends import known
 from gradparity.engine import shares
-from gradparity.venvs import reason
+from gradparity.venvs import reason, source_of
 from gradparity.merge import load_documents, merge
 from gradparity.versions import gap, version_groups
 
@@ -138,6 +138,18 @@ def test_uvs_reason_is_one_line():
                                                                                           "Because numpy==0.0.1 is missing")
     assert reason(["error: Failed to fetch: `https://pypi.org/simple/numpy/`"]) == "Failed to fetch: `https://pypi.org/simple/numpy/`"
     assert reason(["something went wrong", "exit"]) == "exit"
+
+
+def test_a_source_folders_egg_info_first_on_the_path_does_not_hide_the_install(tmp_path, monkeypatch):
+    """``python -m pytest`` in the source folder puts it, with the ``gradparity.egg-info`` that
+    setuptools leaves there, first on ``sys.path``: the environment still gets gradparity from
+    where it is installed (editable, from this repository, by ``make test``), not
+    ``gradparity==0.1.0`` from a registry that does not have it."""
+    metadata = tmp_path / "gradparity.egg-info"
+    metadata.mkdir()
+    (metadata / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: gradparity\nVersion: 0.1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert source_of("gradparity") == ["-e", str(Path(__file__).resolve().parents[1])]
 
 
 @pytest.mark.autograd
