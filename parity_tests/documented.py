@@ -7,7 +7,13 @@ A page's ``console`` blocks claim output: each ``$ command`` line (a trailing ``
 is run, and what it prints (stdout and stderr, as a terminal shows them) must match the lines
 below it up to the next ``$``. In the expected lines ``...`` stands for any text within a line,
 and a line holding only ``...`` for any number of lines — for timings, dates and paths, as in
-doctest's ELLIPSIS. A code block with ``title="NAME"`` is written to the file NAME before the
+doctest's ELLIPSIS. A console block right after the comment ``VARYING_FIGURES`` (``<!-- the
+figures below vary by CPU -->``, unseen on the site) shows rounding errors, whose figures vary
+with the CPU (its vector kernels decide the order of the sums: an AMD EPYC and an Intel Xeon
+print different last digits): there a decimal figure (``0.043``, ``2.3e-16``) or a
+multiple (``87×``) matches any number of that form, and a run of blanks any run of blanks (a
+matrix's columns widen with their figures); the words, the verdicts and the counts still have to
+be as the page says. A code block with ``title="NAME"`` is written to the file NAME before the
 commands after it run, so a page can save a script and then run it. Other blocks (``sh``,
 ``python`` without a title, ...) show code without output and are not run.
 """
@@ -27,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)(?P<attributes>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                    re.MULTILINE | re.DOTALL)
 TITLE = re.compile(r'title="([^"]+)"')
+VARYING_FIGURES = "<!-- the figures below vary by CPU -->"  # on the line before a console block
+FIGURE = re.compile(r"\d+\.\d+(?:e[+-]?\d+)?|\d+e[+-]?\d+|\d+(?=×)| +")  # a figure, or a run of blanks
+ANY_FIGURE = r"\d+(?:\.\d+)?(?:e[+-]?\d+)?"
 COMMAND_TIMEOUT_S = 300
 WIDTH = 100  # the terminal width the documented output was taken at
 
@@ -38,6 +47,7 @@ class Command:
     line: int
     command: str
     expected: list[str]
+    figures_vary: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,11 @@ def steps(markdown: str) -> list[Command | File]:
         if title:
             found.append(File(first, title.group(1), "\n".join(body) + "\n"))
         elif block["lang"] == "console":
-            found.extend(commands(body, first))
+            found.extend(commands(body, first, markdown[:block.start()].rstrip().endswith(VARYING_FIGURES)))
     return found
 
 
-def commands(lines: list[str], first: int) -> list[Command]:
+def commands(lines: list[str], first: int, figures_vary: bool = False) -> list[Command]:
     """The ``$`` commands of a console block's ``lines`` (the first at page line ``first``)."""
     found: list[Command] = []
     index = 0
@@ -81,19 +91,31 @@ def commands(lines: list[str], first: int) -> list[Command]:
         while index < len(lines) and not lines[index].startswith("$ "):
             output.append(lines[index])
             index += 1
-        found.append(Command(first + start, " ".join(part.strip() for part in parts), output))
+        found.append(Command(first + start, " ".join(part.strip() for part in parts), output, figures_vary))
     return found
 
 
-def pattern(expected: list[str]) -> re.Pattern[str]:
-    """The regular expression of expected lines: ``...`` any text in a line, alone any lines."""
+def pattern(expected: list[str], figures_vary: bool = False) -> re.Pattern[str]:
+    """The regular expression of expected lines: ``...`` any text in a line, alone any lines;
+    where the figures vary, each figure any number and each run of blanks any run."""
+    literal = figure_pattern if figures_vary else re.escape
     parts = []
     for line in expected:
         if line.strip() == "...":
             parts.append(r"(?:[^\n]*\n)*?")
         else:
-            parts.append(".*?".join(map(re.escape, line.rstrip().split("..."))) + r"\n")
+            parts.append(".*?".join(map(literal, line.rstrip().split("..."))) + r"\n")
     return re.compile("".join(parts))
+
+
+def figure_pattern(text: str) -> str:
+    """``text`` as a regular expression in which each figure (``FIGURE``) matches any number
+    and each run of blanks any run of blanks; the rest as written."""
+    parts, end = [], 0
+    for found in FIGURE.finditer(text):
+        parts += [re.escape(text[end:found.start()]), " +" if found[0].startswith(" ") else ANY_FIGURE]
+        end = found.end()
+    return "".join(parts) + re.escape(text[end:])
 
 
 def normalised(output: str) -> str:
@@ -104,13 +126,13 @@ def normalised(output: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def matches(expected: list[str], output: str) -> bool:
+def matches(expected: list[str], output: str, figures_vary: bool = False) -> bool:
     """Whether ``output`` is what the ``expected`` lines say, ellipses included (trailing empty
     lines aside)."""
     lines = list(expected)
     while lines and not lines[-1].strip():
         lines.pop()
-    return pattern(lines).fullmatch(normalised(output)) is not None
+    return pattern(lines, figures_vary).fullmatch(normalised(output)) is not None
 
 
 def environment() -> dict[str, str]:
@@ -150,7 +172,7 @@ def run_page(page: Path, folder: Path) -> list[str]:
             continue
         done = subprocess.run(["bash", "-c", step.command], cwd=folder, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=COMMAND_TIMEOUT_S)
-        if not matches(step.expected, done.stdout):
+        if not matches(step.expected, done.stdout, step.figures_vary):
             diff = difflib.unified_diff(step.expected, normalised(done.stdout).splitlines(), "documented", "printed",
                                         lineterm="")
             problems.append(f"{page.name}:{step.line}: $ {step.command} (exit {done.returncode}) printed other "

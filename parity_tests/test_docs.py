@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from documented import FENCE, ROOT, Command, build_site, run_page, steps, workspace
+from documented import FENCE, ROOT, VARYING_FIGURES, Command, build_site, run_page, steps, workspace
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -95,6 +95,23 @@ def test_a_command_whose_output_changed_fails_its_page(tmp_path):
     assert len(problems) == 1 and problems[0].startswith("page.md:4: $ gradparity check"), problems
     assert "+PASS: the cost and all 4 gradients agree with the reference (float64)." in problems[0]
 
+
+
+def test_where_the_figures_vary_by_cpu_only_the_figures_may_differ(tmp_path):
+    """Under ``VARYING_FIGURES`` another figure and a wider column match; another count or
+    verdict does not; without the comment, another figure does not either."""
+    printed = "$ printf 'a  ✓ 0.06×  ✓ 2.4e-05\\n3 pass · 87× below\\n'\n"
+    pages = {"marked-same": (f"{VARYING_FIGURES}\n", "a  ✓ 0.046× ✓ 1.7e-05\n3 pass · 88× below"),
+             "marked-count": (f"{VARYING_FIGURES}\n", "a  ✓ 0.046× ✓ 1.7e-05\n2 pass · 88× below"),
+             "marked-verdict": (f"{VARYING_FIGURES}\n", "a  ✗ 0.046× ✓ 1.7e-05\n3 pass · 88× below"),
+             "unmarked": ("", "a  ✓ 0.046× ✓ 1.7e-05\n3 pass · 88× below")}
+    failed = set()
+    for name, (mark, expected) in pages.items():
+        page = tmp_path / f"{name}.md"
+        page.write_text(f"# A page\n\n{mark}```console\n{printed}{expected}\n```\n")
+        if run_page(page, tmp_path):
+            failed.add(name)
+    assert failed == {"marked-count", "marked-verdict", "unmarked"}
 
 @pytest.mark.parametrize("page", TASK_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_every_block_that_shows_output_is_run(page):
