@@ -70,9 +70,8 @@ def source_of(package: str) -> list[str]:
     install that records where it came from (``direct_url.json``) is preferred to one found
     earlier on ``sys.path`` that does not, such as the ``.egg-info`` setuptools leaves in a
     source folder that is the current directory."""
-    installs = list(importlib.metadata.distributions(name=package))
-    recorded = [install for install in installs if install.read_text("direct_url.json")]
-    distribution = (recorded or installs or [importlib.metadata.distribution(package)])[0]
+    installs = list(importlib.metadata.distributions(name=package)) or [importlib.metadata.distribution(package)]
+    distribution = next((install for install in installs if install.read_text("direct_url.json")), installs[0])
     origin = json.loads(distribution.read_text("direct_url.json") or "null")
     if origin is None:
         return [f"{distribution.name}=={distribution.version}"]

@@ -96,7 +96,6 @@ def test_a_command_whose_output_changed_fails_its_page(tmp_path):
     assert "+PASS: the cost and all 4 gradients agree with the reference (float64)." in problems[0]
 
 
-
 def test_where_the_figures_vary_by_cpu_only_the_figures_may_differ(tmp_path):
     """Under ``VARYING_FIGURES`` another figure and a wider column match; another count or
     verdict does not; without the comment, another figure does not either."""
@@ -112,6 +111,7 @@ def test_where_the_figures_vary_by_cpu_only_the_figures_may_differ(tmp_path):
         if run_page(page, tmp_path):
             failed.add(name)
     assert failed == {"marked-count", "marked-verdict", "unmarked"}
+
 
 @pytest.mark.parametrize("page", TASK_PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_every_block_that_shows_output_is_run(page):
